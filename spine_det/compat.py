@@ -1,0 +1,142 @@
+"""Every compatibility shim spine_det needs to run Detectron2, in one place.
+
+Import this module before anything from ``detectron2`` (``spine_det/__init__.py``
+does). Each shim is applied only when its problem is actually present, so with
+an official Detectron2 build (compiled ``_C``) and matching libraries nothing
+here changes anything.
+
+Why each shim exists:
+
+1. ``PIL.Image.LINEAR`` was removed in Pillow 10. Detectron2 v0.6 reads it as a
+   default argument in ``data/transforms/transform.py``, so ``import
+   detectron2.data`` fails without it. It was always an alias of ``BILINEAR``.
+2. ``detectron2._C`` is the compiled extension. PyPI's ``pb1-detectron2==0.6``
+   ships the Python sources only, and in v0.6 ``layers``, ``structures`` and
+   ``evaluation`` import ``_C`` at module level. We register a stand-in module
+   whose ops (rotated boxes, deformable conv, fast COCO eval) raise
+   :class:`CompiledOpsMissingError` naming what to install, and whose
+   environment probes (used by ``collect_env`` via ``default_setup``) answer.
+   Standard Mask R-CNN needs none of those ops (RoIAlign and NMS come from
+   torchvision).
+3. ``pkg_resources`` (used by ``detectron2.model_zoo`` in v0.6 and in main) was
+   removed from setuptools 81+; setup.py pins ``setuptools<81``. Here we only
+   turn the bare ImportError into a message that says so.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Optional
+
+_INSTALL_HINT = (
+    "this Detectron2 has no compiled ops (installed from PyPI's Python-only sources); "
+    "build the official one with `DETECTRON2_SOURCE=git make install` on a machine that reaches GitHub"
+)
+
+# Ops of detectron2._C (v0.6 and main) that have no Python fallback.
+COMPILED_OPS = (
+    "box_iou_rotated",
+    "nms_rotated",
+    "roi_align_rotated_forward",
+    "roi_align_rotated_backward",
+    "deform_conv_forward",
+    "deform_conv_backward_input",
+    "deform_conv_backward_filter",
+    "modulated_deform_conv_forward",
+    "modulated_deform_conv_backward",
+    "COCOevalAccumulate",
+    "COCOevalEvaluateImages",
+    "InstanceAnnotation",
+    "ImageEvaluation",
+)
+
+
+class CompiledOpsMissingError(RuntimeError):
+    """Raised when code asks for a Detectron2 op that needs the compiled extension."""
+
+
+class _CompiledOpsStandIn(types.ModuleType):
+    """Stand-in for ``detectron2._C``: imports fine, fails clearly when an op is used."""
+
+    is_spine_det_stand_in = True
+
+    def __init__(self) -> None:
+        super().__init__("detectron2._C", "spine_det stand-in for Detectron2's compiled ops")
+
+    # collect_env() calls these three through default_setup().
+    @staticmethod
+    def get_compiler_version() -> str:
+        return "none (no compiled ops)"
+
+    @staticmethod
+    def get_cuda_version() -> str:
+        return "none (no compiled ops)"
+
+    @staticmethod
+    def has_cuda() -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise CompiledOpsMissingError(f"detectron2._C.{name} is not available: {_INSTALL_HINT}")
+
+
+def _detectron2_dir() -> Optional[Path]:
+    """Folder of the installed detectron2 package, found without importing it."""
+    spec = importlib.util.find_spec("detectron2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def has_compiled_ops() -> bool:
+    """True when the installed Detectron2 carries its compiled ``_C`` extension."""
+    d2 = _detectron2_dir()
+    return bool(d2 and any(d2.glob("_C.*")))
+
+
+def _patch_pillow() -> None:
+    from PIL import Image
+
+    if not hasattr(Image, "LINEAR"):
+        Image.LINEAR = Image.BILINEAR  # type: ignore[attr-defined]
+
+
+def _install_compiled_ops_stand_in() -> None:
+    if "detectron2._C" in sys.modules or _detectron2_dir() is None or has_compiled_ops():
+        return
+    # `from detectron2 import _C` falls back to sys.modules["detectron2._C"] when the
+    # package has no such attribute, so detectron2 itself need not be imported here.
+    sys.modules["detectron2._C"] = _CompiledOpsStandIn()
+
+
+def _check_pkg_resources() -> None:
+    try:
+        import pkg_resources  # noqa: F401  (imported for its side effect of being importable)
+    except ImportError as exc:  # setuptools >= 81
+        raise ImportError(
+            "Detectron2's model_zoo needs `pkg_resources`, removed in setuptools 81: "
+            "run `pip install 'setuptools<81'` (make install does)"
+        ) from exc
+
+
+def apply() -> None:
+    """Apply every shim that is needed; safe to call many times."""
+    _patch_pillow()
+    _install_compiled_ops_stand_in()
+
+
+def uses_stand_in() -> bool:
+    """True when ``detectron2._C`` is our stand-in rather than the compiled extension."""
+    return bool(getattr(sys.modules.get("detectron2._C"), "is_spine_det_stand_in", False))
+
+
+def require_model_zoo() -> None:
+    """Call before ``detectron2.model_zoo`` to get a clear error about setuptools."""
+    _check_pkg_resources()
+
+
+apply()

@@ -1,0 +1,158 @@
+"""Spine-specific config keys for Detectron2 (``cfg.SPINE``) and the helpers that use them.
+
+Follows PointRend's ``add_pointrend_config`` pattern: call :func:`add_spine_config`
+on a fresh ``get_cfg()`` *before* ``merge_from_file`` so our YAMLs may set the keys.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from spine_det.tasks import TASKS, VIEWS, get_task
+
+logger = logging.getLogger(__name__)
+
+PROFILES = ("full", "cpu")
+_SPLIT_SUFFIX = re.compile(r"_(train|val|test)$")
+
+
+def add_spine_config(cfg) -> None:
+    """Add the ``cfg.SPINE`` node (data location, tasks, augmentation, evaluation)."""
+    from detectron2.config import CfgNode as CN
+
+    cfg.SPINE = CN()
+    # Data: the raw dataset folder; it is scanned and converted to COCO once, into CACHE_DIR
+    # (empty = spine_det.data.prepare.default_cache_dir, never inside DATA_ROOT).
+    cfg.SPINE.DATA_ROOT = ""
+    cfg.SPINE.CACHE_DIR = ""
+    cfg.SPINE.SPLIT_SEED = 0
+    # What the model predicts: a view ("ap"/"lat") and its task names; index = category id.
+    cfg.SPINE.VIEW = ""
+    cfg.SPINE.TASKS = []
+    # Random init with FrozenBN cannot learn the norm layers: replace by this norm (or "" to fail).
+    cfg.SPINE.SCRATCH_NORM = "GN"
+
+    # Augmentations DatasetMapper's config does not cover (applied after the resize).
+    cfg.SPINE.INPUT = CN()
+    cfg.SPINE.INPUT.ROTATION = 0.0  # max |angle| in degrees; 0 = off
+    cfg.SPINE.INPUT.BRIGHTNESS = (1.0, 1.0)  # intensity scale range; (1, 1) = off
+    cfg.SPINE.INPUT.CONTRAST = (1.0, 1.0)  # contrast scale range; (1, 1) = off
+
+    cfg.SPINE.EVAL = CN()
+    # Instances with score >= this are pasted into the task's semantic mask.
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5
+    # Splits evaluated by --eval-only and after training (with model_best.pth).
+    cfg.SPINE.EVAL.SPLITS = ("val", "test")
+    # Also report COCO box/mask AP (pycocotools, slow on big images).
+    cfg.SPINE.EVAL.COCO_AP = True
+    # Validation metric that picks model_best.pth; "" = "<task>/dice" or "mean/dice".
+    cfg.SPINE.EVAL.BEST_METRIC = ""
+
+
+def profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
+    """YAML of a profile, looked up in ``profiles/`` beside the config (None for ``full``)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    if profile == "full":
+        return None
+    for folder in (Path(config_file).resolve().parent, Path(__file__).resolve().parents[2] / "configs"):
+        p = folder / "profiles" / f"{profile}.yaml"
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"profile {profile!r}: no profiles/{profile}.yaml beside {config_file}")
+
+
+def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
+    """Merge ``profiles/<profile>.yaml`` over the task config (``full`` changes nothing)."""
+    p = profile_path(config_file, profile)
+    if p is not None:
+        cfg.merge_from_file(str(p))
+        logger.info("Merged profile %s from %s", profile, p)
+
+
+def spine_tasks(cfg) -> List[str]:
+    """Task names of the config, validated against spine_det.tasks and NUM_CLASSES."""
+    tasks = [get_task(t).name for t in cfg.SPINE.TASKS]
+    if not tasks:
+        raise ValueError("config has no SPINE.TASKS; use one of the configs/<task>.yaml files")
+    views = {TASKS[t].view for t in tasks}
+    if len(views) != 1:
+        raise ValueError(f"SPINE.TASKS mixes views {sorted(views)}; one model predicts one view")
+    if cfg.SPINE.VIEW and cfg.SPINE.VIEW not in views:
+        raise ValueError(f"SPINE.VIEW={cfg.SPINE.VIEW!r} but SPINE.TASKS are of view {views.pop()!r}")
+    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != len(tasks):
+        raise ValueError(
+            f"MODEL.ROI_HEADS.NUM_CLASSES={cfg.MODEL.ROI_HEADS.NUM_CLASSES} but SPINE.TASKS has {len(tasks)} tasks"
+        )
+    return tasks
+
+
+def split_dataset_names(cfg, split: str) -> List[str]:
+    """The test datasets of ``cfg`` moved to another split (``spine_lat_vertebra_val`` -> ``..._test``)."""
+    names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TRAIN)
+    return list(dict.fromkeys(_SPLIT_SUFFIX.sub(f"_{split}", n) for n in names))
+
+
+def best_metric_key(cfg) -> str:
+    """Flattened EvalHook key of the validation Dice that selects model_best.pth."""
+    if cfg.SPINE.EVAL.BEST_METRIC:
+        return cfg.SPINE.EVAL.BEST_METRIC
+    tasks = list(cfg.SPINE.TASKS)
+    return f"{tasks[0]}/dice" if len(tasks) == 1 else "mean/dice"
+
+
+def uses_pretrained_weights(cfg) -> bool:
+    return bool(cfg.MODEL.WEIGHTS)
+
+
+def fix_scratch_norm(cfg) -> None:
+    """Random init cannot train FrozenBN: swap in SPINE.SCRATCH_NORM, with a warning (or fail)."""
+    if cfg.MODEL.WEIGHTS or cfg.MODEL.RESNETS.NORM != "FrozenBN":
+        return
+    if not cfg.SPINE.SCRATCH_NORM:
+        raise ValueError(
+            "MODEL.WEIGHTS is empty (random init) but MODEL.RESNETS.NORM is FrozenBN, which cannot learn; "
+            "set MODEL.RESNETS.NORM GN (or SPINE.SCRATCH_NORM GN to do it automatically)"
+        )
+    logger.warning(
+        "MODEL.WEIGHTS is empty (random init): replacing FrozenBN by %s in the backbone and FPN",
+        cfg.SPINE.SCRATCH_NORM,
+    )
+    cfg.MODEL.RESNETS.NORM = cfg.SPINE.SCRATCH_NORM
+    if not cfg.MODEL.FPN.NORM:
+        cfg.MODEL.FPN.NORM = cfg.SPINE.SCRATCH_NORM
+
+
+def get_spine_cfg(
+    config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()
+):
+    """get_cfg → add_spine_config → merge_from_file → profile → merge_from_list(opts) (not frozen)."""
+    import spine_det.compat  # noqa: F401  (shims before detectron2)
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_spine_config(cfg)
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file not found: {config_file}")
+        cfg.merge_from_file(str(config_file))
+        apply_profile(cfg, config_file, profile)
+    cfg.merge_from_list(list(opts))
+    fix_scratch_norm(cfg)
+    return cfg
+
+
+__all__ = [
+    "PROFILES",
+    "VIEWS",
+    "add_spine_config",
+    "apply_profile",
+    "best_metric_key",
+    "fix_scratch_norm",
+    "get_spine_cfg",
+    "profile_path",
+    "spine_tasks",
+    "split_dataset_names",
+]

@@ -1,0 +1,47 @@
+"""Dataset layer: read the spine X-ray layout, split patients, convert masks to COCO, register with Detectron2.
+
+Importing this package is cheap: ``coco`` (pycocotools, cv2) and ``register``
+(Detectron2) are loaded only when one of their names is first used.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size, read_image, read_mask
+from spine_det.data.layout import Manifest, ViewSample, scan_dataset, split_patients
+from spine_det.data.prepare import PreparedData, default_cache_dir, prepare_dataset
+
+_LAZY = {
+    "mask_to_instances": "spine_det.data.coco",
+    "instances_to_mask": "spine_det.data.coco",
+    "convert_dataset": "spine_det.data.coco",
+    "coco_json_name": "spine_det.data.coco",
+    "register_spine_datasets": "spine_det.data.register",
+    "load_spine_json": "spine_det.data.register",
+}
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DataError",
+    "image_size",
+    "read_image",
+    "read_mask",
+    "Manifest",
+    "ViewSample",
+    "scan_dataset",
+    "split_patients",
+    "PreparedData",
+    "default_cache_dir",
+    "prepare_dataset",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spine_det.data' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

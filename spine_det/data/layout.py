@@ -1,0 +1,362 @@
+"""Find every X-ray and mask of the dataset and assign patient-level splits.
+
+Layout::
+
+    <root>/Training/{Normal,Damaged}/<patient>/{AP,LAT}/{AP,LAT}.<ext>
+    <root>/Training/{Normal,Damaged}/<patient>/AP/Ap_Vertebra.png ...   (stems: Task.mask_stem)
+    <root>/Test/...                                                     (optional, same shape)
+
+Folder and file names are matched case-insensitively; they may contain spaces
+and parentheses (``ID (97)``). The result is a :class:`Manifest`, written once
+to the cache dir and read everywhere else, so that every tool sees the same
+samples and the same splits.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size
+from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
+from spine_det.utils.fileio import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+TRAIN_FOLDER = "Training"
+TEST_FOLDER = "Test"
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class ViewSample:
+    """One X-ray (one view of one patient) with its mask files."""
+
+    patient_id: str  # unique across the dataset: "Training/Normal/ID (97)"
+    label: str  # "Normal" | "Damaged"
+    split: str  # "train" | "val" | "test"
+    view: str  # "ap" | "lat"
+    image: str  # absolute path of the X-ray
+    masks: Dict[str, Optional[str]]  # task name -> absolute mask path, None if missing
+    height: int
+    width: int
+
+    @property
+    def key(self) -> str:
+        """Stable unique id of this image, used as image_id everywhere."""
+        return f"{self.patient_id}/{self.view}"
+
+    def mask_files(self) -> Dict[str, str]:
+        """Only the masks that exist."""
+        return {t: p for t, p in self.masks.items() if p}
+
+
+@dataclass
+class Manifest:
+    """What was found under a data root, and the split of every patient."""
+
+    root: str
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    samples: List[ViewSample] = field(default_factory=list)
+    problems: List[dict] = field(default_factory=list)  # {"patient", "file", "reason"}
+    test_from_folder: bool = False  # True when a Test folder gave the test split
+
+    def select(
+        self, split: Optional[str] = None, view: Optional[str] = None, task: Optional[str] = None
+    ) -> List[ViewSample]:
+        """Samples filtered by split / view; with ``task``, only those that have its mask."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if view is not None and view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
+        t = get_task(task) if task is not None else None
+        out = []
+        for s in self.samples:
+            if split is not None and s.split != split:
+                continue
+            if view is not None and s.view != view:
+                continue
+            if t is not None and (s.view != t.view or not s.masks.get(t.name)):
+                continue
+            out.append(s)
+        return out
+
+    def patients(self, split: Optional[str] = None) -> List[Tuple[str, str]]:
+        """(patient_id, label) of every patient (in a split), in manifest order."""
+        seen: Dict[str, str] = {}
+        for s in self.samples:
+            if split is None or s.split == split:
+                seen.setdefault(s.patient_id, s.label)
+        return list(seen.items())
+
+    def get(self, key: str) -> ViewSample:
+        """The sample with this :attr:`ViewSample.key`."""
+        for s in self.samples:
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["version"] = MANIFEST_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        d = dict(d)
+        d.pop("version", None)
+        d["samples"] = [ViewSample(**s) for s in d.get("samples", [])]
+        return cls(**d)
+
+    def save(self, path: PathLike) -> None:
+        atomic_write_json(path, self.to_dict(), indent=1)
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Manifest":
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                return cls.from_dict(json.load(f))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataError(path, f"cannot read manifest ({type(exc).__name__}: {exc})") from None
+
+    def summary(self) -> str:
+        """One line: patients per split, images per view, problems."""
+        per_split = {sp: len(self.patients(sp)) for sp in SPLITS}
+        n_pat = sum(per_split.values())
+        labels = {lab: sum(1 for _, l in self.patients() if l == lab) for lab in LABELS}
+        views = {v: len(self.select(view=v)) for v in VIEWS}
+        missing = sum(1 for s in self.samples for p in s.masks.values() if not p)
+        return (
+            f"{n_pat} patients (train {per_split['train']} / val {per_split['val']} / test {per_split['test']}; "
+            + ", ".join(f"{k} {v}" for k, v in labels.items())
+            + f"), {views['ap']} AP + {views['lat']} LAT images, {missing} missing masks, "
+            f"{len(self.problems)} problems"
+            + (" (test split from the Test folder)" if self.test_from_folder else " (seeded test split)")
+        )
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _children(folder: Path) -> Dict[str, Path]:
+    """Entries of a folder by lower-case name (sorted for determinism)."""
+    try:
+        return {p.name.lower(): p for p in sorted(folder.iterdir())}
+    except OSError:
+        return {}
+
+
+def _find_file(folder_entries: Dict[str, Path], stem: str) -> Optional[Path]:
+    """File with this stem (case-insensitive) and a known image suffix; first suffix in IMAGE_SUFFIXES wins."""
+    stem = stem.lower()
+    for suffix in IMAGE_SUFFIXES:
+        p = folder_entries.get(stem + suffix)
+        if p is not None and p.is_file():
+            return p
+    return None
+
+
+class _Problems:
+    """Collects problems; raises at the first one when strict."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.items: List[dict] = []
+
+    def add(self, patient: Optional[str], file: PathLike, reason: str) -> None:
+        err = DataError(file, reason, patient)
+        if self.strict:
+            raise err
+        logger.warning("skipped: %s", err)
+        self.items.append(err.as_problem())
+
+
+def _scan_patient(
+    patient_dir: Path, patient_id: str, label: str, problems: _Problems
+) -> List[ViewSample]:
+    samples: List[ViewSample] = []
+    entries = _children(patient_dir)
+    for view in VIEWS:
+        view_dir = entries.get(VIEW_FOLDER[view].lower())
+        if view_dir is None or not view_dir.is_dir():
+            problems.add(patient_id, patient_dir / VIEW_FOLDER[view], "view folder missing")
+            continue
+        files = _children(view_dir)
+        image = _find_file(files, VIEW_IMAGE_STEM[view])
+        if image is None:
+            problems.add(
+                patient_id,
+                view_dir / f"{VIEW_IMAGE_STEM[view]}.jpg",
+                f"image missing (looked for {VIEW_IMAGE_STEM[view]} with {'/'.join(IMAGE_SUFFIXES)})",
+            )
+            continue
+        try:
+            height, width = image_size(image)
+        except DataError as exc:
+            problems.add(patient_id, image, exc.reason)
+            continue
+        masks: Dict[str, Optional[str]] = {}
+        for task in tasks_of_view(view):
+            mpath = _find_file(files, task.mask_stem)
+            if mpath is None:
+                problems.add(patient_id, view_dir / f"{task.mask_stem}.png", "mask missing")
+                masks[task.name] = None
+                continue
+            try:
+                mh, mw = image_size(mpath)
+            except DataError as exc:
+                problems.add(patient_id, mpath, exc.reason)
+                masks[task.name] = None
+                continue
+            if (mh, mw) != (height, width):
+                problems.add(
+                    patient_id, mpath, f"mask size {mw}x{mh} differs from its image {width}x{height} (WxH)"
+                )
+                masks[task.name] = None
+                continue
+            masks[task.name] = str(mpath.resolve())
+        samples.append(
+            ViewSample(
+                patient_id=patient_id,
+                label=label,
+                split="",
+                view=view,
+                image=str(image.resolve()),
+                masks=masks,
+                height=height,
+                width=width,
+            )
+        )
+    return samples
+
+
+def _scan_split_folder(
+    root: Path, folder: Path, problems: _Problems
+) -> List[Tuple[str, str, List[ViewSample]]]:
+    """(patient_id, label, samples) for every patient under Training/ or Test/."""
+    out = []
+    labels = {lab.lower(): lab for lab in LABELS}
+    for name, label_dir in _children(folder).items():
+        if not label_dir.is_dir():
+            continue
+        label = labels.get(name)
+        if label is None:
+            problems.add(None, label_dir, f"unknown class folder (expected {' or '.join(LABELS)})")
+            continue
+        for patient_dir in _children(label_dir).values():
+            if not patient_dir.is_dir():
+                continue
+            patient_id = patient_dir.relative_to(root).as_posix()
+            samples = _scan_patient(patient_dir, patient_id, label, problems)
+            if samples:
+                out.append((patient_id, label, samples))
+            else:
+                problems.add(patient_id, patient_dir, "no readable X-ray in this patient folder")
+    return out
+
+
+def split_patients(
+    patients: Sequence[Tuple[str, str]], fraction: float, seed: int
+) -> Tuple[List[str], List[str]]:
+    """Seeded, label-stratified patient split: (kept, carved) patient ids.
+
+    The carved set has round(N * fraction) patients (at least one when
+    fraction > 0 and N > 1), spread over the labels in proportion.
+    """
+    ids = [p for p, _ in patients]
+    n = len(ids)
+    k = int(round(n * fraction)) if fraction > 0 else 0
+    if fraction > 0 and n > 1:
+        k = max(k, 1)
+    k = min(k, n - 1) if n > 1 else 0
+    rng = random.Random(seed)
+    by_label: Dict[str, List[str]] = {}
+    for pid, lab in sorted(patients):
+        by_label.setdefault(lab, []).append(pid)
+    # Interleave the shuffled labels by relative rank: taking the first k gives a stratified sample.
+    ranked = []
+    for lab in sorted(by_label):
+        members = by_label[lab]
+        rng.shuffle(members)
+        for i, pid in enumerate(members):
+            ranked.append(((i + 0.5) / len(members), rng.random(), pid))
+    ranked.sort()
+    carved = {pid for _, _, pid in ranked[:k]}
+    return [p for p in ids if p not in carved], [p for p in ids if p in carved]
+
+
+def scan_dataset(
+    root: PathLike,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    strict: bool = False,
+) -> Manifest:
+    """Scan ``root`` (headers only) and assign patient-level, seeded, stratified splits.
+
+    The test split is the ``Test`` folder when present, else a seeded
+    ``test_fraction`` of the Training patients; validation is a seeded
+    ``val_fraction`` of the remaining Training patients. Problems (missing or
+    unreadable files, masks of the wrong size) are recorded and skipped, or
+    raised as :class:`DataError` with ``strict=True``.
+    """
+    root_path = Path(root).expanduser().resolve()
+    if not root_path.is_dir():
+        raise DataError(root_path, "data root is not a folder")
+    problems = _Problems(strict)
+    top = _children(root_path)
+    train_dir = top.get(TRAIN_FOLDER.lower())
+    test_dir = top.get(TEST_FOLDER.lower())
+    if train_dir is None or not train_dir.is_dir():
+        raise DataError(
+            root_path,
+            f"no {TRAIN_FOLDER}/ folder (expected {TRAIN_FOLDER}/{{Normal,Damaged}}/<patient>/{{AP,LAT}}/...)",
+        )
+    training = _scan_split_folder(root_path, train_dir, problems)
+    testing = _scan_split_folder(root_path, test_dir, problems) if test_dir is not None and test_dir.is_dir() else []
+    if not training:
+        raise DataError(train_dir, "no patients found (expected Normal/<patient>/{AP,LAT}/... or Damaged/...)")
+    test_from_folder = bool(testing)
+    split_of: Dict[str, str] = {}
+    train_patients = [(pid, lab) for pid, lab, _ in training]
+    if test_from_folder:
+        for pid, _, _ in testing:
+            split_of[pid] = "test"
+    else:
+        train_patients, test_ids = _carve(train_patients, test_fraction, seed)
+        split_of.update({pid: "test" for pid in test_ids})
+    train_patients, val_ids = _carve(train_patients, val_fraction, seed + 1)
+    split_of.update({pid: "val" for pid in val_ids})
+    split_of.update({pid: "train" for pid, _ in train_patients})
+    samples: List[ViewSample] = []
+    for pid, _, patient_samples in training + testing:
+        for s in patient_samples:
+            s.split = split_of[pid]
+            samples.append(s)
+    manifest = Manifest(
+        root=str(root_path),
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        samples=samples,
+        problems=problems.items,
+        test_from_folder=test_from_folder,
+    )
+    logger.info("scanned %s: %s", root_path, manifest.summary())
+    return manifest
+
+
+def _carve(
+    patients: List[Tuple[str, str]], fraction: float, seed: int
+) -> Tuple[List[Tuple[str, str]], List[str]]:
+    kept, carved = split_patients(patients, fraction, seed)
+    label = dict(patients)
+    return [(p, label[p]) for p in kept], carved

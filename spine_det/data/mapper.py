@@ -1,0 +1,89 @@
+"""Detectron2 DatasetMapper for spine X-rays.
+
+Detectron2's reader would mangle 16-bit PNG/TIFF and cannot open DICOM, so images
+are read with :func:`spine_det.data.io.read_image` (uint8 grey) and replicated to
+the channels the model's stem expects. Adds small rotations and brightness /
+contrast jitter (DatasetMapper's config only knows resize, flip and crop).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import List
+
+import numpy as np
+
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+import torch
+from detectron2.config import configurable
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+
+from spine_det.data.io import read_image
+
+logger = logging.getLogger(__name__)
+
+
+def grey_to_model_format(grey: np.ndarray, image_format: str) -> np.ndarray:
+    """(H, W) uint8 grey -> (H, W, C) in ``INPUT.FORMAT`` (BGR/RGB: 3 equal channels; L: 1)."""
+    if grey.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got shape {grey.shape}")
+    if image_format in ("BGR", "RGB"):
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image_format == "L":
+        return grey[:, :, None]
+    raise ValueError(f"INPUT.FORMAT {image_format!r} is not supported for grey X-rays (use BGR, RGB or L)")
+
+
+def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
+    """Resize (+ flip) as Detectron2 builds it, then rotation and intensity jitter when training."""
+    augs = utils.build_augmentation(cfg, is_train)
+    if not is_train:
+        return augs
+    sp = cfg.SPINE.INPUT
+    if sp.ROTATION > 0:
+        augs.append(T.RandomRotation([-sp.ROTATION, sp.ROTATION], expand=False, sample_style="range"))
+    if tuple(sp.BRIGHTNESS) != (1.0, 1.0):
+        augs.append(T.RandomBrightness(*sp.BRIGHTNESS))
+    if tuple(sp.CONTRAST) != (1.0, 1.0):
+        augs.append(T.RandomContrast(*sp.CONTRAST))
+    return augs
+
+
+class SpineDatasetMapper(DatasetMapper):
+    """DatasetMapper that reads images with spine_det's reader (grey, DICOM, 16-bit)."""
+
+    @configurable
+    def __init__(self, is_train: bool, **kwargs):
+        super().__init__(is_train, **kwargs)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        ret = super().from_config(cfg, is_train)
+        ret["augmentations"] = build_spine_augmentation(cfg, is_train)
+        if cfg.INPUT.CROP.ENABLED and is_train:
+            ret["augmentations"].insert(0, T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
+        # Rotated boxes are loose: take tight boxes from the rotated masks.
+        if is_train and cfg.MODEL.MASK_ON and (cfg.SPINE.INPUT.ROTATION > 0 or cfg.INPUT.CROP.ENABLED):
+            ret["recompute_boxes"] = True
+        return ret
+
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)  # modified below
+        grey = read_image(dataset_dict["file_name"])
+        image = grey_to_model_format(grey, self.image_format)
+        utils.check_image_size(dataset_dict, image)
+
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        image_shape = image.shape[:2]
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image_shape)
+        return dataset_dict

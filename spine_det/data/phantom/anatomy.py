@@ -1,0 +1,374 @@
+"""The 3-D thoracolumbar spine of one synthetic patient and its projection into AP and LAT.
+
+One :class:`Spine` per patient is built in millimetres and projected into both
+views through a :class:`Frame`, so that AP and LAT show the same levels with the
+same heights. Axes (mm): x = patient's left, y = posterior, z = inferior; the
+origin is the centre of the S1 superior endplate. Each vertebra has a local 2-D
+frame per view: ``u`` across the body (LAT: anterior -> posterior; AP: image
+left -> image right = patient right -> left) and ``v`` along the column (down).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+LEVELS: Tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
+# T9 is drawn (cut by the top edge of the field) but, like a real annotator, never annotated.
+ALL_LEVELS: Tuple[str, ...] = ("T9",) + LEVELS
+
+# Mean adult dimensions (mm) per ALL_LEVELS entry.
+_H = np.array([20.5, 21.5, 22.5, 23.5, 24.5, 25.5, 26.5, 26.5, 26.0])  # body height
+_D = np.array([28.0, 29, 30, 31, 32, 33, 34, 35, 35])  # body depth (LAT)
+_W = np.array([32.0, 34, 36, 39, 42, 44, 46, 48, 50])  # body width (AP)
+_DISC = np.array([5.0, 5.5, 6, 7, 8, 9, 10, 11, 11])  # disc below the level (L5: L5-S1)
+_IPD = np.array([17.0, 18, 19, 21, 22, 23, 24, 26, 28])  # interpedicular distance
+_TP = np.array([9.0, 9, 8, 6, 13, 18, 23, 19, 16])  # transverse process beyond the pedicle
+_THETA = np.array([-16.0, -15, -13, -11, -9, -5, 1, 8, 17])  # sagittal axis tilt (deg), + = down-posterior
+_SP_SLOPE = np.array([45.0, 40, 30, 20, 10, 5, 3, 5, 10])  # spinous process downward slope (deg)
+_RIB_LEN = {"T9": 230.0, "T10": 210.0, "T11": 150.0, "T12": 95.0}
+
+FRACTURE_TYPES = ("none", "wedge", "biconcave", "crush", "burst")
+_GRADE_LOSS = {1: (0.205, 0.245), 2: (0.26, 0.39), 3: (0.41, 0.58)}
+_LEVEL_RISK = np.array([0.5, 1.0, 2.0, 2.0, 1.2, 0.8, 0.6, 0.4])  # fracture risk over LEVELS
+
+
+def genant_grade(loss: float) -> int:
+    """Genant semi-quantitative grade of a height-loss ratio (0: <20%, 1: 20-25%, 2: 25-40%, 3: >40%)."""
+    if loss < 0.20:
+        return 0
+    if loss < 0.25:
+        return 1
+    if loss < 0.40:
+        return 2
+    return 3
+
+
+@dataclass
+class Vertebra:
+    """One vertebra: size, shape after any fracture, and pose (mm / rad)."""
+
+    name: str
+    annotated: bool
+    h_exp: float  # un-fractured body height
+    ha: float  # anterior height
+    hm: float  # middle height
+    hp: float  # posterior height
+    depth: float
+    width: float
+    ipd: float
+    ped_w: float
+    ped_h: float
+    tp_len: float
+    sp_len: float
+    sp_h: float
+    sp_slope: float  # rad
+    theta: float = 0.0  # sagittal tilt of the body axis
+    beta: float = 0.0  # coronal tilt
+    gamma: float = 0.0  # axial rotation
+    disc_below: float = 0.0
+    centre: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    fracture: str = "none"
+    grade: int = 0
+    loss: float = 0.0
+    retro: float = 0.0  # retropulsion of the posterior wall (mm, posterior)
+    listhesis: float = 0.0  # anterior displacement relative to the level below (mm)
+
+    @property
+    def h_axis(self) -> float:
+        return 0.5 * (self.ha + self.hp)
+
+    def profile(self, u: np.ndarray, half: float) -> np.ndarray:
+        """Body height at position u across the body (quadratic through the 3 measured heights)."""
+        t = np.asarray(u, dtype=np.float64) / half  # -1 .. 1
+        side_a, mid, side_p = self.ha, self.hm, self.hp
+        return mid + 0.5 * (side_p - side_a) * t + (0.5 * (side_a + side_p) - mid) * t * t
+
+
+@dataclass
+class Spine:
+    """A patient's spine, sacrum, pelvis and body envelope (mm)."""
+
+    label: str
+    vertebrae: List[Vertebra]  # T9 .. L5, top to bottom
+    sacral_slope: float  # rad
+    s1_depth: float
+    s1_width: float
+    sacrum_len: float
+    crest_z: float  # iliac crest height (z)
+    pelvis_half: float  # half distance between iliac crests
+    body_half_width: float  # AP half width of the trunk
+    body_half_depth: float  # LAT half depth of the trunk
+    body_y: float  # trunk centre (y)
+    fat: float  # soft-tissue attenuation factor
+    diaphragm_z: float
+
+    @property
+    def annotated(self) -> List[Vertebra]:
+        return [v for v in self.vertebrae if v.annotated]
+
+
+def _apply_fracture(v: Vertebra, rng: np.random.Generator, kind: str, grade: int) -> None:
+    lo, hi = _GRADE_LOSS[grade]
+    loss = float(rng.uniform(lo, hi))
+    he = v.h_exp
+    if kind == "wedge":
+        v.ha, v.hm, v.hp = he * (1 - loss), he * (1 - loss * rng.uniform(0.45, 0.65)), he * (1 - rng.uniform(0, 0.08))
+    elif kind == "biconcave":
+        v.ha, v.hm, v.hp = he * (1 - rng.uniform(0, 0.12)), he * (1 - loss), he * (1 - rng.uniform(0, 0.10))
+    elif kind == "crush":
+        f = rng.uniform(0.8, 1.0, size=3)
+        f[rng.integers(3)] = 1.0
+        v.ha, v.hm, v.hp = (he * (1 - loss * fi) for fi in f)
+    elif kind == "burst":
+        v.ha, v.hm, v.hp = he * (1 - loss), he * (1 - loss * rng.uniform(0.8, 1.0)), he * (1 - loss * rng.uniform(0.3, 0.6))
+        v.retro = float(rng.uniform(2.5, 4.0) + 1.5 * grade)
+        v.ipd *= float(rng.uniform(1.18, 1.35))
+        v.width *= float(rng.uniform(1.05, 1.12))
+    else:
+        raise ValueError(f"unknown fracture type {kind!r}")
+    v.ha, v.hm, v.hp = float(v.ha), float(v.hm), float(v.hp)
+    v.loss = 1.0 - min(v.ha, v.hm, v.hp) / he
+    v.grade = genant_grade(v.loss)
+    v.fracture = kind
+
+
+def build_spine(rng: np.random.Generator, label: str) -> Spine:
+    """Sample one patient's anatomy; Damaged patients get >=1 graded fracture (and maybe a listhesis)."""
+    n = len(ALL_LEVELS)
+    size = rng.uniform(0.9, 1.12)  # patient size
+    verts: List[Vertebra] = []
+    for i, name in enumerate(ALL_LEVELS):
+        j = lambda s: float(rng.normal(1.0, s))  # noqa: E731 - small per-level jitter
+        he = _H[i] * size * j(0.03)
+        v = Vertebra(
+            name=name, annotated=name != "T9", h_exp=he, ha=he, hm=he, hp=he,
+            depth=_D[i] * size * j(0.04), width=_W[i] * size * j(0.04), ipd=_IPD[i] * size * j(0.05),
+            ped_w=(5.5 + 0.6 * i) * size * j(0.08), ped_h=(0.42 + 0.02 * i) * he * j(0.06),
+            tp_len=_TP[i] * size * j(0.1), sp_len=(22 + 1.2 * i) * size * j(0.08),
+            sp_h=(10 + 0.9 * i) * size * j(0.08), sp_slope=math.radians(_SP_SLOPE[i] + rng.normal(0, 4)),
+            disc_below=_DISC[i] * size * j(0.1),
+        )
+        # normal shape: slight anterior wedging in the thoracic levels, slightly concave endplates
+        wedge = rng.uniform(0.03, 0.09) if name.startswith("T") else rng.uniform(0.0, 0.05)
+        v.ha = he * (1 - wedge)
+        v.hm = he * (1 - rng.uniform(0.0, 0.06))
+        v.hp = he * (1 - rng.uniform(0.0, 0.04))
+        if name == "L5":  # L5 is taller anteriorly
+            v.ha, v.hp = v.hp, v.ha
+        v.loss = 1.0 - min(v.ha, v.hm, v.hp) / he
+        verts.append(v)
+
+    if label == "Damaged":
+        annotated = verts[1:]
+        k = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+        idx = rng.choice(len(annotated), size=k, replace=False, p=_LEVEL_RISK / _LEVEL_RISK.sum())
+        for ii in sorted(idx):
+            kind = str(rng.choice(["wedge", "biconcave", "crush", "burst"], p=[0.45, 0.2, 0.15, 0.2]))
+            grade = int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
+            _apply_fracture(annotated[ii], rng, kind, grade)
+        if rng.random() < 0.3:
+            lvl = int(rng.choice([5, 6, 7], p=[0.1, 0.6, 0.3]))  # L3, L4, L5 over the level below
+            below_depth = annotated[lvl + 1].depth if lvl + 1 < len(annotated) else annotated[lvl].depth
+            annotated[lvl].listhesis = float(rng.uniform(0.12, 0.25) * below_depth)
+    elif label != "Normal":
+        raise ValueError(f"unknown label {label!r}; expected Normal or Damaged")
+
+    # --- pose: lordosis / kyphosis, mild scoliosis, axial rotation; stacked from S1 upward
+    slope = rng.uniform(30, 46)
+    k_lord = rng.uniform(0.7, 1.3)
+    theta_prof = slope - k_lord * (_THETA[-1] + 21 - _THETA) - (slope - 38) * 0.3
+    theta_prof = theta_prof + rng.normal(0, 1.5, size=n)
+    amp, freq, phase = rng.uniform(0, 4.5), rng.uniform(0.5, 1.2), rng.uniform(0, 2 * math.pi)
+    t = np.linspace(0, 1, n)
+    beta_prof = amp * np.sin(2 * math.pi * freq * t + phase) + rng.normal(0, 0.7, size=n)
+
+    sacral_slope = math.radians(slope)
+    d_prev = np.array([0.0, math.tan(sacral_slope), 1.0])
+    d_prev /= np.linalg.norm(d_prev)
+    th_prev = sacral_slope
+    sup_prev = np.zeros(3)
+    extra = 0.0  # kyphotic angulation accumulated from fractures below
+    for i in range(n - 1, -1, -1):
+        v = verts[i]
+        phi = math.atan2(v.hp - v.ha, v.depth)  # wedge angle of the body itself
+        v.theta = math.radians(theta_prof[i]) + extra + 0.5 * phi
+        if v.fracture != "none":
+            extra += phi  # the column above bends with the wedge (kyphotic angulation)
+        v.beta = math.radians(beta_prof[i])
+        d = np.array([math.tan(v.beta), math.tan(v.theta), 1.0])
+        d /= np.linalg.norm(d)
+        d_mid = d + d_prev
+        d_mid /= np.linalg.norm(d_mid)
+        inf = sup_prev - d_mid * v.disc_below
+        if v.listhesis:
+            inf = inf + np.array([0.0, -math.cos(th_prev), math.sin(th_prev)]) * v.listhesis
+        v.centre = inf - d * v.h_axis / 2
+        sup_prev = v.centre - d * v.h_axis / 2
+        d_prev, th_prev = d, v.theta
+
+    xs = np.array([v.centre[0] for v in verts])
+    k_rot = rng.uniform(0.1, 0.35) * rng.choice([-1, 1])
+    for v, x in zip(verts, xs):
+        v.gamma = math.radians(float(np.clip(k_rot * x + rng.normal(0, 1.5), -10, 10)))
+
+    l4 = verts[ALL_LEVELS.index("L4")]
+    return Spine(
+        label=label, vertebrae=verts, sacral_slope=sacral_slope,
+        s1_depth=float(_D[-1] * size * rng.uniform(0.95, 1.1)), s1_width=float(_W[-1] * size * rng.uniform(0.95, 1.05)),
+        sacrum_len=float(rng.uniform(95, 115) * size),
+        crest_z=float(l4.centre[2] + l4.h_axis / 2 + rng.uniform(-10, 8)), pelvis_half=float(rng.uniform(115, 140) * size),
+        body_half_width=float(rng.uniform(115, 175) * size), body_half_depth=float(rng.uniform(95, 150) * size),
+        body_y=float(rng.uniform(-75, -35)), fat=float(rng.uniform(0.8, 1.25)),
+        diaphragm_z=float(verts[1].centre[2] + rng.uniform(-35, 15)),
+    )
+
+
+@dataclass
+class Frame:
+    """Pixel frame of one view: ``px = (c0, r0) + scale * (x or y, z)``."""
+
+    view: str
+    height: int
+    width: int
+    scale: float  # px per mm
+    c0: float
+    r0: float
+
+    def px(self, p: np.ndarray) -> np.ndarray:
+        """3-D points (..., 3) in mm -> (..., 2) pixel (col, row)."""
+        p = np.asarray(p, dtype=np.float64)
+        h = p[..., 0] if self.view == "ap" else p[..., 1]
+        return np.stack([self.c0 + h * self.scale, self.r0 + p[..., 2] * self.scale], axis=-1)
+
+    def angle(self, v: Vertebra) -> float:
+        return v.beta if self.view == "ap" else v.theta
+
+    def local(self, v: Vertebra, uv: np.ndarray) -> np.ndarray:
+        """Vertebra-local (u, v) mm (..., 2) -> pixels (..., 2)."""
+        uv = np.asarray(uv, dtype=np.float64)
+        a = self.angle(v)
+        eu = np.array([math.cos(a), -math.sin(a)])
+        ev = np.array([math.sin(a), math.cos(a)])
+        c = self.px(v.centre)
+        return c + self.scale * (uv[..., :1] * eu + uv[..., 1:2] * ev)
+
+
+def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, Frame]:
+    """Choose each view's field of view: T10 whole at the top (T9 cut), pelvis at the bottom."""
+    t9, t10 = spine.vertebrae[0], spine.vertebrae[1]
+    frames = {}
+    for view in ("ap", "lat"):
+        aspect = rng.uniform(0.62, 0.70)
+        top = t10.centre[2] - t10.h_axis / 2 - t10.depth * 0.5 * abs(math.sin(t10.theta)) - t9.disc_below
+        top -= rng.uniform(0.0, 0.4) * t9.h_axis
+        bottom = rng.uniform(60, 110)
+        scale = size / (bottom - top)
+        width = int(round(size * aspect))
+        r0 = -top * scale
+        if view == "ap":
+            xs = np.mean([v.centre[0] for v in spine.vertebrae])
+            c0 = width / 2 - xs * scale + rng.uniform(-0.04, 0.04) * width
+        else:
+            ys = np.mean([v.centre[1] for v in spine.vertebrae])
+            c0 = width * rng.uniform(0.46, 0.56) - ys * scale
+        frames[view] = Frame(view, int(size), width, float(scale), float(c0), float(r0))
+    return frames
+
+
+# ---------------------------------------------------------------- local shapes (mm)
+def lat_body_outline(v: Vertebra, n: int = 7) -> Dict[str, np.ndarray]:
+    """LAT body outline in local mm: superior/inferior endplates (ant -> post) and walls (sup -> inf)."""
+    half = v.depth / 2
+    u = np.linspace(-half, half, n)
+    h = v.profile(u, half)
+    t = np.linspace(0, 1, 5)
+    ant = np.stack([-half + 0.8 * np.sin(np.pi * t), (t - 0.5) * v.ha], -1)
+    bulge = 0.6 * np.sin(np.pi * t) - v.retro * np.sin(np.pi * np.clip(t * 1.1, 0, 1)) ** 1.2
+    post = np.stack([half - bulge, (t - 0.5) * v.hp], -1)
+    return {"sup": np.stack([u, -h / 2], -1), "inf": np.stack([u, h / 2], -1), "ant": ant, "post": post}
+
+
+def lat_body_polygon(v: Vertebra) -> np.ndarray:
+    o = lat_body_outline(v)
+    return np.concatenate([o["sup"], o["post"][1:-1], o["inf"][::-1], o["ant"][::-1][1:-1]])
+
+
+def ap_body_outline(v: Vertebra, n: int = 7) -> Dict[str, np.ndarray]:
+    """AP body outline in local mm (u: image left -> right), heights foreshortened by the sagittal tilt."""
+    half = v.width / 2
+    u = np.linspace(-half, half, n)
+    side = 0.5 * (v.ha + v.hp)
+    tt = (u / half) ** 2
+    h = (v.hm + (side - v.hm) * tt) * math.cos(v.theta)
+    t = np.linspace(0, 1, 5)
+    hs = side * math.cos(v.theta)
+    left = np.stack([-half + 1.5 * np.sin(np.pi * t), (t - 0.5) * hs], -1)
+    right = np.stack([half - 1.5 * np.sin(np.pi * t), (t - 0.5) * hs], -1)
+    return {"sup": np.stack([u, -h / 2], -1), "inf": np.stack([u, h / 2], -1), "left": left, "right": right}
+
+
+def ap_body_polygon(v: Vertebra) -> np.ndarray:
+    o = ap_body_outline(v)
+    return np.concatenate([o["sup"], o["right"][1:-1], o["inf"][::-1], o["left"][::-1][1:-1]])
+
+
+def rot_u(v: Vertebra, u: float, y_rel: float) -> float:
+    """AP image u of a posterior element at depth y_rel behind the body centre, after axial rotation."""
+    return u * math.cos(v.gamma) - y_rel * math.sin(v.gamma)
+
+
+def ap_pedicles(v: Vertebra) -> List[Tuple[Tuple[float, float], Tuple[float, float]]]:
+    """Two pedicle ovals (centre (u, v), semi-axes (a, b)) in AP local mm, image left first."""
+    y = v.depth / 2 + 5
+    vv = -0.18 * v.h_axis * math.cos(v.theta)
+    out = []
+    for s in (-1, 1):
+        u = s * (v.ipd / 2 + v.ped_w / 2)
+        out.append(((rot_u(v, u, y), vv), (v.ped_w / 2, v.ped_h / 2 * math.cos(v.theta))))
+    return out
+
+
+def ap_spinous(v: Vertebra) -> np.ndarray:
+    """AP teardrop of the spinous process (pointed top, round bottom), local mm."""
+    h = v.h_axis * math.cos(v.theta)
+    y = v.depth / 2 + 25 + v.sp_len / 2
+    uc = rot_u(v, 0.0, y)
+    top = -0.05 * h
+    bottom = 0.62 * h + (0.35 * v.disc_below if v.name.startswith("T") else 0.0)
+    r = 0.18 * v.sp_h + 1.2
+    a = np.linspace(0, np.pi, 9)
+    arc = np.stack([uc + r * np.cos(a), bottom - r + r * np.sin(a)], -1)
+    return np.concatenate([np.array([[uc, top]]), arc])
+
+
+def lat_spinous(v: Vertebra) -> np.ndarray:
+    """LAT spinous process: a blunt quadrilateral blob behind the lamina, local mm (u posterior)."""
+    pl, lam = 9.0 + 0.2 * v.depth / 2, 11.0
+    ub = v.depth / 2 + pl + lam - 2
+    vc = 0.08 * v.h_axis
+    a = v.sp_slope
+    d = np.array([math.cos(a), math.sin(a)])
+    nrm = np.array([-math.sin(a), math.cos(a)])
+    base_t = np.array([ub, vc - v.sp_h / 2])
+    base_b = np.array([ub, vc + v.sp_h / 2])
+    tip_c = np.array([ub, vc]) + d * v.sp_len
+    tip_h = 0.35 * v.sp_h
+    cap = [tip_c + d * tip_h * 0.6 * math.cos(t) + nrm * tip_h * math.sin(t) for t in np.linspace(-1.2, 1.2, 5)]
+    return np.array([base_t, tip_c - nrm * tip_h, *cap, tip_c + nrm * tip_h, base_b])
+
+
+def lat_posterior_elements(v: Vertebra) -> Dict[str, np.ndarray]:
+    """LAT pedicle and articular pillar/lamina polygons, local mm."""
+    h, half = v.h_axis, v.depth / 2
+    pl, lam = 9.0 + 0.2 * half, 11.0
+    pedicle = np.array([[half - 1, -0.44 * h], [half + pl, -0.40 * h], [half + pl, -0.06 * h], [half - 1, -0.02 * h]])
+    pillar = np.array([
+        [half + pl - 1, -0.50 * h - 0.7 * v.disc_below], [half + pl + 5, -0.55 * h - 0.6 * v.disc_below],
+        [half + pl + lam, -0.35 * h], [half + pl + lam + 1, 0.45 * h],
+        [half + pl + 6, 0.55 * h + 0.7 * v.disc_below], [half + pl - 1, 0.5 * h + 0.5 * v.disc_below],
+        [half + pl + 2, 0.1 * h],
+    ])
+    return {"pedicle": pedicle, "pillar": pillar}

@@ -1,0 +1,157 @@
+"""One entry point that turns a data root into a manifest and COCO files, cached.
+
+The cache lives outside the data root (the user's data is never written to):
+``$SPINE_DET_CACHE`` or ``~/.cache/spine_det``, then ``<root name>-<sha1[:10]>``.
+Inside, every split configuration has its own folder::
+
+    <cache>/split-seed0/manifest.json     written once, read everywhere else
+    <cache>/split-seed0/coco/spine_*.json converted on first use, refreshed when inputs change
+
+A file lock makes concurrent callers (several tools, DDP ranks) scan and
+convert once; every file is written atomically anyway.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Union
+
+from spine_det.data.io import DataError
+from spine_det.data.layout import Manifest, scan_dataset
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+CACHE_ENV = "SPINE_DET_CACHE"
+DEFAULT_VAL_FRACTION = 0.1
+DEFAULT_TEST_FRACTION = 0.2
+
+
+@dataclass
+class PreparedData:
+    """Where the prepared data of one data root lives."""
+
+    manifest: Manifest
+    cache_dir: Path  # the data root's cache folder
+    coco_dir: Path  # folder with spine_<task>_<split>.json and spine_<view>_<split>.json
+    manifest_path: Optional[Path] = None  # the manifest.json that was read or written
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def default_cache_dir(data_root: PathLike) -> Path:
+    """Cache folder of a data root: ``$SPINE_DET_CACHE`` or ``~/.cache/spine_det``, then ``<name>-<sha1[:10]>``."""
+    root = Path(data_root).expanduser().resolve()
+    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spine_det").expanduser().resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name).strip("_") or "data"
+    digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:10]
+    return base / f"{name}-{digest}"
+
+
+def split_dir_name(seed: int, val_fraction: float, test_fraction: float) -> str:
+    """Folder name of one split configuration inside the cache dir."""
+    name = f"split-seed{seed}"
+    if (val_fraction, test_fraction) != (DEFAULT_VAL_FRACTION, DEFAULT_TEST_FRACTION):
+        name += f"-val{val_fraction:g}-test{test_fraction:g}"
+    return name
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock on ``path`` (a no-op where fcntl is missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def load_or_scan_manifest(
+    data_root: PathLike,
+    manifest_path: Path,
+    seed: int = 0,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    strict: bool = False,
+    rescan: bool = False,
+) -> Manifest:
+    """Read the manifest if it exists (and matches), else scan once and write it."""
+    root = Path(data_root).expanduser().resolve()
+    if manifest_path.is_file() and not rescan:
+        manifest = Manifest.load(manifest_path)
+        same = (
+            Path(manifest.root) == root
+            and manifest.seed == seed
+            and (manifest.val_fraction, manifest.test_fraction) == (val_fraction, test_fraction)
+        )
+        if same and not (strict and manifest.problems):
+            return manifest
+        if same and strict:
+            p = manifest.problems[0]
+            raise DataError(p["file"], p["reason"], p.get("patient"))
+    manifest = scan_dataset(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, strict=strict)
+    manifest.save(manifest_path)
+    logger.info("wrote %s", manifest_path)
+    return manifest
+
+
+def prepare_dataset(
+    data_root: PathLike,
+    cache_dir: Optional[PathLike] = None,
+    seed: int = 0,
+    strict: bool = False,
+    tasks: Optional[Sequence[str]] = None,
+    rescan: bool = False,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    workers: Optional[int] = None,
+    convert: bool = True,
+) -> PreparedData:
+    """Scan (once) and convert to COCO (once, refreshed when inputs change); return where it all is.
+
+    Safe to call from many processes at once: a file lock in the cache dir
+    serialises the scan and the conversion.
+    """
+    root = Path(data_root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(root, "data root is not a folder")
+    cache = Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir(root)
+    if _is_within(cache, root):
+        raise DataError(cache, f"cache dir lies inside the data root {root}; choose another (--cache-dir or ${CACHE_ENV})")
+    split_dir = cache / split_dir_name(seed, val_fraction, test_fraction)
+    manifest_path = split_dir / "manifest.json"
+    coco_dir = split_dir / "coco"
+    with file_lock(cache / ".lock"):
+        manifest = load_or_scan_manifest(
+            root, manifest_path, seed, val_fraction, test_fraction, strict=strict, rescan=rescan
+        )
+        if convert:
+            from spine_det.data.coco import convert_dataset  # heavy imports only when needed
+
+            convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict)
+    return PreparedData(manifest=manifest, cache_dir=cache, coco_dir=coco_dir, manifest_path=manifest_path)
+
+
+def task_list(tasks: Optional[Sequence[str]]) -> List[str]:
+    """Normalise a tasks argument (None = all)."""
+    from spine_det.tasks import TASK_NAMES, parse_tasks
+
+    return list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)

@@ -1,0 +1,290 @@
+"""Torch datasets over manifest samples for LinkNet and the classifier.
+
+Images are read with :mod:`spine_det.data.io` (DICOM, 16-bit, RGB all become
+uint8 grey), letterboxed to the network size (aspect ratio kept, zero padding,
+centred) and augmented with a random affine + intensity jitter. The letterbox
+geometry is kept so predictions can be mapped back to the original pixels.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from spine_det.tasks import LABELS, get_task
+
+logger = logging.getLogger(__name__)
+
+GREY_MEAN = 0.449  # ImageNet RGB mean/std averaged: grey replicated to RGB
+GREY_STD = 0.226
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image of ``orig`` size sits inside the network input of ``out`` size."""
+
+    orig_h: int
+    orig_w: int
+    out_h: int
+    out_w: int
+    top: int
+    left: int
+    h: int  # resized content height
+    w: int
+
+    @classmethod
+    def fit(cls, orig_hw: Sequence[int], out_hw: Sequence[int], mode: str = "letterbox") -> "Letterbox":
+        oh, ow = int(orig_hw[0]), int(orig_hw[1])
+        H, W = int(out_hw[0]), int(out_hw[1])
+        if mode == "stretch":
+            return cls(oh, ow, H, W, 0, 0, H, W)
+        if mode != "letterbox":
+            raise ValueError(f"unknown resize mode {mode!r}; expected 'letterbox' or 'stretch'")
+        s = min(H / oh, W / ow)
+        h, w = max(1, min(H, round(oh * s))), max(1, min(W, round(ow * s)))
+        return cls(oh, ow, H, W, (H - h) // 2, (W - w) // 2, h, w)
+
+    def as_tuple(self) -> Tuple[int, ...]:
+        return tuple(asdict(self).values())
+
+
+def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    if a.shape[:2] == (h, w):
+        return a
+    shrink = h < a.shape[0] and w < a.shape[1]
+    return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def letterbox_image(img: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """uint8/float (H, W) -> (out_h, out_w), content resized and centred, zeros around."""
+    out = np.zeros((lb.out_h, lb.out_w), dtype=img.dtype)
+    out[lb.top : lb.top + lb.h, lb.left : lb.left + lb.w] = _resize(img, lb.h, lb.w)
+    return out
+
+
+def letterbox_mask(mask: np.ndarray, lb: Letterbox, threshold: float = 0.5) -> np.ndarray:
+    """bool (H, W) -> bool at network size; area-resized then thresholded (thin lines: lower threshold)."""
+    frac = letterbox_image(mask.astype(np.float32), lb)
+    return frac > threshold if threshold < 1 else frac >= 1
+
+
+def unletterbox(prob: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """(..., out_h, out_w) float map -> (..., orig_h, orig_w) map of the original image (bilinear)."""
+    crop = prob[..., lb.top : lb.top + lb.h, lb.left : lb.left + lb.w]
+    if crop.ndim == 2:
+        return cv2.resize(crop.astype(np.float32), (lb.orig_w, lb.orig_h), interpolation=cv2.INTER_LINEAR)
+    return np.stack([unletterbox(c, Letterbox(lb.orig_h, lb.orig_w, lb.h, lb.w, 0, 0, lb.h, lb.w)) for c in crop])
+
+
+def normalize(img_u8: np.ndarray, in_channels: int = 1) -> torch.Tensor:
+    """uint8 (H, W) -> float tensor (C, H, W) with the grey ImageNet statistics."""
+    t = (torch.from_numpy(np.ascontiguousarray(img_u8)).float() / 255.0 - GREY_MEAN) / GREY_STD
+    t = t.unsqueeze(0)
+    return t.repeat(3, 1, 1) if in_channels == 3 else t
+
+
+def random_affine(h: int, w: int, aug: Any, rng: random.Random) -> Optional[np.ndarray]:
+    """A 2x3 affine matrix (rotate, scale, shift, optional flip) about the centre, or None."""
+    angle = rng.uniform(-aug.ROTATE, aug.ROTATE) if aug.ROTATE else 0.0
+    scale = rng.uniform(*aug.SCALE) if aug.SCALE else 1.0
+    tx = rng.uniform(-aug.SHIFT, aug.SHIFT) * w if aug.SHIFT else 0.0
+    ty = rng.uniform(-aug.SHIFT, aug.SHIFT) * h if aug.SHIFT else 0.0
+    flip = aug.HFLIP > 0 and rng.random() < aug.HFLIP
+    if angle == 0 and scale == 1 and tx == 0 and ty == 0 and not flip:
+        return None
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, scale)
+    m[:, 2] += (tx, ty)
+    if flip:
+        f = np.array([[-1, 0, w], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
+        m = m @ f
+    return m
+
+
+def jitter_intensity(img: np.ndarray, aug: Any, rng: random.Random) -> np.ndarray:
+    """Brightness/contrast/gamma jitter of a uint8 image (zero padding stays zero-ish)."""
+    x = img.astype(np.float32) / 255.0
+    if aug.GAMMA:
+        x = np.power(x, rng.uniform(*aug.GAMMA))
+    c = 1.0 + rng.uniform(-aug.CONTRAST, aug.CONTRAST)
+    b = rng.uniform(-aug.BRIGHTNESS, aug.BRIGHTNESS)
+    x = (x - 0.5) * c + 0.5 + b
+    return (np.clip(x, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def augment(img: np.ndarray, masks: np.ndarray, aug: Any, rng: random.Random) -> Tuple[np.ndarray, np.ndarray]:
+    """Same random geometry on image (H, W) uint8 and masks (T, H, W) bool; intensity on the image."""
+    h, w = img.shape
+    m = random_affine(h, w, aug, rng)
+    if m is not None:
+        img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+        if len(masks):
+            warped = [cv2.warpAffine(k.astype(np.uint8) * 255, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) for k in masks]
+            masks = np.stack(warped) >= 128
+    return jitter_intensity(img, aug, rng), masks
+
+
+class SegmentationDataset(Dataset):
+    """Samples of one view with the masks of ``tasks`` stacked as channels.
+
+    Item: ``image`` (C, H, W) float, ``masks`` (T, H, W) float {0,1}, ``valid`` (T,) bool
+    (False where the sample has no mask file for a task: the loss skips it),
+    ``letterbox`` (8,) int, ``index``.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Any],
+        tasks: Sequence[str],
+        size: Tuple[int, int],
+        resize: str = "letterbox",
+        aug: Any = None,
+        in_channels: int = 1,
+        mask_threshold: float = 0.5,
+        thin_mask_threshold: float = 0.25,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.samples = list(samples)
+        self.tasks = list(tasks)
+        self.size = (int(size[0]), int(size[1]))
+        self.resize = resize
+        self.aug = aug if (aug is not None and getattr(aug, "ENABLED", True)) else None
+        self.in_channels = in_channels
+        self.thresholds = [thin_mask_threshold if get_task(t).thin else mask_threshold for t in self.tasks]
+        self.seed = seed
+        self.epoch = 0
+        self._cache: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]] = {}
+        self.use_cache = cache
+        if cache:
+            self.preload()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream per epoch (deterministic given seed, epoch, index)."""
+        self.epoch = epoch
+
+    def preload(self) -> None:
+        from tqdm import tqdm
+
+        todo = [i for i in range(len(self)) if i not in self._cache]
+        for i in tqdm(todo, desc="caching images", leave=False, disable=len(todo) < 50):
+            self._cache[i] = self._load(i)
+
+    def _load(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:
+        from spine_det.data.io import read_image, read_mask
+
+        s = self.samples[i]
+        img = read_image(s.image)
+        lb = Letterbox.fit(img.shape, self.size, self.resize)
+        masks, valid = [], []
+        for t, thr in zip(self.tasks, self.thresholds):
+            path = s.masks.get(t)
+            if path:
+                masks.append(letterbox_mask(read_mask(path, shape=img.shape), lb, thr))
+                valid.append(True)
+            else:
+                masks.append(np.zeros(self.size, dtype=bool))
+                valid.append(False)
+        return letterbox_image(img, lb), np.stack(masks), np.array(valid), lb
+
+    def get_raw(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:
+        if i in self._cache:
+            return self._cache[i]
+        item = self._load(i)
+        if self.use_cache:
+            self._cache[i] = item
+        return item
+
+    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+        img, masks, valid, lb = self.get_raw(i)
+        if self.aug is not None:
+            rng = random.Random(hash((self.seed, self.epoch, i)))
+            img, masks = augment(img, masks, self.aug, rng)
+        return {
+            "image": normalize(img, self.in_channels),
+            "masks": torch.from_numpy(np.ascontiguousarray(masks)).float(),
+            "valid": torch.from_numpy(valid),
+            "letterbox": torch.tensor(lb.as_tuple()),
+            "index": torch.tensor(i),
+        }
+
+
+class ViewImageDataset(Dataset):
+    """One X-ray per item with its patient label (1 = Damaged), for the classifier."""
+
+    def __init__(
+        self,
+        samples: Sequence[Any],
+        size: Tuple[int, int],
+        resize: str = "letterbox",
+        aug: Any = None,
+        in_channels: int = 1,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.samples = list(samples)
+        self.size = (int(size[0]), int(size[1]))
+        self.resize = resize
+        self.aug = aug if (aug is not None and getattr(aug, "ENABLED", True)) else None
+        self.in_channels = in_channels
+        self.seed = seed
+        self.epoch = 0
+        self.use_cache = cache
+        self._cache: Dict[int, np.ndarray] = {}
+        if cache:
+            for i in range(len(self.samples)):
+                self._cache[i] = self._load(i)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _load(self, i: int) -> np.ndarray:
+        from spine_det.data.io import read_image
+
+        img = read_image(self.samples[i].image)
+        return letterbox_image(img, Letterbox.fit(img.shape, self.size, self.resize))
+
+    def labels(self) -> np.ndarray:
+        return np.array([LABELS.index(s.label) for s in self.samples], dtype=np.int64)
+
+    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+        img = self._cache[i] if i in self._cache else self._load(i)
+        if self.aug is not None:
+            rng = random.Random(hash((self.seed, self.epoch, i)))
+            img, _ = augment(img, np.zeros((0,) + img.shape, dtype=bool), self.aug, rng)
+        return {
+            "image": normalize(img, self.in_channels),
+            "label": torch.tensor(float(LABELS.index(self.samples[i].label))),
+            "index": torch.tensor(i),
+        }
+
+
+def collate_letterbox(row: torch.Tensor) -> Letterbox:
+    """Inverse of :meth:`Letterbox.as_tuple` for a collated row."""
+    return Letterbox(*[int(v) for v in row.tolist()])
+
+
+__all__ = [
+    "Letterbox",
+    "letterbox_image",
+    "letterbox_mask",
+    "unletterbox",
+    "normalize",
+    "augment",
+    "SegmentationDataset",
+    "ViewImageDataset",
+    "collate_letterbox",
+    "GREY_MEAN",
+    "GREY_STD",
+]

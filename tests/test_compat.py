@@ -1,0 +1,78 @@
+"""The Detectron2 compatibility shims and the verified installer."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import spine_det.compat as compat
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pillow_linear_alias_present_after_shim():
+    from PIL import Image
+
+    assert Image.LINEAR == Image.BILINEAR
+    import detectron2.data.transforms as T  # fails on Pillow >= 10 without the alias
+
+    assert T.ExtentTransform.__init__.__defaults__[0] == Image.BILINEAR
+
+
+@pytest.mark.skipif(compat.has_compiled_ops(), reason="official build: the stand-in stays out of the way")
+def test_compiled_op_raises_clear_error():
+    import torch
+    from detectron2.layers import rotated_boxes
+
+    with pytest.raises(compat.CompiledOpsMissingError, match="DETECTRON2_SOURCE=git"):
+        rotated_boxes.pairwise_iou_rotated(torch.zeros(1, 5), torch.zeros(1, 5))
+
+
+@pytest.mark.skipif(compat.has_compiled_ops(), reason="official build: the stand-in stays out of the way")
+def test_stand_in_answers_environment_probes_and_hides_dunders():
+    from detectron2 import _C
+    from detectron2.utils.collect_env import collect_env_info
+
+    assert compat.uses_stand_in()
+    assert _C.has_cuda() is False
+    assert not hasattr(_C, "__file__")
+    with pytest.raises(compat.CompiledOpsMissingError):
+        _C.deform_conv_forward
+    assert "detectron2" in collect_env_info()  # called by default_setup; must not crash
+
+
+def test_stand_in_not_installed_when_compiled_ops_exist(tmp_path, monkeypatch):
+    """With an official build (a compiled _C beside the package) the shim must not register anything."""
+    fake = tmp_path / "detectron2"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "_C.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import spine_det.compat as c; "
+        "print(c.has_compiled_ops(), 'detectron2._C' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def _load_installer():
+    spec = importlib.util.spec_from_file_location("install_detectron2", ROOT / "tools" / "install_detectron2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_installer_refuses_a_tampered_sdist(tmp_path):
+    inst = _load_installer()
+    (tmp_path / inst.PYPI_SDIST).write_bytes(b"not the published archive")
+    with pytest.raises(SystemExit, match="does not match the pinned"):
+        inst.install_from_pypi_sources(tmp_path)
+
+
+def test_installer_records_the_source_doctor_reads():
+    from spine_det.doctor import detectron2_origin
+
+    info = detectron2_origin()
+    assert info["installed"] == "yes"
+    assert ("PyPI" in info["source"]) != compat.has_compiled_ops()
