@@ -9,6 +9,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from importlib import metadata
 from typing import Dict, Optional
 
@@ -41,6 +42,9 @@ def _line(key: str, value: object) -> None:
 
 
 def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
+    # torch's own deprecation chatter would drown the report.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*meshgrid.*")
     try:
         import torch
         import torchvision
@@ -80,11 +84,11 @@ def _forward_once(device: str):
     """Build the package's Mask R-CNN (CPU profile: random init, GN) and run one image through it."""
     import torch
 
-    from spine_det.config import get_maskrcnn_cfg
+    from spine_det import CONFIG_DIR
+    from spine_det.config import get_spine_cfg
 
-    cfg = get_maskrcnn_cfg("lat_vertebra.yaml", profile="cpu", opts=["MODEL.DEVICE", device])
-    import spine_det.compat  # noqa: F401  (before detectron2)
-    from detectron2.modeling import build_model
+    cfg = get_spine_cfg(CONFIG_DIR / "lat_vertebra.yaml", profile="cpu", opts=["MODEL.DEVICE", device])
+    from detectron2.modeling import build_model  # after get_spine_cfg imported spine_det.compat
 
     model = build_model(cfg).eval()
     image = torch.randint(0, 256, (3, 256, 160), dtype=torch.uint8).float()

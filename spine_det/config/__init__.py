@@ -4,6 +4,7 @@ from .maskrcnn import (  # noqa: F401
     add_spine_config,
     apply_profile,
     best_metric_key,
+    fix_device,
     fix_scratch_norm,
     get_spine_cfg,
     profile_path,

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
 from spine_det.tasks import TASKS, VIEWS, get_task
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,15 @@ def fix_scratch_norm(cfg) -> None:
         cfg.MODEL.FPN.NORM = cfg.SPINE.SCRATCH_NORM
 
 
+def fix_device(cfg) -> None:
+    """MODEL.DEVICE cuda on a machine without CUDA: fall back to CPU with a warning."""
+    import torch
+
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("MODEL.DEVICE=%s but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
+        cfg.MODEL.DEVICE = "cpu"
+
+
 def get_spine_cfg(
     config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()
 ):
@@ -141,6 +151,7 @@ def get_spine_cfg(
         apply_profile(cfg, config_file, profile)
     cfg.merge_from_list(list(opts))
     fix_scratch_norm(cfg)
+    fix_device(cfg)
     return cfg
 
 
@@ -150,6 +161,7 @@ __all__ = [
     "add_spine_config",
     "apply_profile",
     "best_metric_key",
+    "fix_device",
     "fix_scratch_norm",
     "get_spine_cfg",
     "profile_path",

@@ -51,16 +51,18 @@ def bce_dice_loss(
     return bce_weight * _masked_mean(bce, valid) + dice_loss(logits, target, valid, smooth)
 
 
-@LOSS_REGISTRY.register("dice")
 def _build_dice(cfg: Any) -> Callable[..., torch.Tensor]:
     smooth = float(cfg.LOSS.SMOOTH)
     return lambda logits, target, valid=None: dice_loss(logits, target, valid, smooth)
 
 
-@LOSS_REGISTRY.register("bce_dice")
 def _build_bce_dice(cfg: Any) -> Callable[..., torch.Tensor]:
     smooth, w = float(cfg.LOSS.SMOOTH), float(cfg.LOSS.BCE_WEIGHT)
     return lambda logits, target, valid=None: bce_dice_loss(logits, target, valid, smooth, w)
+
+
+LOSS_REGISTRY._do_register("dice", _build_dice)  # fvcore's decorator takes no name
+LOSS_REGISTRY._do_register("bce_dice", _build_bce_dice)
 
 
 def build_loss(cfg: Any) -> Callable[..., torch.Tensor]:

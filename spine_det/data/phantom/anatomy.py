@@ -148,7 +148,7 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
             depth=_D[i] * size * j(0.04), width=_W[i] * size * j(0.04), ipd=_IPD[i] * size * j(0.05),
             ped_w=(5.5 + 0.6 * i) * size * j(0.08), ped_h=(0.42 + 0.02 * i) * he * j(0.06),
             tp_len=_TP[i] * size * j(0.1), sp_len=(22 + 1.2 * i) * size * j(0.08),
-            sp_h=(10 + 0.9 * i) * size * j(0.08), sp_slope=math.radians(_SP_SLOPE[i] + rng.normal(0, 4)),
+            sp_h=(9 + 0.7 * i) * size * j(0.08), sp_slope=math.radians(_SP_SLOPE[i] + rng.normal(0, 4)),
             disc_below=_DISC[i] * size * j(0.1),
         )
         # normal shape: slight anterior wedging in the thoracic levels, slightly concave endplates
@@ -191,6 +191,7 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
     th_prev = sacral_slope
     sup_prev = np.zeros(3)
     extra = 0.0  # kyphotic angulation accumulated from fractures below
+    phi_prev = 0.0
     for i in range(n - 1, -1, -1):
         v = verts[i]
         phi = math.atan2(v.hp - v.ha, v.depth)  # wedge angle of the body itself
@@ -202,12 +203,16 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         d /= np.linalg.norm(d)
         d_mid = d + d_prev
         d_mid /= np.linalg.norm(d_mid)
+        # keep the disc open at both edges when the endplates are not parallel
+        below_sup = th_prev + (0.5 * phi_prev if i < n - 1 else 0.0)
+        wedge_gap = 0.5 * v.depth * abs(below_sup - (v.theta - 0.5 * phi))
+        v.disc_below = max(v.disc_below, 0.7 * v.disc_below + wedge_gap)
         inf = sup_prev - d_mid * v.disc_below
         if v.listhesis:
             inf = inf + np.array([0.0, -math.cos(th_prev), math.sin(th_prev)]) * v.listhesis
         v.centre = inf - d * v.h_axis / 2
         sup_prev = v.centre - d * v.h_axis / 2
-        d_prev, th_prev = d, v.theta
+        d_prev, th_prev, phi_prev = d, v.theta, phi
 
     xs = np.array([v.centre[0] for v in verts])
     k_rot = rng.uniform(0.1, 0.35) * rng.choice([-1, 1])
@@ -215,13 +220,16 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         v.gamma = math.radians(float(np.clip(k_rot * x + rng.normal(0, 1.5), -10, 10)))
 
     l4 = verts[ALL_LEVELS.index("L4")]
+    tip = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len for v in verts)
+    half_depth = float(rng.uniform(100, 150) * size)
+    body_y = tip + rng.uniform(25, 60) - half_depth
     return Spine(
         label=label, vertebrae=verts, sacral_slope=sacral_slope,
         s1_depth=float(_D[-1] * size * rng.uniform(0.95, 1.1)), s1_width=float(_W[-1] * size * rng.uniform(0.95, 1.05)),
         sacrum_len=float(rng.uniform(95, 115) * size),
         crest_z=float(l4.centre[2] + l4.h_axis / 2 + rng.uniform(-10, 8)), pelvis_half=float(rng.uniform(115, 140) * size),
-        body_half_width=float(rng.uniform(115, 175) * size), body_half_depth=float(rng.uniform(95, 150) * size),
-        body_y=float(rng.uniform(-75, -35)), fat=float(rng.uniform(0.8, 1.25)),
+        body_half_width=float(rng.uniform(115, 175) * size), body_half_depth=half_depth,
+        body_y=float(body_y), fat=float(rng.uniform(0.8, 1.25)),
         diaphragm_z=float(verts[1].centre[2] + rng.uniform(-35, 15)),
     )
 
@@ -338,10 +346,11 @@ def ap_spinous(v: Vertebra) -> np.ndarray:
     uc = rot_u(v, 0.0, y)
     top = -0.05 * h
     bottom = 0.62 * h + (0.35 * v.disc_below if v.name.startswith("T") else 0.0)
-    r = 0.18 * v.sp_h + 1.2
-    a = np.linspace(0, np.pi, 9)
-    arc = np.stack([uc + r * np.cos(a), bottom - r + r * np.sin(a)], -1)
-    return np.concatenate([np.array([[uc, top]]), arc])
+    r = 0.2 * v.sp_h + 1.5
+    half = 0.5 * (bottom - top)
+    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    # egg: narrow top, round bottom
+    return np.stack([uc + r * np.cos(t) * (0.8 + 0.2 * np.sin(t)), top + half + half * np.sin(t)], -1)
 
 
 def lat_spinous(v: Vertebra) -> np.ndarray:

@@ -1,0 +1,245 @@
+"""What each model costs: training time, s/iter, inference images/s, parameters, GFLOPs, peak memory.
+
+Training time and training peak RSS come from the runner (wall clock and
+``wait4`` of the tool's process); s/iter and the curves from the tools' own
+logs. Inference figures are measured here, in a fresh process per unit
+(``python -m spine_det.benchmark.cost``), so that peak memory belongs to that
+model alone: RSS via ``resource.getrusage`` on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA. GFLOPs are fvcore's count (one
+fused multiply-add = one flop) for one test image at the model's input size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from spine_det.utils.fileio import atomic_path, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+COST_FILE = "benchmark_cost.json"
+PRED_DIR = "benchmark_predictions"
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def count_parameters(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
+
+
+def peak_memory(device: str) -> Dict[str, Any]:
+    """Peak memory of this process: CUDA allocator peak on CUDA, else RSS."""
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20, "memory_kind": "cuda max_memory_allocated"}
+    return {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS"}
+
+
+def gflops(model: Any, inputs: Any, detectron2: bool = False) -> Optional[float]:
+    """fvcore FLOP count of one forward pass, in GFLOPs (None if the model cannot be traced)."""
+    import torch
+
+    try:
+        if detectron2:
+            import spine_det.compat  # noqa: F401
+            from detectron2.utils.analysis import FlopCountAnalysis
+        else:
+            from fvcore.nn import FlopCountAnalysis
+        fca = FlopCountAnalysis(model, inputs)
+        fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        with torch.no_grad():
+            return float(fca.total()) / 1e9
+    except Exception as e:  # noqa: BLE001  (a cost column must not sink the benchmark)
+        logger.warning("FLOP count failed (%s: %s)", type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return None
+
+
+def model_flops(name: str, predictor: Any, image: np.ndarray) -> Optional[float]:
+    """GFLOPs of ``predictor``'s network on ``image`` as the predictor would feed it."""
+    import torch
+
+    if name == "maskrcnn":
+        from spine_det.data.mapper import grey_to_model_format
+
+        x = predictor.resize.get_transform(image).apply_image(image)
+        x = grey_to_model_format(x, predictor.input_format)
+        t = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        return gflops(predictor.model, [{"image": t, "height": image.shape[0], "width": image.shape[1]}], detectron2=True)
+    if name == "linknet":
+        cfg = predictor.cfg
+        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=predictor.device)
+        return gflops(predictor.model, (x,))
+    return None
+
+
+def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) -> Dict[str, Any]:
+    """Images per second of ``predict`` on ``images`` (after ``warmup`` untimed calls); returns the outputs too."""
+    import torch
+
+    for img in images[:warmup]:
+        predict(img)
+    outs = []
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for img in images:
+        outs.append(predict(img))
+    sync()
+    dt = time.perf_counter() - t0
+    return {"images_per_s": len(images) / dt if dt > 0 else None, "inference_images": len(images), "outputs": outs}
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line being written
+    return out
+
+
+def detectron2_curves(out_dir: Path, task: str) -> Dict[str, Any]:
+    """Loss and validation Dice per iteration, and median s/iter, from Detectron2's ``metrics.json``."""
+    recs = read_jsonl(Path(out_dir) / "metrics.json")
+    loss = [(r["iteration"], r["total_loss"]) for r in recs if "total_loss" in r and "iteration" in r]
+    keys = (f"{task}/dice", "mean/dice")
+    dice = []
+    for r in recs:
+        k = next((k for k in keys if r.get(k) is not None), None)
+        if k is not None:
+            dice.append((r.get("iteration", 0), r[k]))
+    times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
+    iters = max((r.get("iteration", -1) for r in recs), default=-1) + 1
+    return {
+        "x_label": "iteration", "loss": loss, "val_dice": dice,
+        "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
+    }
+
+
+def linknet_curves(out_dir: Path, iters_per_epoch: Optional[int] = None) -> Dict[str, Any]:
+    """Loss and validation Dice per epoch from LinkNet's ``metrics.jsonl``; s/iter from epoch times."""
+    recs = read_jsonl(Path(out_dir) / "metrics.jsonl")
+    loss = [(r["epoch"], r["loss"]) for r in recs if r.get("loss") is not None]
+    dice = [(r["epoch"], r["val_dice"]) for r in recs if r.get("val_dice") is not None]
+    n_iter = sum(int(r["iters"]) for r in recs if r.get("iters")) or ((iters_per_epoch or 0) * len(recs))
+    t = sum(float(r.get("train_time_s", r.get("time_s", 0.0)) or 0.0) for r in recs)
+    return {
+        "x_label": "epoch", "loss": loss, "val_dice": dice,
+        "s_per_iter": t / n_iter if n_iter and t else None, "iterations": n_iter or None, "epochs": len(recs),
+        "s_per_iter_note": "" if any("train_time_s" in r for r in recs) else "epoch time incl. validation",
+    }
+
+
+def linknet_iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
+    """Iterations per epoch from the run's ``config.yaml`` (batch, epoch cap) and the train split size."""
+    p = Path(out_dir) / "config.yaml"
+    if not p.is_file() or n_train <= 0:
+        return None
+    import yaml
+
+    cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    solver = cfg.get("SOLVER", {})
+    b = max(1, int(solver.get("IMS_PER_BATCH", 1)))
+    n = n_train // b if n_train > b else math.ceil(n_train / b)
+    cap = int(solver.get("MAX_ITERS_PER_EPOCH", 0) or 0)
+    return min(n, cap) if cap > 0 else n
+
+
+def max_mem_from_log(log_path: Path) -> Optional[float]:
+    """Largest ``max_mem: NNNM`` Detectron2 printed (CUDA training only)."""
+    if not Path(log_path).is_file():
+        return None
+    vals = [float(m) for m in re.findall(r"max_mem: (\d+)M", Path(log_path).read_text(errors="replace"))]
+    return max(vals) if vals else None
+
+
+# --------------------------------------------------------------------------- the subprocess
+
+
+def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], device: str = "cpu",
+            pred_dir: Optional[Path] = None, n_images: int = 8, keep_predictions: int = 4) -> Dict[str, Any]:
+    """Build the registered predictor ``name``, count params/GFLOPs, time it on test images, save a few masks."""
+    import cv2
+
+    from spine_det.data.io import read_image
+    from spine_det.engine.predictor import build_predictor
+
+    t0 = time.perf_counter()
+    predictor = build_predictor(name, checkpoint, device=device)
+    load_s = time.perf_counter() - t0
+    model = predictor.model
+    chosen = list(samples)[:n_images]
+    images = [read_image(s.image) for s in chosen]
+    result: Dict[str, Any] = {"model": name, "task": task, "checkpoint": str(checkpoint), "device": device,
+                              "parameters": count_parameters(model), "load_s": round(load_s, 3)}
+    if images:
+        timing = time_inference(predictor, images)
+        outs = timing.pop("outputs")
+        result.update(timing)
+        result["gflops"] = model_flops(name, predictor, images[0])
+        result["gflops_input"] = list(images[0].shape)
+        if pred_dir is not None:
+            pred_dir.mkdir(parents=True, exist_ok=True)
+            for s, out in list(zip(chosen, outs))[:keep_predictions]:
+                with atomic_path(pred_dir / f"{_safe(s.key)}.png") as tmp:
+                    cv2.imwrite(str(tmp), out[task].mask.astype(np.uint8) * 255)
+    result.update(peak_memory(device))
+    return result
+
+
+def _safe(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="Measure one trained model's inference cost (run by tools/benchmark.py).")
+    p.add_argument("--model", required=True, choices=["maskrcnn", "linknet"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--manifest", required=True, help="manifest.json of the prepared data")
+    p.add_argument("--split", default="test")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--images", type=int, default=8, help="test images timed")
+    p.add_argument("--keep", type=int, default=4, help="predicted masks saved for the figures")
+    p.add_argument("--out", required=True, help="folder for benchmark_cost.json and the saved masks")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from spine_det.data.layout import Manifest
+
+    manifest = Manifest.load(args.manifest)
+    samples = manifest.select(split=args.split, task=args.task)
+    out = Path(args.out)
+    res = measure(args.model, args.checkpoint, args.task, samples, args.device, out / PRED_DIR, args.images, args.keep)
+    atomic_write_json(out / COST_FILE, res)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Pictures of the benchmark: per task, test images with ground truth and each model's mask; training curves.
+
+Colours: ground truth green, prediction red, where they agree yellow.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from spine_det.evaluation.metrics import binary_scores
+from spine_det.utils.fileio import atomic_path
+
+logger = logging.getLogger(__name__)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def overlay(image: np.ndarray, gt: np.ndarray, pred: Optional[np.ndarray], alpha: float = 0.45) -> np.ndarray:
+    """RGB float image: grey X-ray, GT green, prediction red (agreement shows yellow)."""
+    base = np.repeat((image.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    color = np.zeros_like(base)
+    color[..., 1] = gt
+    if pred is not None:
+        color[..., 0] = pred
+    m = (color.sum(axis=2) > 0)[..., None]
+    return np.where(m, (1 - alpha) * base + alpha * color, base).clip(0, 1)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    plt = _plt()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def overlay_grid(task: str, samples: Sequence[Any], predictions: Mapping[str, Mapping[str, np.ndarray]],
+                 out_path: Path, titles: Optional[Mapping[str, str]] = None, max_images: int = 4) -> Optional[Path]:
+    """One row per test image: GT alone, then each model's prediction over it, with the image's Dice.
+
+    ``predictions``: ``{model: {sample key: bool mask}}`` (a model missing an image shows '–').
+    """
+    from spine_det.data.io import read_image, read_mask
+
+    samples = [s for s in samples if any(s.key in p for p in predictions.values())][:max_images] or list(samples)[:max_images]
+    if not samples:
+        return None
+    plt = _plt()
+    models = list(predictions)
+    cols = 1 + len(models)
+    fig, axes = plt.subplots(len(samples), cols, figsize=(3.2 * cols, 3.6 * len(samples)), squeeze=False)
+    for i, s in enumerate(samples):
+        img = read_image(s.image)
+        gt = read_mask(s.masks[task], shape=img.shape)
+        axes[i][0].imshow(overlay(img, gt, None))
+        axes[i][0].set_title(f"ground truth\n{s.key}", fontsize=7)
+        for j, m in enumerate(models, start=1):
+            pred = predictions[m].get(s.key)
+            ax = axes[i][j]
+            if pred is None:
+                ax.imshow(img, cmap="gray")
+                ax.set_title(f"{(titles or {}).get(m, m)}\n–", fontsize=8)
+            else:
+                ax.imshow(overlay(img, gt, pred))
+                ax.set_title(f"{(titles or {}).get(m, m)}\nDice {binary_scores(pred, gt)['dice']:.3f}", fontsize=8)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    fig.suptitle(f"{task}: ground truth green, prediction red, agreement yellow", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def training_curves(task: str, curves: Mapping[str, Mapping[str, Any]], out_path: Path,
+                    titles: Optional[Mapping[str, str]] = None) -> Optional[Path]:
+    """Loss and validation Dice per model (each on its own x axis: epochs for LinkNet, iterations for Mask R-CNN)."""
+    curves = {m: c for m, c in curves.items() if c and (c.get("loss") or c.get("val_dice"))}
+    if not curves:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(curves), 2, figsize=(9, 3.0 * len(curves)), squeeze=False)
+    for i, (m, c) in enumerate(curves.items()):
+        name = (titles or {}).get(m, m)
+        for j, (key, ylabel) in enumerate((("loss", "training loss"), ("val_dice", "validation Dice"))):
+            ax = axes[i][j]
+            pts = c.get(key) or []
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, marker="." if len(pts) < 50 else None)
+            ax.set_xlabel(c.get("x_label", "step"))
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{name}: {ylabel}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if key == "val_dice":
+                ax.set_ylim(0, 1)
+    fig.suptitle(f"{task}: training curves", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def load_predictions(pred_dir: Path, keys: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Masks the cost step saved (``<safe key>.png``) for the sample keys that have one."""
+    import cv2
+
+    from spine_det.benchmark.cost import _safe
+
+    out: Dict[str, np.ndarray] = {}
+    for k in keys:
+        p = Path(pred_dir) / f"{_safe(k)}.png"
+        if p.is_file():
+            m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            if m is not None:
+                out[k] = m > 0
+    return out
+
+
+__all__: List[str] = ["overlay", "overlay_grid", "training_curves", "load_predictions"]

@@ -1,0 +1,307 @@
+"""The whole benchmark: data -> Otsu -> LinkNet / Mask R-CNN units -> cost -> classifier -> tables, figures.
+
+Every step is resumable: finished units are reused (see :mod:`.runner`), the
+cost of a unit is re-measured only when its checkpoint changed, Otsu is cheap
+and recomputed, and the tables are rewritten (atomically) after every unit so
+an interrupted run still leaves readable, partial results.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from spine_det.benchmark import cost as cost_mod
+from spine_det.benchmark import figures, plan
+from spine_det.benchmark.baselines import run_otsu
+from spine_det.benchmark.reported import reported_rows
+from spine_det.benchmark.runner import Unit, UnitError, run_logged, run_unit, train_peak_rss_mb, train_wall_s
+from spine_det.benchmark.tables import MODEL_NAMES, make_header, write_results
+from spine_det.utils.fileio import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchmarkOptions:
+    data_root: str
+    out: Path
+    tasks: List[str]
+    profile: str = "cpu"
+    seed: int = 0
+    split_seed: int = 0
+    device: Optional[str] = None  # None: each tool's config decides
+    skip_maskrcnn: bool = False
+    skip_linknet: bool = False
+    skip_classifier: bool = False
+    force: bool = False
+    fail_fast: bool = False
+    echo: bool = False
+    cost_images: int = 8
+    figure_images: int = 4
+    maskrcnn_opts: List[str] = field(default_factory=list)
+    linknet_opts: List[str] = field(default_factory=list)
+    classifier_opts: List[str] = field(default_factory=list)
+
+
+def _cost_device(opts: BenchmarkOptions) -> str:
+    if opts.device:
+        return opts.device
+    if opts.profile == "cpu":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _image_ids(metrics_json: Path) -> Optional[set]:
+    p = Path(metrics_json).with_name("semantic_per_image.csv")
+    if not p.is_file():
+        return None
+    with open(p, newline="", encoding="utf-8") as f:
+        return {r["image_id"] for r in csv.DictReader(f)}
+
+
+_CLS_NAMES = {"ap": "AP model", "lat": "LAT model", "average": "average of AP and LAT", "avg": "average of AP and LAT"}
+
+
+def classification_table(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    """Rows (AP, LAT, average) of the classifier's ``classification_metrics.json``, test split when present.
+
+    Tolerant of where the writer puts them: top level or under ``"test"``;
+    the selected one is named by ``"selected"`` (a name or ``{"name": ...}``).
+    """
+    src = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
+    selected = metrics.get("selected") or metrics.get("selected_on_val") or src.get("selected")
+    if isinstance(selected, dict):
+        selected = selected.get("name") or selected.get("model")
+    rows = []
+    for key, name in _CLS_NAMES.items():
+        d = next((v for k, v in src.items() if isinstance(v, dict) and k.lower() == key), None)
+        if d is None or (key == "avg" and any(r["key"] == "average" for r in rows)):
+            continue
+        rows.append({"key": key, "name": name, **{m: d.get(m, d.get(m.upper())) for m in ("accuracy", "sensitivity", "specificity", "auc")},
+                     "confusion_matrix": d.get("confusion_matrix"),
+                     "selected": isinstance(selected, str) and selected.lower() in (key, name.lower())})
+    return {"rows": rows, "selected": selected, "raw": metrics}
+
+
+class Benchmark:
+    """Runs the units of one benchmark and assembles its results."""
+
+    def __init__(self, opts: BenchmarkOptions) -> None:
+        self.o = opts
+        self.out = Path(opts.out)
+        self.runs_dir = self.out / "runs"
+        self.log_dir = self.out / "logs"
+        self.units: List[Dict[str, Any]] = []
+        self.seg: Dict[str, Dict[str, Dict[str, Any]]] = {t: {} for t in opts.tasks}  # task -> model -> summary
+        self.seg_files: Dict[str, Dict[str, Path]] = {t: {} for t in opts.tasks}
+        self.costs: List[Dict[str, Any]] = []
+        self.curves: Dict[str, Dict[str, Any]] = {t: {} for t in opts.tasks}
+        self.classification: Optional[Dict[str, Any]] = None
+        self.prepared = None
+
+    # -- steps -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        from spine_det.data.prepare import prepare_dataset
+
+        self.prepared = prepare_dataset(self.o.data_root, seed=self.o.split_seed, convert=False)
+        logger.info("data: %s", self.prepared.manifest.summary())
+        missing = [t for t in self.o.tasks if not self.prepared.manifest.select(split="test", task=t)]
+        if missing:
+            logger.warning("no test images with masks for %s: their rows stay empty", ", ".join(missing))
+
+    @property
+    def manifest(self):
+        return self.prepared.manifest
+
+    def run_otsu(self) -> None:
+        t0 = time.perf_counter()
+        res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / "otsu")
+        for t, s in res.items():
+            self.seg[t]["otsu"] = s
+            self.seg_files[t]["otsu"] = self.runs_dir / "otsu" / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
+        self.units.append({"unit": "otsu", "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
+
+    def seg_units(self) -> List[Unit]:
+        o = self.o
+        units = []
+        for model, skip, build, extra in (("linknet", o.skip_linknet, plan.linknet_unit, o.linknet_opts),
+                                          ("maskrcnn", o.skip_maskrcnn, plan.maskrcnn_unit, o.maskrcnn_opts)):
+            if skip:
+                continue
+            for t in o.tasks:
+                units.append(build(t, self.runs_dir, o.data_root, o.profile, o.seed, o.split_seed, o.device, extra))
+        return units
+
+    def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
+        logger.info("[%d/%d] %s", i, n, unit.name)
+        t0 = time.perf_counter()
+        try:
+            stamp = run_unit(unit, self.log_dir, force=self.o.force, echo=self.o.echo)
+        except UnitError as e:
+            logger.error("%s", e)
+            self.units.append({"unit": unit.name, "status": "FAILED", "wall_s": time.perf_counter() - t0,
+                               "log": str(self.log_dir / f"{unit.name}.log"), "error": str(e)})
+            if self.o.fail_fast:
+                raise
+            return None
+        self.units.append({"unit": unit.name, "status": "reused" if stamp.get("skipped") else "ran",
+                           "wall_s": time.perf_counter() - t0, "log": str(self.log_dir / f"{unit.name}.log")})
+        return stamp
+
+    def collect_seg(self, unit: Unit, stamp: Dict[str, Any]) -> None:
+        task = unit.task
+        assert task is not None
+        self.seg[task][unit.model] = _read_json(unit.result_path) or {}
+        self.seg_files[task][unit.model] = unit.result_path
+        if unit.model == "maskrcnn":
+            curves = cost_mod.detectron2_curves(unit.out_dir, task)
+        else:
+            n_train = len(self.manifest.select(split="train", task=task))
+            curves = cost_mod.linknet_curves(unit.out_dir, cost_mod.linknet_iters_per_epoch(unit.out_dir, n_train))
+        self.curves[task][unit.model] = curves
+        c = self.measure_cost(unit, stamp)
+        train_mem = train_peak_rss_mb(stamp)
+        d2_mem = cost_mod.max_mem_from_log(self.log_dir / f"{unit.name}.log") if unit.model == "maskrcnn" else None
+        self.costs.append({
+            "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp),
+            "s_per_iter": curves.get("s_per_iter"), "s_per_iter_note": curves.get("s_per_iter_note", ""),
+            "iterations": curves.get("iterations"), "images_per_s": c.get("images_per_s"),
+            "parameters": c.get("parameters"), "gflops": c.get("gflops"),
+            "train_peak_memory_mb": d2_mem if d2_mem else train_mem,
+            "inference_peak_memory_mb": c.get("peak_memory_mb"), "memory_kind": c.get("memory_kind"),
+            "cost_error": c.get("error"),
+        })
+
+    def measure_cost(self, unit: Unit, stamp: Dict[str, Any]) -> Dict[str, Any]:
+        """Inference cost in a fresh process; cached per checkpoint hash."""
+        path = unit.out_dir / cost_mod.COST_FILE
+        sha = (stamp.get("checkpoint") or {}).get("sha1")
+        old = _read_json(path)
+        if old and sha and old.get("checkpoint_sha1") == sha and not self.o.force:
+            return old
+        ck = unit.checkpoint_path()
+        if ck is None or self.prepared is None or self.prepared.manifest_path is None:
+            return {"error": "no checkpoint"}
+        cmd = [sys.executable, "-m", "spine_det.benchmark.cost", "--model", unit.model, "--checkpoint", str(ck),
+               "--task", str(unit.task), "--manifest", str(self.prepared.manifest_path), "--device", _cost_device(self.o),
+               "--images", str(self.o.cost_images), "--keep", str(self.o.figure_images), "--out", str(unit.out_dir)]
+        logger.info("%s: measuring inference cost", unit.name)
+        res = run_logged(cmd, self.log_dir / f"{unit.name}-cost.log", label=f"{unit.name} cost")
+        data = _read_json(path) if res.returncode == 0 else None
+        if not data:
+            logger.error("%s: cost measurement failed; see %s", unit.name, self.log_dir / f"{unit.name}-cost.log")
+            return {"error": f"cost step failed (exit {res.returncode})"}
+        data["checkpoint_sha1"] = sha
+        data["wall_s"] = round(res.wall_s, 3)
+        atomic_write_json(path, data)
+        return data
+
+    def run_classifier(self, i: int, n: int) -> None:
+        if not plan.tool("train_classifier.py").is_file():
+            self.classification = {"note": "not run: tools/train_classifier.py is not in this checkout"}
+            self.units.append({"unit": "classifier", "status": "missing tool", "wall_s": None, "log": ""})
+            return
+        o = self.o
+        unit = plan.classifier_unit(self.runs_dir, o.data_root, o.profile, o.seed, o.split_seed, o.device, o.classifier_opts)
+        stamp = self.run_one(unit, i, n)
+        if stamp is None:
+            self.classification = {"note": f"failed: see {self.log_dir / 'classifier.log'}"}
+            return
+        self.classification = classification_table(_read_json(unit.result_path) or {})
+        self.costs.append({"model": "classifier", "task": None, "train_wall_s": train_wall_s(stamp),
+                           "train_peak_memory_mb": train_peak_rss_mb(stamp)})
+
+    # -- results -----------------------------------------------------------------------
+    def results(self) -> Dict[str, Any]:
+        rows = []
+        for t in self.o.tasks:
+            ids = {m: _image_ids(p) for m, p in self.seg_files[t].items()}
+            sets = [s for s in ids.values() if s is not None]
+            same = all(s == sets[0] for s in sets) if sets else True
+            if not same:
+                logger.warning("%s: the models were scored on different test images: %s", t,
+                               {m: len(s) for m, s in ids.items() if s is not None})
+            rows.append({"task": t, "test_images": len(self.manifest.select(split="test", task=t)),
+                         "same_images": same, "models": {m: self.seg[t].get(m) for m in ("otsu", "linknet", "maskrcnn")}})
+        from spine_det.evaluation.metrics import ScoreTable
+
+        conv = "Convention: " + ScoreTable().summary()["convention"] + "."
+        return {
+            "header": make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
+                                  self.o.profile, _cost_device(self.o)),
+            "convention": conv,
+            "segmentation": rows,
+            "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
+            "cost": self.costs,
+            "classification": self.classification,
+            "units": self.units,
+        }
+
+    def write(self) -> Dict[str, Path]:
+        return write_results(self.out, self.results())
+
+    def draw(self) -> List[Path]:
+        out = []
+        fig_dir = self.out / "figures"
+        for t in self.o.tasks:
+            samples = self.manifest.select(split="test", task=t)
+            keys = [s.key for s in samples]
+            preds: Dict[str, Dict[str, Any]] = {}
+            from spine_det.benchmark.baselines import otsu_predict
+            from spine_det.data.io import read_image
+
+            chosen = samples[: self.o.figure_images]
+            preds["otsu"] = {s.key: otsu_predict(read_image(s.image)) for s in chosen}
+            for m in ("linknet", "maskrcnn"):
+                d = self.runs_dir / m / t / cost_mod.PRED_DIR
+                if d.is_dir():
+                    preds[m] = figures.load_predictions(d, keys)
+            try:
+                p = figures.overlay_grid(t, chosen, preds, fig_dir / f"{t}_overlays.png", MODEL_NAMES, self.o.figure_images)
+                if p:
+                    out.append(p)
+                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", MODEL_NAMES)
+                if p:
+                    out.append(p)
+            except Exception as e:  # noqa: BLE001  (a picture must not lose the tables)
+                logger.error("figures for %s failed: %s: %s", t, type(e).__name__, e)
+        return out
+
+    def run(self) -> Dict[str, Any]:
+        t0 = time.perf_counter()
+        self.prepare()
+        self.run_otsu()
+        self.write()
+        units = self.seg_units()
+        n = len(units) + (0 if self.o.skip_classifier else 1)
+        for i, unit in enumerate(units, start=1):
+            stamp = self.run_one(unit, i, n)
+            if stamp is not None:
+                self.collect_seg(unit, stamp)
+            self.write()
+        if not self.o.skip_classifier:
+            self.run_classifier(n, n)
+        else:
+            self.classification = {"note": "skipped (--skip-classifier)"}
+        paths = self.write()
+        figs = self.draw()
+        res = self.results()
+        res["total_wall_s"] = time.perf_counter() - t0
+        res["figures"] = [str(p) for p in figs]
+        write_results(self.out, res)
+        return {"results": res, "paths": paths, "figures": figs}

@@ -1,0 +1,94 @@
+"""The benchmark's units, built from the tools' command lines.
+
+Each unit is a subprocess of a ``tools/*.py`` entry point, so the runner
+needs to know only their arguments (kept here, in one place).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from spine_det import CONFIG_DIR, PROJECT_ROOT
+from spine_det.benchmark.runner import Unit
+
+TOOLS = PROJECT_ROOT / "tools"
+
+
+def tool(name: str) -> Path:
+    return TOOLS / name
+
+
+def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
+                  device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
+    """Mask R-CNN on one task: ``tools/train_net.py`` (train, ``--resume``, ``--eval-only`` on test)."""
+    out = runs_dir / "maskrcnn" / task
+    base = [python, str(tool("train_net.py")), "--config-file", str(CONFIG_DIR / f"{task}.yaml"),
+            "--data-root", str(data_root), "--profile", profile]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
+    if device:
+        common += ["MODEL.DEVICE", device]
+    common += list(opts)
+    ckpts = ["model_best.pth", "model_final.pth"]
+    best = out / "model_best.pth"
+    final = out / "model_final.pth"
+    # eval-only scores whichever checkpoint the unit will be judged by (best, else final)
+    weights = str(best if best.is_file() or not final.is_file() else final)
+    return Unit(
+        name=f"maskrcnn-{task}", model="maskrcnn", task=task, out_dir=out,
+        commands={
+            "train": base + common,
+            "resume": base + ["--resume"] + common,
+            "eval": base + ["--eval-only"] + common + ["MODEL.WEIGHTS", weights, "SPINE.EVAL.SPLITS", "('test',)"],
+        },
+        checkpoints=ckpts, result=f"inference/spine_{task}_test/semantic_metrics.json",
+        spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
+              "opts": list(opts), "device": device},
+        done_markers=["model_final.pth"],
+    )
+
+
+def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
+                 device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
+    """LinkNet on one task: ``tools/train_linknet.py`` (its ``--resume`` is exact; ``--eval-only`` scores test)."""
+    out = runs_dir / "linknet" / task
+    base = [python, str(tool("train_linknet.py")), "--config-file", str(CONFIG_DIR / "linknet" / f"{task}.yaml"),
+            "--data-root", str(data_root), "--profile", profile] if profile != "full" else \
+           [python, str(tool("train_linknet.py")), "--config-file", str(CONFIG_DIR / "linknet" / f"{task}.yaml"),
+            "--data-root", str(data_root)]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
+    if device:
+        common += ["MODEL.DEVICE", device]
+    common += list(opts)
+    return Unit(
+        name=f"linknet-{task}", model="linknet", task=task, out_dir=out,
+        commands={
+            "train": base + common,
+            "resume": base + ["--resume"] + common,
+            "eval": base + ["--eval-only"] + common,
+        },
+        checkpoints=["model_best.pth"], result=f"inference/spine_{task}_test/semantic_metrics.json",
+        spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
+              "opts": list(opts), "device": device},
+    )
+
+
+def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
+                    device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
+    """The Normal/Damaged classifier (AP, LAT, average): ``tools/train_classifier.py``."""
+    out = runs_dir / "classifier"
+    base = [python, str(tool("train_classifier.py")), "--data-root", str(data_root)]
+    if profile != "full":
+        base += ["--profile", profile]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
+    if device:
+        common += ["MODEL.DEVICE", device]
+    common += list(opts)
+    return Unit(
+        name="classifier", model="classifier", task=None, out_dir=out,
+        commands={"train": base + common, "resume": base + ["--resume"] + common},
+        checkpoints=["model_best.pth", "model_best_ap.pth", "model_best_lat.pth", "ap/model_best.pth", "lat/model_best.pth"],
+        result="classification_metrics.json",
+        spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
+              "opts": list(opts), "device": device},
+    )

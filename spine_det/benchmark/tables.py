@@ -1,0 +1,256 @@
+"""results.md / results.csv / results.json: our numbers beside the report's, with a header saying what ran.
+
+The report's figures sit in their own columns, every one of them labelled
+:data:`~spine_det.benchmark.reported.REPORTED_LABEL`; in the CSV their
+``source`` says the same. Nothing of ours is ever written under that label.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
+from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+
+OURS = "this run"
+MODEL_NAMES = {"otsu": "Otsu threshold", "linknet": "LinkNet", "maskrcnn": "Mask R-CNN", "classifier": "ResNet50 classifier"}
+SEG_MODELS = ("otsu", "linknet", "maskrcnn")
+CLS_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+
+
+# --------------------------------------------------------------------------- header
+
+
+def git_commit(repo: Optional[Path] = None) -> str:
+    """``<sha>`` (``+dirty`` with local changes), or ``"unknown (...)"`` outside a git checkout."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown (no commit yet)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True,
+                               text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+
+
+def versions() -> Dict[str, str]:
+    """Versions of what the numbers depend on (package metadata: nothing heavy is imported)."""
+    from importlib import metadata, util
+
+    out = {"python": platform.python_version()}
+    for mod, dists in (("spine_det", ["spine_det", "spine-det"]), ("torch", ["torch"]), ("torchvision", ["torchvision"]),
+                       ("detectron2", ["detectron2", "pb1-detectron2"]), ("numpy", ["numpy"]),
+                       ("segmentation_models_pytorch", ["segmentation-models-pytorch", "segmentation_models_pytorch"]),
+                       ("fvcore", ["fvcore"])):
+        v = None
+        for d in dists:
+            try:
+                v = metadata.version(d)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        if v is None:
+            v = "installed (no metadata)" if util.find_spec(mod) is not None else "not installed"
+        out[mod] = v
+    return out
+
+
+def device_description(device: str = "cpu") -> str:
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), {torch.cuda.device_count()} GPU(s)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU: {cpu}, {cores} core(s) available, torch threads {torch.get_num_threads()}"
+
+
+def make_header(data_root: str, manifest: Any, tasks: Sequence[str], seed: int, split_seed: int, profile: str,
+                device: str = "cpu", test_images: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+    """Everything a reader needs to know what the numbers are of."""
+    split_patients = {s: len(manifest.patients(split=s)) for s in ("train", "val", "test")}
+    return {
+        "data": str(data_root),
+        "data_summary": manifest.summary(),
+        "split_patients": split_patients,
+        "test_images": dict(test_images or {t: len(manifest.select(split="test", task=t)) for t in tasks}),
+        "tasks": list(tasks),
+        "seed": seed,
+        "split_seed": split_seed,
+        "profile": profile,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device": device_description(device),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _f(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _triple(s: Optional[Mapping[str, Any]]) -> str:
+    if not s:
+        return "–"
+    return " / ".join(_f(s.get(m)) for m in ("dice", "jaccard", "tpr"))
+
+
+def _dur(s: Optional[float]) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _md_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    h = results["header"]
+    out: List[str] = ["# spine_det benchmark: Mask R-CNN vs LinkNet on the same test images", ""]
+    sp = h["split_patients"]
+    out.append(_md_table(["", ""], [
+        ["data", f"`{h['data']}` — {h['data_summary']}"],
+        ["split (patients)", f"train {sp['train']} / val {sp['val']} / test {sp['test']} (split seed {h['split_seed']})"],
+        ["test images per task", ", ".join(f"{t} {n}" for t, n in h["test_images"].items())],
+        ["seed", h["seed"]],
+        ["profile", h["profile"]],
+        ["git commit", h["git_commit"]],
+        ["versions", ", ".join(f"{k} {v}" for k, v in h["versions"].items())],
+        ["device", h["device"]],
+        ["date", h["date"]],
+    ]))
+    out += ["", "## Segmentation (test split)", "",
+            "Dice / Jaccard / TPR, mean over test images, all from the same metric code "
+            "(`spine_det.evaluation.metrics.ScoreTable`). " + results.get("convention", ""), ""]
+    rep = {(r["model"], r["task"]): r for r in results.get("reported", [])}
+    head = ["task", "test images", "Otsu threshold (trivial baseline)", "LinkNet", "Mask R-CNN",
+            f"LinkNet — {REPORTED_LABEL}", f"Mask R-CNN — {REPORTED_LABEL}"]
+    rows = []
+    for r in results["segmentation"]:
+        m = r["models"]
+        n = r.get("test_images")
+        flag = "" if r.get("same_images", True) else " ⚠ image sets differ"
+        rows.append([r["task"], f"{n}{flag}", _triple(m.get("otsu")), _triple(m.get("linknet")), _triple(m.get("maskrcnn")),
+                     _triple(rep.get(("linknet", r["task"]))), _triple(rep.get(("maskrcnn", r["task"])))])
+    out.append(_md_table(head, rows))
+    out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
+            "report's own private dataset (978 patients), not on the data above, and are shown for orientation only; "
+            "they are not results of this run.", ""]
+
+    out += ["## Cost", ""]
+    crow = []
+    for c in results.get("cost", []):
+        crow.append([
+            MODEL_NAMES.get(c["model"], c["model"]), c.get("task") or "–", _dur(c.get("train_wall_s")),
+            _f(c.get("s_per_iter"), 3) + (" ¹" if c.get("s_per_iter_note") else ""), _f(c.get("iterations")),
+            _f(c.get("images_per_s"), 2),
+            "–" if c.get("parameters") is None else f"{c['parameters'] / 1e6:.2f} M", _f(c.get("gflops"), 1),
+            _f(c.get("train_peak_memory_mb"), 0), _f(c.get("inference_peak_memory_mb"), 0),
+        ])
+    out.append(_md_table(["model", "task", "training wall time", "s/iter", "iterations", "inference images/s",
+                          "parameters", "GFLOPs (fvcore, 1 image)", "training peak memory (MB)",
+                          "inference peak memory (MB)"], crow))
+    kinds = sorted({c.get("memory_kind") for c in results.get("cost", []) if c.get("memory_kind")})
+    out += ["", "Training time is the wall clock of the tool's process(es) in this benchmark (all resumed attempts); "
+            "reused units keep the time of the run that trained them. Memory: " + ("; ".join(kinds) or "–") +
+            " (training: peak RSS of the training process, from wait4)."]
+    if any(c.get("s_per_iter_note") for c in results.get("cost", [])):
+        out.append("¹ " + "; ".join(sorted({c["s_per_iter_note"] for c in results["cost"] if c.get("s_per_iter_note")})))
+    out.append("")
+
+    cls = results.get("classification")
+    out += ["## Classification (Normal / Damaged, test split)", ""]
+    if cls and cls.get("rows"):
+        out.append(_md_table(["model", *CLS_METRICS, "selected on validation"],
+                             [[r["name"], *(_f(r.get(k)) for k in CLS_METRICS), "✓" if r.get("selected") else ""] for r in cls["rows"]]))
+        out += ["", f"Positive class: Damaged. The report states 85 % validation accuracy ({REPORTED_LABEL}); "
+                "it gives no test figures.", ""]
+    else:
+        out += [cls.get("note", "not run") if cls else "not run", ""]
+    morph = results.get("morphometry")
+    if morph:
+        out += ["## Morphometry", "", morph.get("markdown") or f"```\n{morph}\n```", ""]
+
+    out += ["## Units", ""]
+    out.append(_md_table(["unit", "status", "time this run", "log"],
+                         [[u["unit"], u["status"], _dur(u.get("wall_s")), u.get("log", "")] for u in results.get("units", [])]))
+    out.append("")
+    return "\n".join(out)
+
+
+def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Long format: one value per row, ``source`` says whose number it is."""
+    ours = f"{OURS} ({results['header']['data']})"
+    rows: List[Dict[str, Any]] = []
+
+    def add(section: str, source: str, model: str, task: Any, metric: str, value: Any, label: str = "") -> None:
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        rows.append({"section": section, "source": source, "label": label, "model": model, "task": task or "",
+                     "metric": metric, "value": "" if value is None else value})
+
+    for r in results["segmentation"]:
+        for model, s in r["models"].items():
+            if s:
+                for m in ("dice", "jaccard", "tpr"):
+                    add("segmentation", ours, model, r["task"], m, s.get(m))
+                add("segmentation", ours, model, r["task"], "images", s.get("counts", {}).get("images"))
+    for r in results.get("reported", []):
+        for m in ("dice", "jaccard", "tpr"):
+            add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
+    for c in results.get("cost", []):
+        for k in ("train_wall_s", "s_per_iter", "iterations", "images_per_s", "parameters", "gflops",
+                  "train_peak_memory_mb", "inference_peak_memory_mb"):
+            add("cost", ours, c["model"], c.get("task"), k, c.get(k))
+    cls = results.get("classification") or {}
+    for r in cls.get("rows", []):
+        for k in CLS_METRICS:
+            add("classification", ours, "classifier", r["name"], k, r.get(k))
+    return rows
+
+
+def render_csv(results: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["section", "source", "label", "model", "task", "metric", "value"])
+    w.writeheader()
+    w.writerows(csv_rows(results))
+    return buf.getvalue()
+
+
+def write_results(out_dir: Path | str, results: Mapping[str, Any]) -> Dict[str, Path]:
+    """Write results.md, results.csv and results.json atomically; returns their paths."""
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / "results.md", "csv": out_dir / "results.csv", "json": out_dir / "results.json"}
+    atomic_write_text(paths["md"], render_markdown(results))
+    atomic_write_text(paths["csv"], render_csv(results))
+    atomic_write_json(paths["json"], dict(results))
+    return paths

@@ -1,0 +1,442 @@
+"""Binary masks → COCO instance annotations that decode back to the very same pixels.
+
+Each 8-connected component of a mask is one instance. Its segmentation is a
+polygon traced along pixel *boundaries* (pixel ``(r, c)`` covers
+``[c, c+1] × [r, r+1]``) when pycocotools rasterises that polygon back to
+exactly the component, and a compressed RLE otherwise (holes, 1-px lines,
+diagonal touches). Every component is cropped to its box before any work, so
+full-size (≈1900×2900) masks convert fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from spine_det.data.io import DataError, read_mask
+from spine_det.data.layout import Manifest, ViewSample
+from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, get_task, parse_tasks, tasks_of_view
+from spine_det.utils.fileio import atomic_path, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+CONVERTER_VERSION = 1  # bump when the annotations written for the same masks change
+STAMP_FILE = "conversion_stamps.json"
+
+
+# --------------------------------------------------------------------------- one mask
+
+
+def _runs_rle(crop: np.ndarray, x: int, y: int, height: int, width: int) -> dict:
+    """Compressed full-image RLE of a component given by its crop, without a full-size array."""
+    from pycocotools import mask as mask_utils
+
+    cols, rows = np.nonzero(crop.T)  # column-major order, as COCO RLE
+    idx = (cols.astype(np.int64) + x) * height + (rows.astype(np.int64) + y)
+    counts: List[int] = []
+    if idx.size:
+        breaks = np.flatnonzero(np.diff(idx) != 1)
+        starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+        ends = np.concatenate((idx[breaks], [idx[-1]])) + 1  # exclusive
+        gaps = starts - np.concatenate(([0], ends[:-1]))
+        pairs = np.stack([gaps, ends - starts], axis=1).ravel()
+        counts = pairs.tolist()
+        tail = height * width - int(ends[-1])
+        if tail:
+            counts.append(tail)
+    else:
+        counts = [height * width]
+    return mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+
+
+def _boundary_polygon(crop: np.ndarray) -> Optional[np.ndarray]:
+    """Outline of a hole-free component along pixel edges, as (N, 2) corner coordinates in the crop.
+
+    Trick: in the mask upscaled ×2 (nearest), OpenCV's contour pixels sit on
+    the 2×2 blocks' outer rows/columns; ``(u + 1) // 2`` maps them to the
+    corners of the original pixels. Returns None when the component has holes.
+    """
+    import cv2
+
+    padded = np.pad(crop, 1).astype(np.uint8)
+    up = np.repeat(np.repeat(padded, 2, axis=0), 2, axis=1)
+    contours, _ = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if len(contours) != 1:  # holes (or, defensively, split outlines)
+        return None
+    pts = (contours[0].reshape(-1, 2) + 1) // 2 - 1  # corners, in crop coordinates
+    # Drop repeated and collinear vertices (cyclic).
+    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
+    pts = pts[keep]
+    if len(pts) >= 3:
+        prev, nxt = np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0)
+        cross = (pts[:, 0] - prev[:, 0]) * (nxt[:, 1] - pts[:, 1]) - (pts[:, 1] - prev[:, 1]) * (nxt[:, 0] - pts[:, 0])
+        pts = pts[cross != 0]
+    return pts if len(pts) >= 3 else None
+
+
+def _polygon_is_exact(poly: List[float], window: np.ndarray, x0: int, y0: int) -> bool:
+    """Does pycocotools rasterise ``poly`` (image coordinates) to exactly ``window`` (at x0, y0)?"""
+    from pycocotools import mask as mask_utils
+
+    h, w = window.shape
+    local = np.asarray(poly, dtype=np.float64).reshape(-1, 2) - (x0, y0)
+    rle = mask_utils.frPyObjects([local.ravel().tolist()], h, w)
+    decoded = mask_utils.decode(rle)[:, :, 0].astype(bool)
+    return bool(np.array_equal(decoded, window))
+
+
+def mask_to_instances(mask: np.ndarray, polygons: bool = True) -> List[dict]:
+    """COCO annotations (without ids) of every 8-connected component of ``mask``.
+
+    Each has ``segmentation`` (``[polygon]`` where exact, else compressed RLE
+    with ``counts`` as str), ``bbox`` (XYWH) and ``area`` from pycocotools, and
+    ``iscrowd = 0``. Decoding all of them and taking the union gives back
+    ``mask > 0`` exactly. ``polygons=False`` writes RLE only.
+    """
+    import cv2
+    from pycocotools import mask as mask_utils
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    binary = (mask > 0).astype(np.uint8) if mask.dtype != bool else mask.view(np.uint8)
+    height, width = binary.shape
+    out: List[dict] = []
+    # Label components only inside the box of all foreground (plus a margin): much faster on X-rays.
+    bx, by, bw, bh = cv2.boundingRect(binary)
+    if bw == 0 or bh == 0:
+        return out
+    ox, oy = max(bx - 1, 0), max(by - 1, 0)
+    region = binary[oy : min(by + bh + 1, height), ox : min(bx + bw + 1, width)]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8, ltype=cv2.CV_32S)
+    for i in range(1, n):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        # One pixel of margin (inside the image) so the polygon check sees any spill.
+        x0, y0 = max(x - 1, 0), max(y - 1, 0)
+        x1, y1 = min(x + w + 1, labels.shape[1]), min(y + h + 1, labels.shape[0])
+        window = labels[y0:y1, x0:x1] == i
+        x, y, x0, y0 = x + ox, y + oy, x0 + ox, y0 + oy  # region → image coordinates
+        crop = window[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+        rle = _runs_rle(crop, x, y, height, width)
+        segmentation: Any = None
+        if polygons:
+            pts = _boundary_polygon(crop)
+            if pts is not None:
+                poly = (pts + (x, y)).astype(np.float64).ravel().tolist()
+                if _polygon_is_exact(poly, window, x0, y0):
+                    segmentation = [poly]
+        if segmentation is None:
+            segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+        out.append(
+            {
+                "segmentation": segmentation,
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "area": float(mask_utils.area(rle)),
+                "iscrowd": 0,
+            }
+        )
+    return out
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Decode a COCO segmentation (polygon list, compressed or uncompressed RLE) to a bool mask."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        rles = mask_utils.frPyObjects(segmentation, height, width)
+        rle = mask_utils.merge(rles)
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        counts = segmentation["counts"]
+        rle = {"size": segmentation["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def instances_to_mask(instances: Iterable[dict], height: int, width: int) -> np.ndarray:
+    """Union of decoded instances (the inverse of :func:`mask_to_instances`)."""
+    out = np.zeros((height, width), dtype=bool)
+    for inst in instances:
+        out |= decode_segmentation(inst["segmentation"], height, width)
+    return out
+
+
+# --------------------------------------------------------------------------- a dataset
+
+
+def coco_json_name(name: str, split: str) -> str:
+    """File name of a task's or a view's COCO JSON: ``spine_<task|view>_<split>.json``."""
+    return f"spine_{name}_{split}.json"
+
+
+def _convert_sample(args: Tuple[dict, List[str], bool]) -> Tuple[str, Dict[str, Optional[List[dict]]], List[dict]]:
+    """Worker: every requested mask of one X-ray → instances (None where the mask is unusable)."""
+    sample_dict, tasks, strict = args
+    s = ViewSample(**sample_dict)
+    result: Dict[str, Optional[List[dict]]] = {}
+    problems: List[dict] = []
+    for task in tasks:
+        path = s.masks.get(task)
+        if not path:
+            result[task] = None
+            continue
+        try:
+            mask = read_mask(path, shape=(s.height, s.width))
+            result[task] = mask_to_instances(mask)
+        except DataError as exc:
+            err = exc.with_patient(s.patient_id)
+            if strict:
+                raise err from None
+            problems.append(err.as_problem())
+            result[task] = None
+    return s.key, result, problems
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _file_stamp(path: Optional[str]) -> Optional[Tuple[int, int]]:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if st else None
+
+
+def _fingerprint(samples: Sequence[ViewSample], tasks: Sequence[str], stamps: Dict[str, Any]) -> str:
+    """Hash of everything an output JSON depends on: converter version, samples, mask files' size+mtime."""
+    h = hashlib.sha1(f"v{CONVERTER_VERSION}|{','.join(tasks)}".encode())
+    for s in samples:
+        item = [s.key, s.image, s.height, s.width, s.split, s.label]
+        item += [[t, s.masks.get(t), stamps.get(s.masks.get(t) or "")] for t in tasks]
+        h.update(json.dumps(item).encode())
+    return h.hexdigest()
+
+
+def _outputs(manifest: Manifest, tasks: Sequence[str]) -> List[Tuple[str, str, str, List[str]]]:
+    """(file name, name, split, tasks) of every JSON to write: per task, and per view when all its tasks are asked."""
+    outs = []
+    for split in SPLITS:
+        for task in tasks:
+            outs.append((coco_json_name(task, split), task, split, [task]))
+        for view in VIEWS:
+            view_tasks = [t.name for t in tasks_of_view(view)]
+            if all(t in tasks for t in view_tasks):
+                outs.append((coco_json_name(view, split), view, split, view_tasks))
+    return outs
+
+
+def _build_json(
+    name: str,
+    split: str,
+    tasks: List[str],
+    samples: List[ViewSample],
+    instances: Dict[str, Dict[str, Optional[List[dict]]]],
+    fingerprint: str,
+) -> Tuple[dict, int]:
+    """COCO dict of one output; images lacking any of its masks are left out (counted)."""
+    view = get_task(tasks[0]).view
+    images, annotations = [], []
+    excluded = 0
+    for s in samples:
+        per_task = instances.get(s.key, {})
+        if any(per_task.get(t) is None for t in tasks):
+            excluded += 1
+            continue
+        image_id = len(images) + 1
+        images.append(
+            {
+                "id": image_id,
+                "file_name": s.image,
+                "height": s.height,
+                "width": s.width,
+                "key": s.key,
+                "patient_id": s.patient_id,
+                "label": s.label,
+                "view": s.view,
+                "split": s.split,
+                "mask_files": {t: s.masks[t] for t in tasks},
+            }
+        )
+        for cat, t in enumerate(tasks, start=1):
+            for inst in per_task[t] or []:
+                annotations.append(dict(inst, id=len(annotations) + 1, image_id=image_id, category_id=cat))
+    categories = [
+        {"id": i, "name": get_task(t).class_name, "task": t, "supercategory": view}
+        for i, t in enumerate(tasks, start=1)
+    ]
+    info = {
+        "description": f"spine_det {name} ({split})",
+        "view": view,
+        "tasks": tasks,
+        "split": split,
+        "converter_version": CONVERTER_VERSION,
+        "fingerprint": fingerprint,
+    }
+    return {"info": info, "images": images, "annotations": annotations, "categories": categories}, excluded
+
+
+def convert_dataset(
+    manifest: Manifest,
+    out_dir: PathLike,
+    tasks: Optional[Sequence[str]] = None,
+    workers: Optional[int] = None,
+    strict: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write ``spine_<task>_<split>.json`` and ``spine_<view>_<split>.json`` under ``out_dir``.
+
+    Idempotent: outputs whose inputs (samples, mask files' size and mtime,
+    converter version) are unchanged are skipped. Masks are converted in a
+    process pool (``workers``, default all cores). Every JSON is written
+    atomically. Returns a summary dict (also logged).
+    """
+    t0 = time.perf_counter()
+    task_list = list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)
+    out = Path(out_dir).expanduser().resolve()
+    root = Path(manifest.root).resolve()
+    if out == root or root in out.parents:
+        raise DataError(out, f"output folder lies inside the data root {root}; write elsewhere")
+    out.mkdir(parents=True, exist_ok=True)
+    stamp_path = out / STAMP_FILE
+    try:
+        old_stamps: Dict[str, str] = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+    except ValueError:
+        old_stamps = {}
+    file_stamps = {p: _file_stamp(p) for s in manifest.samples for p in s.masks.values() if p}
+
+    plan = []
+    for fname, name, split, otasks in _outputs(manifest, task_list):
+        view = get_task(otasks[0]).view
+        samples = manifest.select(split=split, view=view)
+        fp = _fingerprint(samples, otasks, file_stamps)
+        fresh = not force and old_stamps.get(fname) == fp and (out / fname).is_file()
+        plan.append((fname, name, split, otasks, samples, fp, fresh))
+    stale = [p for p in plan if not p[6]]
+    summary: Dict[str, Any] = {
+        "out_dir": str(out),
+        "written": [],
+        "up_to_date": [p[0] for p in plan if p[6]],
+        "masks_converted": 0,
+        "images": 0,
+        "instances": 0,
+        "polygons": 0,
+        "rles": 0,
+        "excluded_images": {},
+        "problems": [],
+        "seconds": 0.0,
+    }
+    if not stale:
+        logger.info("COCO files in %s are up to date (%d files)", out, len(plan))
+        return summary
+
+    # Convert each needed X-ray once, for the union of the tasks its stale outputs need.
+    needed: Dict[str, Tuple[ViewSample, set]] = {}
+    for _, _, _, otasks, samples, _, _ in stale:
+        for s in samples:
+            needed.setdefault(s.key, (s, set()))[1].update(otasks)
+    jobs = [
+        (_sample_dict(s), [t for t in task_list if t in ts], strict) for s, ts in needed.values()
+    ]
+    instances: Dict[str, Dict[str, Optional[List[dict]]]] = {}
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    results = _run_jobs(jobs, n_workers, progress)
+    for key, per_task, problems in results:
+        instances[key] = per_task
+        summary["problems"].extend(problems)
+        summary["masks_converted"] += sum(1 for v in per_task.values() if v is not None)
+    for p in summary["problems"]:
+        logger.warning("skipped: patient %r: %s: %s", p["patient"], p["file"], p["reason"])
+
+    new_stamps = {k: v for k, v in old_stamps.items() if (out / k).is_file()}
+    for fname, name, split, otasks, samples, fp, _ in stale:
+        coco, excluded = _build_json(name, split, otasks, samples, instances, fp)
+        _write_json(out / fname, coco)
+        new_stamps[fname] = fp
+        summary["written"].append(fname)
+        if excluded:
+            summary["excluded_images"][fname] = excluded
+        if name in TASK_NAMES:  # count each instance once (per-task files)
+            summary["images"] += len(coco["images"])
+            summary["instances"] += len(coco["annotations"])
+            for a in coco["annotations"]:
+                summary["polygons" if isinstance(a["segmentation"], list) else "rles"] += 1
+    atomic_write_json(stamp_path, new_stamps)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    logger.info(format_summary(summary))
+    return summary
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Atomic compact JSON (our annotations hold no NaN, so no need to walk them first)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, allow_nan=False, separators=(",", ":"))
+
+
+def _sample_dict(s: ViewSample) -> dict:
+    return {
+        "patient_id": s.patient_id,
+        "label": s.label,
+        "split": s.split,
+        "view": s.view,
+        "image": s.image,
+        "masks": dict(s.masks),
+        "height": s.height,
+        "width": s.width,
+    }
+
+
+def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc="masks → COCO", unit="img", disable=not progress, leave=False)
+    results = []
+    try:
+        if workers <= 1 or len(jobs) < 4:
+            for job in jobs:
+                results.append(_convert_sample(job))
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            # fork: works from scripts without a __main__ guard; the workers only use numpy/cv2/pycocotools.
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" else "spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+                for r in pool.map(_convert_sample, jobs, chunksize=1):
+                    results.append(r)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable lines of a :func:`convert_dataset` summary."""
+    lines = [
+        f"COCO conversion into {summary['out_dir']}: wrote {len(summary['written'])} files, "
+        f"{len(summary['up_to_date'])} already up to date; {summary['masks_converted']} masks converted "
+        f"into {summary['instances']} instances ({summary['polygons']} polygons, {summary['rles']} RLE) "
+        f"in {summary['seconds']} s"
+    ]
+    if summary["excluded_images"]:
+        lines.append(
+            "images left out for missing/unreadable masks: "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(summary["excluded_images"].items()))
+        )
+    if summary["problems"]:
+        lines.append(f"{len(summary['problems'])} problems (files skipped):")
+        lines += [f"  patient {p['patient']!r}: {p['file']}: {p['reason']}" for p in summary["problems"]]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Synthetic thoracolumbar spine radiographs: the embedded default data of spine_det.
+
+The real dataset is private; this generator writes patients in exactly its
+layout, so every model, test and benchmark runs without it::
+
+    <out>/{Training,Test}/{Normal,Damaged}/ID (n)/AP/AP.jpg
+    <out>/.../ID (n)/AP/Ap_Vertebra.png Ap_Pedicle.png Ap_Spinous_Process.png
+    <out>/.../ID (n)/LAT/LAT.jpg
+    <out>/.../ID (n)/LAT/Lat_Vertebra.png Lat_Disk_Height.png Lat_Spinous_Process.png
+                         Lat_Anterior_Vertebral_Line.png Lat_Posterior_Vertebral_Line.png
+    <out>/.../ID (n)/ground_truth.json
+    <out>/phantom_manifest.json            (marks the folder as phantom output)
+
+Each patient is one 3-D spine (T9-L5 + sacrum/pelvis, T9 cut by the top edge
+and never annotated; annotated levels T10-L5) with lordosis/kyphosis, mild
+scoliosis, axial rotation and size variation, projected into AP and LAT
+(``anatomy``), rendered as a radiograph (``render``), annotated the way the
+human annotators drew the masks (``masks``) and written by ``writer``. X-rays
+are RGB JPEGs with R = G = B, height ``size`` and a per-patient width
+(aspect 0.62-0.70). Masks are 8-bit PNGs of the same size with anti-aliased
+edges; any value > 0 is foreground. Everything derives from ``(seed, index)``:
+same seed -> byte-identical files, whatever the worker count.
+
+Damaged patients carry >= 1 fracture of Genant grade >= 1 (wedge, biconcave,
+crush or burst; height loss 20-25% grade 1, 25-40% grade 2, 40-58% grade 3)
+and, in ~30%, an anterolisthesis of L3/L4/L5. Burst fractures retropulse the
+posterior wall (the posterior line bends) and widen the interpedicular
+distance in AP. Normal patients: every level loses < 15% of its height.
+
+``ground_truth.json`` (schema_version 1; pixels are (x=col, y=row), floats
+rounded to 0.01)::
+
+    {
+      "schema_version": 1,
+      "patient_id": "ID (12)",  "index": 11,          # index is 0-based, id is index + 1
+      "label": "Normal" | "Damaged",
+      "split": "Training" | "Test" | null,           # null when made in memory without a split
+      "seed": 0, "size": 1024,
+      "views": {"ap":  {"width": 690, "height": 1024, "px_per_mm": 2.71},
+                "lat": {"width": 668, "height": 1024, "px_per_mm": 2.69}},
+      "sacral_slope_deg": 38.2,
+      "levels": [                                    # T10 .. L5, top to bottom
+        {"name": "T10",
+         "expected_height_px": 57.1,                 # un-fractured body height (LAT px)
+         "anterior_height_px": 53.0, "middle_height_px": 55.2, "posterior_height_px": 56.4,   # LAT px
+         "height_loss_ratio": 0.072,                 # 1 - min(ant, mid, post) / expected
+         "fracture_type": "none" | "wedge" | "biconcave" | "crush" | "burst",
+         "genant_grade": 0 | 1 | 2 | 3,
+         "lat_corners": {"anterior_superior": [x, y], "anterior_inferior": [x, y],
+                         "posterior_superior": [x, y], "posterior_inferior": [x, y]},   # LAT px
+         "ap_corners": {"left_superior": [x, y], "right_superior": [x, y],
+                        "left_inferior": [x, y], "right_inferior": [x, y]},             # AP px, image left/right
+         "ap_body_width_px": 95.3,                   # AP px
+         "interpedicular_distance_px": 60.2,         # AP px, between the pedicles' medial borders
+         "listhesis_offset_px": 0.0,                 # LAT px, anterior slip over the level below
+         "retropulsion_px": 0.0},                    # LAT px, posterior bulge of the posterior wall
+        ...
+      ],
+      "fractured_levels": ["L1"], "max_genant_grade": 2, "listhesis_levels": []
+    }
+
+In LAT the patient faces image left (anterior = small x). In AP the patient's
+right is on the image left (an "R" marker is burned in there).
+"""
+from spine_det.data.phantom.anatomy import LEVELS, genant_grade
+from spine_det.data.phantom.patient import SCHEMA_VERSION, PatientSample, generate_patient, patient_id
+from spine_det.data.phantom.writer import MARKER, assign_patients, generate_dataset
+
+__all__ = [
+    "LEVELS",
+    "MARKER",
+    "SCHEMA_VERSION",
+    "PatientSample",
+    "assign_patients",
+    "generate_dataset",
+    "generate_patient",
+    "genant_grade",
+    "patient_id",
+]

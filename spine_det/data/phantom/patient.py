@@ -1,0 +1,125 @@
+"""One synthetic patient in memory: both radiographs, the eight masks and the ground truth."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from spine_det.data.phantom.anatomy import (
+    Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline, make_frames,
+)
+from spine_det.data.phantom.masks import draw_masks
+from spine_det.data.phantom.render import render_view
+from spine_det.tasks import LABELS
+
+SCHEMA_VERSION = 1
+
+
+def patient_id(index: int) -> str:
+    """Folder name of patient ``index`` (0-based): ``ID (index+1)``, as in the real dataset."""
+    return f"ID ({index + 1})"
+
+
+def patient_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    """Independent RNG stream per (seed, patient, purpose): results never depend on worker count."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+
+
+@dataclass
+class PatientSample:
+    """Images are (H, W, 3) uint8 RGB with R = G = B; masks (H, W) uint8 keyed by task name."""
+
+    patient_id: str
+    label: str
+    images: Dict[str, np.ndarray]
+    masks: Dict[str, np.ndarray]
+    gt: Dict[str, Any]
+
+    def grey(self, view: str) -> np.ndarray:
+        return self.images[view][..., 0]
+
+
+def _r(x: float, nd: int = 2) -> float:
+    return round(float(x), nd)
+
+
+def _pt(p: np.ndarray) -> list:
+    return [_r(p[0]), _r(p[1])]
+
+
+def _level_gt(v: Vertebra, ap: Frame, lat: Frame) -> Dict[str, Any]:
+    lo = lat_body_outline(v)
+    ao = ap_body_outline(v)
+    s = lat.scale
+    sup, inf = lat.local(v, lo["sup"]), lat.local(v, lo["inf"])
+    asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
+    ped = [ap.local(v, np.array(uv)) for uv, _ in ap_pedicles(v)]
+    ped_half = [ax[0] * ap.scale for _, ax in ap_pedicles(v)]
+    ipd_px = float(np.linalg.norm(ped[1] - ped[0]) - ped_half[0] - ped_half[1])
+    return {
+        "name": v.name,
+        "expected_height_px": _r(v.h_exp * s),
+        "anterior_height_px": _r(v.ha * s),
+        "middle_height_px": _r(v.hm * s),
+        "posterior_height_px": _r(v.hp * s),
+        "height_loss_ratio": round(float(v.loss), 4),
+        "fracture_type": v.fracture,
+        "genant_grade": int(v.grade),
+        "lat_corners": {
+            "anterior_superior": _pt(sup[0]), "anterior_inferior": _pt(inf[0]),
+            "posterior_superior": _pt(sup[-1]), "posterior_inferior": _pt(inf[-1]),
+        },
+        "ap_corners": {
+            "left_superior": _pt(asup[0]), "right_superior": _pt(asup[-1]),
+            "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1]),
+        },
+        "ap_body_width_px": _r(v.width * ap.scale),
+        "interpedicular_distance_px": _r(ipd_px),
+        "listhesis_offset_px": _r(v.listhesis * s),
+        "retropulsion_px": _r(v.retro * s),
+    }
+
+
+def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, size: int,
+                 split: Optional[str]) -> Dict[str, Any]:
+    """The ``ground_truth.json`` document (schema in spine_det.data.phantom)."""
+    ap, lat = frames["ap"], frames["lat"]
+    levels = [_level_gt(v, ap, lat) for v in spine.annotated]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "patient_id": patient_id(index),
+        "index": int(index),
+        "label": spine.label,
+        "split": split,
+        "seed": int(seed),
+        "size": int(size),
+        "views": {
+            f.view: {"width": f.width, "height": f.height, "px_per_mm": round(f.scale, 5)} for f in (ap, lat)
+        },
+        "sacral_slope_deg": _r(math.degrees(spine.sacral_slope)),
+        "levels": levels,
+        "fractured_levels": [lv["name"] for lv in levels if lv["genant_grade"] > 0],
+        "max_genant_grade": max(lv["genant_grade"] for lv in levels),
+        "listhesis_levels": [lv["name"] for lv in levels if lv["listhesis_offset_px"] > 0],
+    }
+
+
+def generate_patient(index: int, seed: int, size: int = 1024, label: str = "Normal",
+                     split: Optional[str] = None) -> PatientSample:
+    """Build one patient in memory; deterministic in (index, seed, size, label)."""
+    if label not in LABELS:
+        raise ValueError(f"unknown label {label!r}; expected one of {LABELS}")
+    if size < 64:
+        raise ValueError(f"size must be >= 64 px, got {size}")
+    spine = build_spine(patient_rng(seed, index, 0), label)
+    frames = make_frames(spine, patient_rng(seed, index, 1), size)
+    pid = patient_id(index)
+    images = {}
+    for k, view in enumerate(("ap", "lat")):
+        grey = render_view(spine, frames[view], patient_rng(seed, index, 10 + k), pid)
+        images[view] = np.repeat(grey[..., None], 3, axis=2)
+    masks = draw_masks(spine, frames, patient_rng(seed, index, 20))
+    gt = ground_truth(spine, frames, index, seed, size, split)
+    return PatientSample(pid, label, images, masks, gt)

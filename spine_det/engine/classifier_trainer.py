@@ -1,0 +1,225 @@
+"""Train the Normal/Damaged classifiers (one per view) and pick the view strategy on validation.
+
+As in the report: a ResNet50 on AP images and another on LAT images, each
+checkpointed at its best validation accuracy; on validation, "AP only", "LAT
+only" and "average of the two probabilities" are compared and the most
+accurate is kept (:func:`select_view_strategy`). Test metrics of all three are
+written to ``<OUTPUT_DIR>/classification_metrics.json`` with the selection.
+
+Validation set (``VAL.MODE``):
+
+* ``balanced`` (default, like the report's 50 Damaged / 50 Normal): from the
+  Training patients (the manifest's train + val splits), ``k`` patients of each
+  label are drawn with ``random.Random(DATA.SEED)`` from the sorted patient
+  ids, where ``k = min(VAL.PER_CLASS, floor(VAL.MAX_FRACTION * n_smaller_label))``
+  (at least 1). Both views of a patient go to the same side. The test split is
+  never touched.
+* ``manifest``: the manifest's own val split (seeded, stratified 10%).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+
+from spine_det.data.seg_dataset import ViewImageDataset
+from spine_det.engine import distributed as du
+from spine_det.engine.linknet_trainer import (
+    EarlyStopping,
+    MetricsLog,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    load_checkpoint,
+    save_checkpoint,
+    scheduler_step,
+    seed_everything,
+)
+from spine_det.modeling.classifier import (
+    STRATEGIES,
+    binary_classification_metrics,
+    build_classifier,
+    combine_views,
+    predict_probs,
+    select_view_strategy,
+)
+from spine_det.tasks import LABELS, VIEWS
+from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "classification_metrics.json"
+
+
+def balanced_val_patients(patients: Sequence[Tuple[str, str]], per_class: int, max_fraction: float, seed: int) -> List[str]:
+    """Patient ids of a label-balanced validation set (see module docstring for the rule)."""
+    by_label: Dict[str, List[str]] = {lab: sorted(p for p, l in patients if l == lab) for lab in LABELS}
+    smaller = min(len(v) for v in by_label.values())
+    if smaller < 2:
+        raise ValueError(f"a balanced validation set needs >= 2 training patients of each label, got "
+                         f"{ {k: len(v) for k, v in by_label.items()} }")
+    k = max(1, min(int(per_class), int(math.floor(max_fraction * smaller))))
+    rng = random.Random(seed)
+    out: List[str] = []
+    for lab in LABELS:
+        ids = list(by_label[lab])
+        rng.shuffle(ids)
+        out.extend(sorted(ids[:k]))
+    return out
+
+
+def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
+    """{"train", "val", "test"} -> ViewSamples, per the VAL.MODE rule."""
+    test = manifest.select(split=cfg.TEST.SPLIT)
+    training = [s for s in manifest.samples if s.split in ("train", "val")]
+    if cfg.VAL.MODE == "manifest":
+        return {"train": [s for s in training if s.split == "train"], "val": [s for s in training if s.split == "val"], "test": test}
+    if cfg.VAL.MODE != "balanced":
+        raise ValueError(f"unknown VAL.MODE {cfg.VAL.MODE!r}; expected 'balanced' or 'manifest'")
+    patients = list({s.patient_id: s.label for s in training}.items())
+    val_ids = set(balanced_val_patients(patients, cfg.VAL.PER_CLASS, cfg.VAL.MAX_FRACTION, cfg.DATA.SEED))
+    return {"train": [s for s in training if s.patient_id not in val_ids], "val": [s for s in training if s.patient_id in val_ids], "test": test}
+
+
+def _dataset(cfg: Any, samples: Sequence[Any], train: bool) -> ViewImageDataset:
+    return ViewImageDataset(samples, (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH), cfg.INPUT.RESIZE, cfg.AUG if train else None,
+                            cfg.MODEL.IN_CHANNELS, cfg.DATALOADER.CACHE, cfg.SEED)
+
+
+def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: int) -> DataLoader:
+    if train:
+        g = torch.Generator()
+        g.manual_seed(seed)
+        sampler = RandomSampler(ds, generator=g)
+    else:
+        sampler = SequentialSampler(ds)
+    drop_last = train and len(ds) > batch
+    return DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers if train else 0, drop_last=drop_last,
+                      persistent_workers=train and workers > 0)
+
+
+def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.device) -> Dict[str, Any]:
+    """Train one view's model; keep the best validation accuracy (ties: higher AUC) as model_best_<view>.pth."""
+    out_dir = Path(cfg.OUTPUT_DIR)
+    seed_everything(cfg.SEED)
+    train_ds = _dataset(cfg, [s for s in splits["train"] if s.view == view], True)
+    val_ds = _dataset(cfg, [s for s in splits["val"] if s.view == view], False)
+    if len(train_ds) == 0 or len(val_ds) == 0:
+        raise ValueError(f"no {view} images in the train ({len(train_ds)}) or val ({len(val_ds)}) split")
+    y_train = train_ds.labels()
+    model = build_classifier(cfg).to(device)
+    label = f"{cfg.MODEL.BACKBONE} ({'ImageNet' if model.imagenet_init else 'random'} init, {cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH})"
+    logger.info("%s classifier %s: %d train (%d Damaged) / %d val images", view, label, len(train_ds), int(y_train.sum()), len(val_ds))
+    # Balance the classes in the loss when the training set is not.
+    n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
+    pos_weight = torch.tensor([n_neg / n_pos if n_pos else 1.0], device=device)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimizer = build_optimizer(cfg.SOLVER, model.parameters())
+    scheduler = build_scheduler(cfg.SOLVER, optimizer)
+    amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    early = EarlyStopping(cfg.EARLY_STOP.PATIENCE, cfg.EARLY_STOP.MIN_DELTA, "max", cfg.EARLY_STOP.ENABLED)
+    log = MetricsLog(out_dir / f"metrics_{view}.jsonl")
+    log.lines = []
+    loader = _loader(train_ds, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
+    val_loader = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED)
+    y_val = val_ds.labels()
+    best: Dict[str, Any] = {"epoch": -1}
+    from tqdm import tqdm
+
+    for epoch in range(cfg.SOLVER.MAX_EPOCHS):
+        t0 = time.perf_counter()
+        model.train()
+        train_ds.set_epoch(epoch)
+        loader.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
+        total, n = 0.0, 0
+        for batch in tqdm(loader, desc=f"{view} epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False):
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            with torch.autocast(device_type=device.type, enabled=amp):
+                logits = model(x).reshape(-1)
+            loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss.item()) * len(y)
+            n += len(y)
+        p_val, idx = predict_probs(model, val_loader, device, amp)
+        m = binary_classification_metrics(y_val[idx], p_val, cfg.TEST.THRESHOLD)
+        # Report: keep the most accurate; AUC breaks ties (small validation sets tie often).
+        score = m["accuracy"] + 1e-3 * (0.0 if math.isnan(m["roc_auc"]) else m["roc_auc"])
+        lr = current_lr(optimizer)
+        improved = early.step(score)
+        scheduler_step(scheduler, score)
+        if improved:
+            best = {"epoch": epoch + 1, "val": m}
+            save_checkpoint(out_dir / f"model_best_{view}.pth", {"model": model.state_dict(), "epoch": epoch + 1, "val": m,
+                                                                  "view": view, "cfg": cfg.dump(), "backbone": label})
+        log.append({"epoch": epoch + 1, "loss": total / max(n, 1), "val_accuracy": m["accuracy"], "val_auc": m["roc_auc"],
+                    "lr": lr, "time_s": round(time.perf_counter() - t0, 3), "improved": improved})
+        logger.info("%s epoch %d/%d loss %.4f val acc %.3f auc %.3f%s", view, epoch + 1, cfg.SOLVER.MAX_EPOCHS, total / max(n, 1),
+                    m["accuracy"], m["roc_auc"], " *best*" if improved else "")
+        if early.should_stop:
+            logger.info("%s: early stopping at epoch %d", view, epoch + 1)
+            break
+    return {"checkpoint": str(out_dir / f"model_best_{view}.pth"), "best_epoch": best["epoch"], "backbone": label}
+
+
+def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequence[str], device: torch.device) -> np.ndarray:
+    """P(Damaged) of each patient from the view's best model (NaN where the patient lacks the view)."""
+    ck = load_checkpoint(Path(cfg.OUTPUT_DIR) / f"model_best_{view}.pth")
+    c = cfg.clone()
+    c.defrost()
+    c.MODEL.PRETRAINED = False
+    model = build_classifier(c).to(device)
+    model.load_state_dict(ck["model"])
+    view_samples = [s for s in samples if s.view == view]
+    ds = _dataset(cfg, view_samples, False)
+    p, idx = predict_probs(model, _loader(ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED), device)
+    by_patient = {view_samples[i].patient_id: float(v) for i, v in zip(idx, p)}
+    return np.array([by_patient.get(pid, math.nan) for pid in patients])
+
+
+def train_classifier(cfg: Any, manifest: Any) -> Dict[str, Any]:
+    """Train both views, select the strategy on validation, score all strategies on test; write the JSON."""
+    device = du.init_from_env(cfg.MODEL.DEVICE)
+    out_dir = Path(cfg.OUTPUT_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", cfg.dump())
+    splits = split_patients(cfg, manifest)
+    views = [v for v in cfg.VIEWS if v in VIEWS]
+    trained = {v: train_view(cfg, v, splits, device) for v in views}
+
+    result: Dict[str, Any] = {"backbone": {v: trained[v]["backbone"] for v in views}, "views_trained": views,
+                              "val_mode": cfg.VAL.MODE, "seed": cfg.SEED, "split_seed": cfg.DATA.SEED,
+                              "threshold": cfg.TEST.THRESHOLD, "checkpoints": {v: trained[v]["checkpoint"] for v in views},
+                              "best_epochs": {v: trained[v]["best_epoch"] for v in views}}
+    for split in ("val", "test"):
+        samples = splits[split]
+        pats = list(dict.fromkeys(s.patient_id for s in samples))
+        lab = {s.patient_id: s.label for s in samples}
+        y = np.array([LABELS.index(lab[p]) for p in pats])
+        probs = {v: patient_probs(cfg, v, samples, pats, device) if v in views else np.full(len(pats), math.nan) for v in VIEWS}
+        if split == "val":
+            selected, val_acc = select_view_strategy(probs["ap"], probs["lat"], y, cfg.TEST.THRESHOLD)
+            result["selected"] = selected
+            result["selection"] = {"rule": "highest validation accuracy; ties: higher ROC-AUC, then average > ap > lat",
+                                   "val_accuracy": val_acc}
+        combos = combine_views(probs["ap"], probs["lat"])
+        result[split] = {
+            "patients": len(pats), "damaged": int(y.sum()), "normal": int(len(y) - y.sum()),
+            **{k: binary_classification_metrics(y, combos[k], cfg.TEST.THRESHOLD) for k in STRATEGIES},
+        }
+    result["test_selected"] = result["test"][result["selected"]]
+    atomic_write_json(out_dir / METRICS_FILE, result)
+    t = result["test_selected"]
+    logger.info("selected on validation: %s; test accuracy %.3f sensitivity %.3f specificity %.3f AUC %.3f (%d patients)",
+                result["selected"], t["accuracy"], t["sensitivity"], t["specificity"], t["roc_auc"], t["n"])
+    return result

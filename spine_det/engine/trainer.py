@@ -1,0 +1,146 @@
+"""Detectron2 DefaultTrainer for spine X-rays: datasets, mapper, evaluators, best checkpoint."""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, hooks
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from spine_det.config import best_metric_key, spine_tasks, split_dataset_names
+from spine_det.data.mapper import SpineDatasetMapper
+from spine_det.engine.hooks import SpineBestCheckpointer
+from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
+
+logger = logging.getLogger(__name__)
+
+
+class WeightsUnavailableError(RuntimeError):
+    """MODEL.WEIGHTS can be neither found nor downloaded."""
+
+
+def ensure_weights_available(weights: str) -> Optional[str]:
+    """Local path of ``MODEL.WEIGHTS`` (downloading it once); one clear line if impossible."""
+    if not weights:
+        return None
+    from detectron2.utils.file_io import PathManager
+
+    hint = (
+        f"download {Path(weights).name} on a machine with internet and pass `MODEL.WEIGHTS /path/to/{Path(weights).name}`, "
+        "or train from random init with `--profile cpu` or `MODEL.WEIGHTS ''`"
+    )
+    if "://" in weights:
+        try:
+            return PathManager.get_local_path(weights)
+        except Exception as e:  # noqa: BLE001  (network errors come in many types)
+            raise WeightsUnavailableError(f"cannot download MODEL.WEIGHTS {weights} ({type(e).__name__}: {e}); {hint}") from None
+    if not Path(weights).is_file():
+        raise WeightsUnavailableError(f"MODEL.WEIGHTS file not found: {weights}; {hint}")
+    return weights
+
+
+def register_datasets(cfg):
+    """Scan + convert ``SPINE.DATA_ROOT`` once (cached) and register its datasets; checks the config fits."""
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.data.register import register_spine_datasets
+
+    if not cfg.SPINE.DATA_ROOT:
+        raise ValueError("no dataset: pass --data-root DIR (or SPINE.DATA_ROOT DIR)")
+    tasks = spine_tasks(cfg)
+    prepared = prepare_dataset(
+        cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED, tasks=tasks
+    )
+    register_spine_datasets(prepared.coco_dir, prepared.manifest)
+    for name in [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]:
+        if name not in DatasetCatalog.list():
+            raise ValueError(f"dataset {name!r} of the config is not registered (registered: spine_<task|view>_<split>)")
+        meta_tasks = list(getattr(MetadataCatalog.get(name), "tasks", []) or [])
+        if meta_tasks and meta_tasks != tasks:
+            raise ValueError(f"dataset {name} holds classes {meta_tasks} but SPINE.TASKS is {tasks}")
+    return prepared
+
+
+class SpineTrainer(DefaultTrainer):
+    """DefaultTrainer with spine_det's mapper and evaluators and a ``model_best.pth`` hook."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg, mapper=SpineDatasetMapper(cfg, True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name, mapper=SpineDatasetMapper(cfg, False))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None, checkpoint: str = "") -> DatasetEvaluator:
+        return build_spine_evaluator(cfg, dataset_name, output_folder, checkpoint=checkpoint)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None, checkpoint: Optional[str] = None):
+        if evaluators is None:
+            label = checkpoint or f"{cfg.OUTPUT_DIR} (model in training)"
+            evaluators = [cls.build_evaluator(cfg, name, checkpoint=label) for name in cfg.DATASETS.TEST]
+        return super().test(cfg, model, evaluators)
+
+    def build_hooks(self):
+        ret = super().build_hooks()
+        if comm.is_main_process():
+            best = SpineBestCheckpointer(self.cfg.TEST.EVAL_PERIOD, self.checkpointer, best_metric_key(self.cfg), mode="max")
+            idx = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook))
+            ret.insert(idx + 1, best)  # right after EvalHook put the metric in storage
+        return ret
+
+    def resume_or_load(self, resume: bool = True):
+        if not (resume and self.checkpointer.has_checkpoint()):
+            ensure_weights_available(self.cfg.MODEL.WEIGHTS)
+        return super().resume_or_load(resume=resume)
+
+
+def evaluate_splits(
+    trainer_cls, cfg, model, splits: Sequence[str], checkpoint: str
+) -> Dict[str, Any]:
+    """Evaluate ``model`` on the config's datasets moved to each split; empty splits are skipped."""
+    results: Dict[str, Any] = OrderedDict()
+    for split in splits:
+        names = [n for n in split_dataset_names(cfg, split) if _has_images(n)]
+        if not names:
+            logger.warning("No %s images for %s: not evaluated", split, cfg.DATASETS.TEST)
+            continue
+        c = cfg.clone()
+        c.defrost()
+        c.DATASETS.TEST = tuple(names)
+        c.freeze()
+        results[split] = trainer_cls.test(c, model, checkpoint=checkpoint)
+    return results
+
+
+def _has_images(name: str) -> bool:
+    return name in DatasetCatalog.list() and len(DatasetCatalog.get(name)) > 0
+
+
+def load_for_eval(trainer_cls, cfg, checkpoint: str):
+    """A model built from ``cfg`` holding ``checkpoint`` (clear error on a mismatch)."""
+    from spine_det.engine.predictor import load_model_weights
+
+    model = trainer_cls.build_model(cfg)
+    load_model_weights(model, checkpoint, config_name="the config")
+    model.eval()
+    return model
+
+
+def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
+    """After training: evaluate ``model_best.pth`` (else ``model_final.pth``) on SPINE.EVAL.SPLITS."""
+    comm.synchronize()
+    out = Path(cfg.OUTPUT_DIR)
+    ckpt = out / "model_best.pth"
+    if not ckpt.is_file():
+        ckpt = out / "model_final.pth"
+    model = load_for_eval(trainer_cls, cfg, str(ckpt))
+    logger.info("Final evaluation of %s on %s", ckpt, list(cfg.SPINE.EVAL.SPLITS))
+    return evaluate_splits(trainer_cls, cfg, model, cfg.SPINE.EVAL.SPLITS, str(ckpt))

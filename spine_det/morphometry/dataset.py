@@ -1,0 +1,94 @@
+"""Measure every patient of a split: shared by ``tools/measure.py`` and ``tools/eval_morphometry.py``."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from spine_det.data.io import DataError, read_image
+from spine_det.morphometry.pipeline import MeasureConfig, measure_patient
+from spine_det.morphometry.report import write_report
+from spine_det.morphometry.sources import load_view_masks
+
+logger = logging.getLogger(__name__)
+
+GROUND_TRUTH = "ground_truth.json"
+
+
+@dataclass
+class PatientResult:
+    patient_id: str
+    label: str
+    split: str
+    record: Dict[str, Any]
+    patient_dir: Path  # folder holding AP/ and LAT/ (and the phantom's ground_truth.json)
+
+
+def group_patients(manifest, split: Optional[str] = None) -> List[Dict[str, Any]]:
+    """[{patient_id, label, split, views: {view: ViewSample}}] in manifest order."""
+    groups: Dict[str, Dict[str, Any]] = {}
+    for s in manifest.select(split=split):
+        g = groups.setdefault(s.patient_id, {"patient_id": s.patient_id, "label": s.label, "split": s.split, "views": {}})
+        g["views"][s.view] = s
+    return list(groups.values())
+
+
+def measure_group(
+    group: Dict[str, Any],
+    cfg: MeasureConfig,
+    source: str = "gt",
+    pred_dir: Optional[Union[str, os.PathLike]] = None,
+    out_dir: Optional[Union[str, os.PathLike]] = None,
+    overlays: bool = True,
+) -> PatientResult:
+    """Measure one patient (both views where present); write its JSON / overlay if ``out_dir``."""
+    views = group["views"]
+    masks = {v: load_view_masks(s, source, pred_dir) for v, s in views.items()}
+    meta = {"patient_id": group["patient_id"], "label": group["label"], "split": group["split"], "source": source,
+            "images": {v: s.image for v, s in views.items()}}
+    record = measure_patient(masks.get("lat"), masks.get("ap"), cfg, meta)
+    any_sample = next(iter(views.values()))
+    pdir = Path(any_sample.image).parent.parent
+    if out_dir is not None:
+        imgs = {v: read_image(s.image) for v, s in views.items()} if overlays else {}
+        write_report(record, out_dir, group["patient_id"], imgs.get("lat"), imgs.get("ap"))
+    return PatientResult(group["patient_id"], group["label"], group["split"], record, pdir)
+
+
+def measure_split(
+    manifest,
+    split: Optional[str],
+    cfg: MeasureConfig,
+    source: str = "gt",
+    pred_dir: Optional[Union[str, os.PathLike]] = None,
+    out_dir: Optional[Union[str, os.PathLike]] = None,
+    overlays: bool = True,
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> List[PatientResult]:
+    """Measure all patients of ``split`` (None = all); a patient whose files fail is logged and skipped."""
+    from tqdm import tqdm
+
+    groups = group_patients(manifest, split)[:limit]
+    out: List[PatientResult] = []
+    for g in tqdm(groups, desc=f"morphometry {split or 'all'}", unit="patient", disable=not progress):
+        try:
+            out.append(measure_group(g, cfg, source, pred_dir, out_dir, overlays))
+        except DataError as e:
+            logger.warning("skipping %s: %s", g["patient_id"], e)
+    return out
+
+
+def load_ground_truth(result: PatientResult) -> Dict[str, Any]:
+    """The phantom's ground_truth.json of a patient; DataError if it has none (real data)."""
+    path = result.patient_dir / GROUND_TRUTH
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "no ground truth (morphometry evaluation needs phantom data from tools/make_phantom.py)",
+                        result.patient_id) from None
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"unreadable ground truth ({e})", result.patient_id) from None

@@ -1,0 +1,105 @@
+"""Where the masks to measure come from: ground truth, or predictions on disk.
+
+Prediction folder convention (written by ``tools/predict.py``; any of these is accepted,
+first match wins), with ``<key>`` = ``ViewSample.key`` (``<patient_id>/<view>``)::
+
+    <pred-dir>/<key>/<task>_instances.npz   # "masks" (N, H, W) bool [+ "scores" (N,)]   (Mask R-CNN)
+    <pred-dir>/<key>/<task>_instances.png   # integer label map, 0 = background        (Mask R-CNN)
+    <pred-dir>/<key>/<task>.png             # binary mask (LinkNet, or pasted Mask R-CNN)
+    <pred-dir>/<key>/<Mask_Stem>.png        # binary mask named like the dataset's masks
+
+Binary masks are split into 8-connected components; instance files keep
+touching vertebrae apart, which is why Mask R-CNN output is measured from them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+
+from spine_det.data.io import DataError, read_mask
+from spine_det.tasks import get_task
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("gt", "linknet", "maskrcnn")
+LAT_TASKS = ("lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_posterior_line")
+AP_TASKS = ("ap_vertebra", "ap_pedicle")
+INSTANCE_TASKS = ("lat_vertebra", "ap_vertebra")
+
+MaskOrInstances = Union[np.ndarray, List[np.ndarray]]
+
+
+def _read_label_png(path: Path) -> List[np.ndarray]:
+    import cv2
+
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise DataError(path, "unreadable instance label image")
+    if lab.ndim == 3:
+        lab = lab[..., 0]
+    return [lab == v for v in np.unique(lab) if v != 0]
+
+
+def _read_npz(path: Path, score_threshold: float) -> List[np.ndarray]:
+    try:
+        with np.load(path) as z:
+            masks = np.asarray(z["masks"])
+            scores = np.asarray(z["scores"]) if "scores" in z.files else np.ones(len(masks))
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(path, f"unreadable instance file ({e}); expected an .npz with 'masks' (N, H, W)") from None
+    if masks.ndim != 3:
+        raise DataError(path, f"'masks' has shape {masks.shape}, expected (N, H, W)")
+    return [m > 0.5 if m.dtype != bool else m for m, s in zip(masks, scores) if s >= score_threshold]
+
+
+def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, instances: bool) -> Optional[Path]:
+    """The first prediction file for (image key, task) in the convention above, or None."""
+    folder = Path(pred_dir) / key
+    names = []
+    if instances:
+        names += [f"{task}_instances.npz", f"{task}_instances.png"]
+    names += [f"{task}.png", f"{get_task(task).mask_stem}.png"]
+    for n in names:
+        p = folder / n
+        if p.is_file():
+            return p
+    return None
+
+
+def load_prediction(path: Path, shape=None, score_threshold: float = 0.5) -> MaskOrInstances:
+    """A prediction file -> list of instance masks (instance files) or one binary mask."""
+    if path.name.endswith("_instances.npz"):
+        return _read_npz(path, score_threshold)
+    if path.name.endswith("_instances.png"):
+        return _read_label_png(path)
+    return read_mask(path, shape)
+
+
+def load_view_masks(
+    sample,
+    source: str = "gt",
+    pred_dir: Optional[Union[str, os.PathLike]] = None,
+    score_threshold: float = 0.5,
+) -> Dict[str, Optional[MaskOrInstances]]:
+    """Masks of one ViewSample for morphometry (task name -> mask / instances / None)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    tasks = LAT_TASKS if sample.view == "lat" else AP_TASKS
+    shape = (sample.height, sample.width)
+    out: Dict[str, Optional[MaskOrInstances]] = {}
+    for task in tasks:
+        if source == "gt":
+            path = sample.masks.get(task)
+            out[task] = read_mask(path, shape) if path else None
+            continue
+        if pred_dir is None:
+            raise ValueError(f"--pred-dir is required for source {source!r}")
+        p = find_prediction(pred_dir, sample.key, task, instances=(source == "maskrcnn" and task in INSTANCE_TASKS))
+        if p is None:
+            logger.debug("no %s prediction for %s in %s", task, sample.key, pred_dir)
+        out[task] = load_prediction(p, shape, score_threshold) if p is not None else None
+    return out

@@ -1,0 +1,32 @@
+"""Shared fixtures: one phantom dataset per test session, prepared once.
+
+``phantom_root``: ~8 synthetic patients at size 256 (seed 0), written by
+``spine_det.data.phantom.generate_dataset``. ``prepared``: ``prepare_dataset`` on
+it with its cache in a temporary folder (scan + COCO conversion done once).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+PHANTOM_PATIENTS = 8
+PHANTOM_SIZE = 256
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory):
+    from spine_det.data.phantom import generate_dataset
+
+    root = tmp_path_factory.mktemp("phantom") / "data"
+    generate_dataset(root, PHANTOM_PATIENTS, seed=0, size=PHANTOM_SIZE, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(phantom_root, tmp_path_factory):
+    from spine_det.data.prepare import prepare_dataset
+
+    return prepare_dataset(phantom_root, cache_dir=tmp_path_factory.mktemp("spine_cache"))

@@ -1,0 +1,230 @@
+"""The benchmark's own logic: labels of the report's figures, the Otsu baseline, resume, the header."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from spine_det.benchmark import tables
+from spine_det.benchmark.baselines import otsu_predict, otsu_threshold, score_otsu
+from spine_det.benchmark.pipeline import classification_table
+from spine_det.benchmark.reported import REPORTED_LABEL, RESOURCE, load_reported, reported_rows
+from spine_det.benchmark.runner import ProcessResult, Unit, finished_reason, fingerprint, run_unit
+from spine_det.evaluation.metrics import ScoreTable, binary_scores
+
+
+# --------------------------------------------------------------------------- reported figures
+
+
+def _resource_rows():
+    with open(RESOURCE, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_reported_resource_is_read_as_the_report():
+    rows = _resource_rows()
+    table = load_reported()
+    assert len(table) == len(rows) == 16
+    for r in rows:
+        model = {"LinkNet": "linknet", "Mask R-CNN": "maskrcnn"}[r["model"]]
+        s = table[(model, r["task"])]
+        assert (s.dice, s.jaccard, s.tpr) == (float(r["dice"]), float(r["jaccard"]), float(r["tpr"]))
+        assert s.label == REPORTED_LABEL and "private dataset" in s.source
+
+
+class _FakeManifest:
+    def __init__(self, n_test=3):
+        self.n_test = n_test
+
+    def summary(self):
+        return "12 patients (train 7 / val 2 / test 3), fake"
+
+    def patients(self, split=None):
+        return [("p", "Normal")] * {"train": 7, "val": 2, "test": 3}[split]
+
+    def select(self, split=None, view=None, task=None):
+        return [None] * self.n_test
+
+
+def _results(ours_dice=0.123):
+    tasks_ = ["lat_vertebra", "ap_spinous_process"]
+    header = tables.make_header("output/demo/data", _FakeManifest(), tasks_, seed=7, split_seed=3, profile="cpu")
+    seg = [{"task": t, "test_images": 3, "same_images": True,
+            "models": {m: {"dice": ours_dice, "jaccard": ours_dice / 2, "tpr": ours_dice / 3, "counts": {"images": 3}}
+                       for m in ("otsu", "linknet", "maskrcnn")}} for t in tasks_]
+    return {"header": header, "segmentation": seg, "reported": [r.__dict__ for r in reported_rows(tasks_)],
+            "cost": [], "classification": None, "units": []}
+
+
+def test_tables_label_reported_figures_and_never_as_ours(tmp_path):
+    res = _results()
+    paths = tables.write_results(tmp_path, res)
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    reported = {(r["model"], r["task"], r["metric"]): r for r in rows if r["label"] == REPORTED_LABEL}
+    ours = [r for r in rows if r["section"] == "segmentation" and r["label"] != REPORTED_LABEL]
+    # every reported figure is there, labelled, with the report as source
+    table = load_reported()
+    for t in ("lat_vertebra", "ap_spinous_process"):
+        for m in ("linknet", "maskrcnn"):
+            for k in ("dice", "jaccard", "tpr"):
+                r = reported[(m, t, k)]
+                assert float(r["value"]) == getattr(table[(m, t)], k)
+                assert "private dataset" in r["source"] and not r["source"].startswith(tables.OURS)
+    # our rows carry our numbers only and are never labelled as the report's
+    assert ours and all(r["source"].startswith(tables.OURS) for r in ours)
+    assert {float(r["value"]) for r in ours if r["metric"] == "dice"} == {0.123}
+    md = paths["md"].read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| task |"))
+    assert head.count(REPORTED_LABEL) == 2  # the two reported columns, and only those
+    assert "0.8717 / 0.7808 / 0.8485" in md  # LinkNet lat_vertebra as the report gives it
+    js = json.loads(paths["json"].read_text())
+    assert all(r["label"] == REPORTED_LABEL for r in js["reported"])
+
+
+def test_results_md_header_says_what_ran(tmp_path):
+    md = tables.write_results(tmp_path, _results())["md"].read_text()
+    top = md.split("## Segmentation")[0]
+    for needle in ("output/demo/data", "train 7 / val 2 / test 3", "split seed 3", "| seed | 7 |", "| profile | cpu |",
+                   "git commit", "torch", "device"):
+        assert needle in top, needle
+    assert tables.git_commit() in top
+
+
+# --------------------------------------------------------------------------- Otsu
+
+
+def test_otsu_threshold_matches_skimage():
+    from skimage.filters import threshold_otsu
+
+    rng = np.random.default_rng(0)
+    img = np.concatenate([rng.normal(60, 12, 3000), rng.normal(170, 20, 2000)]).clip(0, 255).astype(np.uint8).reshape(50, 100)
+    assert abs(otsu_threshold(img) - threshold_otsu(img)) <= 1
+
+
+def _write_sample(folder: Path, name: str, img: np.ndarray, gt: np.ndarray, task: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    ip, mp = folder / f"{name}.png", folder / f"{name}_mask.png"
+    cv2.imwrite(str(ip), img)
+    cv2.imwrite(str(mp), gt.astype(np.uint8) * 255)
+    return SimpleNamespace(key=name, image=str(ip), masks={task: str(mp)})
+
+
+def test_otsu_baseline_scores_what_scoretable_says(tmp_path):
+    task = "lat_vertebra"
+    img = np.full((40, 60), 40, np.uint8)
+    img[10:30, 10:50] = 200  # bright block: Otsu's foreground
+    gt = np.zeros_like(img, bool)
+    gt[10:30, 10:30] = True  # ground truth: the block's left half
+    img2 = np.full((40, 60), 30, np.uint8)
+    img2[0:5, 0:5] = 220
+    gt2 = np.zeros_like(img2, bool)
+    gt2[20:30, 20:30] = True  # disjoint from the bright corner
+    samples = [_write_sample(tmp_path, "a", img, gt, task), _write_sample(tmp_path, "b", img2, gt2, task)]
+    table = score_otsu(samples, task)
+    s = table.summary()
+    # block: |P|=800, |G|=400, |P∩G|=400 -> Dice 2/3, Jaccard 1/2, TPR 1; second image all 0
+    assert s["dice"] == pytest.approx((2 / 3 + 0) / 2)
+    assert s["jaccard"] == pytest.approx(0.25)
+    assert s["tpr"] == pytest.approx(0.5)
+    ref = ScoreTable()
+    ref.add("a", otsu_predict(img), gt)
+    ref.add("b", otsu_predict(img2), gt2)
+    assert {k: s[k] for k in ("dice", "jaccard", "tpr")} == {k: ref.summary()[k] for k in ("dice", "jaccard", "tpr")}
+    assert binary_scores(otsu_predict(img), gt)["dice"] == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _unit(tmp_path: Path, script: str = "") -> Unit:
+    out = tmp_path / "runs" / "m" / "lat_vertebra"
+    cmd = [sys.executable, "-c", script or "raise SystemExit(3)"]
+    return Unit(name="m-lat_vertebra", model="linknet", task="lat_vertebra", out_dir=out,
+                commands={"train": cmd, "resume": cmd}, checkpoints=["model_best.pth"],
+                result="inference/spine_lat_vertebra_test/semantic_metrics.json", spec={"profile": "cpu", "seed": 0})
+
+
+def _never(*a, **k):
+    raise AssertionError("a finished unit must not be run again")
+
+
+def test_resume_skips_a_finished_unit(tmp_path):
+    unit = _unit(tmp_path)
+    unit.result_path.parent.mkdir(parents=True)
+    (unit.out_dir / "model_best.pth").write_bytes(b"weights")
+    unit.result_path.write_text('{"dice": 0.5}')  # written after the checkpoint: a finished unit
+    assert finished_reason(unit) is None
+    stamp = run_unit(unit, tmp_path / "logs", runner=_never)
+    assert stamp["skipped"] and stamp["checkpoint"] == fingerprint(unit.out_dir / "model_best.pth")
+    assert run_unit(unit, tmp_path / "logs", runner=_never)["skipped"]  # and again, from its stamp
+
+
+def test_a_changed_checkpoint_or_spec_reruns(tmp_path):
+    unit = _unit(tmp_path)
+    unit.result_path.parent.mkdir(parents=True)
+    (unit.out_dir / "model_best.pth").write_bytes(b"weights")
+    unit.result_path.write_text("{}")
+    run_unit(unit, tmp_path / "logs", runner=_never)
+    (unit.out_dir / "model_best.pth").write_bytes(b"other weights")  # retrained elsewhere
+    assert "changed" in finished_reason(unit)
+    unit2 = _unit(tmp_path)
+    (unit.out_dir / "model_best.pth").write_bytes(b"weights")
+    unit2.spec = {"profile": "full", "seed": 0}
+    assert "this run asks" in finished_reason(unit2)
+    calls = []
+
+    def fake(cmd, log_path, **kw):
+        calls.append(cmd)
+        unit.result_path.write_text('{"dice": 0.9}')
+        return ProcessResult(0, 1.5, 100.0)
+
+    stamp = run_unit(unit2, tmp_path / "logs", runner=fake)
+    assert len(calls) == 1 and not stamp["skipped"] and stamp["runs"][-1]["step"] == "resume"
+
+
+def test_run_unit_streams_log_and_stamps(tmp_path):
+    unit = _unit(tmp_path)
+    out = unit.out_dir
+    script = (
+        f"import pathlib; o = pathlib.Path({str(out)!r}); o.mkdir(parents=True, exist_ok=True)\n"
+        "print('training step 1 of 1', flush=True)\n"
+        "(o / 'model_best.pth').write_bytes(b'w')\n"
+        "r = o / 'inference/spine_lat_vertebra_test'; r.mkdir(parents=True, exist_ok=True)\n"
+        "(r / 'semantic_metrics.json').write_text('{}')\n"
+    )
+    unit.commands = {"train": [sys.executable, "-c", script]}
+    stamp = run_unit(unit, tmp_path / "logs")
+    assert not stamp["skipped"] and stamp["runs"][0]["returncode"] == 0 and stamp["runs"][0]["peak_rss_mb"] > 0
+    assert "training step 1 of 1" in (tmp_path / "logs" / "m-lat_vertebra.log").read_text()
+    assert run_unit(unit, tmp_path / "logs", runner=_never)["skipped"]
+
+
+def test_failed_unit_raises_naming_its_log(tmp_path):
+    from spine_det.benchmark.runner import UnitError
+
+    unit = _unit(tmp_path)  # its command exits 3
+    with pytest.raises(UnitError, match=r"m-lat_vertebra.*exit code 3.*m-lat_vertebra\.log"):
+        run_unit(unit, tmp_path / "logs")
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def test_classification_table_reads_views_and_selection():
+    metrics = {"test": {"ap": {"accuracy": 0.7, "sensitivity": 0.6, "specificity": 0.8, "auc": 0.75},
+                        "lat": {"accuracy": 0.65, "sensitivity": 0.5, "specificity": 0.8, "auc": 0.7},
+                        "average": {"accuracy": 0.72, "sensitivity": 0.66, "specificity": 0.78, "auc": 0.8}},
+               "selected": "average"}
+    t = classification_table(metrics)
+    assert [r["key"] for r in t["rows"]] == ["ap", "lat", "average"]
+    assert [r["selected"] for r in t["rows"]] == [False, False, True]
+    assert t["rows"][1]["auc"] == 0.7
+    assert not math.isnan(t["rows"][2]["accuracy"])

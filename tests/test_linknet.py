@@ -1,0 +1,163 @@
+"""LinkNet: shapes, parameter budget, loss values, letterbox geometry, train/resume/evaluate/predict."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spine_det.config.linknet import get_linknet_cfg, load_cfg
+from spine_det.data.seg_dataset import Letterbox, letterbox_image, letterbox_mask, unletterbox
+from spine_det.modeling.linknet import LinkNet, count_parameters
+from spine_det.modeling.losses import bce_dice_loss, build_loss, dice_loss, soft_dice
+
+# segmentation_models_pytorch.Linknet(encoder_name="resnet18", encoder_weights=None, classes=1)
+SMP_LINKNET_PARAMS = 11_663_777
+
+
+@pytest.mark.parametrize("shape,classes,in_ch", [((1, 1, 37, 53), 1, 1), ((2, 1, 65, 33), 3, 1), ((1, 3, 31, 97), 5, 3)])
+def test_output_shape_odd_sizes(shape, classes, in_ch):
+    torch.manual_seed(0)
+    model = LinkNet(num_classes=classes, in_channels=in_ch, pretrained=False).eval()
+    with torch.no_grad():
+        out = model(torch.randn(*shape))
+    assert out.shape == (shape[0], classes, shape[2], shape[3])
+    assert torch.isfinite(out).all()
+
+
+def test_parameter_count_close_to_smp():
+    n = count_parameters(LinkNet(num_classes=1, in_channels=3, pretrained=False))
+    assert abs(n / SMP_LINKNET_PARAMS - 1) < 0.05
+    # grey input sums the first conv: 2 x 64 x 7 x 7 fewer weights
+    assert count_parameters(LinkNet(num_classes=1, in_channels=1, pretrained=False)) == n - 2 * 64 * 49
+
+
+def test_grey_summed_conv_equals_replicated_input():
+    torch.manual_seed(0)
+    rgb = LinkNet(1, in_channels=3, pretrained=False).eval()
+    grey = LinkNet(1, in_channels=1, pretrained=False).eval()
+    state = rgb.state_dict()
+    state["stem.0.weight"] = state["stem.0.weight"].sum(1, keepdim=True)
+    grey.load_state_dict(state)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(grey(x), rgb(x.repeat(1, 3, 1, 1)), atol=1e-4)
+
+
+def test_soft_dice_hand_made():
+    # 2x2 image, target one pixel, probability 0.5 everywhere: (2*0.5 + 1) / (2 + 1 + 1) = 0.5
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    logits = torch.zeros_like(target)
+    assert dice_loss(logits, target).item() == pytest.approx(-0.5)
+    assert soft_dice(torch.sigmoid(logits), target, smooth=0.0).item() == pytest.approx(1.0 / 3.0)
+    # perfect prediction -> -1; both empty -> -1 (smooth term); empty target, full prediction -> 1/(4+1)
+    big = (target * 2 - 1) * 50
+    assert dice_loss(big, target).item() == pytest.approx(-1.0, abs=1e-6)
+    assert dice_loss(torch.full_like(target, -50.0), torch.zeros_like(target)).item() == pytest.approx(-1.0, abs=1e-6)
+    assert dice_loss(torch.full_like(target, 50.0), torch.zeros_like(target)).item() == pytest.approx(-0.2, abs=1e-6)
+    # valid mask: channel 1 (wrong) is ignored
+    two = torch.cat([big, -big], dim=1)
+    tt = torch.cat([target, target], dim=1)
+    # channel 2 predicts the 3 other pixels: (0 + 1) / (3 + 1 + 1) = 0.2
+    assert dice_loss(two, tt).item() == pytest.approx(-(1.0 + 0.2) / 2, abs=1e-6)
+    assert dice_loss(two, tt, valid=torch.tensor([[True, False]])).item() == pytest.approx(-1.0, abs=1e-6)
+    # bce_dice = BCE + negative Dice
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target).item()
+    assert bce_dice_loss(logits, target).item() == pytest.approx(bce - 0.5)
+
+
+def test_loss_registry():
+    cfg = get_linknet_cfg()
+    t = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    assert build_loss(cfg)(torch.zeros_like(t), t).item() == pytest.approx(-0.5)
+    cfg.LOSS.NAME = "bce_dice"
+    assert build_loss(cfg)(torch.zeros_like(t), t).item() < -0.5 + 1.0
+
+
+def test_letterbox_round_trip():
+    mask = np.zeros((300, 200), dtype=bool)
+    mask[50:250, 40:160] = True
+    lb = Letterbox.fit(mask.shape, (128, 128))
+    assert (lb.h, lb.w) == (128, 85) and lb.left == (128 - 85) // 2 and lb.top == 0
+    small = letterbox_mask(mask, lb)
+    assert small.shape == (128, 128) and not small[:, : lb.left].any()
+    back = unletterbox(small.astype(np.float32), lb) >= 0.5
+    assert back.shape == mask.shape
+    inter = np.logical_and(back, mask).sum()
+    assert 2 * inter / (back.sum() + mask.sum()) > 0.97
+    img = (np.arange(300 * 200) % 251).astype(np.uint8).reshape(300, 200)
+    assert letterbox_image(img, Letterbox.fit(img.shape, (64, 64), "stretch")).shape == (64, 64)
+
+
+def _tiny_cfg(out_dir, epochs, **extra):
+    opts = ["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+            "SOLVER.MAX_EPOCHS", str(epochs), "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.003",
+            "SOLVER.SCHEDULER", "plateau", "DATALOADER.NUM_WORKERS", "0", "AUG.ENABLED", "False",
+            "TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
+    for k, v in extra.items():
+        opts += [k, str(v)]
+    return load_cfg(get_linknet_cfg(), opts=opts)
+
+
+def test_train_resume_evaluate_predict(prepared, tmp_path):
+    from spine_det.engine.linknet_trainer import LAST_CHECKPOINT, evaluate_linknet, load_checkpoint, train_linknet
+
+    torch.set_num_threads(1)
+    manifest = prepared.manifest
+    out = tmp_path / "run"
+    s1 = train_linknet(_tiny_cfg(out, 3), manifest)
+    assert (out / "model_best.pth").is_file() and (out / LAST_CHECKPOINT).is_file()
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2, 3]
+    assert {"loss", "val_dice", "lr", "time_s"} <= set(recs[0])
+    assert s1["best_epoch"] >= 1
+    assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 3
+
+    # resume: continues at epoch 4, keeps the first three log lines
+    s2 = train_linknet(_tiny_cfg(out, 5), manifest, resume=True)
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2, 3, 4, 5]
+    assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 5
+    assert recs[-1]["loss"] < recs[0]["loss"]  # training lowers the (negative Dice) loss
+    assert s2["best_val_dice"] >= s1["best_val_dice"]
+
+    # test split at original resolution, same files as the Mask R-CNN evaluator
+    res = evaluate_linknet(_tiny_cfg(out, 5), manifest)
+    folder = out / "inference" / "spine_lat_vertebra_test"
+    data = json.loads((folder / "semantic_metrics.json").read_text())
+    assert data["dataset"] == "spine_lat_vertebra_test" and data["model"] == "linknet"
+    assert data["counts"]["images"] == len(manifest.select(split="test", task="lat_vertebra")) > 0
+    assert 0.0 <= res["lat_vertebra"]["dice"] <= 1.0 and not math.isnan(res["lat_vertebra"]["dice"])
+    assert (folder / "semantic_per_image.csv").read_text().count("\n") == data["counts"]["images"] + 1
+
+    # predictor from the checkpoint alone, original image size
+    from spine_det.data.io import read_image
+    from spine_det.engine.predictor import build_predictor
+
+    pred = build_predictor("linknet", str(out / "model_best.pth"))
+    s = manifest.select(split="test", view="lat")[0]
+    img = read_image(s.image)
+    outp = pred(img)
+    assert list(outp) == ["lat_vertebra"]
+    assert outp["lat_vertebra"].mask.shape == img.shape and outp["lat_vertebra"].mask.dtype == bool
+    for inst in outp["lat_vertebra"].instances:
+        assert 0 <= inst["score"] <= 1 and inst["area"] > 0 and len(inst["bbox"]) == 4
+
+
+def test_configs_load():
+    from pathlib import Path
+
+    from spine_det.config.linknet import tasks_of
+    from spine_det.tasks import TASK_NAMES, tasks_of_view
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "linknet"
+    for t in TASK_NAMES:
+        cfg = load_cfg(get_linknet_cfg(), str(root / f"{t}.yaml"), "cpu")
+        assert tasks_of(cfg) == [t] and cfg.MODEL.DEVICE == "cpu"
+    for v in ("ap", "lat"):
+        cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
+        assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
+    with pytest.raises(ValueError):
+        tasks_of(load_cfg(get_linknet_cfg(), opts=["TASKS", "['ap_vertebra', 'lat_vertebra']"]))

@@ -1,0 +1,202 @@
+"""Synthetic spine radiograph generator: determinism, geometry, masks, grading, layout, difficulty."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from spine_det.data.phantom import LEVELS, MARKER, assign_patients, genant_grade, generate_dataset, generate_patient
+from spine_det.tasks import TASKS, tasks_of_view
+
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def patients():
+    return [generate_patient(i, 11, SIZE, "Normal" if i % 2 == 0 else "Damaged") for i in range(6)]
+
+
+def test_same_seed_same_arrays_different_seed_differs():
+    a = generate_patient(3, 5, SIZE, "Damaged")
+    b = generate_patient(3, 5, SIZE, "Damaged")
+    c = generate_patient(3, 6, SIZE, "Damaged")
+    for view in ("ap", "lat"):
+        assert np.array_equal(a.images[view], b.images[view])
+        assert not np.array_equal(a.images[view], c.images[view])
+    for t in TASKS:
+        assert np.array_equal(a.masks[t], b.masks[t])
+    assert a.gt == b.gt and a.gt != c.gt
+
+
+def test_images_and_masks_shapes(patients):
+    for p in patients:
+        for view in ("ap", "lat"):
+            img = p.images[view]
+            h, w = img.shape[:2]
+            assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+            assert h == SIZE and 0.60 <= w / h <= 0.72
+            assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])
+            assert img.std() > 20  # not blank
+            assert (p.gt["views"][view]["width"], p.gt["views"][view]["height"]) == (w, h)
+            for task in tasks_of_view(view):
+                assert p.masks[task.name].shape == (h, w) and p.masks[task.name].dtype == np.uint8
+    widths = {p.images["ap"].shape[1] for p in patients}
+    assert len(widths) > 1  # each patient a slightly different size
+
+
+def test_ap_and_lat_agree_on_levels(patients):
+    for p in patients:
+        assert [lv["name"] for lv in p.gt["levels"]] == list(LEVELS)
+        n_ap = cv2.connectedComponents((p.masks["ap_vertebra"] > 0).astype(np.uint8))[0] - 1
+        n_lat = cv2.connectedComponents((p.masks["lat_vertebra"] > 0).astype(np.uint8))[0] - 1
+        assert n_ap == n_lat == len(LEVELS)
+        n_ped = cv2.connectedComponents((p.masks["ap_pedicle"] > 0).astype(np.uint8))[0] - 1
+        assert n_ped == 2 * len(LEVELS)
+        for lv in p.gt["levels"]:  # AP corners lie inside the AP vertebra mask region
+            ys = [c[1] for c in lv["ap_corners"].values()]
+            ly = [c[1] for c in lv["lat_corners"].values()]
+            assert max(ys) > min(ys) and max(ly) > min(ly)
+
+
+def test_masks_have_antialiased_edges(patients):
+    for p in patients[:2]:
+        for name, m in p.masks.items():
+            vals = np.unique(m)
+            assert vals[0] == 0 and vals[-1] == 255, name
+            assert ((m > 0) & (m < 255)).any(), f"{name}: no anti-aliased values"
+            if not TASKS[name].thin:
+                assert (m == 255).sum() > ((m > 0) & (m < 255)).sum(), f"{name}: mostly edge"
+
+
+def test_ap_pedicles_and_spinous_lie_in_vertebra(patients):
+    for p in patients:
+        vert = p.masks["ap_vertebra"] > 0
+        for name in ("ap_pedicle", "ap_spinous_process"):
+            m = p.masks[name] > 0
+            assert (m & vert).sum() / m.sum() > 0.5, name
+
+
+def test_thin_lines_are_thin():
+    p = generate_patient(0, 2, 1024, "Normal")
+    for name in ("lat_anterior_line", "lat_posterior_line"):
+        m = p.masks[name] > 0
+        frac = m.mean()
+        assert 0.0005 <= frac <= 0.004, (name, frac)
+        assert cv2.connectedComponents(m.astype(np.uint8))[0] - 1 <= 2  # one continuous polyline
+        rows = np.flatnonzero(m.any(1))
+        widths = m[rows].sum(1)  # run width per row on a near-vertical line
+        assert np.median(widths) <= 4 and widths.min() >= 1, name
+        assert len(rows) > 0.4 * m.shape[0]
+
+
+def test_damaged_have_graded_fracture_normal_none(patients):
+    for p in patients:
+        grades = [lv["genant_grade"] for lv in p.gt["levels"]]
+        for lv in p.gt["levels"]:
+            assert lv["genant_grade"] == genant_grade(lv["height_loss_ratio"])
+            ha, hm, hp = lv["anterior_height_px"], lv["middle_height_px"], lv["posterior_height_px"]
+            assert lv["height_loss_ratio"] == pytest.approx(1 - min(ha, hm, hp) / lv["expected_height_px"], abs=2e-3)
+            # corners and heights agree
+            c = lv["lat_corners"]
+            ant = np.hypot(*np.subtract(c["anterior_superior"], c["anterior_inferior"]))
+            assert ant == pytest.approx(ha, abs=0.05)
+        if p.label == "Normal":
+            assert max(grades) == 0
+            assert all(lv["height_loss_ratio"] < 0.15 and lv["fracture_type"] == "none" for lv in p.gt["levels"])
+            assert all(lv["listhesis_offset_px"] == 0 for lv in p.gt["levels"])
+        else:
+            assert max(grades) >= 1
+            assert all(lv["fracture_type"] != "none" for lv in p.gt["levels"] if lv["genant_grade"] > 0)
+
+
+def test_burst_widens_interpedicular_distance():
+    found = 0
+    for i in range(40):
+        p = generate_patient(i, 1, 128, "Damaged")
+        lv = p.gt["levels"]
+        for k, x in enumerate(lv):
+            if x["fracture_type"] == "burst":
+                found += 1
+                nb = [lv[j]["interpedicular_distance_px"] for j in (k - 1, k + 1) if 0 <= j < len(lv)
+                      and lv[j]["fracture_type"] == "none"]
+                assert x["interpedicular_distance_px"] > 1.05 * max(nb)
+                assert x["retropulsion_px"] > 0
+        if found >= 2:
+            break
+    assert found >= 2
+
+
+def test_otsu_baseline_is_poor(patients):
+    from skimage.filters import threshold_otsu
+
+    for name, task in TASKS.items():
+        dice = []
+        for p in patients:
+            g = p.grey(task.view)
+            fg = g > threshold_otsu(g)
+            m = p.masks[name] > 0
+            dice.append(2 * (fg & m).sum() / (fg.sum() + m.sum()))
+        assert np.mean(dice) < 0.5, (name, np.mean(dice))
+
+
+def test_assign_patients_balanced_and_seeded():
+    plan = assign_patients(20, 4, 0.2)
+    labels = [lab for lab, _ in plan]
+    assert labels.count("Normal") == labels.count("Damaged") == 10
+    assert sum(sp == "Test" for _, sp in plan) == 4
+    assert sum(sp == "Test" and lab == "Damaged" for lab, sp in plan) == 2
+    assert assign_patients(20, 4, 0.2) == plan and assign_patients(20, 5, 0.2) != plan
+
+
+def _files(root: Path):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_dataset_layout_determinism_and_refusal(tmp_path):
+    out = tmp_path / "phantom"
+    s = generate_dataset(out, 4, 7, size=128, test_fraction=0.5, workers=2, progress=False)
+    assert s["patients"] == 4 and s["normal"] == 2 and s["damaged"] == 2 and s["test"] == 2
+    dirs = sorted(p for p in out.glob("*/*/ID (*)") if p.is_dir())
+    assert len(dirs) == 4
+    for d in dirs:
+        split, label = d.parts[-3], d.parts[-2]
+        assert split in ("Training", "Test") and label in ("Normal", "Damaged")
+        names = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
+        want = {"ground_truth.json", "AP/AP.jpg", "LAT/LAT.jpg"}
+        want |= {f"{'AP' if t.view == 'ap' else 'LAT'}/{t.mask_stem}.png" for t in TASKS.values()}
+        assert names == want
+        gt = json.loads((d / "ground_truth.json").read_text())
+        assert gt["patient_id"] == d.name and gt["label"] == label and gt["split"] == split
+        img = cv2.imread(str(d / "AP" / "AP.jpg"), cv2.IMREAD_UNCHANGED)
+        assert img.ndim == 3 and img.shape[:2] == (gt["views"]["ap"]["height"], gt["views"]["ap"]["width"])
+        m = cv2.imread(str(d / "LAT" / "Lat_Vertebra.png"), cv2.IMREAD_UNCHANGED)
+        assert m.dtype == np.uint8 and m.ndim == 2 and m.shape == (gt["views"]["lat"]["height"], gt["views"]["lat"]["width"])
+    first = _files(out)
+    # same arguments into its own output: fine and byte-identical, whatever the worker count
+    generate_dataset(out, 4, 7, size=128, test_fraction=0.5, workers=1, progress=False)
+    assert _files(out) == first
+    # different arguments into it: refused
+    with pytest.raises(FileExistsError):
+        generate_dataset(out, 4, 8, size=128, test_fraction=0.5, workers=1, progress=False)
+    # a foreign non-empty folder: refused, untouched
+    foreign = tmp_path / "user"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        generate_dataset(foreign, 2, 0, size=128, workers=1, progress=False)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert (out / MARKER).is_file()
+
+
+def test_cli_help_and_refusal(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_phantom", Path(__file__).parents[1] / "tools" / "make_phantom.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "x.txt").write_text("x")
+    assert mod.main(["--out", str(tmp_path), "--patients", "2", "--size", "128", "--quiet"]) == 2
+    assert "refusing" in capsys.readouterr().err

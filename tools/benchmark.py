@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Mask R-CNN vs LinkNet vs an Otsu baseline on the same test images, with the report's figures beside them.
+
+  python tools/benchmark.py --profile cpu --data-root output/demo/data --out output/demo/results \\
+      --tasks lat_vertebra,ap_spinous_process
+  python tools/benchmark.py --profile full --data-root DATA --out output/bench --tasks all
+
+Trains (or reuses finished checkpoints of) one Mask R-CNN and one LinkNet per
+task, each a logged, resumable subprocess of tools/train_net.py /
+tools/train_linknet.py (logs stream to <out>/logs/<unit>.log), scores both with
+the same metric code, runs the classifier, and writes results.md / .csv / .json
+and <out>/figures/. Re-running skips finished units; --force retrains.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", choices=["cpu", "full"], default="cpu", help="profile passed to every tool (default cpu)")
+    p.add_argument("--data-root", required=True, help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
+    p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every model (default 0)")
+    p.add_argument("--split-seed", type=int, default=0, help="patient split seed (default 0); same for every model")
+    p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
+    p.add_argument("--skip-maskrcnn", action="store_true")
+    p.add_argument("--skip-linknet", action="store_true")
+    p.add_argument("--skip-classifier", action="store_true")
+    p.add_argument("--force", action="store_true", help="retrain every unit even if finished")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed unit (default: go on)")
+    p.add_argument("--verbose", action="store_true", help="echo the tools' output to the terminal as well")
+    p.add_argument("--make-phantom", type=int, metavar="N", default=None,
+                   help="if --data-root does not exist and lies under --out, first generate N phantom patients there")
+    p.add_argument("--phantom-size", type=int, default=512, help="image height of --make-phantom (default 512)")
+    p.add_argument("--cost-images", type=int, default=8, help="test images timed per model (default 8)")
+    p.add_argument("--figure-images", type=int, default=4, help="test images per overlay figure (default 4)")
+    for m in ("maskrcnn", "linknet", "classifier"):
+        p.add_argument(f"--{m}-opts", nargs="*", default=[], metavar="KEY VALUE",
+                       help=f"config overrides passed to the {m} tool")
+    return p.parse_args(argv)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("benchmark")
+    from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
+    from spine_det.benchmark.runner import UnitError, run_logged
+    from spine_det.tasks import parse_tasks
+
+    try:
+        tasks = parse_tasks(args.tasks)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    data = Path(args.data_root)
+    if not data.exists():
+        if args.make_phantom and _under(data, args.out):
+            cmd = [sys.executable, str(Path(__file__).with_name("make_phantom.py")), "--out", str(data),
+                   "--patients", str(args.make_phantom), "--seed", str(args.split_seed), "--size", str(args.phantom_size)]
+            log.info("generating %d phantom patients in %s", args.make_phantom, data)
+            res = run_logged(cmd, args.out / "logs" / "make_phantom.log", label="make_phantom")
+            if res.returncode != 0:
+                print(f"error: phantom generation failed; see {args.out / 'logs' / 'make_phantom.log'}", file=sys.stderr)
+                return 1
+        else:
+            hint = (" (add --make-phantom N to generate phantom data there)" if _under(data, args.out)
+                    else "; give an existing dataset folder")
+            print(f"error: data root not found: {data}{hint}", file=sys.stderr)
+            return 2
+    opts = BenchmarkOptions(
+        data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=args.seed, split_seed=args.split_seed,
+        device=args.device, skip_maskrcnn=args.skip_maskrcnn, skip_linknet=args.skip_linknet,
+        skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,
+        cost_images=args.cost_images, figure_images=args.figure_images, maskrcnn_opts=args.maskrcnn_opts,
+        linknet_opts=args.linknet_opts, classifier_opts=args.classifier_opts,
+    )
+    try:
+        out = Benchmark(opts).run()
+    except UnitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    res = out["results"]
+    print("\n" + summary_text(res, out["paths"]["md"]))
+    return 1 if any(u["status"] == "FAILED" for u in res["units"]) else 0
+
+
+def summary_text(res, md_path) -> str:
+    from spine_det.benchmark.tables import MODEL_NAMES
+
+    lines = ["== benchmark summary ==", f"data: {res['header']['data_summary']}",
+             f"profile {res['header']['profile']}, seed {res['header']['seed']}, commit {res['header']['git_commit']}", ""]
+    lines.append(f"{'task':22s} " + " ".join(f"{MODEL_NAMES[m] + ' Dice':>18s}" for m in ("otsu", "linknet", "maskrcnn")))
+    for r in res["segmentation"]:
+        cells = []
+        for m in ("otsu", "linknet", "maskrcnn"):
+            s = r["models"].get(m)
+            cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
+        lines.append(f"{r['task']:22s} " + " ".join(cells))
+    lines.append("")
+    for u in res["units"]:
+        w = u.get("wall_s")
+        lines.append(f"  {u['unit']:32s} {u['status']:12s} {'' if w is None else f'{w:7.1f} s'}")
+    lines.append(f"\ntotal {res.get('total_wall_s', 0):.1f} s; results: {md_path}  (figures in {Path(md_path).parent / 'figures'})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

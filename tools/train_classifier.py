@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Train the Normal/Damaged classifiers (one per view) and report test metrics.
+
+  python tools/train_classifier.py --data-root DATA --profile cpu
+  python tools/train_classifier.py --data-root DATA --config-file configs/classifier/Base-Classifier.yaml MODEL.BACKBONE resnet18
+
+Writes model_best_ap.pth, model_best_lat.pth and classification_metrics.json
+(accuracy, sensitivity, specificity, ROC-AUC, confusion matrix for AP, LAT and
+their average, and which one validation selected) to OUTPUT_DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", default=str(ROOT / "configs" / "classifier" / "Base-Classifier.yaml"))
+    p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
+    p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    p.add_argument("--profile", help="merge configs/classifier/profiles/<name>.yaml (e.g. cpu) or a YAML path")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.engine.classifier_trainer import train_classifier
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    opts = list(args.opts)
+    if args.data_root:
+        opts += ["DATA.ROOT", args.data_root]
+    if args.cache_dir:
+        opts += ["DATA.CACHE_DIR", args.cache_dir]
+    cfg = load_cfg(get_classifier_cfg(), args.config_file, args.profile, opts,
+                   profile_dir=ROOT / "configs" / "classifier" / "profiles")
+    if not cfg.DATA.ROOT:
+        print("error: give --data-root DIR (or DATA.ROOT DIR)", file=sys.stderr)
+        return 2
+    prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
+    logging.getLogger("train_classifier").info("data: %s", prepared.manifest.summary())
+    train_classifier(cfg, prepared.manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
