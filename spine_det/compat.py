@@ -1,7 +1,7 @@
 """Every compatibility shim spine_det needs to run Detectron2, in one place.
 
-Import this module before anything from ``detectron2`` (``spine_det/__init__.py``
-does). Each shim is applied only when its problem is actually present, so with
+Every spine_det module that uses Detectron2 imports this module first
+(``import spine_det.compat``); it is cheap (no Detectron2 or torch import). Each shim is applied only when its problem is actually present, so with
 an official Detectron2 build (compiled ``_C``) and matching libraries nothing
 here changes anything.
 
@@ -17,7 +17,9 @@ Why each shim exists:
    :class:`CompiledOpsMissingError` naming what to install, and whose
    environment probes (used by ``collect_env`` via ``default_setup``) answer.
    Standard Mask R-CNN needs none of those ops (RoIAlign and NMS come from
-   torchvision).
+   torchvision). Known gap: v0.6 reaches ``nms_rotated`` through
+   ``torch.ops.detectron2`` rather than ``_C``, so that one op fails with torch's
+   own "no such operator" error.
 3. ``pkg_resources`` (used by ``detectron2.model_zoo`` in v0.6 and in main) was
    removed from setuptools 81+; setup.py pins ``setuptools<81``. Here we only
    turn the bare ImportError into a message that says so.

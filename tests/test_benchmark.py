@@ -190,6 +190,16 @@ def test_a_changed_checkpoint_or_spec_reruns(tmp_path):
     assert len(calls) == 1 and not stamp["skipped"] and stamp["runs"][-1]["step"] == "resume"
 
 
+def test_result_of_another_checkpoint_is_not_finished(tmp_path):
+    unit = _unit(tmp_path)
+    unit.result_path.parent.mkdir(parents=True)
+    (unit.out_dir / "model_best.pth").write_bytes(b"weights")
+    unit.result_path.write_text(json.dumps({"dice": 0.5, "checkpoint": str(unit.out_dir / "model_final.pth")}))
+    assert "model_final.pth" in finished_reason(unit)
+    unit.result_path.write_text(json.dumps({"dice": 0.5, "checkpoint": str(unit.out_dir / "model_best.pth")}))
+    assert finished_reason(unit) is None
+
+
 def test_run_unit_streams_log_and_stamps(tmp_path):
     unit = _unit(tmp_path)
     out = unit.out_dir

@@ -202,6 +202,11 @@ def test_convert_tasks_subset_and_pool(tmp_path: Path) -> None:
     names = sorted(p.name for p in out.glob("spine_*.json"))
     expected = sorted(coco_json_name(n, sp) for sp in SPLITS for n in [t.name for t in tasks_of_view("lat")] + ["lat"])
     assert names == expected and summary["masks_converted"] == 5 * 5
+    bad = manifest.select(task="lat_disk_height")[-1]
+    Path(bad.masks["lat_disk_height"]).write_bytes(Path(bad.masks["lat_disk_height"]).read_bytes()[:60])
+    with pytest.raises(DataError, match="Lat_Disk_Height.png"):  # strict errors cross the process pool intact
+        convert_dataset(manifest, tmp_path / "strict", tasks=["lat"], workers=2, strict=True, progress=False)
+    assert not list((tmp_path / "strict").glob("*.json"))
 
 
 def test_bad_mask_skipped_or_strict_without_partial_output(tmp_path: Path) -> None:

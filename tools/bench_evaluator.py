@@ -112,6 +112,20 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
     class BareTrainer(DefaultTrainer):  # Detectron2's defaults; our mapper only to read the images
         build_train_loader = SpineTrainer.build_train_loader
 
+    from spine_det.evaluation.semantic_evaluator import SpineSemanticEvaluator
+
+    ev_time = [0.0]  # time inside the semantic evaluator (process + evaluate), model excluded
+    for meth in ("process", "evaluate"):
+        orig_m = getattr(SpineSemanticEvaluator, meth)
+
+        def timed_m(self, *a, _orig=orig_m, **k):
+            t = time.perf_counter()
+            try:
+                return _orig(self, *a, **k)
+            finally:
+                ev_time[0] += time.perf_counter() - t
+        setattr(SpineSemanticEvaluator, meth, timed_m)
+
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "phantoms"
@@ -135,6 +149,7 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
             if cls is BareTrainer:  # it has no evaluator: make the final EvalHook a no-op
                 tr.test = lambda *a, **k: {}
             eval_time = [0.0]
+            ev_time[0] = 0.0
             if cls is SpineTrainer:
                 orig = tr.test
 
@@ -149,7 +164,13 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
             total = time.perf_counter() - t0
             step = tr.storage.history("time").median(iters) if "time" in tr.storage.histories() else float("nan")
             out[label] = {"s_per_iter_total": round(total / iters, 4), "s_per_iter_median_step": round(step, 4),
-                          "eval_seconds": round(eval_time[0], 3)}
+                          "validation_seconds": round(eval_time[0], 3),
+                          "semantic_evaluator_seconds": round(ev_time[0], 3)}
+    bare, ours = out.values()
+    out["overhead_total_%"] = round(100 * (ours["s_per_iter_total"] / bare["s_per_iter_total"] - 1), 2)
+    out["overhead_without_validation_inference_%"] = round(
+        100 * ((ours["s_per_iter_total"] * iters - ours["validation_seconds"] + ours["semantic_evaluator_seconds"])
+               / (bare["s_per_iter_total"] * iters) - 1), 2)
     return out
 
 

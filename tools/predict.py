@@ -12,7 +12,6 @@ is given. Outputs go to ``<output>/<image stem>/<task>_mask.png``,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

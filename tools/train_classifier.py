@@ -4,6 +4,11 @@
   python tools/train_classifier.py --data-root DATA --profile cpu
   python tools/train_classifier.py --data-root DATA --config-file configs/classifier/Base-Classifier.yaml MODEL.BACKBONE resnet18
 
+The network sees the mask-free spine crop of each X-ray (INPUT.CROP centerline;
+INPUT.CROP none = the whole image, as in the report). The cpu profile is ResNet18
+(labelled in the outputs), random init, 256x96 crop; MODEL.BACKBONE resnet50 for
+the report's model.
+
 Writes model_best_ap.pth, model_best_lat.pth and classification_metrics.json
 (accuracy, sensitivity, specificity, ROC-AUC, confusion matrix for AP, LAT and
 their average, and which one validation selected) to OUTPUT_DIR.

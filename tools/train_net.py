@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import spine_det.compat  # noqa: E402,F401  (shims before detectron2)
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from spine_det.config import PROFILES, add_spine_config, apply_profile, fix_device, fix_scratch_norm, spine_tasks  # noqa: E402
 from spine_det.engine.trainer import (  # noqa: E402
@@ -64,6 +66,8 @@ def setup(args):
     spine_tasks(cfg)  # fail early on a config whose tasks and NUM_CLASSES disagree
     cfg.freeze()
     default_setup(cfg, args)
+    # default_setup configures the "detectron2" logger; ours logs under "spine_det".
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="spine_det", abbrev_name="spine")
     return cfg
 
 
@@ -93,14 +97,25 @@ def get_parser():
     return parser
 
 
+def _run(args) -> None:
+    from spine_det.data.io import DataError
+    from spine_det.engine.predictor import CheckpointError
+    from spine_det.engine.trainer import WeightsUnavailableError
+
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except (WeightsUnavailableError, CheckpointError, DataError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
     args = get_parser().parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    _run(args)

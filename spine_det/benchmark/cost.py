@@ -28,6 +28,7 @@ from spine_det.utils.fileio import atomic_path, atomic_write_json
 logger = logging.getLogger(__name__)
 
 COST_FILE = "benchmark_cost.json"
+# Registry names tried in order (the class name is fvcore's default when registered without a name).
 PRED_DIR = "benchmark_predictions"
 
 
@@ -53,16 +54,37 @@ def peak_memory(device: str) -> Dict[str, Any]:
     return {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS"}
 
 
+def _detectron2_tensor_model(model: Any) -> Any:
+    """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run it.
+
+    (Detectron2's own ``utils.analysis.FlopCountAnalysis`` goes through ``detectron2.export``,
+    which imports caffe2 in v0.6.)
+    """
+    import torch
+
+    class _Inference(torch.nn.Module):
+        def __init__(self, m: Any) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, image: torch.Tensor):
+            inst = self.m.inference([{"image": image}], do_postprocess=False)[0]
+            out = [inst.pred_boxes.tensor, inst.scores]
+            if inst.has("pred_masks"):
+                out.append(inst.pred_masks)
+            return tuple(out)
+
+    return _Inference(model).eval()
+
+
 def gflops(model: Any, inputs: Any, detectron2: bool = False) -> Optional[float]:
     """fvcore FLOP count of one forward pass, in GFLOPs (None if the model cannot be traced)."""
     import torch
+    from fvcore.nn import FlopCountAnalysis
 
     try:
         if detectron2:
-            import spine_det.compat  # noqa: F401
-            from detectron2.utils.analysis import FlopCountAnalysis
-        else:
-            from fvcore.nn import FlopCountAnalysis
+            model = _detectron2_tensor_model(model)
         fca = FlopCountAnalysis(model, inputs)
         fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         with torch.no_grad():
@@ -82,7 +104,7 @@ def model_flops(name: str, predictor: Any, image: np.ndarray) -> Optional[float]
         x = predictor.resize.get_transform(image).apply_image(image)
         x = grey_to_model_format(x, predictor.input_format)
         t = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
-        return gflops(predictor.model, [{"image": t, "height": image.shape[0], "width": image.shape[1]}], detectron2=True)
+        return gflops(predictor.model, (t,), detectron2=True)
     if name == "linknet":
         cfg = predictor.cfg
         x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=predictor.device)
@@ -135,7 +157,7 @@ def detectron2_curves(out_dir: Path, task: str) -> Dict[str, Any]:
         if k is not None:
             dice.append((r.get("iteration", 0), r[k]))
     times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
-    iters = max((r.get("iteration", -1) for r in recs), default=-1) + 1
+    iters = max((r.get("iteration", -1) for r in recs if "total_loss" in r), default=-1) + 1
     return {
         "x_label": "iteration", "loss": loss, "val_dice": dice,
         "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
@@ -203,7 +225,10 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
         outs = timing.pop("outputs")
         result.update(timing)
         result["gflops"] = model_flops(name, predictor, images[0])
-        result["gflops_input"] = list(images[0].shape)
+        if name == "maskrcnn":  # the network sees the image resized to INPUT.MIN/MAX_SIZE_TEST
+            result["gflops_input"] = list(predictor.resize.get_transform(images[0]).apply_image(images[0]).shape[:2])
+        else:
+            result["gflops_input"] = [int(predictor.cfg.INPUT.HEIGHT), int(predictor.cfg.INPUT.WIDTH)]
         if pred_dir is not None:
             pred_dir.mkdir(parents=True, exist_ok=True)
             for s, out in list(zip(chosen, outs))[:keep_predictions]:

@@ -14,13 +14,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from spine_det.benchmark import cost as cost_mod
 from spine_det.benchmark import figures, plan
 from spine_det.benchmark.baselines import run_otsu
 from spine_det.benchmark.reported import reported_rows
-from spine_det.benchmark.runner import Unit, UnitError, run_logged, run_unit, train_peak_rss_mb, train_wall_s
+from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
+                                        train_wall_s)
 from spine_det.benchmark.tables import MODEL_NAMES, make_header, write_results
 from spine_det.utils.fileio import atomic_write_json
 
@@ -92,10 +93,27 @@ def classification_table(metrics: Dict[str, Any]) -> Dict[str, Any]:
         d = next((v for k, v in src.items() if isinstance(v, dict) and k.lower() == key), None)
         if d is None or (key == "avg" and any(r["key"] == "average" for r in rows)):
             continue
-        rows.append({"key": key, "name": name, **{m: d.get(m, d.get(m.upper())) for m in ("accuracy", "sensitivity", "specificity", "auc")},
+        vals = {m: d.get(m, d.get(m.upper())) for m in ("accuracy", "sensitivity", "specificity")}
+        vals["auc"] = d.get("auc", d.get("roc_auc", d.get("AUC")))
+        rows.append({"key": key, "name": name, **vals, "n": d.get("n"),
                      "confusion_matrix": d.get("confusion_matrix"),
                      "selected": isinstance(selected, str) and selected.lower() in (key, name.lower())})
-    return {"rows": rows, "selected": selected, "raw": metrics}
+    backbone = metrics.get("backbone")
+    if isinstance(backbone, dict):
+        backbone = ", ".join(f"{k}: {v}" for k, v in backbone.items())
+    return {"rows": rows, "selected": selected, "backbone": backbone,
+            "test_patients": src.get("patients"), "raw": metrics}
+
+
+def morphometry_markdown(m: Dict[str, Any]) -> str:
+    def f(x: Any, p: int = 2) -> str:
+        return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.{p}f}"
+
+    return (f"From ground-truth masks of the test patients ({m.get('patients', '–')} patients, "
+            f"{m.get('matched_levels', '–')}/{m.get('true_levels', '–')} levels matched): height MAE "
+            f"{f(m.get('height_mae_pct'))} % of the true height, Genant grade kappa {f(m.get('grade_kappa_linear'), 3)}, "
+            f"patient call accuracy {f(m.get('patient_accuracy'), 3)} (sensitivity {f(m.get('patient_sensitivity'), 3)}, "
+            f"specificity {f(m.get('patient_specificity'), 3)}).")
 
 
 class Benchmark:
@@ -112,6 +130,7 @@ class Benchmark:
         self.costs: List[Dict[str, Any]] = []
         self.curves: Dict[str, Dict[str, Any]] = {t: {} for t in opts.tasks}
         self.classification: Optional[Dict[str, Any]] = None
+        self.morphometry: Optional[Dict[str, Any]] = None
         self.prepared = None
 
     # -- steps -------------------------------------------------------------------------
@@ -160,7 +179,8 @@ class Benchmark:
                 raise
             return None
         self.units.append({"unit": unit.name, "status": "reused" if stamp.get("skipped") else "ran",
-                           "wall_s": time.perf_counter() - t0, "log": str(self.log_dir / f"{unit.name}.log")})
+                           "wall_s": time.perf_counter() - t0, "train_wall_s": train_wall_s(stamp),
+                           "train_cpu_s": train_cpu_s(stamp), "log": str(self.log_dir / f"{unit.name}.log")})
         return stamp
 
     def collect_seg(self, unit: Unit, stamp: Dict[str, Any]) -> None:
@@ -178,7 +198,7 @@ class Benchmark:
         train_mem = train_peak_rss_mb(stamp)
         d2_mem = cost_mod.max_mem_from_log(self.log_dir / f"{unit.name}.log") if unit.model == "maskrcnn" else None
         self.costs.append({
-            "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp),
+            "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
             "s_per_iter": curves.get("s_per_iter"), "s_per_iter_note": curves.get("s_per_iter_note", ""),
             "iterations": curves.get("iterations"), "images_per_s": c.get("images_per_s"),
             "parameters": c.get("parameters"), "gflops": c.get("gflops"),
@@ -224,7 +244,27 @@ class Benchmark:
             return
         self.classification = classification_table(_read_json(unit.result_path) or {})
         self.costs.append({"model": "classifier", "task": None, "train_wall_s": train_wall_s(stamp),
+                           "train_cpu_s": train_cpu_s(stamp),
                            "train_peak_memory_mb": train_peak_rss_mb(stamp)})
+
+    def run_morphometry(self, i: int, n: int) -> None:
+        """The morphometry patient call, when the package and its tool are in this checkout."""
+        if not (plan.tool("eval_morphometry.py").is_file() and (plan.PROJECT_ROOT / "spine_det" / "morphometry").is_dir()):
+            return
+        unit = plan.morphometry_unit(self.runs_dir, self.o.data_root, self.o.split_seed)
+        stamp = self.run_one(unit, i, n)
+        if stamp is None:
+            self.morphometry = {"note": f"failed (it needs the phantom's ground_truth.json): see {self.log_dir / 'morphometry.log'}"}
+            return
+        m = (_read_json(unit.result_path) or {}).get("metrics", {})
+        self.morphometry = {"metrics": m, "markdown": morphometry_markdown(m)}
+        row = {"key": "morphometry", "name": "morphometry patient call (ground-truth masks, rule fitted on train)",
+               "accuracy": m.get("patient_accuracy"), "sensitivity": m.get("patient_sensitivity"),
+               "specificity": m.get("patient_specificity"), "auc": None, "selected": False,
+               "confusion_matrix": m.get("patient_confusion")}
+        if self.classification is None or "rows" not in self.classification:
+            self.classification = {"rows": [], "note": (self.classification or {}).get("note")}
+        self.classification["rows"].append(row)
 
     # -- results -----------------------------------------------------------------------
     def results(self) -> Dict[str, Any]:
@@ -249,6 +289,7 @@ class Benchmark:
             "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
             "cost": self.costs,
             "classification": self.classification,
+            "morphometry": self.morphometry,
             "units": self.units,
         }
 
@@ -288,14 +329,16 @@ class Benchmark:
         self.run_otsu()
         self.write()
         units = self.seg_units()
-        n = len(units) + (0 if self.o.skip_classifier else 1)
+        n = len(units) + (0 if self.o.skip_classifier else 2)
         for i, unit in enumerate(units, start=1):
             stamp = self.run_one(unit, i, n)
             if stamp is not None:
                 self.collect_seg(unit, stamp)
             self.write()
         if not self.o.skip_classifier:
-            self.run_classifier(n, n)
+            self.run_classifier(n - 1, n)
+            self.write()
+            self.run_morphometry(n, n)
         else:
             self.classification = {"note": "skipped (--skip-classifier)"}
         paths = self.write()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 from spine_det import CONFIG_DIR, PROJECT_ROOT
 from spine_det.benchmark.runner import Unit
@@ -86,9 +86,23 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
     common += list(opts)
     return Unit(
         name="classifier", model="classifier", task=None, out_dir=out,
-        commands={"train": base + common, "resume": base + ["--resume"] + common},
-        checkpoints=["model_best.pth", "model_best_ap.pth", "model_best_lat.pth", "ap/model_best.pth", "lat/model_best.pth"],
+        commands={"train": base + common},  # the tool has no --resume: an unfinished run starts again
+        checkpoints=["model_best_lat.pth", "model_best_ap.pth", "model_best.pth"],
         result="classification_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device},
+    )
+
+
+def morphometry_unit(runs_dir: Path, data_root: str, split_seed: int, python: str = sys.executable) -> Unit:
+    """Morphometry's Normal/Damaged call from ground-truth masks, fitted on train, scored on test:
+    ``tools/eval_morphometry.py`` (needs the phantom's ground_truth.json files). The fitted
+    ``morphometry_config.json`` plays the checkpoint."""
+    out = runs_dir / "morphometry"
+    cmd = [python, str(tool("eval_morphometry.py")), "--data-root", str(data_root), "--split", "test",
+           "--out", str(out), "--seed", str(split_seed), "--quiet"]
+    return Unit(
+        name="morphometry", model="morphometry", task=None, out_dir=out, commands={"train": cmd},
+        checkpoints=["morphometry_config.json"], result="morphometry_metrics.json",
+        spec={"split_seed": split_seed, "data_root": str(Path(data_root).resolve()), "source": "gt"},
     )

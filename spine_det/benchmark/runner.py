@@ -110,6 +110,9 @@ def finished_reason(unit: Unit) -> Optional[str]:
     ck = unit.checkpoint_path()
     if ck is None:
         return f"result exists but no checkpoint ({' / '.join(unit.checkpoints)})"
+    named = _result_checkpoint(unit.result_path)
+    if named is not None and Path(named).name != ck.name:
+        return f"result was computed from {Path(named).name}, the unit's checkpoint is {ck.name}"
     stamp = unit.read_stamp()
     if stamp is None:
         # Not run by the benchmark (or stamp lost): accept a result written after the checkpoint.
@@ -123,6 +126,16 @@ def finished_reason(unit: Unit) -> Optional[str]:
     return None
 
 
+def _result_checkpoint(path: Path) -> Optional[str]:
+    """The checkpoint a semantic_metrics.json says it was computed from (None if it does not say)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ck = data.get("checkpoint") if isinstance(data, dict) else None
+    return ck if isinstance(ck, str) and ck else None
+
+
 def is_finished(unit: Unit) -> bool:
     return finished_reason(unit) is None
 
@@ -132,6 +145,7 @@ class ProcessResult:
     returncode: int
     wall_s: float
     peak_rss_mb: Optional[float]  # the child's (and its waited-for children's) max resident set size
+    cpu_s: Optional[float] = None  # user + system CPU seconds of the child and its waited-for children
 
 
 def run_logged(cmd: Sequence[str], log_path: Path, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
@@ -190,8 +204,9 @@ def run_logged(cmd: Sequence[str], log_path: Path, env: Optional[Dict[str, str]]
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         reader.join(timeout=10)
-        log.write(f"# exit {proc.returncode} after {wall:.1f}s, peak RSS {usage.ru_maxrss / 1024:.0f} MB\n")
-    return ProcessResult(proc.returncode, wall, usage.ru_maxrss / 1024.0)
+        log.write(f"# exit {proc.returncode} after {wall:.1f}s (CPU {usage.ru_utime + usage.ru_stime:.1f}s), "
+                  f"peak RSS {usage.ru_maxrss / 1024:.0f} MB\n")
+    return ProcessResult(proc.returncode, wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime)
 
 
 def run_unit(unit: Unit, log_dir: Path, force: bool = False, echo: bool = False,
@@ -222,7 +237,8 @@ def run_unit(unit: Unit, log_dir: Path, force: bool = False, echo: bool = False,
         started = time.time()
         res = runner(unit.commands[step], log_path, echo=echo, label=f"{unit.name} {step}")
         runs.append({"step": step, "cmd": list(map(str, unit.commands[step])), "returncode": res.returncode,
-                     "wall_s": round(res.wall_s, 3), "peak_rss_mb": None if res.peak_rss_mb is None else round(res.peak_rss_mb, 1),
+                     "wall_s": round(res.wall_s, 3), "cpu_s": None if res.cpu_s is None else round(res.cpu_s, 2),
+                     "peak_rss_mb": None if res.peak_rss_mb is None else round(res.peak_rss_mb, 1),
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))})
         _write_runs(unit, runs)  # keep the time spent even if a later step fails
         if res.returncode != 0:
@@ -262,6 +278,12 @@ def train_wall_s(stamp: Dict[str, Any]) -> Optional[float]:
     """Total wall time of the unit's train/resume steps (all attempts), None if never trained here."""
     walls = [r["wall_s"] for r in stamp.get("runs", []) if r.get("step") in ("train", "resume")]
     return float(sum(walls)) if walls else None
+
+
+def train_cpu_s(stamp: Dict[str, Any]) -> Optional[float]:
+    """CPU seconds of the train/resume steps: a load-independent companion of the wall time on a shared machine."""
+    vals = [r["cpu_s"] for r in stamp.get("runs", []) if r.get("step") in ("train", "resume") and r.get("cpu_s") is not None]
+    return float(sum(vals)) if vals else None
 
 
 def train_peak_rss_mb(stamp: Dict[str, Any]) -> Optional[float]:

@@ -171,17 +171,19 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     for c in results.get("cost", []):
         crow.append([
             MODEL_NAMES.get(c["model"], c["model"]), c.get("task") or "–", _dur(c.get("train_wall_s")),
+            _dur(c.get("train_cpu_s")),
             _f(c.get("s_per_iter"), 3) + (" ¹" if c.get("s_per_iter_note") else ""), _f(c.get("iterations")),
             _f(c.get("images_per_s"), 2),
             "–" if c.get("parameters") is None else f"{c['parameters'] / 1e6:.2f} M", _f(c.get("gflops"), 1),
             _f(c.get("train_peak_memory_mb"), 0), _f(c.get("inference_peak_memory_mb"), 0),
         ])
-    out.append(_md_table(["model", "task", "training wall time", "s/iter", "iterations", "inference images/s",
+    out.append(_md_table(["model", "task", "training wall time", "training CPU time", "s/iter", "iterations", "inference images/s",
                           "parameters", "GFLOPs (fvcore, 1 image)", "training peak memory (MB)",
                           "inference peak memory (MB)"], crow))
     kinds = sorted({c.get("memory_kind") for c in results.get("cost", []) if c.get("memory_kind")})
     out += ["", "Training time is the wall clock of the tool's process(es) in this benchmark (all resumed attempts); "
-            "reused units keep the time of the run that trained them. Memory: " + ("; ".join(kinds) or "–") +
+            "reused units keep the time of the run that trained them. CPU time (user + system, all threads) does not "
+            "depend on what else the machine runs; wall time does. Memory: " + ("; ".join(kinds) or "–") +
             " (training: peak RSS of the training process, from wait4)."]
     if any(c.get("s_per_iter_note") for c in results.get("cost", [])):
         out.append("¹ " + "; ".join(sorted({c["s_per_iter_note"] for c in results["cost"] if c.get("s_per_iter_note")})))
@@ -192,17 +194,20 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     if cls and cls.get("rows"):
         out.append(_md_table(["model", *CLS_METRICS, "selected on validation"],
                              [[r["name"], *(_f(r.get(k)) for k in CLS_METRICS), "✓" if r.get("selected") else ""] for r in cls["rows"]]))
-        out += ["", f"Positive class: Damaged. The report states 85 % validation accuracy ({REPORTED_LABEL}); "
+        out += ["", f"Test patients: {_f(cls.get('test_patients'))}; backbone: {cls.get('backbone') or '–'}. "
+                f"Positive class: Damaged. The report states 85 % validation accuracy with ResNet50 ({REPORTED_LABEL}); "
                 "it gives no test figures.", ""]
     else:
         out += [cls.get("note", "not run") if cls else "not run", ""]
     morph = results.get("morphometry")
     if morph:
-        out += ["## Morphometry", "", morph.get("markdown") or f"```\n{morph}\n```", ""]
+        out += ["## Morphometry", "", morph.get("markdown") or morph.get("note", ""), ""]
 
     out += ["## Units", ""]
-    out.append(_md_table(["unit", "status", "time this run", "log"],
-                         [[u["unit"], u["status"], _dur(u.get("wall_s")), u.get("log", "")] for u in results.get("units", [])]))
+    out.append(_md_table(["unit", "status", "time this run", "training wall / CPU (all attempts)", "log"],
+                         [[u["unit"], u["status"], _dur(u.get("wall_s")),
+                           f"{_dur(u.get('train_wall_s'))} / {_dur(u.get('train_cpu_s'))}", u.get("log", "")]
+                          for u in results.get("units", [])]))
     out.append("")
     return "\n".join(out)
 
@@ -228,7 +233,7 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
         for m in ("dice", "jaccard", "tpr"):
             add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
     for c in results.get("cost", []):
-        for k in ("train_wall_s", "s_per_iter", "iterations", "images_per_s", "parameters", "gflops",
+        for k in ("train_wall_s", "train_cpu_s", "s_per_iter", "iterations", "images_per_s", "parameters", "gflops",
                   "train_peak_memory_mb", "inference_peak_memory_mb"):
             add("cost", ours, c["model"], c.get("task"), k, c.get(k))
     cls = results.get("classification") or {}

@@ -106,6 +106,12 @@ def get_classifier_cfg() -> CN:
     _C.INPUT.HEIGHT = 512
     _C.INPUT.WIDTH = 512
     _C.INPUT.RESIZE = "letterbox"
+    # Mask-free spine crop before resizing (spine_det.data.spine_crop): "none" | "column" (straight
+    # band) | "centerline" (band following the spine, straightened). Width as a fraction of the image
+    # height; rows = vertical extent kept (fractions of the height; the pelvis lies below ~0.75).
+    _C.INPUT.CROP = "centerline"
+    _C.INPUT.CROP_WIDTH = 0.3
+    _C.INPUT.CROP_ROWS = (0.0, 0.8)
 
     _C.AUG = CN()
     _C.AUG.ENABLED = True
@@ -129,11 +135,15 @@ def get_classifier_cfg() -> CN:
     _C.SOLVER.PLATEAU_PATIENCE = 3
     _C.SOLVER.MIN_LR = 1e-6
     _C.SOLVER.AMP = True
+    _C.SOLVER.LABEL_SMOOTHING = 0.0  # BCE targets y * (1 - eps) + eps / 2
 
     _C.EARLY_STOP = CN()
     _C.EARLY_STOP.ENABLED = True
     _C.EARLY_STOP.PATIENCE = 8
     _C.EARLY_STOP.MIN_DELTA = 1e-4
+    # Which validation figure picks the best epoch and drives early stopping: "accuracy" (the
+    # report; ties -> AUC) or "auc" (ties -> accuracy; finer-grained on small validation sets).
+    _C.EARLY_STOP.METRIC = "accuracy"
 
     _C.VAL = CN()
     # "balanced": like the report (50 Damaged / 50 Normal), drawn from the Training patients (train+val
@@ -146,6 +156,7 @@ def get_classifier_cfg() -> CN:
     _C.DATALOADER = CN()
     _C.DATALOADER.NUM_WORKERS = 2
     _C.DATALOADER.CACHE = True
+    _C.DATALOADER.SAMPLER = "random"  # "random" | "balanced" (each batch drawn with equal label odds)
 
     _C.TEST = CN()
     _C.TEST.SPLIT = "test"

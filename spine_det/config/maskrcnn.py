@@ -41,6 +41,14 @@ def add_spine_config(cfg) -> None:
     cfg.SPINE.INPUT.BRIGHTNESS = (1.0, 1.0)  # intensity scale range; (1, 1) = off
     cfg.SPINE.INPUT.CONTRAST = (1.0, 1.0)  # contrast scale range; (1, 1) = off
 
+    # What one instance is when a task's mask is converted to COCO (spine_det.data.instances):
+    # "components" (8-connected, the default), "whole", or "per_level" (LEVELS horizontal bands).
+    cfg.SPINE.INSTANCES = CN()
+    cfg.SPINE.INSTANCES.LINE = "components"  # tasks *_line
+    cfg.SPINE.INSTANCES.SPINOUS_PROCESS = "components"  # tasks *_spinous_process
+    cfg.SPINE.INSTANCES.OTHER = "components"
+    cfg.SPINE.INSTANCES.LEVELS = 9  # bands of "per_level" (annotated levels T10-L5)
+
     cfg.SPINE.EVAL = CN()
     # Instances with score >= this are pasted into the task's semantic mask.
     cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5
@@ -139,7 +147,6 @@ def get_spine_cfg(
     config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()
 ):
     """get_cfg → add_spine_config → merge_from_file → profile → merge_from_list(opts) (not frozen)."""
-    import spine_det.compat  # noqa: F401  (shims before detectron2)
     from detectron2.config import get_cfg
 
     cfg = get_cfg()

@@ -177,9 +177,10 @@ def coco_json_name(name: str, split: str) -> str:
     return f"spine_{name}_{split}.json"
 
 
-def _convert_sample(args: Tuple[dict, List[str], bool]) -> Tuple[str, Dict[str, Optional[List[dict]]], List[dict]]:
+def _convert_sample(args: tuple) -> Tuple[str, Dict[str, Optional[List[dict]]], List[dict]]:
     """Worker: every requested mask of one X-ray → instances (None where the mask is unusable)."""
-    sample_dict, tasks, strict = args
+    sample_dict, tasks, strict = args[:3]
+    definitions: Dict[str, str] = args[3] if len(args) > 3 else {}
     s = ViewSample(**sample_dict)
     result: Dict[str, Optional[List[dict]]] = {}
     problems: List[dict] = []
@@ -190,7 +191,12 @@ def _convert_sample(args: Tuple[dict, List[str], bool]) -> Tuple[str, Dict[str, 
             continue
         try:
             mask = read_mask(path, shape=(s.height, s.width))
-            result[task] = mask_to_instances(mask)
+            if definitions.get(task):
+                from spine_det.data.instances import mask_to_instances_as
+
+                result[task] = mask_to_instances_as(mask, definitions[task])
+            else:
+                result[task] = mask_to_instances(mask)
         except DataError as exc:
             err = exc.with_patient(s.patient_id)
             if strict:
@@ -214,9 +220,14 @@ def _file_stamp(path: Optional[str]) -> Optional[Tuple[int, int]]:
     return (st.st_size, st.st_mtime_ns) if st else None
 
 
-def _fingerprint(samples: Sequence[ViewSample], tasks: Sequence[str], stamps: Dict[str, Any]) -> str:
+def _fingerprint(
+    samples: Sequence[ViewSample], tasks: Sequence[str], stamps: Dict[str, Any], definitions: Optional[Dict[str, str]] = None
+) -> str:
     """Hash of everything an output JSON depends on: converter version, samples, mask files' size+mtime."""
     h = hashlib.sha1(f"v{CONVERTER_VERSION}|{','.join(tasks)}".encode())
+    defs = {t: definitions[t] for t in tasks if definitions and definitions.get(t)}
+    if defs:  # instance definitions other than connected components (spine_det.data.instances)
+        h.update(json.dumps(sorted(defs.items())).encode())
     for s in samples:
         item = [s.key, s.image, s.height, s.width, s.split, s.label]
         item += [[t, s.masks.get(t), stamps.get(s.masks.get(t) or "")] for t in tasks]
@@ -295,13 +306,16 @@ def convert_dataset(
     strict: bool = False,
     force: bool = False,
     progress: bool = True,
+    definitions: Optional[Dict[str, str]] = None,
 ) -> dict:
     """Write ``spine_<task>_<split>.json`` and ``spine_<view>_<split>.json`` under ``out_dir``.
 
     Idempotent: outputs whose inputs (samples, mask files' size and mtime,
     converter version) are unchanged are skipped. Masks are converted in a
     process pool (``workers``, default all cores). Every JSON is written
-    atomically. Returns a summary dict (also logged).
+    atomically. ``definitions`` ({task: spec}, see :mod:`spine_det.data.instances`) changes
+    what an instance is for some tasks (default: connected components). Returns a summary
+    dict (also logged).
     """
     t0 = time.perf_counter()
     task_list = list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)
@@ -321,7 +335,7 @@ def convert_dataset(
     for fname, name, split, otasks in _outputs(manifest, task_list):
         view = get_task(otasks[0]).view
         samples = manifest.select(split=split, view=view)
-        fp = _fingerprint(samples, otasks, file_stamps)
+        fp = _fingerprint(samples, otasks, file_stamps, definitions)
         fresh = not force and old_stamps.get(fname) == fp and (out / fname).is_file()
         plan.append((fname, name, split, otasks, samples, fp, fresh))
     stale = [p for p in plan if not p[6]]
@@ -348,7 +362,7 @@ def convert_dataset(
         for s in samples:
             needed.setdefault(s.key, (s, set()))[1].update(otasks)
     jobs = [
-        (_sample_dict(s), [t for t in task_list if t in ts], strict) for s, ts in needed.values()
+        (_sample_dict(s), [t for t in task_list if t in ts], strict, dict(definitions or {})) for s, ts in needed.values()
     ]
     instances: Dict[str, Dict[str, Optional[List[dict]]]] = {}
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
@@ -411,12 +425,23 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
                 bar.update(1)
         else:
             import multiprocessing as mp
+            from concurrent.futures.process import BrokenProcessPool
 
-            # fork: works from scripts without a __main__ guard; the workers only use numpy/cv2/pycocotools.
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" else "spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-                for r in pool.map(_convert_sample, jobs, chunksize=1):
-                    results.append(r)
+            # spawn, not fork: forking a process whose threads (cv2, torch) hold locks can hang the
+            # workers. Scripts that call this need the usual `if __name__ == "__main__":` guard.
+            ctx = mp.get_context("spawn")
+            try:
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+                try:
+                    for r in pool.map(_convert_sample, jobs, chunksize=1):
+                        results.append(r)
+                        bar.update(1)
+                finally:  # on an error (strict), do not wait for the rest of the queue
+                    pool.shutdown(wait=True, cancel_futures=True)
+            except BrokenProcessPool:
+                logger.warning("process pool failed to start (no __main__ guard?); converting in this process")
+                for job in jobs[len(results) :]:
+                    results.append(_convert_sample(job))
                     bar.update(1)
     finally:
         bar.close()

@@ -32,6 +32,9 @@ class DataError(ValueError):
         where = f"patient {patient!r}: " if patient else ""
         super().__init__(f"{where}{self.file}: {reason}")
 
+    def __reduce__(self):  # picklable across the conversion's process pool
+        return (DataError, (self.file, self.reason, self.patient))
+
     def with_patient(self, patient: str) -> "DataError":
         """The same error, now naming the patient."""
         return DataError(self.file, self.reason, patient)

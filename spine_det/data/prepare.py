@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from spine_det.data.io import DataError
 from spine_det.data.layout import Manifest, scan_dataset
@@ -124,11 +124,14 @@ def prepare_dataset(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     workers: Optional[int] = None,
     convert: bool = True,
+    definitions: Optional[Dict[str, str]] = None,
 ) -> PreparedData:
     """Scan (once) and convert to COCO (once, refreshed when inputs change); return where it all is.
 
     Safe to call from many processes at once: a file lock in the cache dir
-    serialises the scan and the conversion.
+    serialises the scan and the conversion. ``definitions`` ({task: instance definition},
+    :mod:`spine_det.data.instances`) other than the default go to their own ``coco-<hash>``
+    folder, so different definitions never overwrite each other.
     """
     root = Path(data_root).expanduser().resolve()
     if not root.is_dir():
@@ -138,7 +141,10 @@ def prepare_dataset(
         raise DataError(cache, f"cache dir lies inside the data root {root}; choose another (--cache-dir or ${CACHE_ENV})")
     split_dir = cache / split_dir_name(seed, val_fraction, test_fraction)
     manifest_path = split_dir / "manifest.json"
-    coco_dir = split_dir / "coco"
+    from spine_det.data.instances import definitions_tag
+
+    tag = definitions_tag(definitions)
+    coco_dir = split_dir / ("coco" if not tag else f"coco-{tag}")
     with file_lock(cache / ".lock"):
         manifest = load_or_scan_manifest(
             root, manifest_path, seed, val_fraction, test_fraction, strict=strict, rescan=rescan
@@ -146,7 +152,7 @@ def prepare_dataset(
         if convert:
             from spine_det.data.coco import convert_dataset  # heavy imports only when needed
 
-            convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict)
+            convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict, definitions=definitions)
     return PreparedData(manifest=manifest, cache_dir=cache, coco_dir=coco_dir, manifest_path=manifest_path)
 
 

@@ -1,10 +1,17 @@
 """Train the Normal/Damaged classifiers (one per view) and pick the view strategy on validation.
 
 As in the report: a ResNet50 on AP images and another on LAT images, each
-checkpointed at its best validation accuracy; on validation, "AP only", "LAT
-only" and "average of the two probabilities" are compared and the most
-accurate is kept (:func:`select_view_strategy`). Test metrics of all three are
-written to ``<OUTPUT_DIR>/classification_metrics.json`` with the selection.
+checkpointed at its best validation accuracy (or AUC: ``EARLY_STOP.METRIC``);
+on validation, "AP only", "LAT only" and "average of the two probabilities"
+are compared and the most accurate is kept (:func:`select_view_strategy`).
+Test metrics of all three are written to
+``<OUTPUT_DIR>/classification_metrics.json`` with the selection.
+
+Beyond the report, the network sees the mask-free spine crop
+(``INPUT.CROP``, :mod:`spine_det.data.spine_crop`) rather than the whole
+radiograph: a fracture is the height loss of one vertebra, a few pixels once a
+whole X-ray is shrunk to network size. The crop needs only the image, so
+inference needs no segmentation.
 
 Validation set (``VAL.MODE``):
 
@@ -27,9 +34,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
-from spine_det.data.seg_dataset import ViewImageDataset
+from spine_det.data.seg_dataset import Letterbox, ViewImageDataset, letterbox_image
+from spine_det.data.spine_crop import CROP_MODES, crop_spine
 from spine_det.engine import distributed as du
 from spine_det.engine.linknet_trainer import (
     EarlyStopping,
@@ -88,16 +96,47 @@ def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
     return {"train": [s for s in training if s.patient_id not in val_ids], "val": [s for s in training if s.patient_id in val_ids], "test": test}
 
 
+class SpineCropDataset(ViewImageDataset):
+    """:class:`ViewImageDataset` on the mask-free spine crop (:func:`crop_spine`) instead of the whole X-ray.
+
+    The crop is taken at full resolution, then letterboxed to the network size,
+    so the vertebrae get the pixels a whole-image resize would spend on ribs,
+    soft tissue and background. Train, validation and test use the same crop.
+    """
+
+    def __init__(self, samples: Sequence[Any], size: Tuple[int, int], crop: str, crop_width: float,
+                 crop_rows: Sequence[float], *args: Any, **kwargs: Any) -> None:
+        if crop not in CROP_MODES:
+            raise ValueError(f"unknown INPUT.CROP {crop!r}; expected one of {CROP_MODES}")
+        self.crop, self.crop_width, self.crop_rows = crop, float(crop_width), (float(crop_rows[0]), float(crop_rows[1]))
+        super().__init__(samples, size, *args, **kwargs)
+
+    def _load(self, i: int) -> np.ndarray:
+        from spine_det.data.io import read_image
+
+        img = crop_spine(read_image(self.samples[i].image), self.crop, self.crop_width, self.crop_rows)
+        return letterbox_image(img, Letterbox.fit(img.shape, self.size, self.resize))
+
+
 def _dataset(cfg: Any, samples: Sequence[Any], train: bool) -> ViewImageDataset:
-    return ViewImageDataset(samples, (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH), cfg.INPUT.RESIZE, cfg.AUG if train else None,
-                            cfg.MODEL.IN_CHANNELS, cfg.DATALOADER.CACHE, cfg.SEED)
+    return SpineCropDataset(samples, (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH), cfg.INPUT.CROP, cfg.INPUT.CROP_WIDTH,
+                            cfg.INPUT.CROP_ROWS, cfg.INPUT.RESIZE, cfg.AUG if train else None, cfg.MODEL.IN_CHANNELS,
+                            cfg.DATALOADER.CACHE, cfg.SEED)
 
 
-def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: int) -> DataLoader:
+def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: int, sampler_kind: str = "random") -> DataLoader:
     if train:
         g = torch.Generator()
         g.manual_seed(seed)
-        sampler = RandomSampler(ds, generator=g)
+        if sampler_kind == "balanced":
+            y = ds.labels()
+            counts = np.bincount(y, minlength=2).astype(np.float64)
+            weights = torch.as_tensor(1.0 / np.maximum(counts[y], 1.0), dtype=torch.double)
+            sampler = WeightedRandomSampler(weights, num_samples=len(ds), replacement=True, generator=g)
+        elif sampler_kind == "random":
+            sampler = RandomSampler(ds, generator=g)
+        else:
+            raise ValueError(f"unknown DATALOADER.SAMPLER {sampler_kind!r}; expected 'random' or 'balanced'")
     else:
         sampler = SequentialSampler(ds)
     drop_last = train and len(ds) > batch
@@ -106,7 +145,7 @@ def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: i
 
 
 def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.device) -> Dict[str, Any]:
-    """Train one view's model; keep the best validation accuracy (ties: higher AUC) as model_best_<view>.pth."""
+    """Train one view's model; keep the best validation score (EARLY_STOP.METRIC) as model_best_<view>.pth."""
     out_dir = Path(cfg.OUTPUT_DIR)
     seed_everything(cfg.SEED)
     train_ds = _dataset(cfg, [s for s in splits["train"] if s.view == view], True)
@@ -115,12 +154,19 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         raise ValueError(f"no {view} images in the train ({len(train_ds)}) or val ({len(val_ds)}) split")
     y_train = train_ds.labels()
     model = build_classifier(cfg).to(device)
-    label = f"{cfg.MODEL.BACKBONE} ({'ImageNet' if model.imagenet_init else 'random'} init, {cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH})"
+    crop = "" if cfg.INPUT.CROP == "none" else f", {cfg.INPUT.CROP} crop"
+    label = (f"{cfg.MODEL.BACKBONE} ({'ImageNet' if model.imagenet_init else 'random'} init, "
+             f"{cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH}{crop})")
     logger.info("%s classifier %s: %d train (%d Damaged) / %d val images", view, label, len(train_ds), int(y_train.sum()), len(val_ds))
-    # Balance the classes in the loss when the training set is not.
+    # Balance the classes in the loss when the training set is not (the balanced sampler already does).
     n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
-    pos_weight = torch.tensor([n_neg / n_pos if n_pos else 1.0], device=device)
+    balanced = cfg.DATALOADER.SAMPLER == "balanced"
+    pos_weight = torch.tensor([1.0 if balanced or not n_pos else n_neg / n_pos], device=device)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    eps = float(cfg.SOLVER.LABEL_SMOOTHING)
+    metric = cfg.EARLY_STOP.METRIC
+    if metric not in ("accuracy", "auc"):
+        raise ValueError(f"unknown EARLY_STOP.METRIC {metric!r}; expected 'accuracy' or 'auc'")
     optimizer = build_optimizer(cfg.SOLVER, model.parameters())
     scheduler = build_scheduler(cfg.SOLVER, optimizer)
     amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
@@ -128,10 +174,11 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
     early = EarlyStopping(cfg.EARLY_STOP.PATIENCE, cfg.EARLY_STOP.MIN_DELTA, "max", cfg.EARLY_STOP.ENABLED)
     log = MetricsLog(out_dir / f"metrics_{view}.jsonl")
     log.lines = []
-    loader = _loader(train_ds, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
+    loader = _loader(train_ds, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, cfg.DATALOADER.SAMPLER)
     val_loader = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED)
     y_val = val_ds.labels()
     best: Dict[str, Any] = {"epoch": -1}
+    t_start = time.perf_counter()
     from tqdm import tqdm
 
     for epoch in range(cfg.SOLVER.MAX_EPOCHS):
@@ -144,7 +191,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
             x, y = batch["image"].to(device), batch["label"].to(device)
             with torch.autocast(device_type=device.type, enabled=amp):
                 logits = model(x).reshape(-1)
-            loss = loss_fn(logits.float(), y)
+            loss = loss_fn(logits.float(), y * (1.0 - eps) + 0.5 * eps)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -153,8 +200,10 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
             n += len(y)
         p_val, idx = predict_probs(model, val_loader, device, amp)
         m = binary_classification_metrics(y_val[idx], p_val, cfg.TEST.THRESHOLD)
-        # Report: keep the most accurate; AUC breaks ties (small validation sets tie often).
-        score = m["accuracy"] + 1e-3 * (0.0 if math.isnan(m["roc_auc"]) else m["roc_auc"])
+        # Report: keep the most accurate, AUC breaking ties (small validation sets tie often);
+        # EARLY_STOP.METRIC auc swaps the two.
+        auc = 0.0 if math.isnan(m["roc_auc"]) else m["roc_auc"]
+        score = m["accuracy"] + 1e-3 * auc if metric == "accuracy" else auc + 1e-3 * m["accuracy"]
         lr = current_lr(optimizer)
         improved = early.step(score)
         scheduler_step(scheduler, score)
@@ -169,7 +218,9 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         if early.should_stop:
             logger.info("%s: early stopping at epoch %d", view, epoch + 1)
             break
-    return {"checkpoint": str(out_dir / f"model_best_{view}.pth"), "best_epoch": best["epoch"], "backbone": label}
+    seconds = round(time.perf_counter() - t_start, 1)
+    return {"checkpoint": str(out_dir / f"model_best_{view}.pth"), "best_epoch": best["epoch"], "backbone": label,
+            "seconds": seconds}
 
 
 def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequence[str], device: torch.device) -> np.ndarray:
@@ -200,7 +251,8 @@ def train_classifier(cfg: Any, manifest: Any) -> Dict[str, Any]:
     result: Dict[str, Any] = {"backbone": {v: trained[v]["backbone"] for v in views}, "views_trained": views,
                               "val_mode": cfg.VAL.MODE, "seed": cfg.SEED, "split_seed": cfg.DATA.SEED,
                               "threshold": cfg.TEST.THRESHOLD, "checkpoints": {v: trained[v]["checkpoint"] for v in views},
-                              "best_epochs": {v: trained[v]["best_epoch"] for v in views}}
+                              "best_epochs": {v: trained[v]["best_epoch"] for v in views},
+                              "train_seconds": {v: trained[v]["seconds"] for v in views}}
     for split in ("val", "test"):
         samples = splits[split]
         pats = list(dict.fromkeys(s.patient_id for s in samples))

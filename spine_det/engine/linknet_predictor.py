@@ -17,7 +17,14 @@ import torch
 
 from spine_det.config.linknet import get_linknet_cfg, load_cfg, tasks_of
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, normalize, unletterbox
-from spine_det.engine.predictor import PREDICTORS, CheckpointError, SegmentationPredictor, TaskPrediction, check_grey_image
+from spine_det.engine.predictor import (
+    PREDICTORS,
+    CheckpointError,
+    SegmentationPredictor,
+    TaskPrediction,
+    check_grey_image,
+    register_predictor,
+)
 from spine_det.modeling.linknet import build_seg_model
 
 logger = logging.getLogger(__name__)
@@ -94,7 +101,7 @@ class LinkNetPredictor(SegmentationPredictor):
 
 
 if "linknet" not in PREDICTORS:
-    PREDICTORS._do_register("linknet", LinkNetPredictor)  # fvcore's decorator takes no name
+    register_predictor("linknet")(LinkNetPredictor)
 
 
 def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:

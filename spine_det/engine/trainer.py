@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import DatasetEvaluator
@@ -53,8 +52,11 @@ def register_datasets(cfg):
     if not cfg.SPINE.DATA_ROOT:
         raise ValueError("no dataset: pass --data-root DIR (or SPINE.DATA_ROOT DIR)")
     tasks = spine_tasks(cfg)
+    from spine_det.data.instances import definitions_from_cfg
+
     prepared = prepare_dataset(
-        cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED, tasks=tasks
+        cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED, tasks=tasks,
+        definitions=definitions_from_cfg(cfg, tasks),
     )
     register_spine_datasets(prepared.coco_dir, prepared.manifest)
     for name in [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]:

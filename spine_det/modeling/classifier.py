@@ -20,16 +20,65 @@ from spine_det.modeling.linknet import adapt_first_conv
 logger = logging.getLogger(__name__)
 
 STRATEGIES: Tuple[str, ...] = ("average", "ap", "lat")  # order = tie-break preference
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+SLIM_BACKBONES = {"resnet10s": (16, 32, 64, 128), "resnet10m": (24, 48, 96, 192)}
+BACKBONES = TORCHVISION_BACKBONES + tuple(SLIM_BACKBONES)
+
+
+class SlimResNet(nn.Module):
+    """A 10-layer ResNet (one torchvision BasicBlock per stage) with narrow stages, for CPU training.
+
+    ResNet18 from random init needs more optimiser steps than two shared CPU
+    cores give in minutes; this net costs ~1/30 of its FLOPs, so the same
+    minutes buy ~10x more steps. Random init only (no published weights).
+    Same interface as a torchvision ResNet: ``conv1`` and ``fc``.
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        w0 = int(widths[0])
+        self.conv1 = nn.Conv2d(in_channels, w0, 5, stride=2, padding=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(w0)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)  # /4 before the first block, like a ResNet
+        layers, inp = [], w0
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or inp != w:
+                down = nn.Sequential(nn.Conv2d(inp, w, 1, stride=stride, bias=False), nn.BatchNorm2d(w))
+            layers.append(BasicBlock(inp, w, stride, down))
+            inp = w
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc: nn.Module = nn.Linear(inp, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.pool(self.layers(x)), 1))
 
 
 def build_classifier(cfg: Any) -> nn.Module:
-    """torchvision ResNet (ImageNet weights when available) with grey input and one logit (P(Damaged))."""
+    """ResNet with grey input and one logit (P(Damaged)).
+
+    torchvision ResNets take ImageNet weights when available; the slim ones
+    (``resnet10s``, ``resnet10m``: :class:`SlimResNet`) are always random init.
+    """
     import torchvision
 
     name = cfg.MODEL.BACKBONE
     if name not in BACKBONES:
         raise ValueError(f"unknown MODEL.BACKBONE {name!r}; expected one of {BACKBONES}")
+    if name in SLIM_BACKBONES:
+        model = SlimResNet(SLIM_BACKBONES[name], cfg.MODEL.IN_CHANNELS)
+        model.imagenet_init = False
+        model.fc = nn.Sequential(nn.Dropout(cfg.MODEL.DROPOUT), nn.Linear(model.fc.in_features, 1))
+        return model
     ctor = getattr(torchvision.models, name)
     model = None
     if cfg.MODEL.PRETRAINED:

@@ -1,0 +1,122 @@
+"""Classifier: metrics on hand-made arrays, the report's view-selection rule, balanced validation, a tiny run."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from spine_det.modeling.classifier import binary_classification_metrics, combine_views, roc_auc, select_view_strategy
+
+
+def test_metrics_hand_made():
+    y = [0, 0, 0, 1, 1, 1, 1]
+    p = [0.1, 0.6, 0.2, 0.9, 0.4, 0.8, 0.7]
+    m = binary_classification_metrics(y, p)
+    assert m["confusion_matrix"] == [[2, 1], [1, 3]]  # [[TN, FP], [FN, TP]]
+    assert m["accuracy"] == pytest.approx(5 / 7)
+    assert m["sensitivity"] == pytest.approx(3 / 4) and m["specificity"] == pytest.approx(2 / 3)
+    # AUC: pairs (pos > neg) = 0.9:3, 0.4:2, 0.8:3, 0.7:3 -> 11 of 12
+    assert m["roc_auc"] == pytest.approx(11 / 12)
+    assert roc_auc([0, 1], [0.5, 0.5]) == 0.5 and roc_auc([0, 1], [0.9, 0.1]) == 0.0
+    assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_select_view_strategy_picks_best():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    good = np.array([0.1, 0.2, 0.3, 0.2, 0.8, 0.9, 0.7, 0.6])
+    noise = np.array([0.9, 0.2, 0.8, 0.3, 0.1, 0.7, 0.2, 0.6])
+    name, scores = select_view_strategy(good, noise, labels)
+    assert name == "ap" and scores["ap"] == 1.0 and scores["lat"] < 1.0
+    name, _ = select_view_strategy(noise, good, labels)
+    assert name == "lat"
+    # each view wrong on a different patient, but only mildly: the average is right on all
+    ap = np.array([0.55, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9])
+    lat = np.array([0.1, 0.1, 0.1, 0.1, 0.45, 0.9, 0.9, 0.9])
+    name, scores = select_view_strategy(ap, lat, labels)
+    assert name == "average" and scores["average"] == 1.0 and scores["ap"] == scores["lat"] == 7 / 8
+
+
+def test_combine_views_missing_view_falls_back():
+    c = combine_views([0.2, np.nan], [0.6, 0.8])
+    assert c["average"].tolist() == pytest.approx([0.4, 0.8]) and c["ap"].tolist() == pytest.approx([0.2, 0.8])
+
+
+def test_balanced_val_patients():
+    from spine_det.engine.classifier_trainer import balanced_val_patients
+
+    patients = [(f"n{i}", "Normal") for i in range(30)] + [(f"d{i}", "Damaged") for i in range(12)]
+    v = balanced_val_patients(patients, per_class=50, max_fraction=0.25, seed=3)
+    assert sum(p.startswith("n") for p in v) == sum(p.startswith("d") for p in v) == 3  # floor(0.25 * 12)
+    assert v == balanced_val_patients(patients, 50, 0.25, 3)
+    assert v != balanced_val_patients(patients, 50, 0.25, 4)
+    assert len(balanced_val_patients(patients, 2, 0.25, 3)) == 4
+
+
+def test_tiny_classifier_run(prepared, tmp_path):
+    import torch
+
+    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.engine.classifier_trainer import train_classifier
+
+    torch.set_num_threads(1)
+    cfg = load_cfg(get_classifier_cfg(), opts=[
+        "MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64",
+        "INPUT.WIDTH", "48", "SOLVER.MAX_EPOCHS", "2", "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "0",
+        "OUTPUT_DIR", str(tmp_path / "cls")])
+    res = train_classifier(cfg, prepared.manifest)
+    data = json.loads((tmp_path / "cls" / "classification_metrics.json").read_text())
+    assert data["selected"] in ("ap", "lat", "average") and data["selected"] == res["selected"]
+    for k in ("ap", "lat", "average"):
+        m = data["test"][k]
+        assert m["n"] == len(prepared.manifest.patients("test"))
+        assert sum(map(sum, m["confusion_matrix"])) == m["n"]
+    assert data["val"]["damaged"] == data["val"]["normal"] >= 1  # balanced validation
+    assert (tmp_path / "cls" / "model_best_ap.pth").is_file() and (tmp_path / "cls" / "model_best_lat.pth").is_file()
+    assert "resnet18" in data["backbone"]["ap"]
+
+
+def _band_image(h: int = 300, w: int = 220, centre=None, half: int = 18, seed: int = 0):
+    """Noisy grey background, a bright textured band of half-width ``half`` around ``centre(y)``,
+    and a brighter-but-flat marker square in a corner (must not attract the crop)."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(80, 6, (h, w))
+    img += np.linspace(0, 40, w)[None, :]  # exposure gradient
+    centre = centre or (lambda y: 140.0)
+    for y in range(h):
+        c = int(round(centre(y)))
+        img[y, max(0, c - half) : c + half] += 70 + 30 * ((y // 12) % 2)  # "vertebrae" with endplates
+    img[5:30, 5:30] = 255
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_find_spine_column_finds_bright_band():
+    from spine_det.data.spine_crop import crop_spine, find_spine_column
+
+    for c in (60.0, 140.0, 170.0):
+        img = _band_image(centre=lambda y, c=c: c)
+        x0, x1 = find_spine_column(img, width_frac=0.2)
+        assert x1 - x0 == 60  # 0.2 x 300 rows
+        assert abs((x0 + x1) / 2 - c) <= 6, (c, x0, x1)
+    crop = crop_spine(_band_image(), "column", 0.2, rows=(0.1, 0.9))
+    assert crop.shape == (240, 60)
+    # the band fills the middle of the crop, the background its edges
+    assert crop[:, 25:35].mean() > crop[:, :5].mean() + 40 and crop[:, 25:35].mean() > crop[:, -5:].mean() + 40
+
+
+def test_spine_centerline_follows_a_curved_band():
+    from spine_det.data.spine_crop import crop_spine, spine_centerline
+
+    curve = lambda y: 80.0 + 70.0 * (y / 300.0) ** 2  # noqa: E731  drifts 70 px over the height, like a lordosis
+    img = _band_image(centre=curve)
+    cx = spine_centerline(img, width_frac=0.2, rows=(0.0, 1.0))
+    ys = np.arange(15, 285)
+    assert np.abs(cx[ys] - curve(ys)).max() <= 8
+    straight = crop_spine(img, "centerline", 0.2, rows=(0.0, 1.0)).astype(float)
+    assert straight.shape == (300, 60)
+    # straightened: the band sits in the middle columns on every row, so a straight column crop would not
+    assert straight[15:285, 25:35].mean() > straight[15:285, :4].mean() + 40
+    assert crop_spine(img, "none") is img
+    with pytest.raises(ValueError):
+        crop_spine(img, "blob")

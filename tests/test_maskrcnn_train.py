@@ -1,0 +1,111 @@
+"""A few CPU iterations of tools/train_net.py on phantoms; --eval-only reproduces; predict.py writes outputs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+ITERS = 8  # enough to exercise periodic validation, checkpoints and resume
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tiny_opts(prepared, out: Path, iters: int):
+    return [
+        "SPINE.CACHE_DIR", str(prepared.cache_dir), "OUTPUT_DIR", str(out),
+        "SOLVER.MAX_ITER", str(iters), "SOLVER.WARMUP_ITERS", "4", "SOLVER.STEPS", "()",
+        "SOLVER.CHECKPOINT_PERIOD", str(iters // 2), "TEST.EVAL_PERIOD", str(iters // 2),
+        "INPUT.MIN_SIZE_TRAIN", "(176,)", "INPUT.MAX_SIZE_TRAIN", "320",
+        "INPUT.MIN_SIZE_TEST", "176", "INPUT.MAX_SIZE_TEST", "320",
+        "DATALOADER.NUM_WORKERS", "0", "SPINE.EVAL.COCO_AP", "True",
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(prepared, phantom_root, tmp_path_factory):
+    torch.set_num_threads(1)
+    train_net = _load_tool("train_net")
+    out = tmp_path_factory.mktemp("maskrcnn") / "run"
+    args = train_net.get_parser().parse_args(
+        ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
+         *_tiny_opts(prepared, out, ITERS)]
+    )
+    results = train_net.main(args)
+    return train_net, out, results
+
+
+def test_training_writes_checkpoints_and_metrics(trained):
+    _, out, results = trained
+    for f in ("model_final.pth", "model_best.pth", "model_best.json", "config.yaml", "metrics.json"):
+        assert (out / f).is_file(), f
+    assert (out / "last_checkpoint").read_text().strip() == "model_final.pth"  # model_best does not steal the tag
+    best = json.loads((out / "model_best.json").read_text())
+    assert best["metric"] == "lat_vertebra/dice" and 0.0 <= best["value"] <= 1.0
+    for split in ("val", "test"):
+        js = json.loads((out / "inference" / f"spine_lat_vertebra_{split}" / "semantic_metrics.json").read_text())
+        assert js["checkpoint"].endswith("model_best.pth") and js["counts"]["images"] > 0
+        assert 0.0 <= js["dice"] <= 1.0 and "segm" in results[split]
+    # validation ran during training and its Dice reached the event storage
+    events = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert any("lat_vertebra/dice" in e for e in events)
+
+
+def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_path):
+    train_net, out, results = trained
+    out2 = tmp_path / "eval"
+    args = train_net.get_parser().parse_args(
+        ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
+         "--eval-only", *_tiny_opts(prepared, out2, ITERS), "MODEL.WEIGHTS", str(out / "model_best.pth")]
+    )
+    again = train_net.main(args)
+    for split in ("val", "test"):
+        a = json.loads((out / "inference" / f"spine_lat_vertebra_{split}" / "semantic_metrics.json").read_text())
+        b = json.loads((out2 / "inference" / f"spine_lat_vertebra_{split}" / "semantic_metrics.json").read_text())
+        for m in ("dice", "jaccard", "tpr", "counts"):
+            assert a[m] == b[m], (split, m)
+        assert again[split]["lat_vertebra"]["dice"] == pytest.approx(results[split]["lat_vertebra"]["dice"], abs=1e-12)
+
+
+def test_predict_tool_writes_mask_instances_overlay(trained, phantom_root, tmp_path):
+    _, out, _ = trained
+    predict = _load_tool("predict")
+    image = next(phantom_root.rglob("LAT.jpg"))
+    assert predict.main(["--checkpoint", str(out / "model_best.pth"), "--input", str(image), "--output", str(tmp_path / "p")]) == 0
+    d = tmp_path / "p" / "LAT"
+    for f in ("lat_vertebra_mask.png", "lat_vertebra_instances.json", "lat_vertebra_overlay.png"):
+        assert (d / f).is_file(), f
+    assert json.loads((d / "lat_vertebra_instances.json").read_text())["task"] == "lat_vertebra"
+    with pytest.raises(SystemExit, match="inside the input folder"):
+        predict.main(["--checkpoint", str(out / "model_best.pth"), "--input", str(image.parent),
+                      "--output", str(image.parent / "out")])
+
+
+def test_resume_continues_an_interrupted_run(trained, prepared, phantom_root, tmp_path):
+    import shutil
+
+    train_net, out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    half = ITERS // 2
+    (run / "last_checkpoint").write_text(f"model_{half - 1:07d}.pth")  # as if stopped after the first checkpoint
+    best_before = json.loads((run / "model_best.json").read_text())
+    args = train_net.get_parser().parse_args(
+        ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
+         "--resume", *_tiny_opts(prepared, run, ITERS), "TEST.EVAL_PERIOD", "0", "SPINE.EVAL.COCO_AP", "False"]
+    )
+    cfg = train_net.setup(args)
+    trainer = train_net.Trainer(cfg)
+    trainer.resume_or_load(resume=True)
+    assert trainer.start_iter == half
+    trainer.train()
+    best_after = json.loads((run / "model_best.json").read_text())
+    assert best_after["value"] >= best_before["value"]  # the restored best is never replaced by a worse one
