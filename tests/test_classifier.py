@@ -62,8 +62,9 @@ def test_tiny_classifier_run(prepared, tmp_path):
 
     torch.set_num_threads(1)
     cfg = load_cfg(get_classifier_cfg(), opts=[
-        "MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64",
+        "MODEL.BACKBONE", "resnet10s", "MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64",
         "INPUT.WIDTH", "48", "SOLVER.MAX_EPOCHS", "2", "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.SAMPLER", "balanced", "EARLY_STOP.METRIC", "auc", "SOLVER.LABEL_SMOOTHING", "0.1",
         "OUTPUT_DIR", str(tmp_path / "cls")])
     res = train_classifier(cfg, prepared.manifest)
     data = json.loads((tmp_path / "cls" / "classification_metrics.json").read_text())
@@ -74,7 +75,45 @@ def test_tiny_classifier_run(prepared, tmp_path):
         assert sum(map(sum, m["confusion_matrix"])) == m["n"]
     assert data["val"]["damaged"] == data["val"]["normal"] >= 1  # balanced validation
     assert (tmp_path / "cls" / "model_best_ap.pth").is_file() and (tmp_path / "cls" / "model_best_lat.pth").is_file()
-    assert "resnet18" in data["backbone"]["ap"]
+    assert "resnet10s" in data["backbone"]["ap"] and "centerline crop" in data["backbone"]["ap"]
+    assert set(data["train_seconds"]) == {"ap", "lat"}
+
+
+def test_spine_crop_dataset_shapes(prepared):
+    from spine_det.engine.classifier_trainer import SpineCropDataset
+
+    samples = [s for s in prepared.manifest.samples if s.view == "lat"][:2]
+    whole = SpineCropDataset(samples, (96, 48), "none", 0.3, (0.0, 1.0))
+    crop = SpineCropDataset(samples, (96, 48), "centerline", 0.3, (0.0, 0.8))
+    a, b = whole[0]["image"], crop[0]["image"]
+    assert a.shape == b.shape == (1, 96, 48)
+    # the whole X-ray (aspect ~0.66) fills the width and leaves padding rows at the top; the tall
+    # spine crop (0.8 x 0.3 of the height) fills the height instead
+    w, c = whole._cache[0], crop._cache[0]
+    assert w[:3].max() == 0 and w[:, 24].min() >= 0 and w[48].max() > 0
+    assert c[:3, 24].max() > 0 and c[-3:, 24].max() > 0 and c[:, 0].max() == 0
+    with pytest.raises(ValueError):
+        SpineCropDataset(samples, (96, 48), "boxes", 0.3, (0.0, 1.0))
+
+
+def test_slim_backbone_builds_and_runs():
+    import torch
+
+    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.modeling.classifier import build_classifier
+
+    cfg = load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "resnet10s", "MODEL.PRETRAINED", "True"])
+    m = build_classifier(cfg).eval()
+    assert m.imagenet_init is False  # never downloads
+    with torch.no_grad():
+        out = m(torch.randn(2, 1, 96, 48))
+    assert out.shape == (2, 1)
+    assert sum(p.numel() for p in m.parameters()) < 1_000_000
+    cfg18 = load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "False"])
+    r18 = build_classifier(cfg18)
+    assert r18.conv1.in_channels == 1 and r18.imagenet_init is False
+    with pytest.raises(ValueError):
+        build_classifier(load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "vgg16"]))
 
 
 def _band_image(h: int = 300, w: int = 220, centre=None, half: int = 18, seed: int = 0):

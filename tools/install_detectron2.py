@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,6 +30,8 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -88,6 +92,35 @@ def install_from_git(commit: str) -> None:
     # pip records the commit in direct_url.json; installed_source() reads it back.
 
 
+def package_index_url() -> str:
+    """The index pip would use (PIP_INDEX_URL or pip's config), so mirrors keep working."""
+    url = os.environ.get("PIP_INDEX_URL")
+    if not url:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                             capture_output=True, text=True)
+        url = out.stdout.strip() if out.returncode == 0 else ""
+    return (url or "https://pypi.org/simple").rstrip("/")
+
+
+def download_sdist(dest: Path) -> None:
+    """Fetch the sdist through the index's simple API without running any of its code.
+
+    (`pip download` would run the sdist's setup.py to read its metadata, and that
+    setup.py imports torch and lists C++ sources the archive does not carry.)
+    """
+    index = package_index_url()
+    page_url = f"{index}/{PYPI_REQUIREMENT.split('==')[0]}/"
+    log(f"downloading {PYPI_SDIST} from {index} (sha256-pinned)")
+    with urllib.request.urlopen(page_url, timeout=60) as resp:
+        page = resp.read().decode("utf-8", "replace")
+    links = [h for h in re.findall(r'href="([^"]+)"', page) if h.split("#")[0].endswith("/" + PYPI_SDIST)]
+    if not links:
+        raise SystemExit(f"{PYPI_SDIST} is not listed on {page_url}")
+    url = urllib.parse.urljoin(page_url, html.unescape(links[0]).split("#")[0])
+    with urllib.request.urlopen(url, timeout=120) as resp, open(dest, "wb") as f:
+        shutil.copyfileobj(resp, f)
+
+
 def _safe_members(tar: tarfile.TarFile, prefix: str):
     for m in tar.getmembers():
         name = m.name
@@ -102,15 +135,8 @@ def install_from_pypi_sources(download_dir: Path | None = None) -> None:
         tmp_path = Path(tmp)
         sdist = (download_dir / PYPI_SDIST) if download_dir else None
         if sdist is None or not sdist.exists():
-            reqs = tmp_path / "requirements.txt"
-            reqs.write_text(f"{PYPI_REQUIREMENT} --hash=sha256:{PYPI_SHA256}\n")
-            log(f"downloading {PYPI_REQUIREMENT} from PyPI (sha256-pinned)")
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                 "--require-hashes", "-r", str(reqs), "-d", str(tmp_path), "--quiet"],
-                check=True,
-            )
             sdist = tmp_path / PYPI_SDIST
+            download_sdist(sdist)
         digest = sha256_of(sdist)
         if digest != PYPI_SHA256:
             raise SystemExit(f"{sdist.name}: sha256 {digest} does not match the pinned {PYPI_SHA256}; refusing to install")
@@ -118,7 +144,11 @@ def install_from_pypi_sources(download_dir: Path | None = None) -> None:
         prefix = "pb1-detectron2-0.6/detectron2/"
         extract = tmp_path / "src"
         with tarfile.open(sdist) as tar:
-            tar.extractall(extract, members=list(_safe_members(tar, prefix)))
+            members = list(_safe_members(tar, prefix))
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse unsafe members outright
+                tar.extractall(extract, members=members, filter="data")
+            else:
+                tar.extractall(extract, members=members)
         package = extract / prefix.rstrip("/")
         site = Path(sysconfig.get_paths()["purelib"])
         target = site / "detectron2"

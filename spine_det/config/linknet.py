@@ -101,6 +101,7 @@ def get_classifier_cfg() -> CN:
     _C.MODEL.PRETRAINED = True
     _C.MODEL.DROPOUT = 0.2
     _C.MODEL.DEVICE = "auto"
+    _C.MODEL.POOL = "avg"  # global pooling before the logit: "avg" (torchvision) | "max" (one bad vertebra suffices)
 
     _C.INPUT = CN()
     _C.INPUT.HEIGHT = 512

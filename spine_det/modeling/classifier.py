@@ -34,7 +34,7 @@ class SlimResNet(nn.Module):
     Same interface as a torchvision ResNet: ``conv1`` and ``fc``.
     """
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1) -> None:
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1, pool: str = "avg") -> None:
         super().__init__()
         from torchvision.models.resnet import BasicBlock
 
@@ -52,7 +52,7 @@ class SlimResNet(nn.Module):
             layers.append(BasicBlock(inp, w, stride, down))
             inp = w
         self.layers = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = global_pool(pool)
         self.fc: nn.Module = nn.Linear(inp, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -61,6 +61,23 @@ class SlimResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.fc(torch.flatten(self.pool(self.layers(x)), 1))
+
+
+POOLS = ("avg", "max")
+
+
+def global_pool(kind: str) -> nn.Module:
+    """Global pooling before the logit: "avg" (torchvision's) or "max".
+
+    A fracture is one vertebra among eight: averaging dilutes its evidence
+    eight-fold, the maximum keeps it (multiple-instance view: the patient is
+    Damaged if any vertebra is).
+    """
+    if kind == "avg":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "max":
+        return nn.AdaptiveMaxPool2d(1)
+    raise ValueError(f"unknown MODEL.POOL {kind!r}; expected one of {POOLS}")
 
 
 def build_classifier(cfg: Any) -> nn.Module:
@@ -75,7 +92,7 @@ def build_classifier(cfg: Any) -> nn.Module:
     if name not in BACKBONES:
         raise ValueError(f"unknown MODEL.BACKBONE {name!r}; expected one of {BACKBONES}")
     if name in SLIM_BACKBONES:
-        model = SlimResNet(SLIM_BACKBONES[name], cfg.MODEL.IN_CHANNELS)
+        model = SlimResNet(SLIM_BACKBONES[name], cfg.MODEL.IN_CHANNELS, cfg.MODEL.POOL)
         model.imagenet_init = False
         model.fc = nn.Sequential(nn.Dropout(cfg.MODEL.DROPOUT), nn.Linear(model.fc.in_features, 1))
         return model
@@ -90,6 +107,7 @@ def build_classifier(cfg: Any) -> nn.Module:
     if model is None:
         model = ctor(weights=None)
     adapt_first_conv(model, cfg.MODEL.IN_CHANNELS)
+    model.avgpool = global_pool(cfg.MODEL.POOL)  # torchvision's attribute name, whatever the kind
     model.imagenet_init = imagenet  # for labelling outputs
     model.fc = nn.Sequential(nn.Dropout(cfg.MODEL.DROPOUT), nn.Linear(model.fc.in_features, 1))
     return model
