@@ -124,3 +124,20 @@ def test_threshold_sweep_on_constructed_predictions(tmp_path):
     save_thresholds(tmp_path, chosen)
     assert load_thresholds(tmp_path)["t"]["score_threshold"] == 0.3
     assert evaluate_with([(inp, raw)], ["t"], chosen)["t"]["dice"] == swept["t"][(0.3, 0.3)]["dice"]
+
+
+def test_score_threshold_for_reads_tuned_file(tmp_path):
+    from spine_det.config import get_spine_cfg
+    from spine_det.evaluation.thresholds import score_threshold_for
+
+    cfg = get_spine_cfg()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.7
+    assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.7  # fixed: the file is ignored
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = -1.0
+    assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.5  # tuned, nothing saved yet
+    save_thresholds(tmp_path, {"lat_anterior_line": {"score_threshold": 0.2, "mask_threshold": 0.4}})
+    assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.2
+    (tmp_path / "thresholds.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="thresholds.json"):
+        score_threshold_for(cfg, ["lat_anterior_line"])

@@ -155,7 +155,8 @@ def fmt(v: Any) -> str:
 def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]]) -> None:
     from spine_det.utils.fileio import atomic_write_text
 
-    lines = [header, "",
+    counts = sorted({(r["eval"].get("n_val"), r["eval"].get("n_test")) for r in rows}, key=str)
+    lines = [header, "", "images evaluated (val, test): " + ", ".join(f"{v}, {t}" for v, t in counts), "",
              "| task | variant | thresholds (score/mask) | Dice | Jaccard | TPR | val Dice | s/iter | train s | s/img (infer) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -171,7 +172,9 @@ def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]]) -> None
                 f"| {fmt(val)} | {fmt(r['info'].get('s_per_iter'))} | {r['info'].get('train_seconds', '–')} | {fmt(r['eval'].get('s_per_image'))} |"
             )
     lines += ["", "Dice/Jaccard: mean over test images; both empty -> 1; TPR left out where the ground truth is empty. "
-              "Predictions and ground truth are never dilated. Thresholds 'val-tuned' are chosen on the val split only."]
+              "Predictions and ground truth are never dilated. Thresholds 'val-tuned' are chosen on the val split only. "
+              "s/iter: Detectron2's median iteration time; train s: wall time of tools/train_net.py (start-up and the "
+              "end-of-training val pass included); s/img: raw inference on val+test."]
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -212,20 +215,32 @@ def main(argv=None) -> None:
         f"{args.threads} thread(s)"
     )
     print(header)
-    rows: List[Dict[str, Any]] = []
-    # Re-read finished rows of this out folder so a partial rerun keeps the whole table.
+    # Every finished run of this out folder goes in the table (earlier invocations included).
     for task in tasks:
         for variant in variants:
             run_dir = args.out / task / variant
             print(f"== {task} / {variant}", flush=True)
             info = train(task, variant, args, run_dir)
             ev = evaluate(task, run_dir, args)
-            rows.append({"task": task, "variant": variant, "info": info, "eval": ev})
             print(f"   test Dice fixed {fmt(ev['test_fixed'].get('dice'))}, val-tuned {fmt(ev['test_tuned'].get('dice'))} "
                   f"(thr {ev['chosen']['score_threshold']}/{ev['chosen']['mask_threshold']}); {info.get('s_per_iter')} s/iter",
                   flush=True)
-            write_table(args.table, header, rows)
+            write_table(args.table, header, finished_rows(args.out))
     print(f"wrote {args.table}")
+
+
+def finished_rows(out: Path) -> List[Dict[str, Any]]:
+    """Rows of every run under ``out`` with run.json and eval.json, thin tasks first, by variant."""
+    rows = []
+    for info_file in sorted(out.glob("*/*/run.json")):
+        ev_file = info_file.parent / "eval.json"
+        if not ev_file.is_file():
+            continue
+        info = json.loads(info_file.read_text())
+        rows.append({"task": info_file.parent.parent.name, "variant": info_file.parent.name, "info": info,
+                     "eval": json.loads(ev_file.read_text())})
+    order = {t: i for i, t in enumerate(THIN_TASKS)}
+    return sorted(rows, key=lambda r: (order.get(r["task"], 99), r["task"]))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def add_spine_config(cfg) -> None:
     cfg.SPINE.INSTANCES.LEVELS = 9  # bands of "per_level" (annotated levels T10-L5)
 
     cfg.SPINE.EVAL = CN()
-    # Instances with score >= this are pasted into the task's semantic mask.
+    # Instances with score >= this are pasted into the task's semantic mask. < 0: the value chosen
+    # on val after training (OUTPUT_DIR/thresholds.json, spine_det.evaluation.thresholds; 0.5 until then).
     cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5
     # Splits evaluated by --eval-only and after training (with model_best.pth).
     cfg.SPINE.EVAL.SPLITS = ("val", "test")

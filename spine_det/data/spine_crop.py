@@ -117,8 +117,9 @@ def spine_centerline(
     The band of ``width_frac`` is found in each of ``bands`` horizontal slabs of
     ``rows``, each search limited to +-``width_frac`` around the global column (so
     a rib or the pelvis cannot pull it away), and a polynomial of ``degree`` is
-    fitted through the slab centres weighted by their evidence; rows outside
-    ``rows`` extrapolate the fit, clipped to the image.
+    fitted through the slab centres weighted by their evidence; rows above the
+    first / below the last slab centre keep the fit's end value (no runaway
+    extrapolation over the pelvis), clipped to the image.
     """
     a, s = _work_copy(img)
     H, W = a.shape

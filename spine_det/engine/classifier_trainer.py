@@ -55,6 +55,7 @@ from spine_det.modeling.classifier import (
     binary_classification_metrics,
     build_classifier,
     combine_views,
+    describe_backbone,
     predict_probs,
     select_view_strategy,
 )
@@ -154,9 +155,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         raise ValueError(f"no {view} images in the train ({len(train_ds)}) or val ({len(val_ds)}) split")
     y_train = train_ds.labels()
     model = build_classifier(cfg).to(device)
-    crop = "" if cfg.INPUT.CROP == "none" else f", {cfg.INPUT.CROP} crop"
-    label = (f"{cfg.MODEL.BACKBONE} ({'ImageNet' if model.imagenet_init else 'random'} init, "
-             f"{cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH}{crop})")
+    label = describe_backbone(cfg, model.imagenet_init)
     logger.info("%s classifier %s: %d train (%d Damaged) / %d val images", view, label, len(train_ds), int(y_train.sum()), len(val_ds))
     # Balance the classes in the loss when the training set is not (the balanced sampler already does).
     n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())

@@ -163,7 +163,11 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
         self.cfg = cfg
         self.tasks = spine_tasks(cfg)
-        self.score_threshold = float(cfg.SPINE.EVAL.SCORE_THRESHOLD if score_threshold is None else score_threshold)
+        if score_threshold is None:  # < 0 in the config: the one tuned on val (OUTPUT_DIR/thresholds.json)
+            from spine_det.evaluation.thresholds import score_threshold_for
+
+            score_threshold = score_threshold_for(cfg, self.tasks)
+        self.score_threshold = float(score_threshold)
         self.model = model if model is not None else build_model(cfg)
         self.model.eval()
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
@@ -184,6 +188,8 @@ class MaskRCNNPredictor(SegmentationPredictor):
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
+        if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
+            cfg.OUTPUT_DIR = str(Path(checkpoint).resolve().parent)
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
         load_model_weights(pred.model, checkpoint, config_name=config_file)

@@ -144,5 +144,10 @@ def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
     if not ckpt.is_file():
         ckpt = out / "model_final.pth"
     model = load_for_eval(trainer_cls, cfg, str(ckpt))
+    if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0 and comm.is_main_process():  # "tuned": choose on val, save with the model
+        from spine_det.evaluation.thresholds import tune_on_val
+
+        tune_on_val(trainer_cls, cfg, model)
+    comm.synchronize()
     logger.info("Final evaluation of %s on %s", ckpt, list(cfg.SPINE.EVAL.SPLITS))
     return evaluate_splits(trainer_cls, cfg, model, cfg.SPINE.EVAL.SPLITS, str(ckpt))

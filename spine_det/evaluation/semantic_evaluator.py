@@ -406,12 +406,14 @@ def build_spine_evaluator(cfg, dataset_name: str, output_folder: Optional[str] =
     """Semantic evaluator, plus COCO box/mask AP when ``SPINE.EVAL.COCO_AP`` is on."""
     from detectron2.evaluation import DatasetEvaluators
 
+    from spine_det.evaluation.thresholds import score_threshold_for  # < 0: tuned on val, thresholds.json
+
     output_folder = output_folder or str(Path(cfg.OUTPUT_DIR) / "inference" / dataset_name)
     evaluators: List[DatasetEvaluator] = [
         SpineSemanticEvaluator(
             dataset_name,
             tasks=list(cfg.SPINE.TASKS),
-            score_threshold=cfg.SPINE.EVAL.SCORE_THRESHOLD,
+            score_threshold=score_threshold_for(cfg, cfg.SPINE.TASKS),
             output_dir=output_folder,
             checkpoint=checkpoint,
         )

@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,23 @@ def score_threshold_for(cfg, tasks: Iterable[str]) -> float:
     return float(min(vals)) if vals else DEFAULT[0]
 
 
+def tune_on_val(trainer_cls, cfg, model, split: str = "val") -> Dict[str, Dict[str, float]]:
+    """Sweep the thresholds on ``split`` of the config's datasets and save ``OUTPUT_DIR/thresholds.json``."""
+    from spine_det.config import split_dataset_names
+
+    tasks = list(cfg.SPINE.TASKS)
+    preds: List[Tuple[dict, Any]] = []
+    for name in split_dataset_names(cfg, split):
+        preds += collect_raw_predictions(model, trainer_cls.build_test_loader(cfg, name))
+    if not preds:
+        logger.warning("no %s images: thresholds not tuned", split)
+        return {}
+    chosen = choose_thresholds(sweep(preds, tasks))
+    path = save_thresholds(cfg.OUTPUT_DIR, chosen, {"split": split, "images": len(preds)})
+    logger.info("Thresholds chosen on %s (%d images), saved to %s: %s", split, len(preds), path, chosen)
+    return chosen
+
+
 def evaluate_with(
     preds: Sequence[Tuple[dict, Any]], tasks: Sequence[str], chosen: Mapping[str, Mapping[str, float]]
 ) -> Dict[str, Dict[str, float]]:
@@ -178,4 +196,5 @@ __all__ = [
     "save_thresholds",
     "score_threshold_for",
     "sweep",
+    "tune_on_val",
 ]

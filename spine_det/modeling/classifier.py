@@ -203,6 +203,7 @@ def predict_probs(model: nn.Module, loader: Any, device: torch.device, amp: bool
 
 
 def describe_backbone(cfg: Any, pretrained_loaded: Optional[bool] = None) -> str:
-    """Label for outputs, e.g. 'resnet50 (random init, 224x224)'."""
+    """Label for outputs, e.g. 'resnet10s (random init, 256x96, centerline crop)'."""
     init = "ImageNet init" if pretrained_loaded else "random init"
-    return f"{cfg.MODEL.BACKBONE} ({init}, {cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH})"
+    crop = "" if cfg.INPUT.CROP == "none" else f", {cfg.INPUT.CROP} crop"
+    return f"{cfg.MODEL.BACKBONE} ({init}, {cfg.INPUT.HEIGHT}x{cfg.INPUT.WIDTH}{crop})"
