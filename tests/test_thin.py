@@ -138,6 +138,18 @@ def test_score_threshold_for_reads_tuned_file(tmp_path):
     assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.5  # tuned, nothing saved yet
     save_thresholds(tmp_path, {"lat_anterior_line": {"score_threshold": 0.2, "mask_threshold": 0.4}})
     assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.2
+    from spine_det.evaluation.thresholds import mask_threshold_for, with_tuned_mask_threshold
+
+    assert mask_threshold_for(cfg, ["lat_anterior_line"]) == 0.4
+    import torch
+
+    base = torch.nn.Linear(1, 1)
+    cfg.SPINE.TASKS = ["lat_anterior_line"]
+    wrapped = with_tuned_mask_threshold(cfg, base)
+    assert wrapped.model is base and wrapped.mask_threshold == 0.4
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5  # fixed thresholds: the plain model again
+    assert with_tuned_mask_threshold(cfg, wrapped) is base
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = -1.0
     (tmp_path / "thresholds.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="thresholds.json"):
         score_threshold_for(cfg, ["lat_anterior_line"])

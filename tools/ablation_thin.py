@@ -137,11 +137,15 @@ def evaluate(task: str, run_dir: Path, args) -> Dict[str, Any]:
     chosen = th.choose_thresholds(swept)
     th.save_thresholds(run_dir, chosen, {"split": "val", "checkpoint": str(run_dir / "model_final.pth")})
     fixed = {t: {"score_threshold": th.DEFAULT[0], "mask_threshold": th.DEFAULT[1]} for t in tasks}
+    # What the standard evaluator applies (it tunes the score only; masks pasted at 0.5).
+    score_only = th.choose_thresholds({t: {p: v for p, v in sw.items() if p[1] == th.DEFAULT[1]} for t, sw in swept.items()})
     res = {
         "chosen": chosen[task],
         "val_fixed": swept[task].get(th.DEFAULT, {}),
         "test_fixed": th.evaluate_with(preds["test"], tasks, fixed)[task],
         "test_tuned": th.evaluate_with(preds["test"], tasks, chosen)[task],
+        "chosen_score_only": score_only[task],
+        "test_score_only": th.evaluate_with(preds["test"], tasks, score_only)[task],
         "n_val": len(preds["val"]), "n_test": len(preds["test"]), "s_per_image": round(infer_s, 3),
     }
     atomic_write_json(out_file, res)
@@ -152,7 +156,7 @@ def fmt(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and v != v) else f"{v:.3f}"
 
 
-def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]]) -> None:
+def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]], notes: str = "") -> None:
     from spine_det.utils.fileio import atomic_write_text
 
     counts = sorted({(r["eval"].get("n_val"), r["eval"].get("n_test")) for r in rows}, key=str)
@@ -160,13 +164,16 @@ def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]]) -> None
              "| task | variant | thresholds (score/mask) | Dice | Jaccard | TPR | val Dice | s/iter | train s | s/img (infer) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        for kind in ("fixed", "tuned"):
+        for kind in ("fixed", "score_only", "tuned"):
+            if f"test_{kind}" not in r["eval"]:
+                continue
             t = r["eval"][f"test_{kind}"]
             if kind == "fixed":
                 thr, val = "0.5/0.5 (fixed)", r["eval"]["val_fixed"].get("dice")
             else:
-                c = r["eval"]["chosen"]
-                thr, val = f"{c['score_threshold']:g}/{c['mask_threshold']:g} (val-tuned)", c.get("val_dice")
+                c = r["eval"]["chosen" if kind == "tuned" else "chosen_score_only"]
+                what = "both val-tuned" if kind == "tuned" else "score val-tuned"
+                thr, val = f"{c['score_threshold']:g}/{c['mask_threshold']:g} ({what})", c.get("val_dice")
             lines.append(
                 f"| {r['task']} | {r['variant']} | {thr} | {fmt(t.get('dice'))} | {fmt(t.get('jaccard'))} | {fmt(t.get('tpr'))} "
                 f"| {fmt(val)} | {fmt(r['info'].get('s_per_iter'))} | {r['info'].get('train_seconds', '–')} | {fmt(r['eval'].get('s_per_image'))} |"
@@ -175,6 +182,8 @@ def write_table(path: Path, header: str, rows: Sequence[Dict[str, Any]]) -> None
               "Predictions and ground truth are never dilated. Thresholds 'val-tuned' are chosen on the val split only. "
               "s/iter: Detectron2's median iteration time; train s: wall time of tools/train_net.py (start-up and the "
               "end-of-training val pass included); s/img: raw inference on val+test."]
+    if notes:
+        lines += ["", notes.rstrip()]
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -192,6 +201,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--split-seed", type=int, default=0, help="patient split seed")
     p.add_argument("--threads", type=int, default=1, help="torch/OMP threads")
+    p.add_argument("--notes", type=Path, default=None, help="markdown file appended under the table (findings, decisions)")
     p.add_argument("--data-note", default="", help="free text for the table header (e.g. how the data was made)")
     return p
 
@@ -225,7 +235,8 @@ def main(argv=None) -> None:
             print(f"   test Dice fixed {fmt(ev['test_fixed'].get('dice'))}, val-tuned {fmt(ev['test_tuned'].get('dice'))} "
                   f"(thr {ev['chosen']['score_threshold']}/{ev['chosen']['mask_threshold']}); {info.get('s_per_iter')} s/iter",
                   flush=True)
-            write_table(args.table, header, finished_rows(args.out))
+            notes = args.notes.read_text() if args.notes else ""
+            write_table(args.table, header, finished_rows(args.out), notes)
     print(f"wrote {args.table}")
 
 

@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from spine_det.data.io import DataError
 from spine_det.data.layout import Manifest, scan_dataset
+from spine_det.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,18 @@ def load_or_scan_manifest(
     strict: bool = False,
     rescan: bool = False,
 ) -> Manifest:
-    """Read the manifest if it exists (and matches), else scan once and write it."""
+    """Read the manifest if it exists (and matches the data now on disk), else scan once and write it."""
     root = Path(data_root).expanduser().resolve()
+    fingerprint_path = manifest_path.with_name("manifest.fingerprint")
+    fingerprint = data_fingerprint(root)
     if manifest_path.is_file() and not rescan:
         manifest = Manifest.load(manifest_path)
+        unchanged = fingerprint_path.is_file() and fingerprint_path.read_text().strip() == fingerprint
+        if not unchanged:
+            logger.info("files under %s changed since %s was written: rescanning", root, manifest_path)
         same = (
-            Path(manifest.root) == root
+            unchanged
+            and Path(manifest.root) == root
             and manifest.seed == seed
             and (manifest.val_fraction, manifest.test_fraction) == (val_fraction, test_fraction)
         )
@@ -109,8 +116,25 @@ def load_or_scan_manifest(
             raise DataError(p["file"], p["reason"], p.get("patient"))
     manifest = scan_dataset(root, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, strict=strict)
     manifest.save(manifest_path)
+    atomic_write_text(fingerprint_path, fingerprint + "\n")
     logger.info("wrote %s", manifest_path)
     return manifest
+
+
+def data_fingerprint(root: Path) -> str:
+    """Hash of every file's relative path, size and mtime under ``root``: cheap, and any
+    added, removed or rewritten file changes it, so a stale manifest is never reused."""
+    h = hashlib.sha1()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def prepare_dataset(

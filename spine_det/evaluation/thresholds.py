@@ -153,6 +153,55 @@ def score_threshold_for(cfg, tasks: Iterable[str]) -> float:
     return float(min(vals)) if vals else DEFAULT[0]
 
 
+def mask_threshold_for(cfg, tasks: Iterable[str]) -> float:
+    """Mask probability threshold: 0.5, or (SCORE_THRESHOLD < 0) the tuned one of thresholds.json (smallest over tasks)."""
+    if float(cfg.SPINE.EVAL.SCORE_THRESHOLD) >= 0:
+        return DEFAULT[1]
+    saved = load_thresholds(cfg.OUTPUT_DIR)
+    vals = [saved[t].get("mask_threshold", DEFAULT[1]) for t in tasks if t in saved]
+    return float(min(vals)) if vals else DEFAULT[1]
+
+
+def _wrapper_class():
+    import torch
+
+    class MaskThresholdModel(torch.nn.Module):
+        """A GeneralizedRCNN whose eval-mode outputs are pasted with ``mask_threshold`` (Detectron2 fixes 0.5)."""
+
+        def __init__(self, model, mask_threshold: float) -> None:
+            super().__init__()
+            self.model = model
+            self.mask_threshold = float(mask_threshold)
+
+        def inference(self, *args, **kwargs):
+            return self.model.inference(*args, **kwargs)
+
+        def forward(self, batched_inputs):
+            if self.training:
+                return self.model(batched_inputs)
+            from detectron2.modeling.postprocessing import detector_postprocess
+
+            raws = self.model.inference(batched_inputs, do_postprocess=False)
+            out = []
+            for inp, r in zip(batched_inputs, raws):
+                h, w = inp.get("height", r.image_size[0]), inp.get("width", r.image_size[1])
+                out.append({"instances": detector_postprocess(r, h, w, mask_threshold=self.mask_threshold)})
+            return out
+
+    return MaskThresholdModel
+
+
+def with_tuned_mask_threshold(cfg, model):
+    """``model`` pasting masks at :func:`mask_threshold_for` (unwrapped again when that is 0.5)."""
+    cls = _wrapper_class()
+    base = model.model if isinstance(model, cls) else model
+    thr = mask_threshold_for(cfg, cfg.SPINE.TASKS)
+    if thr == DEFAULT[1]:
+        return base
+    logger.info("Pasting masks at probability >= %g (tuned on val, %s)", thr, Path(cfg.OUTPUT_DIR) / THRESHOLDS_FILE)
+    return cls(base, thr).eval()
+
+
 def tune_on_val(trainer_cls, cfg, model, split: str = "val") -> Dict[str, Dict[str, float]]:
     """Sweep the thresholds on ``split`` of the config's datasets and save ``OUTPUT_DIR/thresholds.json``."""
     from spine_det.config import split_dataset_names
@@ -196,5 +245,7 @@ __all__ = [
     "save_thresholds",
     "score_threshold_for",
     "sweep",
+    "mask_threshold_for",
     "tune_on_val",
+    "with_tuned_mask_threshold",
 ]
