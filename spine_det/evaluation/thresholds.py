@@ -12,6 +12,7 @@ conventions) and keep the best per task. The choice is saved with the model as
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -162,7 +163,9 @@ def mask_threshold_for(cfg, tasks: Iterable[str]) -> float:
     return float(min(vals)) if vals else DEFAULT[1]
 
 
+@functools.lru_cache(maxsize=None)
 def _wrapper_class():
+    """The wrapper class, built once (torch is imported lazily)."""
     import torch
 
     class MaskThresholdModel(torch.nn.Module):
