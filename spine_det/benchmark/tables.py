@@ -20,7 +20,7 @@ from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
 OURS = "this run"
-MODEL_NAMES = {"otsu": "Otsu threshold", "linknet": "LinkNet", "maskrcnn": "Mask R-CNN", "classifier": "ResNet50 classifier"}
+MODEL_NAMES = {"otsu": "Otsu threshold", "linknet": "LinkNet", "maskrcnn": "Mask R-CNN", "classifier": "Normal/Damaged classifier"}
 SEG_MODELS = ("otsu", "linknet", "maskrcnn")
 CLS_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
