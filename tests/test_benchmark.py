@@ -238,3 +238,32 @@ def test_classification_table_reads_views_and_selection():
     assert [r["selected"] for r in t["rows"]] == [False, False, True]
     assert t["rows"][1]["auc"] == 0.7
     assert not math.isnan(t["rows"][2]["accuracy"])
+
+
+def test_morphometry_from_predictions_unit_speaks_the_tools_arguments(tmp_path):
+    """The unit's two commands parse with predict.py's and eval_morphometry.py's own parsers, write to
+    the folder the other reads, and a retrained model (other checkpoint bytes) changes the spec."""
+    import importlib.util
+    import runpy
+
+    from spine_det.benchmark import plan
+
+    ck = tmp_path / "model_best.pth"
+    ck.write_bytes(b"weights-1")
+    unit = plan.morphometry_from_predictions_unit("maskrcnn", ck, tmp_path / "runs", str(tmp_path / "data"), 3)
+    pred_argv, eval_argv = unit.commands["train"][2:], unit.commands["eval"][2:]
+    spec = importlib.util.spec_from_file_location("tool_eval_morph", plan.tool("eval_morphometry.py"))
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    e = ev.build_parser().parse_args(eval_argv)
+    assert e.source == "maskrcnn" and e.split == "test" and e.seed == 3
+    # predict.py builds its parser inside main(): parse by running it up to the checkpoint check
+    predict_main = runpy.run_path(str(plan.tool("predict.py")), run_name="tool_predict")["main"]
+    with pytest.raises(SystemExit) as err:
+        predict_main(pred_argv)
+    assert "checkpoint" in str(err.value) or "data" in str(err.value)  # it parsed, then refused the fake files
+    p_out = pred_argv[pred_argv.index("--output") + 1]
+    assert Path(p_out) == e.pred_dir and pred_argv[pred_argv.index("--split") + 1] == "all"
+    ck.write_bytes(b"weights-2")
+    again = plan.morphometry_from_predictions_unit("maskrcnn", ck, tmp_path / "runs", str(tmp_path / "data"), 3)
+    assert again.spec != unit.spec

@@ -89,6 +89,28 @@ def test_predict_tool_writes_mask_instances_overlay(trained, phantom_root, tmp_p
                       "--output", str(image.parent / "out")])
 
 
+def test_predict_tool_dataset_mode_writes_the_morphometry_layout(trained, prepared, phantom_root, tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))  # same seed -> same split as `prepared`
+    _, out, _ = trained
+    predict = _load_tool("predict")
+    dest = tmp_path / "pred"
+    argv = ["--checkpoint", str(out / "model_best.pth"), "--data-root", str(phantom_root), "--split", "test",
+            "--view", "lat", "--output", str(dest)]
+    assert predict.main(argv) == 0
+    keys = {s.key for s in prepared.manifest.select(split="test", view="lat")}
+    assert keys and {str(p.parent.relative_to(dest)) for p in dest.rglob("lat_vertebra_mask.png")} == keys
+    for k in keys:
+        lab = cv2.imread(str(dest / k / "lat_vertebra_instances.png"), cv2.IMREAD_UNCHANGED)
+        n = len(json.loads((dest / k / "lat_vertebra_instances.json").read_text())["instances"])
+        assert lab.dtype == "uint16" and int(lab.max()) <= n
+    # --skip-existing resumes without touching what is there
+    stamp = {p: p.stat().st_mtime_ns for p in dest.rglob("*.png")}
+    assert predict.main(argv + ["--skip-existing"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in dest.rglob("*.png")} == stamp
+
+
 def test_resume_continues_an_interrupted_run(trained, prepared, phantom_root, tmp_path):
     import shutil
 

@@ -128,3 +128,65 @@ def test_tools_measure_and_eval(phantom_root, tmp_path, monkeypatch, capsys):
 def test_tools_need_pred_dir_for_predictions(tmp_path, capsys):
     assert _run_tool("measure", ["--data-root", str(tmp_path), "--source", "linknet", "--out", str(tmp_path / "o")]) == 2
     assert "--pred-dir" in capsys.readouterr().err
+
+
+def test_predict_outputs_round_trip_into_morphometry(tmp_path):
+    """predict.py's files for a Mask R-CNN prediction (label map) keep touching vertebrae apart."""
+    from spine_det.data.layout import ViewSample
+    from spine_det.engine.predictor import TaskPrediction
+    from spine_det.morphometry.sources import load_view_masks
+
+    spec = __import__("importlib.util").util.spec_from_file_location("tool_predict", TOOLS / "predict.py")
+    predict = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    a = np.zeros((40, 30), bool)
+    a[2:10, 5:20] = True
+    b = np.zeros((40, 30), bool)
+    b[9:18, 5:20] = True  # overlaps a on row 9: the higher score keeps it
+    insts = [{"score": 0.6, "bbox": [5, 2, 15, 8], "area": int(a.sum())},
+             {"score": 0.9, "bbox": [5, 9, 15, 9], "area": int(b.sum())}]
+    p = TaskPrediction(mask=a | b, instances=insts, instance_masks=np.stack([a, b]))
+    lab = p.label_map()
+    assert lab.dtype == np.uint16 and set(np.unique(lab)) == {0, 1, 2}
+    assert (lab[9] == 2).sum() == 15 and (lab == 1).sum() == 7 * 15  # row 9 went to the 0.9 instance
+    key = "Training/Normal/ID (1)/lat"
+    predict.write_outputs(tmp_path / key, np.zeros((40, 30), np.uint8), {"lat_vertebra": p}, Path("x.jpg"))
+    s = ViewSample("Training/Normal/ID (1)", "Normal", "train", "lat", "x.jpg", {}, 40, 30)
+    got = load_view_masks(s, "maskrcnn", tmp_path)["lat_vertebra"]
+    assert len(got) == 2 and sorted(int(m.sum()) for m in got) == [7 * 15, 9 * 15]
+    # the LinkNet reader finds the binary <task>_mask.png (one merged component here)
+    assert load_view_masks(s, "linknet", tmp_path)["lat_vertebra"].sum() == (a | b).sum()
+    # without instance masks the label map is the connected components
+    assert TaskPrediction(mask=a | b).label_map().max() == 1
+
+
+def test_eval_morphometry_from_instance_files_of_ground_truth(phantom_root, tmp_path, monkeypatch):
+    """Instance files written the way predict.py writes them, from the true vertebrae, give the
+    ground-truth figures: the --source maskrcnn path reads, calibrates and scores what it is given."""
+    from spine_det.data.io import read_mask
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.engine.predictor import TaskPrediction
+    from spine_det.morphometry.vertebrae import components
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    spec = __import__("importlib.util").util.spec_from_file_location("tool_predict", TOOLS / "predict.py")
+    predict = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    manifest = prepare_dataset(phantom_root, convert=False).manifest
+    preds = tmp_path / "pred"
+    for s in manifest.select(view="lat"):
+        m = read_mask(s.masks["lat_vertebra"], (s.height, s.width))
+        inst = components(m)
+        p = TaskPrediction(mask=m, instances=[{"score": 1.0 - 0.01 * i} for i in range(len(inst))],
+                           instance_masks=np.stack(inst))
+        predict.write_outputs(preds / s.key, np.zeros(m.shape, np.uint8), {"lat_vertebra": p}, Path(s.image))
+    res = {}
+    for source in ("gt", "maskrcnn"):
+        argv = ["--data-root", str(phantom_root), "--split", "test", "--out", str(tmp_path / source), "--quiet",
+                "--source", source] + (["--pred-dir", str(preds)] if source != "gt" else [])
+        assert _run_tool("eval_morphometry", argv) == 0
+        res[source] = json.loads((tmp_path / source / "morphometry_metrics.json").read_text())
+    g, p = res["gt"]["metrics"], res["maskrcnn"]["metrics"]
+    assert p["matched_levels"] == g["matched_levels"] > 0
+    assert p["hm_mae_pct"] == pytest.approx(g["hm_mae_pct"], abs=0.5)
+    assert res["maskrcnn"]["meta"]["calibration"]["height_scale"].keys() == {"ha", "hm", "hp"}

@@ -3,7 +3,9 @@
 
 Steps: (1) on the training split, calibrate the pixel pad (the mask-edge bias of
 the source: median of true - measured height; likewise for the interpedicular
-distance), the expected-height scale (true un-fractured height / neighbour
+distance), per-height factors (the source's shape bias, e.g. a mask head that
+fills biconcave endplates: median true / measured for anterior, middle and
+posterior heights), the expected-height scale (true un-fractured height / neighbour
 estimate, on normal levels) and fit the patient rule
 (Damaged if any grade >= g or listhesis >= L%, maximising balanced accuracy);
 (2) measure the evaluation split with that config; (3) compare per level and per
@@ -73,7 +75,9 @@ def _compare(results, progress_label: str):
 def fit_on_train(manifest, cfg, args):
     """Calibrate the pad and fit the patient rule on the training split; returns (cfg, info)."""
     from spine_det.morphometry.dataset import measure_split
-    from spine_det.morphometry.evaluate import calibrate_expected_scale, calibrate_ipd_pad, calibrate_pad
+    from spine_det.morphometry.evaluate import (
+        calibrate_expected_scale, calibrate_height_scale, calibrate_ipd_pad, calibrate_pad,
+    )
     from spine_det.morphometry.grading import fit_patient_rule
 
     kw = dict(source=args.source, pred_dir=args.pred_dir, out_dir=None, overlays=False, limit=args.limit,
@@ -87,6 +91,9 @@ def fit_on_train(manifest, cfg, args):
     cfg.ipd_pad = round(calibrate_ipd_pad(comps, cfg.ipd_pad), 3)
     train = measure_split(manifest, "train", cfg, **kw)
     comps = _compare(train, "train")
+    cfg.height_scale = calibrate_height_scale(comps, cfg.height_scale)
+    train = measure_split(manifest, "train", cfg, **kw)
+    comps = _compare(train, "train")
     cfg.grading.expected_scale = round(calibrate_expected_scale(comps, cfg.grading.expected_scale), 4)
     train = measure_split(manifest, "train", cfg, **kw)
     comps = _compare(train, "train")
@@ -94,6 +101,7 @@ def fit_on_train(manifest, cfg, args):
                                        [c["label"] for c in comps], cfg.grading)
     cfg.grading = fitted
     info = {"fitted_on": "train", "train_patients": len(comps), "pad_px": cfg.pad, "ipd_pad_px": cfg.ipd_pad,
+            "height_scale": cfg.height_scale,
             "expected_scale": cfg.grading.expected_scale,
             "patient_min_grade": fitted.patient_min_grade, "listhesis_pct": fitted.listhesis_pct,
             "train_balanced_accuracy": round(bal_acc, 4)}
@@ -173,7 +181,7 @@ def main(argv=None) -> int:
     print(table(m, meta))
     if fit_info.get("fitted_on"):
         print(f"  fitted on train ({fit_info['train_patients']} patients): pad {fit_info['pad_px']} px, "
-              f"IPD pad {fit_info['ipd_pad_px']} px, expected-height scale {fit_info['expected_scale']}, Damaged if grade >= "
+              f"IPD pad {fit_info['ipd_pad_px']} px, height factors {fit_info['height_scale']}, expected-height scale {fit_info['expected_scale']}, Damaged if grade >= "
               f"{fit_info['patient_min_grade']} or listhesis >= {fit_info['listhesis_pct']}% "
               f"(train balanced accuracy {fit_info['train_balanced_accuracy']})")
     print(f"wrote {args.out / 'morphometry_metrics.json'}")

@@ -4,10 +4,16 @@
     python tools/predict.py --checkpoint output/maskrcnn/lat_vertebra/model_best.pth --input LAT.jpg --output out/
     python tools/predict.py --checkpoint ckpt.pth --input folder/ --output out/          # every image inside
     python tools/predict.py --model linknet --checkpoint linknet.pth --input scan.dcm --output out/
+    python tools/predict.py --checkpoint ckpt.pth --data-root datasets/phantom --split test --output out/pred
 
 The config is read from ``config.yaml`` beside the checkpoint unless --config-file
 is given. Outputs go to ``<output>/<image stem>/<task>_mask.png``,
-``<task>_instances.json`` and ``<task>_overlay.png``; inputs are never overwritten.
+``<task>_instances.json`` and ``<task>_overlay.png``; Mask R-CNN also writes
+``<task>_instances.png``, a 16-bit label map (0 = background, k = k-th instance
+of the JSON) that keeps touching vertebrae apart. With ``--data-root`` every
+image of the split (and view) is predicted into ``<output>/<patient id>/<view>/``,
+the layout ``tools/measure.py`` / ``tools/eval_morphometry.py --pred-dir`` read.
+Inputs are never overwritten.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,12 +72,43 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
                            "bbox_mode": "XYWH", "instances": p.instances})
         with atomic_path(out_dir / f"{task}_overlay.png") as tmp:
             cv2.imwrite(str(tmp), overlay(grey, {task: p.mask}, [task]))
+        if p.instance_masks is not None:
+            with atomic_path(out_dir / f"{task}_instances.png") as tmp:
+                cv2.imwrite(str(tmp), p.label_map())
+
+
+def dataset_inputs(args) -> List[Tuple[Path, Path]]:
+    """(image, output folder) for every image of the requested split/view of a dataset."""
+    from spine_det.data.prepare import prepare_dataset
+
+    manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
+    samples = manifest.select(split=None if args.split == "all" else args.split,
+                              view=None if args.view == "all" else args.view)
+    if not samples:
+        raise SystemExit(f"error: no {args.view} images in split {args.split} of {args.data_root}")
+    out = Path(args.output).expanduser().resolve()
+    return [(Path(s.image), out / s.key) for s in samples]
+
+
+def folder_inputs(args) -> List[Tuple[Path, Path]]:
+    src = Path(args.input).expanduser().resolve()
+    out = Path(args.output).expanduser().resolve()
+    if src.is_dir() and (out == src or src in out.parents):
+        raise SystemExit(f"error: output {out} lies inside the input folder {src}; choose another folder")
+    return [(f, out / (f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem))) for f in list_inputs(src)]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, help="an image (jpg/png/tif/dcm) or a folder of them")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="an image (jpg/png/tif/dcm) or a folder of them")
+    src.add_argument("--data-root", type=Path, help="a dataset (Training/ [Test/] layout): predict its images by split")
     ap.add_argument("--output", required=True, help="output folder (must not be inside the input folder)")
+    ap.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="with --data-root (default: test)")
+    ap.add_argument("--view", default="all", choices=("ap", "lat", "all"), help="with --data-root: which view (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="with --data-root: split seed (as for every other tool)")
+    ap.add_argument("--skip-existing", action="store_true",
+                    help="resume: skip images whose output folder already holds every task's mask")
     ap.add_argument("--checkpoint", required=True, help="trained weights (model_best.pth)")
     ap.add_argument("--config-file", default=None, help="config of the checkpoint (default: config.yaml beside it)")
     ap.add_argument("--model", default="maskrcnn", choices=("maskrcnn", "linknet"), help="which predictor")
@@ -80,13 +117,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    src = Path(args.input).expanduser().resolve()
-    out = Path(args.output).expanduser().resolve()
-    inputs = list_inputs(src)
-    if src.is_dir() and (out == src or src in out.parents):
-        raise SystemExit(f"error: output {out} lies inside the input folder {src}; choose another folder")
+    from spine_det.data.io import DataError
 
-    from spine_det.data.io import DataError, read_image
+    try:
+        jobs = dataset_inputs(args) if args.data_root is not None else folder_inputs(args)
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    out = Path(args.output).expanduser().resolve()
+    inputs = {f.resolve() for f, _ in jobs}
+
+    from spine_det.data.io import read_image
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
     kwargs = {"config_file": args.config_file, "device": args.device}
@@ -99,22 +139,24 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    failed = 0
-    for f in tqdm(inputs, desc="predict", disable=len(inputs) < 2):
+    failed = skipped = 0
+    for f, dest in tqdm(jobs, desc="predict", disable=len(jobs) < 2):
+        if dest.resolve() in inputs:
+            raise SystemExit(f"error: refusing to overwrite input {dest}")
+        if args.skip_existing and all((dest / f"{t}_mask.png").is_file() for t in predictor.tasks):
+            skipped += 1
+            continue
         try:
             grey = read_image(f)
         except DataError as e:
-            if len(inputs) == 1:
+            if len(jobs) == 1:
                 raise SystemExit(f"error: {e}") from None
             logger.error("skipped: %s", e)
             failed += 1
             continue
-        rel = f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem)
-        dest = out / rel
-        if dest.resolve() in {p.resolve() for p in inputs}:
-            raise SystemExit(f"error: refusing to overwrite input {dest}")
         write_outputs(dest, grey, predictor(grey), f)
-    logger.info("wrote predictions for %d image(s) to %s%s", len(inputs) - failed, out, f" ({failed} failed)" if failed else "")
+    logger.info("wrote predictions for %d image(s) to %s%s%s", len(jobs) - failed - skipped, out,
+                f" ({skipped} already there)" if skipped else "", f" ({failed} failed)" if failed else "")
     return 1 if failed else 0
 
 

@@ -105,11 +105,15 @@ def classification_table(metrics: Dict[str, Any]) -> Dict[str, Any]:
             "test_patients": src.get("patients"), "raw": metrics}
 
 
-def morphometry_markdown(m: Dict[str, Any]) -> str:
+MORPH_SOURCES = {"gt": "ground-truth masks", "maskrcnn": "Mask R-CNN lat_vertebra masks",
+                 "linknet": "LinkNet lat_vertebra masks"}
+
+
+def morphometry_markdown(m: Dict[str, Any], source: str = "gt") -> str:
     def f(x: Any, p: int = 2) -> str:
         return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.{p}f}"
 
-    return (f"From ground-truth masks of the test patients ({m.get('patients', '–')} patients, "
+    return (f"From {MORPH_SOURCES.get(source, source)} of the test patients ({m.get('patients', '–')} patients, "
             f"{m.get('matched_levels', '–')}/{m.get('true_levels', '–')} levels matched): height MAE "
             f"{f(m.get('height_mae_pct'))} % of the true height, Genant grade kappa {f(m.get('grade_kappa_linear'), 3)}, "
             f"patient call accuracy {f(m.get('patient_accuracy'), 3)} (sensitivity {f(m.get('patient_sensitivity'), 3)}, "
@@ -248,23 +252,43 @@ class Benchmark:
                            "train_peak_memory_mb": train_peak_rss_mb(stamp)})
 
     def run_morphometry(self, i: int, n: int) -> None:
-        """The morphometry patient call, when the package and its tool are in this checkout."""
+        """The morphometry patient call from ground-truth masks and, where this benchmark trained a
+        ``lat_vertebra`` model, from its predicted masks; one classification row per source."""
         if not (plan.tool("eval_morphometry.py").is_file() and (plan.PROJECT_ROOT / "spine_det" / "morphometry").is_dir()):
             return
-        unit = plan.morphometry_unit(self.runs_dir, self.o.data_root, self.o.split_seed)
-        stamp = self.run_one(unit, i, n)
-        if stamp is None:
-            self.morphometry = {"note": f"failed (it needs the phantom's ground_truth.json): see {self.log_dir / 'morphometry.log'}"}
-            return
-        m = (_read_json(unit.result_path) or {}).get("metrics", {})
-        self.morphometry = {"metrics": m, "markdown": morphometry_markdown(m)}
-        row = {"key": "morphometry", "name": "morphometry patient call (ground-truth masks, rule fitted on train)",
-               "accuracy": m.get("patient_accuracy"), "sensitivity": m.get("patient_sensitivity"),
-               "specificity": m.get("patient_specificity"), "auc": None, "selected": False,
-               "confusion_matrix": m.get("patient_confusion")}
-        if self.classification is None or "rows" not in self.classification:
-            self.classification = {"rows": [], "note": (self.classification or {}).get("note")}
-        self.classification["rows"].append(row)
+        units = [("gt", plan.morphometry_unit(self.runs_dir, self.o.data_root, self.o.split_seed))]
+        for model in ("maskrcnn", "linknet"):
+            ck = self.runs_dir / model / "lat_vertebra" / "model_best.pth"
+            if "lat_vertebra" in self.o.tasks and ck.is_file():
+                units.append((model, plan.morphometry_from_predictions_unit(
+                    model, ck, self.runs_dir, self.o.data_root, self.o.split_seed, self.o.device)))
+        self.morphometry = {"sources": {}}
+        for source, unit in units:
+            try:
+                stamp = self.run_one(unit, i, n)
+            except Exception as e:  # noqa: BLE001  (one failed source must not lose the others)
+                logger.error("%s failed: %s", unit.name, e)
+                stamp = None
+            if stamp is None:
+                self.morphometry["sources"][source] = {
+                    "note": f"failed (it needs the phantom's ground_truth.json): see {self.log_dir / (unit.name + '.log')}"}
+                continue
+            m = (_read_json(unit.result_path) or {}).get("metrics", {})
+            self.morphometry["sources"][source] = {"metrics": m, "markdown": morphometry_markdown(m, source)}
+            if source != "gt":
+                self.costs.append({"model": f"morphometry ({MORPH_SOURCES[source]})", "task": "lat_vertebra",
+                                   "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
+                                   "train_peak_memory_mb": train_peak_rss_mb(stamp)})
+            row = {"key": f"morphometry_{source}" if source != "gt" else "morphometry",
+                   "name": f"morphometry patient call ({MORPH_SOURCES[source]}, rule fitted on train)",
+                   "accuracy": m.get("patient_accuracy"), "sensitivity": m.get("patient_sensitivity"),
+                   "specificity": m.get("patient_specificity"), "auc": None, "selected": False,
+                   "confusion_matrix": m.get("patient_confusion")}
+            if self.classification is None or "rows" not in self.classification:
+                self.classification = {"rows": [], "note": (self.classification or {}).get("note")}
+            self.classification["rows"].append(row)
+        self.morphometry["markdown"] = "\n\n".join(
+            v.get("markdown") or f"{MORPH_SOURCES[k]}: {v.get('note')}" for k, v in self.morphometry["sources"].items())
 
     # -- results -----------------------------------------------------------------------
     def results(self) -> Dict[str, Any]:

@@ -106,3 +106,29 @@ def morphometry_unit(runs_dir: Path, data_root: str, split_seed: int, python: st
         checkpoints=["morphometry_config.json"], result="morphometry_metrics.json",
         spec={"split_seed": split_seed, "data_root": str(Path(data_root).resolve()), "source": "gt"},
     )
+
+
+def morphometry_from_predictions_unit(model: str, checkpoint: Path, runs_dir: Path, data_root: str, split_seed: int,
+                                      device: Optional[str] = None, python: str = sys.executable) -> Unit:
+    """Morphometry from one model's ``lat_vertebra`` predictions: ``tools/predict.py`` on every LAT
+    image (train too: the pad and the patient rule are fitted on train, as from ground truth), then
+    ``tools/eval_morphometry.py --source <model>`` scored on test. The model checkpoint's hash is in
+    the spec, so a retrained model re-runs the unit."""
+    from spine_det.benchmark.runner import file_sha1
+
+    out = runs_dir / f"morphometry_{model}"
+    preds = out / "predictions"
+    predict = [python, str(tool("predict.py")), "--model", model, "--checkpoint", str(checkpoint),
+               "--data-root", str(data_root), "--split", "all", "--view", "lat", "--seed", str(split_seed),
+               "--output", str(preds)]
+    if device:
+        predict += ["--device", device]
+    evaluate = [python, str(tool("eval_morphometry.py")), "--data-root", str(data_root), "--split", "test",
+                "--source", model, "--pred-dir", str(preds), "--out", str(out), "--seed", str(split_seed), "--quiet"]
+    return Unit(
+        name=f"morphometry-{model}", model="morphometry", task="lat_vertebra", out_dir=out,
+        commands={"train": predict, "eval": evaluate},
+        checkpoints=["morphometry_config.json"], result="morphometry_metrics.json",
+        spec={"split_seed": split_seed, "data_root": str(Path(data_root).resolve()), "source": model,
+              "model_checkpoint": {"file": str(checkpoint), "sha1": file_sha1(checkpoint)}},
+    )

@@ -53,6 +53,24 @@ class TaskPrediction:
 
     mask: np.ndarray  # bool (H, W) at the input image's size
     instances: List[Dict[str, Any]] = field(default_factory=list)  # {"score", "bbox" [x, y, w, h], "area"}
+    # (N, H, W) bool, one mask per entry of ``instances`` (Mask R-CNN only): touching vertebrae
+    # stay apart here, while ``mask`` merges them.
+    instance_masks: Optional[np.ndarray] = None
+
+    def label_map(self) -> np.ndarray:
+        """uint16 (H, W): 0 background, k = instance k (1-based, ``instances`` order); where
+        instances overlap the higher score wins. Without instance masks: connected components."""
+        if self.instance_masks is None:
+            import cv2
+
+            return cv2.connectedComponents(self.mask.astype(np.uint8), connectivity=8)[1].astype(np.uint16)
+        if len(self.instance_masks) >= np.iinfo(np.uint16).max:
+            raise ValueError(f"{len(self.instance_masks)} instances do not fit a uint16 label map")
+        out = np.zeros(self.mask.shape, np.uint16)
+        order = np.argsort([-float(d.get("score", 0.0)) for d in self.instances], kind="stable")
+        for k in order[::-1]:  # lowest score first, so the highest is painted last
+            out[self.instance_masks[k]] = k + 1
+        return out
 
 
 class SegmentationPredictor:
@@ -227,6 +245,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
                 mask = paste_instances(sub.pred_masks, sub.scores, self.score_threshold, shape)
             else:
                 mask = np.zeros(shape, dtype=bool)
+            inst_masks = sub.pred_masks.bool().numpy() if len(sub) else np.zeros((0, *shape), dtype=bool)
             boxes = sub.pred_boxes.tensor.numpy() if len(sub) else np.zeros((0, 4))
             areas = sub.pred_masks.flatten(1).sum(1).tolist() if len(sub) else []
             instances = [
@@ -237,5 +256,5 @@ class MaskRCNNPredictor(SegmentationPredictor):
                 }
                 for s, b, a in zip(sub.scores.tolist() if len(sub) else [], boxes, areas)
             ]
-            result[task] = TaskPrediction(mask=mask, instances=instances)
+            result[task] = TaskPrediction(mask=mask, instances=instances, instance_masks=inst_masks)
         return result

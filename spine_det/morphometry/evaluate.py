@@ -138,6 +138,18 @@ def calibrate_pad(comparisons: Sequence[Dict[str, Any]], current_pad: float) -> 
     return float(current_pad + np.median(d)) if d else current_pad
 
 
+def calibrate_height_scale(comparisons: Sequence[Dict[str, Any]], current: Dict[str, float],
+                           min_levels: int = 20) -> Dict[str, float]:
+    """Per-height factors (``ha``/``hm``/``hp``) that remove the median relative bias left after the pad."""
+    out = dict(current)
+    for mk, _ in HEIGHT_KEYS:
+        q = [r["true_" + mk] / r[mk] for c in comparisons for r in c["levels"]
+             if r[mk] and r["true_" + mk] is not None]
+        if len(q) >= min_levels:
+            out[mk] = round(float(current.get(mk, 1.0) * np.median(q)), 4)
+    return out
+
+
 def calibrate_ipd_pad(comparisons: Sequence[Dict[str, Any]], current: float) -> float:
     """The IPD pad (px) that removes the median IPD bias on these patients."""
     d = [r["true_ipd"] - r["ipd"] for c in comparisons for r in c["ap_levels"] if r["ipd"] is not None]

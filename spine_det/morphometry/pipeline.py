@@ -33,6 +33,10 @@ class MeasureConfig:
     """
 
     pad: float = 1.0
+    # Per-height factors (anterior / middle / posterior) for a source's systematic shape bias, fitted
+    # on train: a mask head that fills the biconcave endplates overestimates the middle height of every
+    # level by the same few %, which a single pad cannot remove. 1.0 for ground-truth masks.
+    height_scale: Dict[str, float] = field(default_factory=lambda: {"ha": 1.0, "hm": 1.0, "hp": 1.0})
     ipd_pad: float = 1.0  # px subtracted from the gap between the pedicles' extreme pixel centres
     lat_anterior: str = "left"  # image side the patient faces in LAT ("left", "right" or "auto")
     min_area: int = 20  # px; smaller components are specks
@@ -124,6 +128,7 @@ def measure_lat(
     for b in bodies:
         rec = _body_record(b, LAT_CORNERS)
         h = body_heights(b, cfg.pad)
+        h.update({k: v * cfg.height_scale.get(k, 1.0) for k, v in h.items() if k in cfg.height_scale})
         heights.append(h)
         trusted.append(b.ok)
         if b.ok:

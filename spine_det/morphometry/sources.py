@@ -5,7 +5,8 @@ first match wins), with ``<key>`` = ``ViewSample.key`` (``<patient_id>/<view>``)
 
     <pred-dir>/<key>/<task>_instances.npz   # "masks" (N, H, W) bool [+ "scores" (N,)]   (Mask R-CNN)
     <pred-dir>/<key>/<task>_instances.png   # integer label map, 0 = background        (Mask R-CNN)
-    <pred-dir>/<key>/<task>.png             # binary mask (LinkNet, or pasted Mask R-CNN)
+    <pred-dir>/<key>/<task>_mask.png        # binary mask (LinkNet, or pasted Mask R-CNN)
+    <pred-dir>/<key>/<task>.png             # binary mask
     <pred-dir>/<key>/<Mask_Stem>.png        # binary mask named like the dataset's masks
 
 Binary masks are split into 8-connected components; instance files keep
@@ -62,7 +63,7 @@ def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, inst
     names = []
     if instances:
         names += [f"{task}_instances.npz", f"{task}_instances.png"]
-    names += [f"{task}.png", f"{get_task(task).mask_stem}.png"]
+    names += [f"{task}_mask.png", f"{task}.png", f"{get_task(task).mask_stem}.png"]
     for n in names:
         p = folder / n
         if p.is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -121,7 +122,9 @@ def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, 
             if bar:
                 bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        # "spawn", not fork: a child forked from a process whose OpenCV/OpenMP thread pools are already
+        # running can deadlock on their locks (seen when phantoms were generated after in-process measuring).
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             for r in ex.map(write_patient, jobs, chunksize=1):
                 results.append(r)
                 if bar:
