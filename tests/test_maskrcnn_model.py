@@ -31,6 +31,19 @@ def test_cpu_profile_merges_over_the_task_config():
     assert cfg.DATASETS.TRAIN == ("spine_lat_vertebra_train",)
 
 
+def test_task_profile_merges_after_the_profile_and_only_for_its_task():
+    """profiles/cpu/<task>.yaml (the lines' larger input) wins over profiles/cpu.yaml; others keep the profile;
+    command-line opts still win over both."""
+    line = get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="cpu")
+    vert = get_spine_cfg(CONFIGS / "lat_vertebra.yaml", profile="cpu")
+    assert line.INPUT.MIN_SIZE_TEST == 768 and tuple(line.INPUT.MIN_SIZE_TRAIN) == (768,)
+    assert line.MODEL.RESNETS.DEPTH == 18  # the generic profile was merged too
+    assert vert.INPUT.MIN_SIZE_TEST == 448
+    assert get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="full").INPUT.MIN_SIZE_TEST != 768
+    opts = get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="cpu", opts=["INPUT.MIN_SIZE_TEST", "448"])
+    assert opts.INPUT.MIN_SIZE_TEST == 448
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="NUM_CLASSES"):
         spine_tasks(get_spine_cfg(CONFIGS / "lat_all.yaml", opts=["MODEL.ROI_HEADS.NUM_CLASSES", "2"]))

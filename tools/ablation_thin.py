@@ -5,7 +5,9 @@ Each variant is a set of config changes ("atoms") over a task config + profile:
 
     components | per_level | whole   what one instance of a line is (SPINE.INSTANCES.LINE)
     mask28 | mask56                 mask head output (ROI_MASK_HEAD.POOLER_RESOLUTION 14 | 28)
-    s384 | s512 | s768              input short side (train and test)
+    s384 | s448 | s512 | s768       input short side (train and test); under --profile cpu the
+                                    lines default to s768 (configs/profiles/cpu/<task>.yaml):
+                                    add s448 to get the profile's former input
 
 e.g. ``per_level+mask56+s512``. Every run is trained once with tools/train_net.py
 (reused when ``model_final.pth`` and ``run.json`` exist: the script is resumable),

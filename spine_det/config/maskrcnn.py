@@ -74,12 +74,21 @@ def profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
     raise FileNotFoundError(f"profile {profile!r}: no profiles/{profile}.yaml beside {config_file}")
 
 
+def task_profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
+    """``profiles/<profile>/<config stem>.yaml``: what one task changes in a profile, or None."""
+    if profile == "full":
+        return None
+    p = profile_path(config_file, profile).parent / profile / f"{Path(config_file).stem}.yaml"
+    return p if p.is_file() else None
+
+
 def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
-    """Merge ``profiles/<profile>.yaml`` over the task config (``full`` changes nothing)."""
-    p = profile_path(config_file, profile)
-    if p is not None:
-        cfg.merge_from_file(str(p))
-        logger.info("Merged profile %s from %s", profile, p)
+    """Merge ``profiles/<profile>.yaml`` over the task config, then the task's own
+    ``profiles/<profile>/<task>.yaml`` if there is one (``full`` changes nothing)."""
+    for p in (profile_path(config_file, profile), task_profile_path(config_file, profile)):
+        if p is not None:
+            cfg.merge_from_file(str(p))
+            logger.info("Merged profile %s from %s", profile, p)
 
 
 def spine_tasks(cfg) -> List[str]:
@@ -173,6 +182,7 @@ __all__ = [
     "fix_scratch_norm",
     "get_spine_cfg",
     "profile_path",
+    "task_profile_path",
     "spine_tasks",
     "split_dataset_names",
 ]
