@@ -156,6 +156,9 @@ def test_configs_load():
     for t in TASK_NAMES:
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{t}.yaml"), "cpu")
         assert tasks_of(cfg) == [t] and cfg.MODEL.DEVICE == "cpu"
+        # the lines' own cpu profile (profiles/cpu/<task>.yaml) gives them the phantom's resolution
+        want = (512, 384) if t.endswith("_line") else (256, 192)
+        assert (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH) == want, t
     for v in ("ap", "lat"):
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]

@@ -180,7 +180,7 @@ def load_cfg(
     opts: Optional[Sequence[str]] = None,
     profile_dir: Optional[Path] = None,
 ) -> CN:
-    """defaults <- config file <- profile YAML <- KEY VALUE opts; returns the frozen config.
+    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts; frozen.
 
     ``profile`` is a name (``cpu``) looked up in ``profile_dir`` (default: the
     ``profiles/`` folder beside ``config_file``) or a path to a YAML file.
@@ -200,6 +200,10 @@ def load_cfg(
         if not p.is_file():
             raise FileNotFoundError(f"profile not found: {p}")
         cfg.merge_from_file(str(p))
+        # what one task changes in the profile: profiles/<profile>/<config stem>.yaml (as for Mask R-CNN)
+        task_p = p.parent / p.stem / f"{Path(config_file).stem}.yaml" if config_file else None
+        if task_p is not None and task_p.is_file():
+            cfg.merge_from_file(str(task_p))
     if opts:
         cfg.merge_from_list(list(opts))
     cfg.freeze()
