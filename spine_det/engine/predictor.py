@@ -211,10 +211,9 @@ class MaskRCNNPredictor(SegmentationPredictor):
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
         load_model_weights(pred.model, checkpoint, config_name=config_file)
-        if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # paste masks at the probability tuned on val, as the evaluator does
-            from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+        from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
-            pred.model = with_tuned_mask_threshold(cfg, pred.model)
+        pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
 
     def predict_instances(self, image: np.ndarray):

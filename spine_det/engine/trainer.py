@@ -133,11 +133,9 @@ def load_for_eval(trainer_cls, cfg, checkpoint: str):
     model = trainer_cls.build_model(cfg)
     load_model_weights(model, checkpoint, config_name="the config")
     model.eval()
-    if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # thresholds tuned on val and saved with the model
-        from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+    from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
-        model = with_tuned_mask_threshold(cfg, model)
-    return model
+    return with_tuned_mask_threshold(cfg, model)  # the mask threshold tuned on val, if the config asks for it
 
 
 def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
@@ -153,9 +151,8 @@ def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
 
         tune_on_val(trainer_cls, cfg, model)
     comm.synchronize()
-    if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:
-        from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+    from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
-        model = with_tuned_mask_threshold(cfg, model)
+    model = with_tuned_mask_threshold(cfg, model)  # a no-op unless SCORE_THRESHOLD < 0 (thresholds.json)
     logger.info("Final evaluation of %s on %s", ckpt, list(cfg.SPINE.EVAL.SPLITS))
     return evaluate_splits(trainer_cls, cfg, model, cfg.SPINE.EVAL.SPLITS, str(ckpt))
