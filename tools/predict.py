@@ -65,8 +65,6 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, p in preds.items():
-        with atomic_path(out_dir / f"{task}_mask.png") as tmp:
-            cv2.imwrite(str(tmp), p.mask.astype(np.uint8) * 255)
         atomic_write_json(out_dir / f"{task}_instances.json",
                           {"image": str(source), "task": task, "height": int(grey.shape[0]), "width": int(grey.shape[1]),
                            "bbox_mode": "XYWH", "instances": p.instances})
@@ -75,6 +73,9 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
         if p.instance_masks is not None:
             with atomic_path(out_dir / f"{task}_instances.png") as tmp:
                 cv2.imwrite(str(tmp), p.label_map())
+        # the mask last: --skip-existing takes a present mask to mean this task's files are all there
+        with atomic_path(out_dir / f"{task}_mask.png") as tmp:
+            cv2.imwrite(str(tmp), p.mask.astype(np.uint8) * 255)
 
 
 def dataset_inputs(args) -> List[Tuple[Path, Path]]:
