@@ -183,11 +183,17 @@ def test_a_changed_checkpoint_or_spec_reruns(tmp_path):
 
     def fake(cmd, log_path, **kw):
         calls.append(cmd)
+        unit.result_path.parent.mkdir(parents=True, exist_ok=True)
+        (unit.out_dir / "model_best.pth").write_bytes(b"new weights")
         unit.result_path.write_text('{"dice": 0.9}')
         return ProcessResult(0, 1.5, 100.0)
 
     stamp = run_unit(unit2, tmp_path / "logs", runner=fake)
-    assert len(calls) == 1 and not stamp["skipped"] and stamp["runs"][-1]["step"] == "resume"
+    # other settings: the old run is kept beside, untouched, and the unit trains afresh (no resume)
+    assert len(calls) == 1 and not stamp["skipped"] and stamp["runs"][-1]["step"] == "train"
+    aside = [p for p in unit.out_dir.parent.iterdir() if p.name.startswith("lat_vertebra.before-")]
+    assert len(aside) == 1 and (aside[0] / "model_best.pth").read_bytes() == b"weights"
+    assert json.loads((aside[0] / "benchmark_unit.json").read_text())["spec"] == unit.spec
 
 
 def test_result_of_another_checkpoint_is_not_finished(tmp_path):
@@ -267,3 +273,34 @@ def test_morphometry_from_predictions_unit_speaks_the_tools_arguments(tmp_path):
     ck.write_bytes(b"weights-2")
     again = plan.morphometry_from_predictions_unit("maskrcnn", ck, tmp_path / "runs", str(tmp_path / "data"), 3)
     assert again.spec != unit.spec
+
+
+def test_a_unit_spec_follows_the_config_files_it_reads(tmp_path, monkeypatch):
+    """Editing a task's profile file makes that task's units unfinished (their spec changes), and only theirs."""
+    import shutil
+
+    from spine_det import CONFIG_DIR
+    from spine_det.benchmark import plan
+
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, configs)
+    monkeypatch.setattr(plan, "CONFIG_DIR", configs)
+
+    def specs(profile="cpu"):
+        args = (tmp_path / "runs", str(tmp_path / "data"), profile, 0, 0)
+        return {(m.__name__, t): m(t, *args).spec for m in (plan.maskrcnn_unit, plan.linknet_unit)
+                for t in ("lat_anterior_line", "lat_vertebra")}
+
+    before = specs()
+    line = before[("maskrcnn_unit", "lat_anterior_line")]["configs"]
+    assert {"lat_anterior_line.yaml", "Base-SpineMaskRCNN.yaml", "profiles/cpu.yaml",
+            "profiles/cpu/lat_anterior_line.yaml"} == set(line)
+    assert "linknet/profiles/cpu/lat_anterior_line.yaml" in before[("linknet_unit", "lat_anterior_line")]["configs"]
+    assert not any("profiles" in k for k in specs("full")[("maskrcnn_unit", "lat_vertebra")]["configs"])
+
+    task_profile = configs / "profiles" / "cpu" / "lat_anterior_line.yaml"
+    task_profile.write_text(task_profile.read_text() + "\nSOLVER:\n  MAX_ITER: 7\n")
+    after = specs()
+    assert after[("maskrcnn_unit", "lat_anterior_line")] != before[("maskrcnn_unit", "lat_anterior_line")]
+    assert {k: v for k, v in after.items() if k != ("maskrcnn_unit", "lat_anterior_line")} == \
+           {k: v for k, v in before.items() if k != ("maskrcnn_unit", "lat_anterior_line")}

@@ -109,6 +109,11 @@ def test_predict_tool_dataset_mode_writes_the_morphometry_layout(trained, prepar
     stamp = {p: p.stat().st_mtime_ns for p in dest.rglob("*.png")}
     assert predict.main(argv + ["--skip-existing"]) == 0
     assert {p: p.stat().st_mtime_ns for p in dest.rglob("*.png")} == stamp
+    # an output inside the data root would be scanned as data: refused before anything is written
+    inside = phantom_root / "predictions"
+    with pytest.raises(SystemExit, match="inside the input folder"):
+        predict.main(argv[:-1] + [str(inside)])
+    assert not inside.exists()
 
 
 def test_resume_continues_an_interrupted_run(trained, prepared, phantom_root, tmp_path):

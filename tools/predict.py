@@ -82,20 +82,28 @@ def dataset_inputs(args) -> List[Tuple[Path, Path]]:
     """(image, output folder) for every image of the requested split/view of a dataset."""
     from spine_det.data.prepare import prepare_dataset
 
+    out = output_outside(args.output, args.data_root)
     manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
     samples = manifest.select(split=None if args.split == "all" else args.split,
                               view=None if args.view == "all" else args.view)
     if not samples:
         raise SystemExit(f"error: no {args.view} images in split {args.split} of {args.data_root}")
-    out = Path(args.output).expanduser().resolve()
     return [(Path(s.image), out / s.key) for s in samples]
+
+
+def output_outside(output: str | Path, source: str | Path) -> Path:
+    """The resolved output folder; refuses one inside a source folder, where predictions would be
+    read back as inputs (and, under a data root, change its fingerprint)."""
+    src = Path(source).expanduser().resolve()
+    out = Path(output).expanduser().resolve()
+    if src.is_dir() and (out == src or src in out.parents):
+        raise SystemExit(f"error: output {out} lies inside the input folder {src}; choose another folder")
+    return out
 
 
 def folder_inputs(args) -> List[Tuple[Path, Path]]:
     src = Path(args.input).expanduser().resolve()
-    out = Path(args.output).expanduser().resolve()
-    if src.is_dir() and (out == src or src in out.parents):
-        raise SystemExit(f"error: output {out} lies inside the input folder {src}; choose another folder")
+    out = output_outside(args.output, src)
     return [(f, out / (f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem))) for f in list_inputs(src)]
 
 
@@ -104,7 +112,7 @@ def main(argv=None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="an image (jpg/png/tif/dcm) or a folder of them")
     src.add_argument("--data-root", type=Path, help="a dataset (Training/ [Test/] layout): predict its images by split")
-    ap.add_argument("--output", required=True, help="output folder (must not be inside the input folder)")
+    ap.add_argument("--output", required=True, help="output folder (must not be inside the input folder or data root)")
     ap.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="with --data-root (default: test)")
     ap.add_argument("--view", default="all", choices=("ap", "lat", "all"), help="with --data-root: which view (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="with --data-root: split seed (as for every other tool)")

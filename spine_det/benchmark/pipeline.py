@@ -270,8 +270,10 @@ class Benchmark:
                 logger.error("%s failed: %s", unit.name, e)
                 stamp = None
             if stamp is None:
+                why = ("it needs the phantom's ground_truth.json" if source == "gt"
+                       else "predicting the LAT images or fitting on them failed; it also needs ground_truth.json")
                 self.morphometry["sources"][source] = {
-                    "note": f"failed (it needs the phantom's ground_truth.json): see {self.log_dir / (unit.name + '.log')}"}
+                    "note": f"failed ({why}): see {self.log_dir / (unit.name + '.log')}"}
                 continue
             m = (_read_json(unit.result_path) or {}).get("metrics", {})
             self.morphometry["sources"][source] = {"metrics": m, "markdown": morphometry_markdown(m, source)}

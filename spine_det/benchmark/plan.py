@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from spine_det import CONFIG_DIR, PROJECT_ROOT
-from spine_det.benchmark.runner import Unit
+from spine_det.benchmark.runner import Unit, file_sha1
 
 TOOLS = PROJECT_ROOT / "tools"
 
@@ -19,11 +19,38 @@ def tool(name: str) -> Path:
     return TOOLS / name
 
 
+def config_files(config_file: Path, profile: str, profiles_dir: Path) -> List[Path]:
+    """Every YAML file a tool merges for ``config_file`` under ``profile``: its ``_BASE_`` chain,
+    ``<profiles_dir>/<profile>.yaml`` and the task's own ``<profiles_dir>/<profile>/<stem>.yaml``."""
+    import yaml
+
+    files: List[Path] = []
+    f: Optional[Path] = Path(config_file)
+    while f is not None and f not in files:
+        files.append(f)
+        base = (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("_BASE_")
+        f = (f.parent / base) if base else None
+    if profile != "full":
+        files += [p for p in (profiles_dir / f"{profile}.yaml", profiles_dir / profile / f"{Path(config_file).stem}.yaml")
+                  if p.is_file()]
+    return files
+
+
+def config_digest(config_file: Path, profile: str, profiles_dir: Path) -> Dict[str, str]:
+    """sha1 of each config file a unit reads, for its spec: editing a profile or task config makes
+    the unit unfinished, so a re-run does not reuse a model trained under the old settings."""
+    root = CONFIG_DIR.resolve()
+    files = config_files(config_file, profile, profiles_dir)
+    return {(str(f.resolve().relative_to(root)) if f.resolve().is_relative_to(root) else str(f)): file_sha1(f)[:12]
+            for f in files}
+
+
 def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
                   device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """Mask R-CNN on one task: ``tools/train_net.py`` (train, ``--resume``, ``--eval-only`` on test)."""
     out = runs_dir / "maskrcnn" / task
-    base = [python, str(tool("train_net.py")), "--config-file", str(CONFIG_DIR / f"{task}.yaml"),
+    config = CONFIG_DIR / f"{task}.yaml"
+    base = [python, str(tool("train_net.py")), "--config-file", str(config),
             "--data-root", str(data_root), "--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
     if device:
@@ -43,7 +70,7 @@ def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed:
         },
         checkpoints=ckpts, result=f"inference/spine_{task}_test/semantic_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
-              "opts": list(opts), "device": device},
+              "opts": list(opts), "device": device, "configs": config_digest(config, profile, CONFIG_DIR / "profiles")},
         done_markers=["model_final.pth"],
     )
 
@@ -52,10 +79,10 @@ def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: 
                  device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """LinkNet on one task: ``tools/train_linknet.py`` (its ``--resume`` is exact; ``--eval-only`` scores test)."""
     out = runs_dir / "linknet" / task
-    base = [python, str(tool("train_linknet.py")), "--config-file", str(CONFIG_DIR / "linknet" / f"{task}.yaml"),
-            "--data-root", str(data_root), "--profile", profile] if profile != "full" else \
-           [python, str(tool("train_linknet.py")), "--config-file", str(CONFIG_DIR / "linknet" / f"{task}.yaml"),
-            "--data-root", str(data_root)]
+    config = CONFIG_DIR / "linknet" / f"{task}.yaml"
+    base = [python, str(tool("train_linknet.py")), "--config-file", str(config), "--data-root", str(data_root)]
+    if profile != "full":
+        base += ["--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
     if device:
         common += ["MODEL.DEVICE", device]
@@ -69,7 +96,8 @@ def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: 
         },
         checkpoints=["model_best.pth"], result=f"inference/spine_{task}_test/semantic_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
-              "opts": list(opts), "device": device},
+              "opts": list(opts), "device": device,
+              "configs": config_digest(config, profile, CONFIG_DIR / "linknet" / "profiles")},
     )
 
 
@@ -90,7 +118,9 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
         checkpoints=["model_best_lat.pth", "model_best_ap.pth", "model_best.pth"],
         result="classification_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
-              "opts": list(opts), "device": device},
+              "opts": list(opts), "device": device,
+              "configs": config_digest(CONFIG_DIR / "classifier" / "Base-Classifier.yaml", profile,
+                                       CONFIG_DIR / "classifier" / "profiles")},
     )
 
 
@@ -114,7 +144,6 @@ def morphometry_from_predictions_unit(model: str, checkpoint: Path, runs_dir: Pa
     image (train too: the pad and the patient rule are fitted on train, as from ground truth), then
     ``tools/eval_morphometry.py --source <model>`` scored on test. The model checkpoint's hash is in
     the spec, so a retrained model re-runs the unit."""
-    from spine_det.benchmark.runner import file_sha1
 
     out = runs_dir / f"morphometry_{model}"
     preds = out / "predictions"

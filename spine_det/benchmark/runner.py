@@ -10,8 +10,10 @@ tool's own ``--resume`` do the resuming, and gives every unit its own log file
 A unit is *finished* when its result file exists and was computed from the
 checkpoint that is there now: ``benchmark_unit.json`` (the unit's stamp, written
 atomically after a successful run) records the checkpoint's SHA-1, the result
-file and the spec (profile, seeds, data root) it ran with. A re-run skips a
-finished unit; an unfinished one is resumed (``--resume``) then evaluated.
+file and the spec (profile, seeds, data root, hashes of the config files) it ran
+with. A re-run skips a finished unit; an unfinished one is resumed (``--resume``)
+then evaluated; one whose spec changed is moved aside (``<name>.before-<time>``)
+and trained afresh.
 """
 from __future__ import annotations
 
@@ -225,7 +227,14 @@ def run_unit(unit: Unit, log_dir: Path, force: bool = False, echo: bool = False,
             return {**stamp, "skipped": True}
         logger.info("%s: to run (%s)", unit.name, why)
     previous = unit.read_stamp() or {}
-    runs: List[Dict[str, Any]] = [r for r in previous.get("runs", []) if previous.get("spec") == unit.spec and not force]
+    if previous and previous.get("spec") != unit.spec and not force:
+        # Trained under other settings: resuming would continue (or, when finished, merely re-score)
+        # that model under the new spec's name. Keep it beside, start afresh.
+        aside = set_aside(unit.out_dir)
+        logger.warning("%s: its settings changed since it ran; previous run moved to %s, starting afresh",
+                       unit.name, aside)
+        previous = {}
+    runs: List[Dict[str, Any]] = [r for r in previous.get("runs", []) if not force]
     unit.out_dir.mkdir(parents=True, exist_ok=True)
 
     mode = "resume" if ("resume" in unit.commands and unit.has_partial_run() and not force) else "train"
@@ -248,6 +257,18 @@ def run_unit(unit: Unit, log_dir: Path, force: bool = False, echo: bool = False,
     if unit.checkpoint_path() is None:
         raise UnitError(f"{unit.name}: no checkpoint ({' / '.join(unit.checkpoints)}) in {unit.out_dir}; see {log_path}")
     return {**_write_stamp(unit, runs), "skipped": False}
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename ``folder`` to ``<name>.before-<time>`` (nothing is deleted); returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = folder.with_name(f"{folder.name}.before-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = folder.with_name(f"{folder.name}.before-{stamp}-{n}")
+    folder.rename(dest)
+    return dest
 
 
 def _result_newer(unit: Unit) -> bool:
