@@ -153,3 +153,41 @@ def test_score_threshold_for_reads_tuned_file(tmp_path):
     (tmp_path / "thresholds.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="thresholds.json"):
         score_threshold_for(cfg, ["lat_anterior_line"])
+
+
+def test_ablation_reuses_a_run_only_when_its_options_match(tmp_path, monkeypatch):
+    """tools/ablation_thin.py trains once per (task, variant); a run made with other options (here more
+    iterations) is moved aside and trained again, and the set-aside run leaves the table."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("tool_ablation_thin", root / "tools" / "ablation_thin.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    calls = []
+
+    def fake_train_net(cmd, **kw):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("OUTPUT_DIR") + 1])
+        (out / "model_final.pth").write_bytes(b"weights %d" % len(calls))
+        (out / "metrics.json").write_text(json.dumps({"iteration": 9, "time": 1.5}) + "\n")
+        return 0
+
+    monkeypatch.setattr(ablation.subprocess, "call", fake_train_net)
+    args = SimpleNamespace(cache_dir=tmp_path / "cache", split_seed=0, seed=0, iters=10, data_root=tmp_path,
+                           profile="cpu", threads=1)
+    out = tmp_path / "runs"
+    run = out / "lat_anterior_line" / "per_level+mask28"
+    first = ablation.train("lat_anterior_line", "per_level+mask28", args, run)
+    assert ablation.train("lat_anterior_line", "per_level+mask28", args, run) == first and len(calls) == 1
+    args.iters = 20
+    again = ablation.train("lat_anterior_line", "per_level+mask28", args, run)
+    assert len(calls) == 2 and again["iters"] == 20
+    aside = [p for p in run.parent.iterdir() if p.name.startswith("per_level+mask28.before-")]
+    assert len(aside) == 1 and json.loads((aside[0] / "run.json").read_text())["iters"] == 10
+    for d in (run, aside[0]):
+        (d / "eval.json").write_text("{}")
+    assert [r["variant"] for r in ablation.finished_rows(out)] == ["per_level+mask28"]

@@ -10,7 +10,8 @@ Each variant is a set of config changes ("atoms") over a task config + profile:
                                     add s448 to get the profile's former input
 
 e.g. ``per_level+mask56+s512``. Every run is trained once with tools/train_net.py
-(reused when ``model_final.pth`` and ``run.json`` exist: the script is resumable),
+(reused when ``model_final.pth`` and ``run.json`` exist and were made with the same options,
+else moved aside to ``<variant>.before-<time>``: the script is resumable),
 then evaluated on val and test with the evaluator's metric (per-image Dice/Jaccard/TPR,
 no dilation): once at Detectron2's fixed thresholds (score 0.5, mask 0.5) and once at
 the thresholds chosen on val (saved as ``<run>/thresholds.json``). The table is written
@@ -65,8 +66,6 @@ def variant_opts(variant: str) -> List[str]:
 def train(task: str, variant: str, args, run_dir: Path) -> Dict[str, Any]:
     """Train one run with tools/train_net.py (skipped when finished); returns its run.json."""
     info_file = run_dir / "run.json"
-    if (run_dir / "model_final.pth").is_file() and info_file.is_file():
-        return json.loads(info_file.read_text())
     warm = max(1, args.iters // 5)
     opts = [
         "SPINE.CACHE_DIR", str(args.cache_dir), "SPINE.SPLIT_SEED", str(args.split_seed), "SEED", str(args.seed),
@@ -75,6 +74,13 @@ def train(task: str, variant: str, args, run_dir: Path) -> Dict[str, Any]:
         "SPINE.EVAL.SPLITS", "()", "SPINE.EVAL.SCORE_THRESHOLD", "0.5", "OUTPUT_DIR", str(run_dir),
         *variant_opts(variant),
     ]
+    if (run_dir / "model_final.pth").is_file() and info_file.is_file():
+        info = json.loads(info_file.read_text())
+        if info.get("opts") == opts:
+            return info
+        from spine_det.benchmark.runner import set_aside
+
+        logger.warning("%s/%s was trained with other options; moved to %s, training afresh", task, variant, set_aside(run_dir))
     cmd = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(ROOT / "configs" / f"{task}.yaml"),
            "--data-root", str(args.data_root), "--profile", args.profile, *opts]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -246,6 +252,8 @@ def finished_rows(out: Path) -> List[Dict[str, Any]]:
     """Rows of every run under ``out`` with run.json and eval.json, thin tasks first, by variant."""
     rows = []
     for info_file in sorted(out.glob("*/*/run.json")):
+        if ".before-" in info_file.parent.name:  # a run set aside (trained with other options)
+            continue
         ev_file = info_file.parent / "eval.json"
         if not ev_file.is_file():
             continue
