@@ -145,6 +145,19 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     for inst in outp["lat_vertebra"].instances:
         assert 0 <= inst["score"] <= 1 and inst["area"] > 0 and len(inst["bbox"]) == 4
 
+    # the benchmark's cost step: times 1 image, but saves the masks of the 3 the figures ask for,
+    # and the figures' reader finds each of them
+    from spine_det.benchmark.cost import measure
+    from spine_det.benchmark.figures import load_predictions
+
+    samples = manifest.select(view="lat")[:3]
+    cost = measure("linknet", str(out / "model_best.pth"), "lat_vertebra", samples, pred_dir=tmp_path / "preds",
+                   n_images=1, keep_predictions=3)
+    assert cost["inference_images"] == 1 and cost["requested"] == {"images": 1, "keep": 3}
+    masks = load_predictions(tmp_path / "preds", [s.key for s in samples])
+    assert len(samples) == 3 and set(masks) == {s.key for s in samples}
+    assert np.array_equal(masks[samples[2].key], pred(read_image(samples[2].image))["lat_vertebra"].mask)
+
 
 def test_configs_load():
     from pathlib import Path

@@ -219,7 +219,8 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
     chosen = list(samples)[:n_images]
     images = [read_image(s.image) for s in chosen]
     result: Dict[str, Any] = {"model": name, "task": task, "checkpoint": str(checkpoint), "device": device,
-                              "parameters": count_parameters(model), "load_s": round(load_s, 3)}
+                              "parameters": count_parameters(model), "load_s": round(load_s, 3),
+                              "requested": {"images": n_images, "keep": keep_predictions}}
     if images:
         timing = time_inference(predictor, images)
         outs = timing.pop("outputs")
@@ -231,7 +232,10 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
             result["gflops_input"] = [int(predictor.cfg.INPUT.HEIGHT), int(predictor.cfg.INPUT.WIDTH)]
         if pred_dir is not None:
             pred_dir.mkdir(parents=True, exist_ok=True)
-            for s, out in list(zip(chosen, outs))[:keep_predictions]:
+            # the figures may want more images than were timed: predict those untimed
+            extra = list(samples)[len(chosen):keep_predictions]
+            outs = list(outs) + [predictor(read_image(s.image)) for s in extra]
+            for s, out in list(zip(chosen + extra, outs))[:keep_predictions]:
                 with atomic_path(pred_dir / f"{_safe(s.key)}.png") as tmp:
                     cv2.imwrite(str(tmp), out[task].mask.astype(np.uint8) * 255)
     result.update(peak_memory(device))

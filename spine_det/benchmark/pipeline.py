@@ -216,7 +216,8 @@ class Benchmark:
         path = unit.out_dir / cost_mod.COST_FILE
         sha = (stamp.get("checkpoint") or {}).get("sha1")
         old = _read_json(path)
-        if old and sha and old.get("checkpoint_sha1") == sha and not self.o.force:
+        asked = {"images": self.o.cost_images, "keep": self.o.figure_images}
+        if old and sha and old.get("checkpoint_sha1") == sha and old.get("requested") == asked and not self.o.force:
             return old
         ck = unit.checkpoint_path()
         if ck is None or self.prepared is None or self.prepared.manifest_path is None:
