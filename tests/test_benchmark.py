@@ -299,6 +299,8 @@ def test_a_unit_spec_follows_the_config_files_it_reads(tmp_path, monkeypatch):
     assert not any("profiles" in k for k in specs("full")[("maskrcnn_unit", "lat_vertebra")]["configs"])
 
     task_profile = configs / "profiles" / "cpu" / "lat_anterior_line.yaml"
+    task_profile.write_text("# a comment changes no setting\n" + task_profile.read_text())
+    assert specs() == before
     task_profile.write_text(task_profile.read_text() + "\nSOLVER:\n  MAX_ITER: 7\n")
     after = specs()
     assert after[("maskrcnn_unit", "lat_anterior_line")] != before[("maskrcnn_unit", "lat_anterior_line")]

@@ -37,12 +37,21 @@ def config_files(config_file: Path, profile: str, profiles_dir: Path) -> List[Pa
 
 
 def config_digest(config_file: Path, profile: str, profiles_dir: Path) -> Dict[str, str]:
-    """sha1 of each config file a unit reads, for its spec: editing a profile or task config makes
-    the unit unfinished, so a re-run does not reuse a model trained under the old settings."""
+    """sha1 of the settings in each config file a unit reads, for its spec: changing a profile or task
+    config makes the unit unfinished, so a re-run does not reuse a model trained under the old
+    settings. The parsed YAML is hashed, so editing a comment retrains nothing."""
+    import hashlib
+    import json
+
+    import yaml
+
+    def settings_sha1(f: Path) -> str:
+        parsed = yaml.safe_load(f.read_text(encoding="utf-8"))
+        return hashlib.sha1(json.dumps(parsed, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
     root = CONFIG_DIR.resolve()
-    files = config_files(config_file, profile, profiles_dir)
-    return {(str(f.resolve().relative_to(root)) if f.resolve().is_relative_to(root) else str(f)): file_sha1(f)[:12]
-            for f in files}
+    return {(str(f.resolve().relative_to(root)) if f.resolve().is_relative_to(root) else str(f)): settings_sha1(f)
+            for f in config_files(config_file, profile, profiles_dir)}
 
 
 def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
