@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Sequence
 
 from spine_det import CONFIG_DIR, PROJECT_ROOT
 from spine_det.benchmark.runner import Unit, file_sha1
+from spine_det.config.linknet import profile_files as yacs_profile_files
+from spine_det.config.maskrcnn import profile_files as maskrcnn_profile_files
 
 TOOLS = PROJECT_ROOT / "tools"
 
@@ -19,39 +21,39 @@ def tool(name: str) -> Path:
     return TOOLS / name
 
 
-def config_files(config_file: Path, profile: str, profiles_dir: Path) -> List[Path]:
-    """Every YAML file a tool merges for ``config_file`` under ``profile``: its ``_BASE_`` chain,
-    ``<profiles_dir>/<profile>.yaml`` and the task's own ``<profiles_dir>/<profile>/<stem>.yaml``."""
-    import yaml
-
-    files: List[Path] = []
-    f: Optional[Path] = Path(config_file)
-    while f is not None and f not in files:
-        files.append(f)
-        base = (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("_BASE_")
-        f = (f.parent / base) if base else None
-    if profile != "full":
-        files += [p for p in (profiles_dir / f"{profile}.yaml", profiles_dir / profile / f"{Path(config_file).stem}.yaml")
-                  if p.is_file()]
-    return files
-
-
-def config_digest(config_file: Path, profile: str, profiles_dir: Path) -> Dict[str, str]:
-    """sha1 of the settings in each config file a unit reads, for its spec: changing a profile or task
-    config makes the unit unfinished, so a re-run does not reuse a model trained under the old
-    settings. The parsed YAML is hashed, so editing a comment retrains nothing."""
+def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str, str]:
+    """sha1 of the settings in each YAML file a unit reads (``config_file``, its ``_BASE_`` chain and
+    the profile files its tool merges), for its spec: changing one makes the unit unfinished, so a
+    re-run does not reuse a model trained under the old settings. The parsed YAML is hashed, so
+    editing a comment retrains nothing."""
     import hashlib
     import json
 
     import yaml
 
-    def settings_sha1(f: Path) -> str:
-        parsed = yaml.safe_load(f.read_text(encoding="utf-8"))
-        return hashlib.sha1(json.dumps(parsed, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
     root = CONFIG_DIR.resolve()
-    return {(str(f.resolve().relative_to(root)) if f.resolve().is_relative_to(root) else str(f)): settings_sha1(f)
-            for f in config_files(config_file, profile, profiles_dir)}
+    digest: Dict[str, str] = {}
+
+    def add(f: Path) -> Optional[str]:
+        parsed = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        name = str(f.resolve().relative_to(root)) if f.resolve().is_relative_to(root) else str(f)
+        digest[name] = hashlib.sha1(json.dumps(parsed, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return parsed.get("_BASE_") if isinstance(parsed, dict) else None
+
+    f: Optional[Path] = Path(config_file)
+    seen: List[Path] = []
+    while f is not None and f not in seen:  # the _BASE_ chain
+        seen.append(f)
+        base = add(f)
+        f = (f.parent / base) if base else None
+    for p in profile_yamls:
+        add(p)
+    return digest
+
+
+def _profile_arg(profile: str) -> Optional[str]:
+    """The ``--profile`` the LinkNet and classifier tools get (none for ``full``)."""
+    return None if profile == "full" else profile
 
 
 def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
@@ -79,7 +81,7 @@ def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed:
         },
         checkpoints=ckpts, result=f"inference/spine_{task}_test/semantic_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
-              "opts": list(opts), "device": device, "configs": config_digest(config, profile, CONFIG_DIR / "profiles")},
+              "opts": list(opts), "device": device, "configs": config_digest(config, maskrcnn_profile_files(config, profile))},
         done_markers=["model_final.pth"],
     )
 
@@ -90,7 +92,7 @@ def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: 
     out = runs_dir / "linknet" / task
     config = CONFIG_DIR / "linknet" / f"{task}.yaml"
     base = [python, str(tool("train_linknet.py")), "--config-file", str(config), "--data-root", str(data_root)]
-    if profile != "full":
+    if _profile_arg(profile):
         base += ["--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
     if device:
@@ -106,7 +108,7 @@ def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: 
         checkpoints=["model_best.pth"], result=f"inference/spine_{task}_test/semantic_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device,
-              "configs": config_digest(config, profile, CONFIG_DIR / "linknet" / "profiles")},
+              "configs": config_digest(config, yacs_profile_files(config, _profile_arg(profile)))},
     )
 
 
@@ -114,8 +116,9 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
                     device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """The Normal/Damaged classifier (AP, LAT, average): ``tools/train_classifier.py``."""
     out = runs_dir / "classifier"
+    config = CONFIG_DIR / "classifier" / "Base-Classifier.yaml"  # the tool's default config
     base = [python, str(tool("train_classifier.py")), "--data-root", str(data_root)]
-    if profile != "full":
+    if _profile_arg(profile):
         base += ["--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
     if device:
@@ -128,8 +131,8 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
         result="classification_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device,
-              "configs": config_digest(CONFIG_DIR / "classifier" / "Base-Classifier.yaml", profile,
-                                       CONFIG_DIR / "classifier" / "profiles")},
+              "configs": config_digest(config, yacs_profile_files(config, _profile_arg(profile),
+                                                                  CONFIG_DIR / "classifier" / "profiles"))},
     )
 
 

@@ -11,7 +11,9 @@ from typing import List, Optional, Sequence
 
 from fvcore.common.config import CfgNode as CN
 
-__all__ = ["get_linknet_cfg", "get_classifier_cfg", "load_cfg", "CN"]
+from spine_det.config.profiles import task_profile_file
+
+__all__ = ["get_linknet_cfg", "get_classifier_cfg", "load_cfg", "profile_files", "CN"]
 
 
 def get_linknet_cfg() -> CN:
@@ -173,6 +175,25 @@ def get_classifier_cfg() -> CN:
     return _C
 
 
+def profile_files(config_file: Optional[str | Path], profile: Optional[str],
+                  profile_dir: Optional[Path] = None) -> List[Path]:
+    """The YAML files ``profile`` merges, in order: the profile, then the task's own
+    ``<profile>/<config stem>.yaml`` if there is one. ``profile`` is a name (``cpu``) looked up in
+    ``profile_dir`` (default: the ``profiles/`` folder beside ``config_file``) or a path to a YAML file."""
+    if not profile:
+        return []
+    p = Path(profile)
+    if not p.suffix:
+        folder = profile_dir or (Path(config_file).parent / "profiles" if config_file else None)
+        if folder is None:
+            raise ValueError(f"profile {profile!r} needs a config file or a profile folder")
+        p = Path(folder) / f"{profile}.yaml"
+    if not p.is_file():
+        raise FileNotFoundError(f"profile not found: {p}")
+    task_p = task_profile_file(p, config_file) if config_file else None
+    return [p] if task_p is None else [p, task_p]
+
+
 def load_cfg(
     base: CN,
     config_file: Optional[str] = None,
@@ -180,30 +201,15 @@ def load_cfg(
     opts: Optional[Sequence[str]] = None,
     profile_dir: Optional[Path] = None,
 ) -> CN:
-    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts; frozen.
-
-    ``profile`` is a name (``cpu``) looked up in ``profile_dir`` (default: the
-    ``profiles/`` folder beside ``config_file``) or a path to a YAML file.
-    """
+    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts; frozen
+    (``profile`` as in :func:`profile_files`)."""
     cfg = base.clone()
     if config_file:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file not found: {config_file}")
         cfg.merge_from_file(str(config_file))
-    if profile:
-        p = Path(profile)
-        if not p.suffix:
-            folder = profile_dir or (Path(config_file).parent / "profiles" if config_file else None)
-            if folder is None:
-                raise ValueError(f"profile {profile!r} needs a config file or a profile folder")
-            p = Path(folder) / f"{profile}.yaml"
-        if not p.is_file():
-            raise FileNotFoundError(f"profile not found: {p}")
+    for p in profile_files(config_file, profile, profile_dir):
         cfg.merge_from_file(str(p))
-        # what one task changes in the profile: profiles/<profile>/<config stem>.yaml (as for Mask R-CNN)
-        task_p = p.parent / p.stem / f"{Path(config_file).stem}.yaml" if config_file else None
-        if task_p is not None and task_p.is_file():
-            cfg.merge_from_file(str(task_p))
     if opts:
         cfg.merge_from_list(list(opts))
     cfg.freeze()

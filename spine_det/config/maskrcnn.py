@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
+from spine_det.config.profiles import task_profile_file
 from spine_det.tasks import TASKS, VIEWS, get_task
 
 logger = logging.getLogger(__name__)
@@ -78,17 +79,20 @@ def task_profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
     """``profiles/<profile>/<config stem>.yaml``: what one task changes in a profile, or None."""
     if profile == "full":
         return None
-    p = profile_path(config_file, profile).parent / profile / f"{Path(config_file).stem}.yaml"
-    return p if p.is_file() else None
+    return task_profile_file(profile_path(config_file, profile), config_file)
+
+
+def profile_files(config_file: str | Path, profile: str) -> List[Path]:
+    """The YAML files ``profile`` merges over ``config_file``, in order (none for ``full``)."""
+    return [p for p in (profile_path(config_file, profile), task_profile_path(config_file, profile)) if p is not None]
 
 
 def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
     """Merge ``profiles/<profile>.yaml`` over the task config, then the task's own
     ``profiles/<profile>/<task>.yaml`` if there is one (``full`` changes nothing)."""
-    for p in (profile_path(config_file, profile), task_profile_path(config_file, profile)):
-        if p is not None:
-            cfg.merge_from_file(str(p))
-            logger.info("Merged profile %s from %s", profile, p)
+    for p in profile_files(config_file, profile):
+        cfg.merge_from_file(str(p))
+        logger.info("Merged profile %s from %s", profile, p)
 
 
 def spine_tasks(cfg) -> List[str]:
@@ -181,6 +185,7 @@ __all__ = [
     "fix_device",
     "fix_scratch_norm",
     "get_spine_cfg",
+    "profile_files",
     "profile_path",
     "task_profile_path",
     "spine_tasks",
