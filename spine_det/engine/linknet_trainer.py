@@ -36,7 +36,8 @@ from spine_det.evaluation.metrics import ScoreTable
 from spine_det.modeling.linknet import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
-from spine_det.utils.fileio import atomic_path, atomic_write_text
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain, rng_state, save_plain, set_rng_state  # noqa: F401
+from spine_det.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -127,41 +128,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> Dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        try:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        except RuntimeError:  # different GPU count on resume
-            pass
-
-
 def save_checkpoint(path: Path, obj: Dict[str, Any]) -> None:
-    """torch.save atomically (main process only)."""
+    """torch.save atomically (main process only), as plain data that ``weights_only=True`` reads."""
     if not du.is_main_process():
         return
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_plain(path, obj)
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Our own checkpoints hold RNG states and config text, so weights_only=False."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise RuntimeError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    """Our own checkpoints, read with ``weights_only=True`` (config as YAML text, RNG states as
+    tensors): a planted pickle is refused (:class:`CheckpointError`), never run."""
+    ck = load_plain(path, map_location=map_location)
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise CheckpointError(f"{path}: not a spine_det checkpoint (no 'model' entry)")
+    return ck
 
 
 class MetricsLog:

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from fvcore.common.registry import Registry
 
+from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
+
 logger = logging.getLogger(__name__)
 
 PREDICTORS = Registry("PREDICTORS")
@@ -41,10 +43,6 @@ def register_predictor(name: str):
 class UnknownPredictorError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-class CheckpointError(ValueError):
-    """A missing or unusable checkpoint; one line naming the file."""
 
 
 @dataclass
@@ -130,26 +128,25 @@ def find_config_for_checkpoint(checkpoint: str | Path) -> Path:
     return p
 
 
-def load_model_weights(model, checkpoint: str | Path, config_name: str = "the config") -> None:
+def load_model_weights(model, checkpoint: str | Path, config_name: str = "the config", data: Any = None) -> None:
     """Load a spine_det checkpoint, failing clearly when it does not fit the model.
 
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    import torch
+    from spine_det.utils.checkpoint_io import load_plain, require_kind
 
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
-    if not checkpoint.endswith(".pth"):  # model-zoo .pkl etc.: Detectron2's conversions
-        from detectron2.checkpoint import DetectionCheckpointer
+    if not checkpoint.endswith(".pth"):  # a model-zoo .pkl (pickle): only the known, downloaded files
+        from spine_det.engine.checkpointer import SafeDetectionCheckpointer
 
-        DetectionCheckpointer(model).load(checkpoint)
+        SafeDetectionCheckpointer(model).load(checkpoint)
         return
-    try:
-        data = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001  (any unpickling failure means the same to the user)
-        raise CheckpointError(f"{checkpoint}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    if data is None:
+        data = load_plain(checkpoint)  # weights_only=True: a planted pickle is refused, never run
+    require_kind(data, "maskrcnn", checkpoint)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{checkpoint}: no model weights inside")
@@ -202,15 +199,21 @@ class MaskRCNNPredictor(SegmentationPredictor):
     ) -> "MaskRCNNPredictor":
         from spine_det.config import get_spine_cfg
 
+        from spine_det.utils.checkpoint_io import load_plain, require_kind
+
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
+        data = None
+        if str(checkpoint).endswith(".pth"):  # read first: a LinkNet/classifier file gets its own message
+            data = load_plain(checkpoint)
+            require_kind(data, "maskrcnn", checkpoint)
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
             cfg.OUTPUT_DIR = str(Path(checkpoint).resolve().parent)
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
-        load_model_weights(pred.model, checkpoint, config_name=config_file)
+        load_model_weights(pred.model, checkpoint, config_name=config_file, data=data)
         from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
