@@ -44,6 +44,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from spine_det.config.safe import ConfigError
+    from spine_det.data.io import DataError
+    from spine_det.engine.distributed import DeviceUnavailableError
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    try:
+        return _main(args)
+    except (ConfigError, CheckpointError, DataError, DeviceUnavailableError, FileNotFoundError) as e:  # one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     from spine_det.config.linknet import get_classifier_cfg, load_cfg
     from spine_det.data.prepare import prepare_dataset
     from spine_det.engine.classifier_trainer import train_classifier
@@ -58,6 +71,13 @@ def main(argv=None) -> int:
                    profile_dir=ROOT / "configs" / "classifier" / "profiles")
     if not cfg.DATA.ROOT:
         print("error: give --data-root DIR (or DATA.ROOT DIR)", file=sys.stderr)
+        return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(cfg.OUTPUT_DIR, cfg.DATA.ROOT)  # never inside the data root; writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
     logging.getLogger("train_classifier").info("data: %s", prepared.manifest.summary())

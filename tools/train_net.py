@@ -67,6 +67,10 @@ def setup(args):
     fix_device(cfg)
     spine_tasks(cfg)  # fail early on a config whose tasks and NUM_CLASSES disagree
     cfg.freeze()
+    from spine_det.utils.paths import prepare_output
+
+    if comm.is_main_process():
+        prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
     default_setup(cfg, args)
     # default_setup configures the "detectron2" logger; ours logs under "spine_det".
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="spine_det", abbrev_name="spine")

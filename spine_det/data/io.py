@@ -184,8 +184,14 @@ def mask_values(a: np.ndarray) -> np.ndarray:
     return a
 
 
+# The mask policy: foreground where a pixel is above this fraction of the mask's maximum. 0.5 reads
+# an anti-aliased value as coverage (> 50% covered = inside), the usual rasterisation rule; 0.0
+# would be the older "every non-zero pixel" rule.
+FOREGROUND_ABOVE = 0.5
+
+
 def binarize(a: np.ndarray) -> np.ndarray:
-    """The mask policy: foreground where the value is above half the mask's maximum.
+    """The mask policy: foreground where the value is above half (:data:`FOREGROUND_ABOVE`) the mask's maximum.
 
     Binary masks (0/1, 0/255, 1-bit, bool) are unchanged; an anti-aliased or JPEG-saved mask is cut
     at mid-grey instead of every non-zero pixel counting (which merged touching vertebrae and
@@ -197,7 +203,7 @@ def binarize(a: np.ndarray) -> np.ndarray:
     mx = a.max() if a.size else 0
     if not mx > 0:
         return np.zeros(a.shape, bool)
-    return a > (mx / 2)
+    return a > (mx * FOREGROUND_ABOVE)
 
 
 def read_mask(path: PathLike, shape: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -29,9 +29,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from spine_det.data import io as _io
 from spine_det.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, DataError, binarize, mask_values, read_dicom  # noqa: F401
 
 PathLike = Union[str, os.PathLike]
+
+# Bumped when the scan checks more: a cached manifest of an older scan is scanned again.
+CHECKS_VERSION = 1
 
 # Warnings of a mask (kind -> what it means); the kinds are what Manifest.warnings records.
 MASK_WARNINGS = {
@@ -65,7 +69,8 @@ class FileInfo:
         if other:
             out.append(("mask_not_binary",
                         f"{other} of {n} pixels are neither 0 nor {self.max_value:g} (anti-aliasing or JPEG artefacts): "
-                        f"thresholded at {self.max_value / 2:g}, {self.other_fg} became foreground, {self.other_bg} background"))
+                        f"foreground above {self.max_value * _io.FOREGROUND_ABOVE:g}: {self.other_fg} of them became "
+                        f"foreground, {self.other_bg} background"))
         if self.foreground == 0:
             out.append(("mask_empty", "mask has no foreground pixel"))
         elif self.foreground == n:
@@ -123,7 +128,8 @@ def inspect_array(a: np.ndarray) -> FileInfo:
         return FileInfo(h, w, 0.0, int(np.count_nonzero(v == 0)), 0)
     zeros, at_max = int(np.count_nonzero(v == 0)), int(np.count_nonzero(v == mx))
     other = v.size - zeros - at_max
-    other_fg = int(np.count_nonzero((v > mx / 2) & (v != mx))) if other else 0
+    cut = mx * _io.FOREGROUND_ABOVE
+    other_fg = int(np.count_nonzero((v > cut) & (v != mx))) if other else 0
     return FileInfo(h, w, float(mx), zeros, at_max, other_fg, other - other_fg)
 
 

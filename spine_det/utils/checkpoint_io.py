@@ -73,8 +73,12 @@ def load_plain(path: PathLike, map_location: Any = "cpu") -> Any:
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "GLOBAL" in ln or "but got" in ln), "")
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "global" in ln.lower() or "but got" in ln), "")
+        if not detail:  # a damaged file ("Unsupported operand"), not a forbidden object
+            why = next((ln for ln in lines if ln.startswith("Unsupported")), "")
+            raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint (corrupt or cut short"
+                                  + (f": {why[:120]})" if why else ")")) from None
         raise CheckpointError(
             f"{path}: refused: it holds Python objects beyond tensors and plain data, which spine_det never "
             f"writes, so it was not loaded (loading it could run code). {detail[:200]}"
