@@ -103,6 +103,13 @@ class SpineTrainer(DefaultTrainer):
         from spine_det.engine.checkpointer import check_trusted_weights, harden
 
         harden(self)  # .pth with weights_only=True, .pkl only from the model zoo
+        if resume and self.checkpointer.has_checkpoint():
+            from spine_det.utils.checkpoint_io import CheckpointError
+
+            target = self.checkpointer.get_checkpoint_file()
+            if not Path(target).is_file():
+                raise CheckpointError(f"{Path(self.cfg.OUTPUT_DIR) / 'last_checkpoint'} names {target}, which does not exist; "
+                                      "fix or delete that file to resume from another checkpoint (or start without --resume)")
         if not (resume and self.checkpointer.has_checkpoint()):
             check_trusted_weights(self.cfg.MODEL.WEIGHTS)
             ensure_weights_available(self.cfg.MODEL.WEIGHTS)
