@@ -192,3 +192,21 @@ def test_config_typos_name_the_nearest_key(tmp_path):
         load_cfg(get_linknet_cfg(), str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="KEY VALUE pairs"):
         load_cfg(get_linknet_cfg(), opts=["SOLVER.MAX_EPOCHS"])
+
+
+def test_maskrcnn_resume_with_a_dangling_last_checkpoint_is_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    import spine_det.compat  # noqa: F401
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from spine_det.engine.checkpointer import SafeDetectionCheckpointer
+    from spine_det.engine.trainer import SpineTrainer
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    ck = DetectionCheckpointer(torch.nn.Linear(2, 2), save_dir=str(tmp_path))
+    (tmp_path / "last_checkpoint").write_text("model_0000999.pth")  # the run's folder was pruned
+    fake = SimpleNamespace(checkpointer=ck, cfg=SimpleNamespace(OUTPUT_DIR=str(tmp_path), MODEL=SimpleNamespace(WEIGHTS="")))
+    with pytest.raises(CheckpointError, match=r"last_checkpoint names .*model_0000999.pth, which does not exist") as e:
+        SpineTrainer.resume_or_load(fake, resume=True)
+    assert "\n" not in str(e.value) and isinstance(ck, SafeDetectionCheckpointer)  # hardened in place
