@@ -151,6 +151,12 @@ class Benchmark:
     def manifest(self):
         return self.prepared.manifest
 
+    @property
+    def classifier_offered(self) -> bool:
+        """The classifier (and the morphometry call) need labelled patients with both views."""
+        m = self.manifest
+        return m.labelled and all(m.select(view=v) for v in ("ap", "lat"))
+
     def run_otsu(self) -> None:
         t0 = time.perf_counter()
         res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / "otsu")
@@ -356,18 +362,20 @@ class Benchmark:
         self.run_otsu()
         self.write()
         units = self.seg_units()
-        n = len(units) + (0 if self.o.skip_classifier else 2)
+        n = len(units) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
         for i, unit in enumerate(units, start=1):
             stamp = self.run_one(unit, i, n)
             if stamp is not None:
                 self.collect_seg(unit, stamp)
             self.write()
-        if not self.o.skip_classifier:
+        if not self.o.skip_classifier and self.classifier_offered:
             self.run_classifier(n - 1, n)
             self.write()
             self.run_morphometry(n, n)
-        else:
+        elif self.o.skip_classifier:
             self.classification = {"note": "skipped (--skip-classifier)"}
+        else:
+            self.classification = {"note": "not offered: the dataset has no Normal/Damaged labels or lacks a view"}
         paths = self.write()
         figs = self.draw()
         res = self.results()
