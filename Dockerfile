@@ -30,10 +30,11 @@ RUN python3 -m venv /opt/venv && useradd --create-home --uid 1000 spine
 
 WORKDIR /workspace
 COPY setup.py README.md ./
+COPY requirements ./requirements
 COPY spine_det ./spine_det
 COPY tools ./tools
 COPY configs ./configs
-RUN pip install -e ".[bench]" \
+RUN pip install -c requirements/constraints.txt -e ".[bench]" \
     && DETECTRON2_SOURCE=git DETECTRON2_COMMIT=${DETECTRON2_COMMIT} python tools/install_detectron2.py \
     && mkdir -p /data /output && chown spine:spine /output
 

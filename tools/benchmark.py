@@ -83,6 +83,13 @@ def main(argv=None) -> int:
                     else "; give an existing dataset folder")
             print(f"error: data root not found: {data}{hint}", file=sys.stderr)
             return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(args.out, data)  # never inside the data root (the data may lie under --out); writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     opts = BenchmarkOptions(
         data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=args.seed, split_seed=args.split_seed,
         device=args.device, skip_maskrcnn=args.skip_maskrcnn, skip_linknet=args.skip_linknet,

@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     try:
         tasks = parse_tasks(args.tasks)
         cache = Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir(args.data_root)
+        from spine_det.utils.paths import refuse_inside
+
+        refuse_inside(cache, args.data_root, what="cache dir")
         manifest_path = cache / split_dir_name(args.seed, args.val_fraction, args.test_fraction) / "manifest.json"
         manifest = load_or_scan_manifest(
             args.data_root, manifest_path, args.seed, args.val_fraction, args.test_fraction,

@@ -152,6 +152,9 @@ def main(argv=None) -> int:
     from spine_det.morphometry.pipeline import load_measure_config
 
     try:
+        from spine_det.utils.paths import prepare_output
+
+        prepare_output(args.out, args.data_root)  # never inside the data root; writable
         cfg = load_measure_config(args.config)
         manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
         fit_info = {"fitted_on": None}

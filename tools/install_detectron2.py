@@ -9,7 +9,8 @@ Detectron2's authors publish it only as source on GitHub. This script picks a so
   Python sources without the C++ sources, so its own setup.py fails. We download
   the sdist pinned by sha256 and copy only its ``detectron2/`` package into
   site-packages; ``spine_det.compat`` supplies what the missing extension would.
-* ``DETECTRON2_SOURCE=auto`` (default) — ``git`` when GitHub answers, else ``pypi``.
+* ``DETECTRON2_SOURCE=auto`` (default) — ``git`` when GitHub answers, else ``pypi``; a
+  failed official build also falls back to ``pypi`` (logged).
 
 Re-running is cheap: nothing is done when the requested source is already installed.
 The chosen source is recorded in the distribution's metadata, where
@@ -210,7 +211,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
     if source == "git":
-        install_from_git(args.commit)
+        try:
+            install_from_git(args.commit)
+        except (subprocess.CalledProcessError, OSError) as e:
+            if args.source != "auto":
+                raise
+            # auto: a failed official build (no compiler, torch API change, network cut mid-way)
+            # falls back to the verified PyPI sources, and says so.
+            log(f"the official Detectron2 build failed ({e}); DETECTRON2_SOURCE=auto falls back to "
+                "PyPI's verified sources (v0.6, hash-checked). Set DETECTRON2_SOURCE=git to make this an error.")
+            install_from_pypi_sources(args.sdist_dir)
     else:
         install_from_pypi_sources(args.sdist_dir)
     return 0

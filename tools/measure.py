@@ -60,6 +60,9 @@ def main(argv=None) -> int:
     from spine_det.utils.fileio import atomic_write_json
 
     try:
+        from spine_det.utils.paths import prepare_output
+
+        prepare_output(args.out, args.data_root)  # never inside the data root; writable
         cfg = load_measure_config(args.config, args.pad)
         manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
         split = None if args.split == "all" else args.split

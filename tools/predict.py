@@ -94,17 +94,53 @@ def dataset_inputs(args) -> List[Tuple[Path, Path]]:
 def output_outside(output: str | Path, source: str | Path) -> Path:
     """The resolved output folder; refuses one inside a source folder, where predictions would be
     read back as inputs (and, under a data root, change its fingerprint)."""
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
     src = Path(source).expanduser().resolve()
-    out = Path(output).expanduser().resolve()
-    if src.is_dir() and (out == src or src in out.parents):
-        raise SystemExit(f"error: output {out} lies inside the input folder {src}; choose another folder")
-    return out
+    try:
+        return prepare_output(output, src if src.is_dir() else None, label="input folder")
+    except OutputLocationError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def folder_inputs(args) -> List[Tuple[Path, Path]]:
     src = Path(args.input).expanduser().resolve()
     out = output_outside(args.output, src)
-    return [(f, out / (f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem))) for f in list_inputs(src)]
+    return separate_same_stems([(f, out / (f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem)))
+                                for f in list_inputs(src)])
+
+
+def separate_same_stems(jobs: List[Tuple[Path, Path]]) -> List[Tuple[Path, Path]]:
+    """Inputs that would share an output folder (``scan.jpg`` + ``scan.png``, or names differing
+    only by case) get the suffix in theirs (``scan_jpg/``, ``scan_png/``) instead of overwriting
+    each other."""
+    from collections import defaultdict
+
+    groups = defaultdict(list)
+    for i, (_, dest) in enumerate(jobs):
+        groups[str(dest).casefold()].append(i)
+    out = list(jobs)
+    for idx in groups.values():
+        if len(idx) > 1:
+            for i in idx:
+                f, dest = jobs[i]
+                out[i] = (f, dest.with_name(f"{dest.name}_{f.suffix.lstrip('.').lower()}"))
+            logger.warning("inputs %s share a name: outputs kept apart in %s", ", ".join(jobs[i][0].name for i in idx),
+                           ", ".join(out[i][1].name + "/" for i in idx))
+    if len({str(d).casefold() for _, d in out}) != len(out):
+        raise SystemExit("error: inputs whose names differ only by case and suffix; rename them")
+    return out
+
+
+def probability(text: str) -> float:
+    """argparse type: a finite number in [0, 1] (nan, inf and -0.5 are refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:  # also False for nan
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return v
 
 
 def main(argv=None) -> int:
@@ -122,7 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--config-file", default=None, help="config of the checkpoint (default: config.yaml beside it)")
     ap.add_argument("--model", default="maskrcnn", choices=("maskrcnn", "linknet"), help="which predictor")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--score-threshold", type=float, default=None, help="Mask R-CNN: paste instances with score ≥ this")
+    ap.add_argument("--score-threshold", type=probability, default=None,
+                    help="Mask R-CNN: paste instances with score ≥ this; LinkNet: probability threshold (in [0, 1])")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -138,6 +175,12 @@ def main(argv=None) -> int:
     from spine_det.data.io import read_image
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
+    from spine_det.engine.distributed import DeviceUnavailableError, check_device
+
+    try:
+        check_device(args.device)
+    except DeviceUnavailableError as e:
+        raise SystemExit(f"error: {e}") from None
     kwargs = {"config_file": args.config_file, "device": args.device}
     if args.score_threshold is not None:
         kwargs["score_threshold"] = args.score_threshold
@@ -148,7 +191,7 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    failed = skipped = 0
+    failed = skipped = written = 0
     for f, dest in tqdm(jobs, desc="predict", disable=len(jobs) < 2):
         if dest.resolve() in inputs:
             raise SystemExit(f"error: refusing to overwrite input {dest}")
@@ -164,7 +207,8 @@ def main(argv=None) -> int:
             failed += 1
             continue
         write_outputs(dest, grey, predictor(grey), f)
-    logger.info("wrote predictions for %d image(s) to %s%s%s", len(jobs) - failed - skipped, out,
+        written += 1
+    logger.info("wrote predictions for %d image(s) to %s%s%s", written, out,
                 f" ({skipped} already there)" if skipped else "", f" ({failed} failed)" if failed else "")
     return 1 if failed else 0
 

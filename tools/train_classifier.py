@@ -17,6 +17,9 @@ accuracy (LAT selected). For example:
   python tools/make_phantom.py --out datasets/phantom360 --patients 360 --size 512
   python tools/train_classifier.py --data-root datasets/phantom360 --profile cpu
 
+--resume continues an interrupted run, --eval-only re-scores its checkpoints. Per-epoch figures
+go to metrics_<view>.jsonl and to TensorBoard event files in OUTPUT_DIR/tensorboard/<view>.
+
 Writes model_best_ap.pth, model_best_lat.pth and classification_metrics.json
 (accuracy, sensitivity, specificity, ROC-AUC, confusion matrix for AP, LAT and
 their average, and which one validation selected) to OUTPUT_DIR.
@@ -38,12 +41,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
     p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
     p.add_argument("--profile", help="merge configs/classifier/profiles/<name>.yaml (e.g. cpu) or a YAML path")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each view from OUTPUT_DIR/last_checkpoint_<view>.pth (a finished view is not retrained)")
+    p.add_argument("--eval-only", action="store_true",
+                   help="train nothing: score OUTPUT_DIR/model_best_<view>.pth on val (strategy) and test")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from spine_det.config.safe import ConfigError
+    from spine_det.data.io import DataError
+    from spine_det.engine.distributed import DeviceUnavailableError
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    try:
+        return _main(args)
+    except (ConfigError, CheckpointError, DataError, DeviceUnavailableError, FileNotFoundError) as e:  # one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     from spine_det.config.linknet import get_classifier_cfg, load_cfg
     from spine_det.data.prepare import prepare_dataset
     from spine_det.engine.classifier_trainer import train_classifier
@@ -59,9 +79,16 @@ def main(argv=None) -> int:
     if not cfg.DATA.ROOT:
         print("error: give --data-root DIR (or DATA.ROOT DIR)", file=sys.stderr)
         return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(cfg.OUTPUT_DIR, cfg.DATA.ROOT)  # never inside the data root; writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
     logging.getLogger("train_classifier").info("data: %s", prepared.manifest.summary())
-    train_classifier(cfg, prepared.manifest)
+    train_classifier(cfg, prepared.manifest, resume=args.resume, eval_only=args.eval_only)
     return 0
 
 

@@ -33,6 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from spine_det.config.safe import ConfigError
+    from spine_det.data.io import DataError
+    from spine_det.engine.distributed import DeviceUnavailableError
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    try:
+        return _main(args)
+    except (ConfigError, CheckpointError, DataError, DeviceUnavailableError, FileNotFoundError) as e:  # one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     from spine_det.config.linknet import get_linknet_cfg, load_cfg
     from spine_det.data.prepare import prepare_dataset
     from spine_det.engine import distributed as du
@@ -48,6 +61,13 @@ def main(argv=None) -> int:
     cfg = load_cfg(get_linknet_cfg(), args.config_file, args.profile, opts, profile_dir=profile_dir)
     if not cfg.DATA.ROOT:
         print("error: give --data-root DIR (or DATA.ROOT DIR)", file=sys.stderr)
+        return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(cfg.OUTPUT_DIR, cfg.DATA.ROOT)  # never inside the data root; writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     du.init_from_env(cfg.MODEL.DEVICE)
     # Rank 0 scans first (cached manifest), the others then read it.

@@ -54,17 +54,23 @@ class Trainer(SpineTrainer):
 
 def setup(args):
     """get_cfg → add_spine_config → merge_from_file → profile → opts → freeze → default_setup."""
+    from spine_det.config.safe import merge_from_file, merge_from_list
+
     cfg = get_cfg()
     add_spine_config(cfg)
-    cfg.merge_from_file(args.config_file)
+    merge_from_file(cfg, args.config_file)  # safe YAML only (Detectron2's default falls back to unsafe_load)
     apply_profile(cfg, args.config_file, args.profile)
     if args.data_root:
         cfg.SPINE.DATA_ROOT = str(Path(args.data_root).resolve())
-    cfg.merge_from_list(args.opts)
+    merge_from_list(cfg, args.opts)
     fix_scratch_norm(cfg)
     fix_device(cfg)
     spine_tasks(cfg)  # fail early on a config whose tasks and NUM_CLASSES disagree
     cfg.freeze()
+    from spine_det.utils.paths import prepare_output
+
+    if comm.is_main_process():
+        prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
     default_setup(cfg, args)
     # default_setup configures the "detectron2" logger; ours logs under "spine_det".
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="spine_det", abbrev_name="spine")
@@ -98,6 +104,7 @@ def get_parser():
 
 
 def _run(args) -> None:
+    from spine_det.config.safe import ConfigError
     from spine_det.data.io import DataError
     from spine_det.engine.predictor import CheckpointError
     from spine_det.engine.trainer import WeightsUnavailableError
@@ -111,7 +118,7 @@ def _run(args) -> None:
             dist_url=args.dist_url,
             args=(args,),
         )
-    except (WeightsUnavailableError, CheckpointError, DataError, FileNotFoundError) as e:
+    except (WeightsUnavailableError, CheckpointError, ConfigError, DataError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
 
 

@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from spine_det.utils.paths import prepare_output
+
+        prepare_output(args.out, args.data_root)  # never inside the data root; writable
         prepared = prepare_dataset(
             args.data_root, cache_dir=args.cache_dir, seed=args.seed, strict=args.strict, convert=args.source == "coco"
         )

@@ -203,15 +203,15 @@ def load_cfg(
 ) -> CN:
     """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts; frozen
     (``profile`` as in :func:`profile_files`)."""
+    from spine_det.config.safe import merge_from_file, merge_from_list
+
     cfg = base.clone()
     if config_file:
-        if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file not found: {config_file}")
-        cfg.merge_from_file(str(config_file))
+        merge_from_file(cfg, config_file)  # safe YAML only; one-line ConfigError
     for p in profile_files(config_file, profile, profile_dir):
-        cfg.merge_from_file(str(p))
+        merge_from_file(cfg, p)
     if opts:
-        cfg.merge_from_list(list(opts))
+        merge_from_list(cfg, opts)
     cfg.freeze()
     return cfg
 

@@ -90,8 +90,10 @@ def profile_files(config_file: str | Path, profile: str) -> List[Path]:
 def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
     """Merge ``profiles/<profile>.yaml`` over the task config, then the task's own
     ``profiles/<profile>/<task>.yaml`` if there is one (``full`` changes nothing)."""
+    from spine_det.config.safe import merge_from_file
+
     for p in profile_files(config_file, profile):
-        cfg.merge_from_file(str(p))
+        merge_from_file(cfg, p)
         logger.info("Merged profile %s from %s", profile, p)
 
 
@@ -163,14 +165,14 @@ def get_spine_cfg(
     """get_cfg → add_spine_config → merge_from_file → profile → merge_from_list(opts) (not frozen)."""
     from detectron2.config import get_cfg
 
+    from spine_det.config.safe import merge_from_file, merge_from_list
+
     cfg = get_cfg()
     add_spine_config(cfg)
     if config_file is not None:
-        if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file not found: {config_file}")
-        cfg.merge_from_file(str(config_file))
+        merge_from_file(cfg, config_file)  # never Detectron2's allow_unsafe=True default
         apply_profile(cfg, config_file, profile)
-    cfg.merge_from_list(list(opts))
+    merge_from_list(cfg, opts)
     fix_scratch_norm(cfg)
     fix_device(cfg)
     return cfg

@@ -364,11 +364,9 @@ def convert_dataset(
     """
     t0 = time.perf_counter()
     task_list = list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)
-    out = Path(out_dir).expanduser().resolve()
-    root = Path(manifest.root).resolve()
-    if out == root or root in out.parents:
-        raise DataError(out, f"output folder lies inside the data root {root}; write elsewhere")
-    out.mkdir(parents=True, exist_ok=True)
+    from spine_det.utils.paths import prepare_output
+
+    out = prepare_output(out_dir, manifest.root)  # never inside the data root; writable
     stamp_path = out / STAMP_FILE
     try:
         old_stamps: Dict[str, str] = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}

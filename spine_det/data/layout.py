@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size
+from spine_det.data.validate import CHECKS_VERSION, check_mask, check_name_collisions, clear_memo, decode_image_checked, prefetch, summarize_warnings
 from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
 from spine_det.utils.fileio import atomic_write_json
 
@@ -77,6 +78,8 @@ class Manifest:
     test_fraction: float
     samples: List[ViewSample] = field(default_factory=list)
     problems: List[dict] = field(default_factory=list)  # {"patient", "file", "reason"}
+    warnings: List[dict] = field(default_factory=list)  # {"patient", "file", "kind", "reason"}: kept, but see
+    checks_version: int = 0  # spine_det.data.validate.CHECKS_VERSION of the scan (older: rescanned)
     test_from_folder: bool = False  # True when a Test folder gave the test split
     absent: List[str] = field(default_factory=list)  # views / tasks that no patient of the dataset has
 
@@ -169,6 +172,7 @@ class Manifest:
             + f"), {views['ap']} AP + {views['lat']} LAT images, {missing} missing masks, "
             + (f"absent: {', '.join(self.absent)}, " if self.absent else "")
             + f"{len(self.problems)} problems"
+            + (f", warnings: {summarize_warnings(self.warnings)}" if self.warnings else "")
             + (" (test split from the Test folder)" if self.test_from_folder else " (seeded test split)")
         )
 
@@ -179,9 +183,11 @@ class Manifest:
 def _children(folder: Path) -> Dict[str, Path]:
     """Entries of a folder by lower-case name (sorted for determinism)."""
     try:
-        return {p.name.lower(): p for p in sorted(folder.iterdir())}
+        entries = sorted(folder.iterdir())
     except OSError:
         return {}
+    check_name_collisions(entries)  # LAT/ + lat/, "ID (5)" + "ID_(5)": refused, naming both
+    return {p.name.lower(): p for p in entries}
 
 
 def _find_file(folder_entries: Dict[str, Path], stem: str) -> Optional[Path]:
@@ -206,6 +212,7 @@ class _Problems:
         self.strict = strict
         self.items: List[dict] = []
         self.missing: List[Tuple[str, Optional[str], PathLike, str]] = []  # (what, patient, file, reason)
+        self.warnings: List[dict] = []
 
     def add(self, patient: Optional[str], file: PathLike, reason: str) -> None:
         err = DataError(file, reason, patient)
@@ -213,6 +220,11 @@ class _Problems:
             raise err
         logger.warning("skipped: %s", err)
         self.items.append(err.as_problem())
+
+    def warn(self, patient: Optional[str], file: PathLike, kind: str, reason: str) -> None:
+        """A file kept as it is, but not what it should be (spine_det.data.validate.MASK_WARNINGS)."""
+        logger.debug("%s: %s", DataError(file, reason, patient), kind)  # one summary line at the end of the scan
+        self.warnings.append({"patient": patient, "file": str(file), "kind": kind, "reason": reason})
 
     def note_missing(self, what: str, patient: Optional[str], file: PathLike, reason: str) -> None:
         self.missing.append((what, patient, file, reason))
@@ -254,7 +266,7 @@ def _scan_patient(
             )
             continue
         try:
-            height, width = image_size(image)
+            height, width = decode_image_checked(image)  # every pixel decoded once (memoised, parallel)
         except DataError as exc:
             problems.add(patient_id, image, exc.reason)
             continue
@@ -267,7 +279,7 @@ def _scan_patient(
                 masks[task.name] = None
                 continue
             try:
-                mh, mw = image_size(mpath)
+                mh, mw, notes = check_mask(mpath)  # decoded; not binary / empty / full: warnings
             except DataError as exc:
                 problems.add(patient_id, mpath, exc.reason)
                 masks[task.name] = None
@@ -278,6 +290,8 @@ def _scan_patient(
                 )
                 masks[task.name] = None
                 continue
+            for kind, reason in notes:
+                problems.warn(patient_id, mpath, kind, reason)
             masks[task.name] = str(mpath.resolve())
             ipath = _find_file(files, task.mask_stem + INSTANCE_MAP_SUFFIX)
             if ipath is not None:
@@ -374,18 +388,22 @@ def scan_dataset(
     test_fraction: float = 0.2,
     strict: bool = False,
 ) -> Manifest:
-    """Scan ``root`` (headers only) and assign patient-level, seeded, stratified splits.
+    """Scan ``root`` (every file decoded once: spine_det.data.validate) and assign patient-level,
+    seeded, stratified splits.
 
     The test split is the ``Test`` folder when present, else a seeded
     ``test_fraction`` of the Training patients; validation is a seeded
-    ``val_fraction`` of the remaining Training patients. Problems (missing or
-    unreadable files, masks of the wrong size) are recorded and skipped, or
-    raised as :class:`DataError` with ``strict=True``.
+    ``val_fraction`` of the remaining Training patients. Problems (missing,
+    truncated or undecodable files, masks of the wrong size) are recorded and skipped,
+    or raised as :class:`DataError` with ``strict=True``; mask warnings (not binary,
+    empty, all foreground) are recorded in :attr:`Manifest.warnings`. Names that clash
+    (``LAT/`` + ``lat/``) are refused.
     """
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DataError(root_path, "data root is not a folder")
     problems = _Problems(strict)
+    prefetch(root_path)  # decode every image file once, in parallel; the walk below looks them up
     top = _children(root_path)
     train_dir = top.get(TRAIN_FOLDER.lower())
     test_dir = top.get(TEST_FOLDER.lower())
@@ -428,9 +446,15 @@ def scan_dataset(
         test_fraction=test_fraction,
         samples=samples,
         problems=problems.items,
+        warnings=problems.warnings,
+        checks_version=CHECKS_VERSION,
         test_from_folder=test_from_folder,
         absent=[a for a in absent if a in VIEWS or get_task(a).view in present],
     )
+    clear_memo()
+    if manifest.warnings:
+        logger.warning("%s under %s (kept; see 'warnings' in the manifest; policy: spine_det.data.validate)",
+                       summarize_warnings(manifest.warnings), root_path)
     logger.info("scanned %s: %s", root_path, manifest.summary())
     return manifest
 

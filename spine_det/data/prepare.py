@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from spine_det.data.io import DataError
 from spine_det.data.layout import Manifest, scan_dataset
+from spine_det.data.validate import CHECKS_VERSION
 from spine_det.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,9 @@ class PreparedData:
 
 
 def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
+    from spine_det.utils.paths import is_within
+
+    return is_within(path, folder)
 
 
 def default_cache_dir(data_root: PathLike) -> Path:
@@ -110,6 +109,7 @@ def load_or_scan_manifest(
             logger.info("files under %s changed since %s was written: rescanning", root, manifest_path)
         same = (
             unchanged
+            and manifest.checks_version >= CHECKS_VERSION  # scanned with today's checks
             and Path(manifest.root) == root
             and manifest.seed == seed
             and (manifest.val_fraction, manifest.test_fraction) == (val_fraction, test_fraction)

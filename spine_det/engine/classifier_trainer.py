@@ -46,9 +46,11 @@ from spine_det.engine.linknet_trainer import (
     build_scheduler,
     current_lr,
     load_checkpoint,
+    rng_state,
     save_checkpoint,
     scheduler_step,
     seed_everything,
+    set_rng_state,
 )
 from spine_det.modeling.classifier import (
     STRATEGIES,
@@ -150,8 +152,12 @@ def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: i
                       persistent_workers=train and workers > 0)
 
 
-def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.device) -> Dict[str, Any]:
-    """Train one view's model; keep the best validation score (EARLY_STOP.METRIC) as model_best_<view>.pth."""
+def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.device, resume: bool = False) -> Dict[str, Any]:
+    """Train one view's model; keep the best validation score (EARLY_STOP.METRIC) as model_best_<view>.pth.
+
+    ``last_checkpoint_<view>.pth`` (model, optimiser, scheduler, scaler, early stopping, RNG) is
+    written every epoch; with ``resume`` training continues from it (a finished view is not retrained).
+    """
     out_dir = Path(cfg.OUTPUT_DIR)
     seed_everything(cfg.SEED)
     train_ds = _dataset(cfg, [s for s in splits["train"] if s.view == view], True)
@@ -177,15 +183,35 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     early = EarlyStopping(cfg.EARLY_STOP.PATIENCE, cfg.EARLY_STOP.MIN_DELTA, "max", cfg.EARLY_STOP.ENABLED)
     log = MetricsLog(out_dir / f"metrics_{view}.jsonl")
-    log.lines = []
+    best: Dict[str, Any] = {"epoch": -1}
+    start_epoch, seconds_before = 0, 0.0
+    last = out_dir / f"last_checkpoint_{view}.pth"
+    if resume and last.is_file():
+        ck = load_checkpoint(last, map_location=device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if scheduler is not None and ck.get("scheduler") is not None:
+            scheduler.load_state_dict(ck["scheduler"])
+        scaler.load_state_dict(ck["scaler"])
+        early.load_state_dict(ck["early_stop"])
+        start_epoch, best, seconds_before = int(ck["epoch"]), dict(ck["best"]), float(ck.get("seconds", 0.0))
+        set_rng_state(ck["rng"])
+        log.truncate(start_epoch)
+        logger.info("%s: resumed from %s at epoch %d", view, last, start_epoch)
+    else:
+        if resume:
+            logger.info("%s: --resume but no %s yet: starting from scratch", view, last)
+        log.lines = []
+    log.attach_tensorboard(first_epoch=start_epoch + 1, log_dir=out_dir / "tensorboard" / view)  # one run per view
     loader = _loader(train_ds, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, cfg.DATALOADER.SAMPLER)
     val_loader = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED)
     y_val = val_ds.labels()
-    best: Dict[str, Any] = {"epoch": -1}
     t_start = time.perf_counter()
     from tqdm import tqdm
 
-    for epoch in range(cfg.SOLVER.MAX_EPOCHS):
+    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCHS):
+        if early.should_stop:
+            break
         t0 = time.perf_counter()
         model.train()
         train_ds.set_epoch(epoch)
@@ -219,10 +245,16 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
                     "lr": lr, "time_s": round(time.perf_counter() - t0, 3), "improved": improved})
         logger.info("%s epoch %d/%d loss %.4f val acc %.3f auc %.3f%s", view, epoch + 1, cfg.SOLVER.MAX_EPOCHS, total / max(n, 1),
                     m["accuracy"], m["roc_auc"], " *best*" if improved else "")
+        save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                               "scaler": scaler.state_dict(), "epoch": epoch + 1, "early_stop": early.state_dict(),
+                               "best": best, "rng": rng_state(), "view": view, "backbone": label, "cfg": cfg.dump(),
+                               "seconds": seconds_before + time.perf_counter() - t_start})
         if early.should_stop:
             logger.info("%s: early stopping at epoch %d", view, epoch + 1)
             break
-    seconds = round(time.perf_counter() - t_start, 1)
+    log.close()
+    seconds = round(seconds_before + time.perf_counter() - t_start, 1)
     return {"checkpoint": str(out_dir / f"model_best_{view}.pth"), "best_epoch": best["epoch"], "backbone": label,
             "seconds": seconds}
 
@@ -242,15 +274,31 @@ def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequenc
     return np.array([by_patient.get(pid, math.nan) for pid in patients])
 
 
-def train_classifier(cfg: Any, manifest: Any) -> Dict[str, Any]:
-    """Train both views, select the strategy on validation, score all strategies on test; write the JSON."""
+def _trained_view(cfg: Any, view: str) -> Dict[str, Any]:
+    """What train_view returns, read back from a finished run's checkpoints (--eval-only)."""
+    best = Path(cfg.OUTPUT_DIR) / f"model_best_{view}.pth"
+    ck = load_checkpoint(best)
+    last = Path(cfg.OUTPUT_DIR) / f"last_checkpoint_{view}.pth"
+    seconds = float(load_checkpoint(last).get("seconds", math.nan)) if last.is_file() else math.nan
+    return {"checkpoint": str(best), "best_epoch": int(ck.get("epoch", -1)), "backbone": ck.get("backbone", "?"),
+            "seconds": round(seconds, 1)}
+
+
+def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: bool = False) -> Dict[str, Any]:
+    """Train both views (``resume``: continue from ``last_checkpoint_<view>.pth``; ``eval_only``: train
+    nothing, use ``model_best_<view>.pth``), select the strategy on validation, score all strategies
+    on test; write the JSON."""
     device = du.init_from_env(cfg.MODEL.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", cfg.dump())
+    if not eval_only:
+        atomic_write_text(out_dir / "config.yaml", cfg.dump())
     splits = split_patients(cfg, manifest)
     views = [v for v in cfg.VIEWS if v in VIEWS]
-    trained = {v: train_view(cfg, v, splits, device) for v in views}
+    if eval_only:
+        trained = {v: _trained_view(cfg, v) for v in views}
+    else:
+        trained = {v: train_view(cfg, v, splits, device, resume=resume) for v in views}
 
     result: Dict[str, Any] = {"backbone": {v: trained[v]["backbone"] for v in views}, "views_trained": views,
                               "val_mode": cfg.VAL.MODE, "seed": cfg.SEED, "split_seed": cfg.DATA.SEED,

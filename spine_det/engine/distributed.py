@@ -39,6 +39,20 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
+class DeviceUnavailableError(RuntimeError):
+    """The configured device does not exist here (``cuda`` on a machine without a GPU)."""
+
+
+def check_device(device: str) -> None:
+    """DeviceUnavailableError, in one line, for a CUDA device this machine does not have."""
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"device {device!r} asked for, but CUDA is not available here; use cpu")
+        idx = str(device).partition(":")[2]
+        if idx.isdigit() and int(idx) >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"device {device!r} asked for, but only {torch.cuda.device_count()} GPU(s) here")
+
+
 def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.device:
     """Join the process group torchrun describes (if any) and return this process's device.
 
@@ -47,7 +61,7 @@ def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.dev
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available() if device_hint == "auto" else device_hint.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError(f"MODEL.DEVICE={device_hint!r} but CUDA is not available")
+        raise DeviceUnavailableError(f"MODEL.DEVICE={device_hint!r} but CUDA is not available here; use MODEL.DEVICE cpu")
     if world > 1 and not is_dist():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if use_cuda:

@@ -34,9 +34,12 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
     text = ck.get("cfg")
     if not text:
         raise CheckpointError(f"{path}: no config inside the checkpoint; pass --config-file")
-    cfg = get_linknet_cfg()
-    cfg.merge_from_other_cfg(cfg.load_cfg(text))
-    return cfg
+    from spine_det.config.safe import ConfigError, merge_yaml_text
+
+    try:
+        return merge_yaml_text(get_linknet_cfg(), text, f"{path} (its stored config)")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
 
 
 class LinkNetPredictor(SegmentationPredictor):
@@ -116,12 +119,11 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 
 
 def _load(path: str) -> Dict[str, Any]:
-    if not Path(path).is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    """A LinkNet checkpoint, read with ``weights_only=True`` (a planted pickle is refused, never run)."""
+    from spine_det.utils.checkpoint_io import load_plain, require_kind
+
+    ck = load_plain(path)
+    require_kind(ck, "linknet", path)
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
     return ck

@@ -36,7 +36,8 @@ from spine_det.evaluation.metrics import ScoreTable
 from spine_det.modeling.linknet import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
-from spine_det.utils.fileio import atomic_path, atomic_write_text
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain, rng_state, save_plain, set_rng_state  # noqa: F401
+from spine_det.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -127,51 +128,54 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> Dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        try:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        except RuntimeError:  # different GPU count on resume
-            pass
-
-
 def save_checkpoint(path: Path, obj: Dict[str, Any]) -> None:
-    """torch.save atomically (main process only)."""
+    """torch.save atomically (main process only), as plain data that ``weights_only=True`` reads."""
     if not du.is_main_process():
         return
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_plain(path, obj)
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Our own checkpoints hold RNG states and config text, so weights_only=False."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise RuntimeError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    """Our own checkpoints, read with ``weights_only=True`` (config as YAML text, RNG states as
+    tensors): a planted pickle is refused (:class:`CheckpointError`), never run."""
+    ck = load_plain(path, map_location=map_location)
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise CheckpointError(f"{path}: not a spine_det checkpoint (no 'model' entry)")
+    return ck
 
 
 class MetricsLog:
-    """``metrics.jsonl``: one JSON line per epoch, rewritten atomically (kept across resume)."""
+    """``metrics.jsonl``: one JSON line per epoch, rewritten atomically (kept across resume); with
+    :meth:`attach_tensorboard`, the same numbers as TensorBoard scalars in event files beside it
+    (as Detectron2 writes them for Mask R-CNN)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.lines: List[str] = []
+        self.writer = None
+        self.tag_prefix = ""
         if self.path.is_file():
             self.lines = [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+    def attach_tensorboard(self, first_epoch: int = 1, tag_prefix: str = "", log_dir: Optional[Path] = None) -> None:
+        """Also write every numeric field as a scalar (step = epoch) to event files in ``log_dir``
+        (default: the log's folder; one writer per folder, TensorBoard's purge is per folder);
+        ``first_epoch`` > 1 on resume hides the events of epochs the checkpoint does not include."""
+        if not du.is_main_process():
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # pragma: no cover - tensorboard is a dependency
+            logger.warning("tensorboard is not installed: no event files (metrics.jsonl only)")
+            return
+        self.tag_prefix = tag_prefix
+        self.writer = SummaryWriter(str(log_dir or self.path.parent), purge_step=first_epoch if first_epoch > 1 else None,
+                                    filename_suffix=f".{self.path.stem}")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def truncate(self, completed: int) -> None:
         """Keep the lines of the first ``completed`` epochs (those the resumed checkpoint includes)."""
@@ -181,9 +185,24 @@ class MetricsLog:
         self.lines.append(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}))
         if du.is_main_process():
             atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+        if self.writer is not None and "epoch" in record:
+            for k, v in _scalars(record):
+                self.writer.add_scalar(self.tag_prefix + k, v, int(record["epoch"]))
+            self.writer.flush()
 
     def records(self) -> List[Dict[str, Any]]:
         return [json.loads(ln) for ln in self.lines]
+
+
+def _scalars(record: Dict[str, Any], prefix: str = ""):
+    """(tag, value) of every finite number in a metrics record, nested dicts as ``a/b``."""
+    for k, v in record.items():
+        if k == "epoch" or isinstance(v, bool):
+            continue
+        if isinstance(v, dict):
+            yield from _scalars(v, f"{prefix}{k}/")
+        elif isinstance(v, (int, float)) and math.isfinite(v):
+            yield f"{prefix}{k}", float(v)
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -329,6 +348,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         logger.info("--resume: no %s yet, starting from scratch", last)
     else:
         log.lines = []
+    log.attach_tensorboard(first_epoch=start_epoch + 1)
 
     epoch = start_epoch
     for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCHS):
@@ -413,6 +433,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         if early.should_stop and du.is_main_process():
             logger.info("early stopping at epoch %d: no val dice gain > %g for %d evaluations", epoch + 1,
                         cfg.EARLY_STOP.MIN_DELTA, cfg.EARLY_STOP.PATIENCE)
+    log.close()
     return {"best_val_dice": early.best, "best_epoch": best_epoch, "epochs": len(log.lines), "stopped_early": early.should_stop,
             "best_checkpoint": str(out_dir / BEST_CHECKPOINT)}
 

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from fvcore.common.registry import Registry
 
+from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
+
 logger = logging.getLogger(__name__)
 
 PREDICTORS = Registry("PREDICTORS")
@@ -43,8 +45,51 @@ class UnknownPredictorError(KeyError):
         return str(self.args[0])
 
 
-class CheckpointError(ValueError):
-    """A missing or unusable checkpoint; one line naming the file."""
+class BoxMasks:
+    """N instance masks of an (H, W) image, each stored as the crop of its box.
+
+    Behaves as the (N, H, W) bool array it stands for (``len``, ``[k]`` gives one full mask,
+    ``np.asarray`` stacks them), but holds only the boxes' pixels: 100 vertebrae of an
+    8000 x 8000 radiograph are ~50 MB instead of 6.4 GB.
+    """
+
+    def __init__(self, shape: Sequence[int], crops: Sequence[tuple]) -> None:
+        self.image_shape = (int(shape[0]), int(shape[1]))
+        self.crops = list(crops)  # (y0, x0, bool (h, w))
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.crops), *self.image_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for _, _, c in self.crops)
+
+    def paint(self, out: np.ndarray, k: int, value: Any) -> None:
+        """``out[mask k] = value`` without building the full mask."""
+        y0, x0, c = self.crops[k]
+        out[y0:y0 + c.shape[0], x0:x0 + c.shape[1]][c] = value
+
+    def area(self, k: int) -> int:
+        return int(np.count_nonzero(self.crops[k][2]))
+
+    def union(self) -> np.ndarray:
+        out = np.zeros(self.image_shape, bool)
+        for k in range(len(self)):
+            self.paint(out, k, True)
+        return out
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        out = np.zeros(self.image_shape, bool)
+        self.paint(out, k, True)
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = np.stack([self[k] for k in range(len(self))]) if len(self) else np.zeros(self.shape, bool)
+        return a if dtype is None else a.astype(dtype)
 
 
 @dataclass
@@ -53,9 +98,9 @@ class TaskPrediction:
 
     mask: np.ndarray  # bool (H, W) at the input image's size
     instances: List[Dict[str, Any]] = field(default_factory=list)  # {"score", "bbox" [x, y, w, h], "area"}
-    # (N, H, W) bool, one mask per entry of ``instances`` (Mask R-CNN only): touching vertebrae
-    # stay apart here, while ``mask`` merges them.
-    instance_masks: Optional[np.ndarray] = None
+    # (N, H, W) bool, one mask per entry of ``instances`` (Mask R-CNN only; a :class:`BoxMasks`
+    # from the predictor): touching vertebrae stay apart here, while ``mask`` merges them.
+    instance_masks: Optional[Any] = None
 
     def label_map(self) -> np.ndarray:
         """uint16 (H, W): 0 background, k = instance k (1-based, ``instances`` order); where
@@ -69,7 +114,10 @@ class TaskPrediction:
         out = np.zeros(self.mask.shape, np.uint16)
         order = np.argsort([-float(d.get("score", 0.0)) for d in self.instances], kind="stable")
         for k in order[::-1]:  # lowest score first, so the highest is painted last
-            out[self.instance_masks[k]] = k + 1
+            if isinstance(self.instance_masks, BoxMasks):
+                self.instance_masks.paint(out, int(k), k + 1)
+            else:
+                out[self.instance_masks[k]] = k + 1
         return out
 
 
@@ -130,26 +178,25 @@ def find_config_for_checkpoint(checkpoint: str | Path) -> Path:
     return p
 
 
-def load_model_weights(model, checkpoint: str | Path, config_name: str = "the config") -> None:
+def load_model_weights(model, checkpoint: str | Path, config_name: str = "the config", data: Any = None) -> None:
     """Load a spine_det checkpoint, failing clearly when it does not fit the model.
 
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    import torch
+    from spine_det.utils.checkpoint_io import load_plain, require_kind
 
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
-    if not checkpoint.endswith(".pth"):  # model-zoo .pkl etc.: Detectron2's conversions
-        from detectron2.checkpoint import DetectionCheckpointer
+    if not checkpoint.endswith(".pth"):  # a model-zoo .pkl (pickle): only the known, downloaded files
+        from spine_det.engine.checkpointer import SafeDetectionCheckpointer
 
-        DetectionCheckpointer(model).load(checkpoint)
+        SafeDetectionCheckpointer(model).load(checkpoint)
         return
-    try:
-        data = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001  (any unpickling failure means the same to the user)
-        raise CheckpointError(f"{checkpoint}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    if data is None:
+        data = load_plain(checkpoint)  # weights_only=True: a planted pickle is refused, never run
+    require_kind(data, "maskrcnn", checkpoint)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{checkpoint}: no model weights inside")
@@ -202,15 +249,21 @@ class MaskRCNNPredictor(SegmentationPredictor):
     ) -> "MaskRCNNPredictor":
         from spine_det.config import get_spine_cfg
 
+        from spine_det.utils.checkpoint_io import load_plain, require_kind
+
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
+        data = None
+        if str(checkpoint).endswith(".pth"):  # read first: a LinkNet/classifier file gets its own message
+            data = load_plain(checkpoint)
+            require_kind(data, "maskrcnn", checkpoint)
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
             cfg.OUTPUT_DIR = str(Path(checkpoint).resolve().parent)
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
-        load_model_weights(pred.model, checkpoint, config_name=config_file)
+        load_model_weights(pred.model, checkpoint, config_name=config_file, data=data)
         from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
@@ -231,22 +284,52 @@ class MaskRCNNPredictor(SegmentationPredictor):
             out = self.model([{"image": tensor, "height": h, "width": w}])[0]
         return out["instances"].to("cpu")
 
-    def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
-        from spine_det.evaluation.metrics import paste_instances
+    def predict_raw(self, image: np.ndarray):
+        """Detectron2 ``Instances`` (CPU) with boxes at the image's size but masks still the mask
+        head's M x M probabilities (``pred_masks`` (N, 1, M, M)): what :func:`detector_postprocess`
+        does, except pasting every mask at full size at once."""
+        import torch
 
-        inst = self.predict_instances(image)
+        from spine_det.data.mapper import grey_to_model_format
+
+        grey = check_grey_image(image)
+        h, w = grey.shape
+        x = self.resize.get_transform(grey).apply_image(grey)
+        x = grey_to_model_format(x, self.input_format)
+        tensor = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        base = getattr(self.model, "model", self.model)  # the tuned-mask-threshold wrapper holds the model
+        with torch.no_grad():
+            raw = base.inference([{"image": tensor, "height": h, "width": w}], do_postprocess=False)[0].to("cpu")
+        from detectron2.structures import Instances
+
+        boxes = raw.pred_boxes.clone()
+        boxes.scale(w / raw.image_size[1], h / raw.image_size[0])
+        boxes.clip((h, w))
+        out = Instances((h, w), **{k: v for k, v in raw.get_fields().items() if k != "pred_boxes"})
+        out.pred_boxes = boxes
+        return out[boxes.nonempty()]
+
+    def _paste_one(self, probs, box, shape) -> tuple:
+        """(y0, x0, bool crop) of one M x M mask pasted into its box (as Detectron2 pastes on CPU)."""
+        from detectron2.layers.mask_ops import _do_paste_mask
+
+        m, (sy, sx) = _do_paste_mask(probs[None, None], box[None], shape[0], shape[1], skip_empty=True)
+        thr = float(getattr(self.model, "mask_threshold", 0.5))
+        return int(sy.start), int(sx.start), (m[0] >= thr).numpy()
+
+    def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
+        inst = self.predict_raw(image)
         shape = image.shape[:2]
         result: Dict[str, TaskPrediction] = {}
         for c, task in enumerate(self.tasks):
             sel = (inst.pred_classes == c) & (inst.scores >= self.score_threshold)
             sub = inst[sel]
-            if len(sub):
-                mask = paste_instances(sub.pred_masks, sub.scores, self.score_threshold, shape)
-            else:
-                mask = np.zeros(shape, dtype=bool)
-            inst_masks = sub.pred_masks.bool().numpy() if len(sub) else np.zeros((0, *shape), dtype=bool)
-            boxes = sub.pred_boxes.tensor.numpy() if len(sub) else np.zeros((0, 4))
-            areas = sub.pred_masks.flatten(1).sum(1).tolist() if len(sub) else []
+            boxes_t = sub.pred_boxes.tensor
+            # one instance at a time: never (N, H, W) full-size masks in memory
+            inst_masks = BoxMasks(shape, [self._paste_one(sub.pred_masks[k, 0], boxes_t[k], shape) for k in range(len(sub))])
+            mask = inst_masks.union()
+            boxes = boxes_t.numpy() if len(sub) else np.zeros((0, 4))
+            areas = [inst_masks.area(k) for k in range(len(sub))]
             instances = [
                 {
                     "score": round(float(s), 5),

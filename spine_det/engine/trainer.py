@@ -31,7 +31,8 @@ def ensure_weights_available(weights: str) -> Optional[str]:
     from detectron2.utils.file_io import PathManager
 
     hint = (
-        f"download {Path(weights).name} on a machine with internet and pass `MODEL.WEIGHTS /path/to/{Path(weights).name}`, "
+        f"download {Path(weights).name} on a machine with internet and pass `MODEL.WEIGHTS /path/to/{Path(weights).name}` "
+        "(a .pkl with SPINE_DET_TRUST_PICKLE=1: it is a pickle), "
         "or train from random init with `--profile cpu` or `MODEL.WEIGHTS ''`"
     )
     if "://" in weights:
@@ -99,7 +100,18 @@ class SpineTrainer(DefaultTrainer):
         return ret
 
     def resume_or_load(self, resume: bool = True):
+        from spine_det.engine.checkpointer import check_trusted_weights, harden
+
+        harden(self)  # .pth with weights_only=True, .pkl only from the model zoo
+        if resume and self.checkpointer.has_checkpoint():
+            from spine_det.utils.checkpoint_io import CheckpointError
+
+            target = self.checkpointer.get_checkpoint_file()
+            if not Path(target).is_file():
+                raise CheckpointError(f"{Path(self.cfg.OUTPUT_DIR) / 'last_checkpoint'} names {target}, which does not exist; "
+                                      "fix or delete that file to resume from another checkpoint (or start without --resume)")
         if not (resume and self.checkpointer.has_checkpoint()):
+            check_trusted_weights(self.cfg.MODEL.WEIGHTS)
             ensure_weights_available(self.cfg.MODEL.WEIGHTS)
         return super().resume_or_load(resume=resume)
 

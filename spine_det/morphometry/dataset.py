@@ -36,6 +36,10 @@ def group_patients(manifest, split: Optional[str] = None) -> List[Dict[str, Any]
     return list(groups.values())
 
 
+class MissingPredictionError(DataError):
+    """A patient with no prediction file at all under --pred-dir."""
+
+
 def measure_group(
     group: Dict[str, Any],
     cfg: MeasureConfig,
@@ -47,6 +51,10 @@ def measure_group(
     """Measure one patient (both views where present); write its JSON / overlay if ``out_dir``."""
     views = group["views"]
     masks = {v: load_view_masks(s, source, pred_dir) for v, s in views.items()}
+    if source != "gt" and all(m is None for vm in masks.values() for m in vm.values()):
+        # zero levels would be called "Normal": a missing prediction is an error, never a result
+        keys = ", ".join(f"{Path(pred_dir or '') / s.key}/" for s in views.values())
+        raise MissingPredictionError(pred_dir or "", f"no prediction for this patient (looked in {keys})", group["patient_id"])
     meta = {"patient_id": group["patient_id"], "label": group["label"], "split": group["split"], "source": source,
             "images": {v: s.image for v, s in views.items()}}
     record = measure_patient(masks.get("lat"), masks.get("ap"), cfg, meta)
@@ -69,16 +77,26 @@ def measure_split(
     limit: Optional[int] = None,
     progress: bool = True,
 ) -> List[PatientResult]:
-    """Measure all patients of ``split`` (None = all); a patient whose files fail is logged and skipped."""
+    """Measure all patients of ``split`` (None = all); a patient whose files fail is logged and skipped,
+    but a ``pred_dir`` without any prediction for some patients is refused (DataError naming the first)."""
     from tqdm import tqdm
 
     groups = group_patients(manifest, split)[:limit]
     out: List[PatientResult] = []
+    missing: List[MissingPredictionError] = []
     for g in tqdm(groups, desc=f"morphometry {split or 'all'}", unit="patient", disable=not progress):
         try:
             out.append(measure_group(g, cfg, source, pred_dir, out_dir, overlays))
+        except MissingPredictionError as e:
+            missing.append(e)
         except DataError as e:
             logger.warning("skipping %s: %s", g["patient_id"], e)
+    if missing:
+        raise DataError(
+            pred_dir or "",
+            f"--pred-dir has no {source} prediction for {len(missing)} of {len(groups)} patients of split "
+            f"{split or 'all'} (first: {missing[0]}); predict them with tools/predict.py --data-root ... --split "
+            f"{split or 'all'} --output {pred_dir}")
     return out
 
 

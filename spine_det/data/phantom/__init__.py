@@ -18,7 +18,8 @@ scoliosis, axial rotation and size variation, projected into AP and LAT
 human annotators drew the masks (``masks``) and written by ``writer``. X-rays
 are RGB JPEGs with R = G = B, height ``size`` and a per-patient width
 (aspect 0.62-0.70). Masks are 8-bit PNGs of the same size with anti-aliased
-edges; any value > 0 is foreground. Everything derives from ``(seed, index)``:
+edges, read with the one mask policy
+(``spine_det.data.io.binarize``: above half the maximum is foreground). Everything derives from ``(seed, index)``:
 same seed -> byte-identical files, whatever the worker count.
 
 Damaged patients carry >= 1 fracture of Genant grade >= 1 (wedge, biconcave,

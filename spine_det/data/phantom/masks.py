@@ -16,7 +16,8 @@ What an annotator does, imitated here:
   retropulsed wall as a posterior bump.
 
 Every mask is uint8 (H, W): 255 inside, anti-aliased 1..254 on edges (cv2
-LINE_AA with sub-pixel shift); any value > 0 is foreground.
+LINE_AA with sub-pixel shift); read with the one mask policy (spine_det.data.io.binarize:
+above half the maximum, i.e. more than half covered, is foreground).
 """
 from __future__ import annotations
 

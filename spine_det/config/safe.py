@@ -1,0 +1,97 @@
+"""Config merging that never runs code from a YAML file and fails in one line.
+
+Detectron2's ``CfgNode.merge_from_file`` defaults to ``allow_unsafe=True``: a YAML that
+``yaml.safe_load`` rejects (``!!python/object/apply:os.system [...]``) is then read again with
+``yaml.unsafe_load``, which runs it. Every config the package merges (its own files, the user's,
+the ``config.yaml`` beside a checkpoint, the text stored inside one) goes through here instead:
+safe loading only, and a :class:`ConfigError` naming the file, the key and the nearest valid key.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+import yaml
+
+__all__ = ["ConfigError", "merge_from_file", "merge_from_list", "merge_yaml_text", "nearest_key"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: one line naming the file or the key."""
+
+
+def _flat_keys(cfg: Any, prefix: str = "") -> List[str]:
+    out = []
+    for k, v in cfg.items():
+        name = f"{prefix}{k}"
+        out.append(name)
+        if isinstance(v, dict):
+            out.extend(_flat_keys(v, name + "."))
+    return out
+
+
+def nearest_key(cfg: Any, key: str) -> Optional[str]:
+    """The valid key closest to a mistyped one (difflib), or None."""
+    keys = _flat_keys(cfg)
+    hits = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if not hits:  # compare the last component only (MODEL.ROI_HEAD.NUM_CLASS -> ...NUM_CLASSES)
+        by_leaf = {k.rsplit(".", 1)[-1]: k for k in keys}
+        leaf = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.8)
+        hits = [by_leaf[leaf[0]]] if leaf else []
+    return hits[0] if hits else None
+
+
+def _explain(cfg: Any, exc: Exception, where: str) -> ConfigError:
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    for marker in ("Non-existent config key: ", "Non-existent key: "):
+        if marker in msg:
+            key = msg.split(marker, 1)[1].strip().strip("'\"")
+            near = nearest_key(cfg, key)
+            return ConfigError(f"{where}: unknown config key {key}" + (f"; did you mean {near}?" if near else ""))
+    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    return ConfigError(f"{where}: {first}")
+
+
+def merge_from_file(cfg: Any, path: str | Path) -> None:
+    """``cfg.merge_from_file(path, allow_unsafe=False)`` (``_BASE_`` files included) with one-line errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        cfg.merge_from_file(str(p), allow_unsafe=False)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(
+            f"{path}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
+            "configs are plain YAML, nothing in them is executed"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise _explain(cfg, e, str(path)) from None
+
+
+def merge_from_list(cfg: Any, opts: Sequence[str]) -> None:
+    """``cfg.merge_from_list(opts)`` (command-line KEY VALUE pairs) with one-line errors."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"config overrides come in KEY VALUE pairs; got an odd number: {opts}")
+    try:
+        cfg.merge_from_list(opts)
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise _explain(cfg, e, "command-line override") from None
+
+
+def merge_yaml_text(cfg: Any, text: str, where: str) -> Any:
+    """Merge YAML ``text`` (e.g. the config stored in a checkpoint) into ``cfg`` with ``yaml.safe_load``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: not a config (a {type(data).__name__}, not a mapping)")
+    try:
+        cfg.merge_from_other_cfg(type(cfg)(data))
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise _explain(cfg, e, where) from None
+    return cfg

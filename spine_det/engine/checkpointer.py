@@ -1,0 +1,71 @@
+"""Detectron2's checkpointer, reading only what cannot run code.
+
+Detectron2 unpickles ``.pkl`` weights with ``pickle.load`` and leaves ``torch.load``'s
+``weights_only`` at the torch default (False before torch 2.6). Here:
+
+* ``.pth`` (what the trainer writes, resumed from ``last_checkpoint``) is read with
+  ``weights_only=True`` (:func:`spine_det.utils.checkpoint_io.load_plain`);
+* ``.pkl`` (pickles) are read only from the Detectron2 model zoo's own addresses
+  (``detectron2://...`` or ``https://dl.fbaipublicfiles.com/detectron2/...``), or from a local
+  file the user vouches for with ``SPINE_DET_TRUST_PICKLE=1`` (e.g. a model-zoo file copied
+  to an offline machine). Detectron2 publishes no hashes of those files, so none is checked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict
+
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.checkpoint import DetectionCheckpointer
+
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+
+TRUST_ENV = "SPINE_DET_TRUST_PICKLE"
+MODEL_ZOO_PREFIXES = (
+    "detectron2://",
+    "https://dl.fbaipublicfiles.com/detectron2/",
+    "https://dl.fbaipublicfiles.com/detectron/",
+)
+PICKLE_SUFFIXES = (".pkl", ".pyth")
+
+
+def is_pickle_weights(path: str) -> bool:
+    return str(path).lower().endswith(PICKLE_SUFFIXES)
+
+
+def check_trusted_weights(path: str) -> None:
+    """CheckpointError unless ``path`` is a model-zoo address (or trusted through the environment)."""
+    path = str(path)
+    if not is_pickle_weights(path) or path.startswith(MODEL_ZOO_PREFIXES):
+        return
+    if os.environ.get(TRUST_ENV, "") == "1":
+        return
+    raise CheckpointError(
+        f"{path}: refused: a {Path(path).suffix} file is a Python pickle and can run code when loaded; "
+        f"use the model zoo's address (detectron2://...) or, for a model-zoo file you copied yourself, "
+        f"set {TRUST_ENV}=1"
+    )
+
+
+class SafeDetectionCheckpointer(DetectionCheckpointer):
+    """:class:`DetectionCheckpointer` whose loads go through :func:`check_trusted_weights` and
+    ``weights_only=True``."""
+
+    def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        if path:
+            check_trusted_weights(path)
+        return super().load(path, *args, **kwargs)
+
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        if is_pickle_weights(filename):  # reached only through load(), after the check above
+            return super()._load_file(filename)
+        loaded = load_plain(filename)
+        if not isinstance(loaded, dict):
+            raise CheckpointError(f"{filename}: not a checkpoint (a {type(loaded).__name__}, not a dict)")
+        return loaded if "model" in loaded else {"model": loaded}
+
+
+def harden(trainer: Any) -> None:
+    """Make a DefaultTrainer's checkpointer safe in place (the hooks keep the same object)."""
+    trainer.checkpointer.__class__ = SafeDetectionCheckpointer

@@ -1,0 +1,153 @@
+"""Tools on bad arguments: no silent wrong result, nothing written into the data, one-line errors."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+LINKNET_CFG = REPO / "configs" / "linknet" / "lat_vertebra.yaml"
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _one_error_line(capsys) -> str:
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error:")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture
+def data(phantom_root, tmp_path, monkeypatch):
+    """A private copy of the session phantom (tools may not touch the shared one), cache outside it."""
+    root = tmp_path / "data"
+    shutil.copytree(phantom_root, root)
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    return root
+
+
+def _tree(root: Path) -> set:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys):
+    measure, evalm = _tool("measure"), _tool("eval_morphometry")
+    empty = tmp_path / "typo_pred"
+    empty.mkdir()
+    out = tmp_path / "m"
+    assert measure.main(["--data-root", str(data), "--source", "linknet", "--pred-dir", str(empty), "--out", str(out),
+                         "--quiet", "--no-overlay"]) == 1
+    msg = _one_error_line(capsys)
+    assert "no linknet prediction for" in msg and str(empty) in msg
+    assert not (out / "measure_summary.json").exists()  # no "Normal" calls from zero levels
+    # one patient predicted, the others not: still refused, with the count
+    from spine_det.data.prepare import prepare_dataset
+
+    manifest = prepare_dataset(data, convert=False).manifest
+    test_patients = manifest.patients("test")
+    s = manifest.select(split="test", view="lat")[0]
+    (empty / s.key).mkdir(parents=True)
+    cv2.imwrite(str(empty / s.key / "lat_vertebra_mask.png"), np.zeros((s.height, s.width), np.uint8))
+    assert evalm.main(["--data-root", str(data), "--split", "test", "--source", "linknet", "--pred-dir", str(empty),
+                       "--out", str(tmp_path / "e"), "--no-fit", "--quiet"]) == 1
+    msg = _one_error_line(capsys)
+    assert f"for {len(test_patients) - 1} of {len(test_patients)} patients" in msg
+    assert not (tmp_path / "e" / "morphometry_metrics.json").exists()
+
+
+def test_outputs_inside_the_data_root_are_refused(data, tmp_path, capsys):
+    before = _tree(data)
+    inside = data / "Training" / "out"
+    assert _tool("measure").main(["--data-root", str(data), "--out", str(inside), "--quiet"]) == 1
+    assert "inside the data root" in _one_error_line(capsys)
+    assert _tool("visualize_data").main(["--data-root", str(data), "--out", str(inside), "--source", "masks"]) == 2
+    assert "inside the data root" in _one_error_line(capsys)
+    assert _tool("train_linknet").main(["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu",
+                                        "OUTPUT_DIR", str(inside)]) == 2
+    assert "inside the data root" in _one_error_line(capsys)
+    assert _tool("convert_to_coco").main(["--data-root", str(data), "--out", str(tmp_path / "c"),
+                                          "--cache-dir", str(data / "cache")]) == 2
+    assert "inside the data root" in _one_error_line(capsys)
+    assert _tree(data) == before  # nothing written there
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputLocationError, match="cannot write the output here") as e:
+        prepare_output(blocker / "out")
+    assert "\n" not in str(e.value)
+    if os.geteuid() != 0:  # root writes through permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        with pytest.raises(OutputLocationError, match="cannot write"):
+            prepare_output(ro / "out")
+
+
+def _tiny_linknet_checkpoint(path: Path) -> None:
+    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.engine.linknet_trainer import save_checkpoint
+    from spine_det.modeling.linknet import build_seg_model
+
+    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
+                                            "INPUT.WIDTH", "32", "TASKS", "['lat_vertebra']"])
+    save_checkpoint(path, {"model": build_seg_model(cfg).state_dict(), "epoch": 1, "score": 0.5, "metric": "val_dice",
+                           "tasks": ["lat_vertebra"], "cfg": cfg.dump(), "model_name": "linknet"})
+
+
+def test_predict_keeps_same_stem_inputs_apart_and_refuses_bad_numbers(tmp_path, capsys):
+    predict = _tool("predict")
+    ck = tmp_path / "model_best.pth"
+    _tiny_linknet_checkpoint(ck)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    img = (np.arange(40 * 30) % 251).astype(np.uint8).reshape(40, 30)
+    cv2.imwrite(str(inp / "scan.jpg"), img)
+    cv2.imwrite(str(inp / "scan.png"), img[:, ::-1])
+    cv2.imwrite(str(inp / "other.png"), img)
+    out = tmp_path / "out"
+    assert predict.main(["--model", "linknet", "--checkpoint", str(ck), "--input", str(inp), "--output", str(out)]) == 0
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == ["other", "scan_jpg", "scan_png"]
+    for f in folders:
+        meta = (out / f / "lat_vertebra_instances.json").read_text()
+        assert f.split("_")[0] in meta
+    for bad in ("nan", "1.5", "-0.1", "inf"):
+        with pytest.raises(SystemExit) as e:
+            predict.main(["--model", "linknet", "--checkpoint", str(ck), "--input", str(inp), "--output", str(out),
+                          "--score-threshold", bad])
+        assert e.value.code == 2
+        assert "[0, 1]" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="CUDA is not available"):
+            predict.main(["--model", "linknet", "--checkpoint", str(ck), "--input", str(inp), "--output", str(out),
+                          "--device", "cuda"])
+
+
+def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last_checkpoint.pth").write_bytes(b"\x00" * 100)  # a copy cut short / disk full
+    rc = _tool("train_linknet").main(["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu",
+                                      "--resume", "OUTPUT_DIR", str(out),
+                                      "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32",
+                                      "DATALOADER.NUM_WORKERS", "0"])
+    assert rc == 1
+    msg = _one_error_line(capsys)
+    assert "last_checkpoint.pth" in msg and "cannot be read as a PyTorch checkpoint" in msg
+    rc = _tool("train_classifier").main(["--data-root", str(data), "--profile", "cpu", "SOLVER.MAX_EPOCH", "3"])
+    assert rc == 1 and "did you mean SOLVER.MAX_EPOCHS" in _one_error_line(capsys)
