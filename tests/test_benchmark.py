@@ -306,3 +306,40 @@ def test_a_unit_spec_follows_the_config_files_it_reads(tmp_path, monkeypatch):
     assert after[("maskrcnn_unit", "lat_anterior_line")] != before[("maskrcnn_unit", "lat_anterior_line")]
     assert {k: v for k, v in after.items() if k != ("maskrcnn_unit", "lat_anterior_line")} == \
            {k: v for k, v in before.items() if k != ("maskrcnn_unit", "lat_anterior_line")}
+
+
+def test_seed_statistics_mean_and_sample_sd_against_numpy():
+    import numpy as np
+
+    per_seed = {0: {"dice": 0.80, "jaccard": 0.67, "tpr": 0.9}, 1: {"dice": 0.86, "jaccard": 0.75, "tpr": 0.8},
+                2: {"dice": 0.83, "jaccard": 0.71, "tpr": 0.85}, 5: None}
+    st = tables.seed_statistics(per_seed)
+    assert st["seeds"] == [0, 1, 2] and st["missing"] == [5] and st["n"] == 3
+    for m in ("dice", "jaccard", "tpr"):
+        vals = [per_seed[k][m] for k in (0, 1, 2)]
+        assert st["mean"][m] == pytest.approx(np.mean(vals))
+        assert st["sd"][m] == pytest.approx(np.std(vals, ddof=1))
+    one = tables.seed_statistics({3: {"dice": 0.5, "jaccard": 0.3, "tpr": 0.7}})
+    assert one["n"] == 1 and one["sd"]["dice"] is None
+
+
+def test_several_seeds_get_their_own_units_and_the_table_says_mean_and_sd(tmp_path):
+    from spine_det.benchmark import plan
+
+    units = [plan.linknet_unit("lat_vertebra", tmp_path, str(tmp_path), "cpu", s, 0) for s in (0, 1, 2)]
+    assert [u.out_dir.name for u in units] == ["lat_vertebra", "lat_vertebra-seed1", "lat_vertebra-seed2"]
+    assert len({u.name for u in units}) == 3 and [u.spec["seed"] for u in units] == [0, 1, 2]
+    assert all(str(s) in u.commands["train"] for u, s in zip(units, (0, 1, 2)))
+    res = _results()
+    res["header"]["seeds"] = [0, 1, 2]
+    stats = tables.seed_statistics({0: {"dice": 0.80, "jaccard": 0.7, "tpr": 0.9}, 1: {"dice": 0.86, "jaccard": 0.7, "tpr": 0.9},
+                                    2: {"dice": 0.83, "jaccard": 0.7, "tpr": 0.9}})
+    for r in res["segmentation"]:
+        r["seeds"] = {"maskrcnn": stats}
+    paths = tables.write_results(tmp_path, res)
+    md = paths["md"].read_text()
+    assert "0.8300 ± 0.0300 / 0.7000 / 0.9000 (n=3)" in md
+    assert "training seeds" in md.split("## Segmentation")[0]
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    sd = [r for r in rows if r["metric"] == "dice_sd_over_seeds" and r["model"] == "maskrcnn"]
+    assert sd and float(sd[0]["value"]) == pytest.approx(0.03)

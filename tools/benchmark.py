@@ -28,6 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
     p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every model (default 0)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="train every LinkNet / Mask R-CNN unit once per seed (e.g. 0,1,2) and report mean ± sd "
+                        "over them; seed 0 keeps the single-seed folders, others get <task>-seed<k>")
     p.add_argument("--split-seed", type=int, default=0, help="patient split seed (default 0); same for every model")
     p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
     p.add_argument("--skip-maskrcnn", action="store_true")
@@ -90,8 +93,19 @@ def main(argv=None) -> int:
     except OutputLocationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    seeds = [args.seed]
+    if args.seeds:
+        try:
+            seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
+        except ValueError:
+            print(f"error: --seeds takes comma-separated integers, got {args.seeds!r}", file=sys.stderr)
+            return 2
+        if not seeds or any(s < 0 for s in seeds):
+            print(f"error: --seeds takes non-negative integers, got {args.seeds!r}", file=sys.stderr)
+            return 2
     opts = BenchmarkOptions(
-        data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=args.seed, split_seed=args.split_seed,
+        data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=seeds[0], seeds=seeds,
+        split_seed=args.split_seed,
         device=args.device, skip_maskrcnn=args.skip_maskrcnn, skip_linknet=args.skip_linknet,
         skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,
         cost_images=args.cost_images, figure_images=args.figure_images, maskrcnn_opts=args.maskrcnn_opts,
@@ -111,13 +125,17 @@ def summary_text(res, md_path) -> str:
     from spine_det.benchmark.tables import MODEL_NAMES
 
     lines = ["== benchmark summary ==", f"data: {res['header']['data_summary']}",
-             f"profile {res['header']['profile']}, seed {res['header']['seed']}, commit {res['header']['git_commit']}", ""]
+             f"profile {res['header']['profile']}, seed(s) {', '.join(map(str, res['header'].get('seeds') or [res['header']['seed']]))}, "
+             f"commit {res['header']['git_commit']}", ""]
     lines.append(f"{'task':22s} " + " ".join(f"{MODEL_NAMES[m] + ' Dice':>18s}" for m in ("otsu", "linknet", "maskrcnn")))
     for r in res["segmentation"]:
         cells = []
         for m in ("otsu", "linknet", "maskrcnn"):
-            s = r["models"].get(m)
-            cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
+            s, st = r["models"].get(m), (r.get("seeds") or {}).get(m)
+            if st and st.get("n", 0) > 1:
+                cells.append(f"{st['mean']['dice']:.4f} ± {st['sd']['dice']:.4f}".rjust(18))
+            else:
+                cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
         lines.append(f"{r['task']:22s} " + " ".join(cells))
     lines.append("")
     for u in res["units"]:

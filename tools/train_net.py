@@ -28,7 +28,8 @@ from detectron2.engine import default_argument_parser, default_setup, launch  # 
 from detectron2.utils import comm  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-from spine_det.config import PROFILES, add_spine_config, apply_profile, fix_device, fix_scratch_norm, spine_tasks  # noqa: E402
+from spine_det.config import (PROFILES, add_spine_config, apply_profile, fit_cfg_to_linknet_init, fix_device,  # noqa: E402
+                              fix_scratch_norm, spine_tasks)
 from spine_det.engine.trainer import (  # noqa: E402
     SpineTrainer,
     evaluate_splits,
@@ -63,6 +64,7 @@ def setup(args):
     if args.data_root:
         cfg.SPINE.DATA_ROOT = str(Path(args.data_root).resolve())
     merge_from_list(cfg, args.opts)
+    fit_cfg_to_linknet_init(cfg)  # MODEL.WEIGHTS a LinkNet checkpoint: R18 backbone from its encoder
     fix_scratch_norm(cfg)
     fix_device(cfg)
     spine_tasks(cfg)  # fail early on a config whose tasks and NUM_CLASSES disagree

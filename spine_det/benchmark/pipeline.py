@@ -22,7 +22,7 @@ from spine_det.benchmark.baselines import run_otsu
 from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
-from spine_det.benchmark.tables import MODEL_NAMES, make_header, write_results
+from spine_det.benchmark.tables import MODEL_NAMES, make_header, seed_statistics, write_results
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class BenchmarkOptions:
     tasks: List[str]
     profile: str = "cpu"
     seed: int = 0
+    seeds: List[int] = field(default_factory=list)  # several training seeds (first = ``seed``); empty: [seed]
     split_seed: int = 0
     device: Optional[str] = None  # None: each tool's config decides
     skip_maskrcnn: bool = False
@@ -130,6 +131,8 @@ class Benchmark:
         self.log_dir = self.out / "logs"
         self.units: List[Dict[str, Any]] = []
         self.seg: Dict[str, Dict[str, Dict[str, Any]]] = {t: {} for t in opts.tasks}  # task -> model -> summary
+        # task -> model -> seed -> summary (every seed; ``seg`` holds the first seed's, which the figures show)
+        self.seg_seeds: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
         self.seg_files: Dict[str, Dict[str, Path]] = {t: {} for t in opts.tasks}
         self.costs: List[Dict[str, Any]] = []
         self.curves: Dict[str, Dict[str, Any]] = {t: {} for t in opts.tasks}
@@ -151,6 +154,12 @@ class Benchmark:
     def manifest(self):
         return self.prepared.manifest
 
+    @property
+    def classifier_offered(self) -> bool:
+        """The classifier (and the morphometry call) need labelled patients with both views."""
+        m = self.manifest
+        return m.labelled and all(m.select(view=v) for v in ("ap", "lat"))
+
     def run_otsu(self) -> None:
         t0 = time.perf_counter()
         res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / "otsu")
@@ -158,6 +167,11 @@ class Benchmark:
             self.seg[t]["otsu"] = s
             self.seg_files[t]["otsu"] = self.runs_dir / "otsu" / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
         self.units.append({"unit": "otsu", "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
+
+    @property
+    def seeds(self) -> List[int]:
+        """Training seeds, the first one (``--seed``) first; every segmentation unit runs once per seed."""
+        return list(dict.fromkeys(self.o.seeds or [self.o.seed]))
 
     def seg_units(self) -> List[Unit]:
         o = self.o
@@ -167,7 +181,8 @@ class Benchmark:
             if skip:
                 continue
             for t in o.tasks:
-                units.append(build(t, self.runs_dir, o.data_root, o.profile, o.seed, o.split_seed, o.device, extra))
+                for seed in self.seeds:
+                    units.append(build(t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed, o.device, extra))
         return units
 
     def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
@@ -190,6 +205,10 @@ class Benchmark:
     def collect_seg(self, unit: Unit, stamp: Dict[str, Any]) -> None:
         task = unit.task
         assert task is not None
+        seed = int(unit.spec.get("seed", self.o.seed))
+        self.seg_seeds[task].setdefault(unit.model, {})[seed] = _read_json(unit.result_path) or {}
+        if seed != self.seeds[0]:
+            return  # curves, cost and figures are the first seed's
         self.seg[task][unit.model] = _read_json(unit.result_path) or {}
         self.seg_files[task][unit.model] = unit.result_path
         if unit.model == "maskrcnn":
@@ -304,13 +323,15 @@ class Benchmark:
                 logger.warning("%s: the models were scored on different test images: %s", t,
                                {m: len(s) for m, s in ids.items() if s is not None})
             rows.append({"task": t, "test_images": len(self.manifest.select(split="test", task=t)),
-                         "same_images": same, "models": {m: self.seg[t].get(m) for m in ("otsu", "linknet", "maskrcnn")}})
+                         "same_images": same, "models": {m: self.seg[t].get(m) for m in ("otsu", "linknet", "maskrcnn")},
+                         "seeds": {m: seed_statistics(per_seed) for m, per_seed in self.seg_seeds[t].items()
+                                   if len(self.seeds) > 1}})
         from spine_det.evaluation.metrics import ScoreTable
 
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
         return {
             "header": make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
-                                  self.o.profile, _cost_device(self.o)),
+                                  self.o.profile, _cost_device(self.o), seeds=self.seeds),
             "convention": conv,
             "segmentation": rows,
             "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
@@ -356,18 +377,20 @@ class Benchmark:
         self.run_otsu()
         self.write()
         units = self.seg_units()
-        n = len(units) + (0 if self.o.skip_classifier else 2)
+        n = len(units) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
         for i, unit in enumerate(units, start=1):
             stamp = self.run_one(unit, i, n)
             if stamp is not None:
                 self.collect_seg(unit, stamp)
             self.write()
-        if not self.o.skip_classifier:
+        if not self.o.skip_classifier and self.classifier_offered:
             self.run_classifier(n - 1, n)
             self.write()
             self.run_morphometry(n, n)
-        else:
+        elif self.o.skip_classifier:
             self.classification = {"note": "skipped (--skip-classifier)"}
+        else:
+            self.classification = {"note": "not offered: the dataset has no Normal/Damaged labels or lacks a view"}
         paths = self.write()
         figs = self.draw()
         res = self.results()

@@ -51,6 +51,12 @@ def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str,
     return digest
 
 
+def seed_suffix(seed: int) -> str:
+    """Folder / unit-name suffix of a training seed: none for seed 0 (the runs of a single-seed
+    benchmark keep their names), ``-seed<k>`` otherwise, so several seeds never share a folder."""
+    return "" if int(seed) == 0 else f"-seed{int(seed)}"
+
+
 def _profile_arg(profile: str) -> Optional[str]:
     """The ``--profile`` the LinkNet and classifier tools get (none for ``full``)."""
     return None if profile == "full" else profile
@@ -59,7 +65,7 @@ def _profile_arg(profile: str) -> Optional[str]:
 def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
                   device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """Mask R-CNN on one task: ``tools/train_net.py`` (train, ``--resume``, ``--eval-only`` on test)."""
-    out = runs_dir / "maskrcnn" / task
+    out = runs_dir / "maskrcnn" / f"{task}{seed_suffix(seed)}"
     config = CONFIG_DIR / f"{task}.yaml"
     base = [python, str(tool("train_net.py")), "--config-file", str(config),
             "--data-root", str(data_root), "--profile", profile]
@@ -73,7 +79,7 @@ def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed:
     # eval-only scores whichever checkpoint the unit will be judged by (best, else final)
     weights = str(best if best.is_file() or not final.is_file() else final)
     return Unit(
-        name=f"maskrcnn-{task}", model="maskrcnn", task=task, out_dir=out,
+        name=f"maskrcnn-{task}{seed_suffix(seed)}", model="maskrcnn", task=task, out_dir=out,
         commands={
             "train": base + common,
             "resume": base + ["--resume"] + common,
@@ -89,7 +95,7 @@ def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed:
 def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
                  device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """LinkNet on one task: ``tools/train_linknet.py`` (its ``--resume`` is exact; ``--eval-only`` scores test)."""
-    out = runs_dir / "linknet" / task
+    out = runs_dir / "linknet" / f"{task}{seed_suffix(seed)}"
     config = CONFIG_DIR / "linknet" / f"{task}.yaml"
     base = [python, str(tool("train_linknet.py")), "--config-file", str(config), "--data-root", str(data_root)]
     if _profile_arg(profile):
@@ -99,7 +105,7 @@ def linknet_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: 
         common += ["MODEL.DEVICE", device]
     common += list(opts)
     return Unit(
-        name=f"linknet-{task}", model="linknet", task=task, out_dir=out,
+        name=f"linknet-{task}{seed_suffix(seed)}", model="linknet", task=task, out_dir=out,
         commands={
             "train": base + common,
             "resume": base + ["--resume"] + common,

@@ -82,10 +82,12 @@ def device_description(device: str = "cpu") -> str:
 
 
 def make_header(data_root: str, manifest: Any, tasks: Sequence[str], seed: int, split_seed: int, profile: str,
-                device: str = "cpu", test_images: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+                device: str = "cpu", test_images: Optional[Mapping[str, int]] = None,
+                seeds: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """Everything a reader needs to know what the numbers are of."""
     split_patients = {s: len(manifest.patients(split=s)) for s in ("train", "val", "test")}
     return {
+        "seeds": list(seeds or [seed]),
         "data": str(data_root),
         "data_summary": manifest.summary(),
         "split_patients": split_patients,
@@ -118,6 +120,35 @@ def _triple(s: Optional[Mapping[str, Any]]) -> str:
     return " / ".join(_f(s.get(m)) for m in ("dice", "jaccard", "tpr"))
 
 
+SEED_METRICS = ("dice", "jaccard", "tpr")
+
+
+def seed_statistics(per_seed: Mapping[int, Optional[Mapping[str, Any]]]) -> Dict[str, Any]:
+    """Mean and sample standard deviation (n - 1) over training seeds of each test-split metric.
+
+    Seeds without a result are listed in ``missing`` and left out of the statistics."""
+    done = {int(k): v for k, v in per_seed.items() if v and v.get("dice") is not None}
+    out: Dict[str, Any] = {"seeds": sorted(done), "missing": sorted(int(k) for k in per_seed if int(k) not in done),
+                           "n": len(done), "values": {}, "mean": {}, "sd": {}}
+    for m in SEED_METRICS:
+        vals = [float(done[k][m]) for k in sorted(done) if done[k].get(m) is not None]
+        out["values"][m] = vals
+        out["mean"][m] = sum(vals) / len(vals) if vals else None
+        out["sd"][m] = (math.sqrt(sum((v - out["mean"][m]) ** 2 for v in vals) / (len(vals) - 1))
+                        if len(vals) > 1 else None)
+    return out
+
+
+def _seeded_triple(single: Optional[Mapping[str, Any]], stats: Optional[Mapping[str, Any]]) -> str:
+    """``mean ± sd`` of Dice (then mean Jaccard / TPR) over seeds, or the single run's triple."""
+    if not stats or not stats.get("n"):
+        return _triple(single)
+    mean, sd = stats["mean"], stats["sd"]
+    dice = _f(mean["dice"]) + (f" ± {sd['dice']:.4f}" if sd.get("dice") is not None else "")
+    miss = f", {len(stats['missing'])} missing" if stats.get("missing") else ""
+    return f"{dice} / {_f(mean['jaccard'])} / {_f(mean['tpr'])} (n={stats['n']}{miss})"
+
+
 def _dur(s: Optional[float]) -> str:
     if s is None:
         return "–"
@@ -141,7 +172,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         ["data", f"`{h['data']}` — {h['data_summary']}"],
         ["split (patients)", f"train {sp['train']} / val {sp['val']} / test {sp['test']} (split seed {h['split_seed']})"],
         ["test images per task", ", ".join(f"{t} {n}" for t, n in h["test_images"].items())],
-        ["seed", h["seed"]],
+        ["seed", h["seed"] if len(h.get("seeds") or [h["seed"]]) == 1
+         else f"{', '.join(map(str, h['seeds']))} (training seeds; LinkNet / Mask R-CNN cells: mean ± sd over them)"],
         ["profile", h["profile"]],
         ["git commit", h["git_commit"]],
         ["versions", ", ".join(f"{k} {v}" for k, v in h["versions"].items())],
@@ -159,7 +191,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         m = r["models"]
         n = r.get("test_images")
         flag = "" if r.get("same_images", True) else " ⚠ image sets differ"
-        rows.append([r["task"], f"{n}{flag}", _triple(m.get("otsu")), _triple(m.get("linknet")), _triple(m.get("maskrcnn")),
+        st = r.get("seeds") or {}
+        rows.append([r["task"], f"{n}{flag}", _triple(m.get("otsu")), _seeded_triple(m.get("linknet"), st.get("linknet")),
+                     _seeded_triple(m.get("maskrcnn"), st.get("maskrcnn")),
                      _triple(rep.get(("linknet", r["task"]))), _triple(rep.get(("maskrcnn", r["task"])))])
     out.append(_md_table(head, rows))
     out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
@@ -229,6 +263,11 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
                 for m in ("dice", "jaccard", "tpr"):
                     add("segmentation", ours, model, r["task"], m, s.get(m))
                 add("segmentation", ours, model, r["task"], "images", s.get("counts", {}).get("images"))
+        for model, st in (r.get("seeds") or {}).items():
+            for m in SEED_METRICS:
+                add("segmentation", ours, model, r["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
+                add("segmentation", ours, model, r["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
+            add("segmentation", ours, model, r["task"], "seeds", " ".join(map(str, st["seeds"])))
     for r in results.get("reported", []):
         for m in ("dice", "jaccard", "tpr"):
             add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)

@@ -6,6 +6,7 @@ from .maskrcnn import (  # noqa: F401
     best_metric_key,
     fix_device,
     fix_scratch_norm,
+    fit_cfg_to_linknet_init,
     get_spine_cfg,
     profile_path,
     spine_tasks,

@@ -133,7 +133,16 @@ def uses_pretrained_weights(cfg) -> bool:
 
 
 def fix_scratch_norm(cfg) -> None:
-    """Random init cannot train FrozenBN: swap in SPINE.SCRATCH_NORM, with a warning (or fail)."""
+    """Random init: train every stage, and swap FrozenBN (which cannot learn) for SPINE.SCRATCH_NORM,
+    with a warning (or fail).
+
+    Detectron2 freezes the stem and res2 by default (``MODEL.BACKBONE.FREEZE_AT: 2``), which suits
+    pretrained weights; from random init it would keep a quarter of the backbone at random values
+    for the whole run, so FREEZE_AT drops to 0."""
+    if not cfg.MODEL.WEIGHTS and cfg.MODEL.BACKBONE.FREEZE_AT > 0:
+        logger.info("MODEL.WEIGHTS is empty (random init): training every backbone stage "
+                    "(MODEL.BACKBONE.FREEZE_AT %d -> 0)", cfg.MODEL.BACKBONE.FREEZE_AT)
+        cfg.MODEL.BACKBONE.FREEZE_AT = 0
     if cfg.MODEL.WEIGHTS or cfg.MODEL.RESNETS.NORM != "FrozenBN":
         return
     if not cfg.SPINE.SCRATCH_NORM:
@@ -148,6 +157,13 @@ def fix_scratch_norm(cfg) -> None:
     cfg.MODEL.RESNETS.NORM = cfg.SPINE.SCRATCH_NORM
     if not cfg.MODEL.FPN.NORM:
         cfg.MODEL.FPN.NORM = cfg.SPINE.SCRATCH_NORM
+
+
+def fit_cfg_to_linknet_init(cfg) -> bool:
+    """MODEL.WEIGHTS a LinkNet checkpoint: R18 backbone from its encoder (spine_det.modeling.backbone_init)."""
+    from spine_det.modeling.backbone_init import fit_cfg_to_linknet_init as fit
+
+    return fit(cfg)
 
 
 def fix_device(cfg) -> None:
@@ -173,6 +189,7 @@ def get_spine_cfg(
         merge_from_file(cfg, config_file)  # never Detectron2's allow_unsafe=True default
         apply_profile(cfg, config_file, profile)
     merge_from_list(cfg, opts)
+    fit_cfg_to_linknet_init(cfg)
     fix_scratch_norm(cfg)
     fix_device(cfg)
     return cfg
@@ -186,6 +203,7 @@ __all__ = [
     "best_metric_key",
     "fix_device",
     "fix_scratch_norm",
+    "fit_cfg_to_linknet_init",
     "get_spine_cfg",
     "profile_files",
     "profile_path",

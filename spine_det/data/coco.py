@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spine_det.data.io import DataError, read_mask
+from spine_det.data.io import DataError, read_label_map, read_mask
 from spine_det.data.layout import Manifest, ViewSample
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, get_task, parse_tasks, tasks_of_view
 from spine_det.utils.fileio import atomic_path, atomic_write_json
@@ -146,6 +146,47 @@ def mask_to_instances(mask: np.ndarray, polygons: bool = True) -> List[dict]:
     return out
 
 
+def piece_to_instance(piece: np.ndarray) -> dict:
+    """One COCO annotation (without id) for a whole bool mask, however many components it has: the
+    exact polygon when it is one hole-free component, else a compressed RLE of it."""
+    from pycocotools import mask as mask_utils
+
+    anns = mask_to_instances(piece)
+    if len(anns) == 1:
+        return anns[0]
+    height, width = piece.shape
+    rows = np.flatnonzero(piece.any(axis=1))
+    cols = np.flatnonzero(piece.any(axis=0))
+    y, x = int(rows[0]), int(cols[0])
+    rle = _runs_rle(piece[y : rows[-1] + 1, x : cols[-1] + 1], x, y, height, width)
+    return {
+        "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "area": float(mask_utils.area(rle)),
+        "iscrowd": 0,
+    }
+
+
+def label_map_to_instances(labels: np.ndarray, mask: np.ndarray) -> List[dict]:
+    """Instances of ``mask`` from an instance label map: one per label k > 0 (its pixels inside the
+    mask), plus each component of mask pixels the map leaves unlabelled. Their union is ``mask > 0``
+    exactly and none overlap, so the semantic ground truth is unchanged; touching or overlapping
+    objects (vertebrae of a scoliotic spine) stay separate instances."""
+    labels = np.asarray(labels)
+    fg = np.asarray(mask) > 0
+    if labels.shape != fg.shape:
+        raise ValueError(f"instance map shape {labels.shape} differs from the mask's {fg.shape}")
+    out: List[dict] = []
+    ys, xs = np.nonzero(fg & (labels > 0))
+    for k in np.unique(labels[ys, xs]):
+        sel = labels[ys, xs] == k
+        piece = np.zeros_like(fg)
+        piece[ys[sel], xs[sel]] = True
+        out.append(piece_to_instance(piece))
+    out += mask_to_instances(fg & (labels == 0))
+    return out
+
+
 def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
     """Decode a COCO segmentation (polygon list, compressed or uncompressed RLE) to a bool mask."""
     from pycocotools import mask as mask_utils
@@ -195,6 +236,9 @@ def _convert_sample(args: tuple) -> Tuple[str, Dict[str, Optional[List[dict]]], 
                 from spine_det.data.instances import mask_to_instances_as
 
                 result[task] = mask_to_instances_as(mask, definitions[task])
+            elif s.instance_maps.get(task):
+                labels = read_label_map(s.instance_maps[task], shape=(s.height, s.width))
+                result[task] = label_map_to_instances(labels, mask)
             else:
                 result[task] = mask_to_instances(mask)
         except DataError as exc:
@@ -231,6 +275,7 @@ def _fingerprint(
     for s in samples:
         item = [s.key, s.image, s.height, s.width, s.split, s.label]
         item += [[t, s.masks.get(t), stamps.get(s.masks.get(t) or "")] for t in tasks]
+        item += [[t, p, stamps.get(p)] for t, p in sorted(s.instance_maps.items()) if t in tasks]
         h.update(json.dumps(item).encode())
     return h.hexdigest()
 
@@ -327,7 +372,8 @@ def convert_dataset(
         old_stamps: Dict[str, str] = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
     except ValueError:
         old_stamps = {}
-    file_stamps = {p: _file_stamp(p) for s in manifest.samples for p in s.masks.values() if p}
+    file_stamps = {p: _file_stamp(p) for s in manifest.samples
+                   for p in list(s.masks.values()) + list(s.instance_maps.values()) if p}
 
     plan = []
     for fname, name, split, otasks in _outputs(manifest, task_list):
@@ -408,6 +454,7 @@ def _sample_dict(s: ViewSample) -> dict:
         "masks": dict(s.masks),
         "height": s.height,
         "width": s.width,
+        "instance_maps": dict(s.instance_maps),
     }
 
 

@@ -105,34 +105,12 @@ def mask_to_instances_as(mask: np.ndarray, spec: str = DEFAULT_DEFINITION) -> Li
     exact). Other definitions encode each piece as one instance: the exact polygon when the
     piece is one hole-free component, else a compressed RLE of the piece.
     """
-    from pycocotools import mask as mask_utils
-
-    from spine_det.data.coco import _runs_rle, mask_to_instances
+    from spine_det.data.coco import mask_to_instances, piece_to_instance
 
     name, _ = parse_spec(spec)
     if name == DEFAULT_DEFINITION:
         return mask_to_instances(mask)
-    height, width = np.asarray(mask).shape[:2]
-    out: List[dict] = []
-    for piece in split_mask(mask, spec):
-        anns = mask_to_instances(piece)
-        if len(anns) == 1:
-            out.append(anns[0])
-            continue
-        rows = np.flatnonzero(piece.any(axis=1))
-        cols = np.flatnonzero(piece.any(axis=0))
-        y, x = int(rows[0]), int(cols[0])
-        crop = piece[y : rows[-1] + 1, x : cols[-1] + 1]
-        rle = _runs_rle(crop, x, y, height, width)
-        out.append(
-            {
-                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                "area": float(mask_utils.area(rle)),
-                "iscrowd": 0,
-            }
-        )
-    return out
+    return [piece_to_instance(piece) for piece in split_mask(mask, spec)]
 
 
 def task_kind(task: str) -> str:

@@ -222,6 +222,17 @@ def read_mask(path: PathLike, shape: Optional[Sequence[int]] = None) -> np.ndarr
     return mask
 
 
+def read_label_map(path: PathLike, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Read an instance label map (grey 8/16-bit PNG/TIFF: 0 = background, k = k-th object) as 2-D ints."""
+    a = _read_raw(path)
+    if a.ndim != 2 or a.dtype.kind not in "ui":
+        raise DataError(path, f"instance map must be a one-channel integer image (got shape {a.shape}, {a.dtype})")
+    if shape is not None and tuple(a.shape) != tuple(shape[:2]):
+        raise DataError(path, f"instance map size {a.shape[1]}x{a.shape[0]} differs from its image "
+                              f"{shape[1]}x{shape[0]} (WxH)")
+    return a
+
+
 def image_size(path: PathLike) -> Tuple[int, int]:
     """(height, width) from the file header only (cheap: no pixel decoding)."""
     p = Path(path)

@@ -4,12 +4,19 @@ Layout::
 
     <root>/Training/{Normal,Damaged}/<patient>/{AP,LAT}/{AP,LAT}.<ext>
     <root>/Training/{Normal,Damaged}/<patient>/AP/Ap_Vertebra.png ...   (stems: Task.mask_stem)
+    <root>/Training/<patient>/AP/...                                    (unlabelled patient)
     <root>/Test/...                                                     (optional, same shape)
 
 Folder and file names are matched case-insensitively; they may contain spaces
-and parentheses (``ID (97)``). The result is a :class:`Manifest`, written once
-to the cache dir and read everywhere else, so that every tool sees the same
-samples and the same splits.
+and parentheses (``ID (97)``). A patient folder directly under Training/ or Test/
+(one holding an AP or LAT folder) is an *unlabelled* patient: segmentation works,
+the Normal/Damaged classifier is not offered. A dataset may have only some views
+and tasks (e.g. AP vertebrae only): a view or a mask that *no* patient has is
+absent from the dataset (said once), not missing from every patient. Beside a
+mask ``<stem>.png`` an optional 16-bit instance label map ``<stem>_instances.png``
+(0 = background, k = k-th object) keeps touching objects apart as instances.
+The result is a :class:`Manifest`, written once to the cache dir and read
+everywhere else, so that every tool sees the same samples and the same splits.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from spine_det.data.io import IMAGE_SUFFIXES, DataError
+from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size
 from spine_det.data.validate import CHECKS_VERSION, check_mask, check_name_collisions, clear_memo, decode_image_checked, prefetch, summarize_warnings
 from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
 from spine_det.utils.fileio import atomic_write_json
@@ -32,7 +39,9 @@ PathLike = Union[str, os.PathLike]
 
 TRAIN_FOLDER = "Training"
 TEST_FOLDER = "Test"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: unlabelled patients, absent views/tasks, instance label maps
+UNLABELLED = ""  # ViewSample.label of a patient without a Normal/Damaged folder
+INSTANCE_MAP_SUFFIX = "_instances"  # <mask stem>_instances.png: 16-bit instance label map
 
 
 @dataclass
@@ -40,13 +49,14 @@ class ViewSample:
     """One X-ray (one view of one patient) with its mask files."""
 
     patient_id: str  # unique across the dataset: "Training/Normal/ID (97)"
-    label: str  # "Normal" | "Damaged"
+    label: str  # "Normal" | "Damaged" | "" (unlabelled)
     split: str  # "train" | "val" | "test"
     view: str  # "ap" | "lat"
     image: str  # absolute path of the X-ray
     masks: Dict[str, Optional[str]]  # task name -> absolute mask path, None if missing
     height: int
     width: int
+    instance_maps: Dict[str, str] = field(default_factory=dict)  # task -> 16-bit instance label map
 
     @property
     def key(self) -> str:
@@ -71,6 +81,20 @@ class Manifest:
     warnings: List[dict] = field(default_factory=list)  # {"patient", "file", "kind", "reason"}: kept, but see
     checks_version: int = 0  # spine_det.data.validate.CHECKS_VERSION of the scan (older: rescanned)
     test_from_folder: bool = False  # True when a Test folder gave the test split
+    absent: List[str] = field(default_factory=list)  # views / tasks that no patient of the dataset has
+
+    @property
+    def tasks(self) -> List[str]:
+        """Tasks with at least one mask in the dataset, in table order."""
+        from spine_det.tasks import TASK_NAMES
+
+        have = {t for s in self.samples for t, p in s.masks.items() if p}
+        return [t for t in TASK_NAMES if t in have]
+
+    @property
+    def labelled(self) -> bool:
+        """True when every patient has a Normal/Damaged label (the classifier needs them)."""
+        return bool(self.samples) and all(s.label in LABELS for s in self.samples)
 
     def select(
         self, split: Optional[str] = None, view: Optional[str] = None, task: Optional[str] = None
@@ -115,7 +139,9 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
         d = dict(d)
-        d.pop("version", None)
+        version = d.pop("version", None)
+        if version != MANIFEST_VERSION:
+            raise ValueError(f"manifest version {version}, expected {MANIFEST_VERSION}")
         d["samples"] = [ViewSample(**s) for s in d.get("samples", [])]
         return cls(**d)
 
@@ -135,13 +161,17 @@ class Manifest:
         per_split = {sp: len(self.patients(sp)) for sp in SPLITS}
         n_pat = sum(per_split.values())
         labels = {lab: sum(1 for _, l in self.patients() if l == lab) for lab in LABELS}
+        unlabelled = sum(1 for _, l in self.patients() if l == UNLABELLED)
+        if unlabelled:
+            labels["unlabelled"] = unlabelled
         views = {v: len(self.select(view=v)) for v in VIEWS}
-        missing = sum(1 for s in self.samples for p in s.masks.values() if not p)
+        missing = sum(1 for s in self.samples for t, p in s.masks.items() if not p and t not in self.absent)
         return (
             f"{n_pat} patients (train {per_split['train']} / val {per_split['val']} / test {per_split['test']}; "
-            + ", ".join(f"{k} {v}" for k, v in labels.items())
+            + ", ".join(f"{k} {v}" for k, v in labels.items() if v or k in LABELS and not unlabelled)
             + f"), {views['ap']} AP + {views['lat']} LAT images, {missing} missing masks, "
-            f"{len(self.problems)} problems"
+            + (f"absent: {', '.join(self.absent)}, " if self.absent else "")
+            + f"{len(self.problems)} problems"
             + (f", warnings: {summarize_warnings(self.warnings)}" if self.warnings else "")
             + (" (test split from the Test folder)" if self.test_from_folder else " (seeded test split)")
         )
@@ -171,11 +201,17 @@ def _find_file(folder_entries: Dict[str, Path], stem: str) -> Optional[Path]:
 
 
 class _Problems:
-    """Collects problems; raises at the first one when strict."""
+    """Collects problems; raises at the first one when strict.
+
+    A missing view folder or mask is only *noted* (``note_missing``) while scanning: whether it is a
+    problem depends on the whole dataset (a view or task that no patient has is absent, not missing),
+    which :meth:`settle_missing` decides once every patient has been seen.
+    """
 
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self.items: List[dict] = []
+        self.missing: List[Tuple[str, Optional[str], PathLike, str]] = []  # (what, patient, file, reason)
         self.warnings: List[dict] = []
 
     def add(self, patient: Optional[str], file: PathLike, reason: str) -> None:
@@ -190,6 +226,25 @@ class _Problems:
         logger.debug("%s: %s", DataError(file, reason, patient), kind)  # one summary line at the end of the scan
         self.warnings.append({"patient": patient, "file": str(file), "kind": kind, "reason": reason})
 
+    def note_missing(self, what: str, patient: Optional[str], file: PathLike, reason: str) -> None:
+        self.missing.append((what, patient, file, reason))
+
+    def settle_missing(self, present: set) -> List[str]:
+        """Report the noted absences of views/tasks that some patient has; return the others (absent)."""
+        absent = sorted({w for w, *_ in self.missing if w not in present},
+                        key=lambda w: (w not in VIEWS, w))
+        for what, patient, file, reason in self.missing:
+            if what in present:
+                self.add(patient, file, reason)
+        return absent
+
+
+def _is_patient_folder(folder: Path) -> bool:
+    """A folder holding an AP or LAT view folder."""
+    entries = _children(folder)
+    views = (entries.get(VIEW_FOLDER[v].lower()) for v in VIEWS)
+    return any(p is not None and p.is_dir() for p in views)
+
 
 def _scan_patient(
     patient_dir: Path, patient_id: str, label: str, problems: _Problems
@@ -199,7 +254,7 @@ def _scan_patient(
     for view in VIEWS:
         view_dir = entries.get(VIEW_FOLDER[view].lower())
         if view_dir is None or not view_dir.is_dir():
-            problems.add(patient_id, patient_dir / VIEW_FOLDER[view], "view folder missing")
+            problems.note_missing(view, patient_id, patient_dir / VIEW_FOLDER[view], "view folder missing")
             continue
         files = _children(view_dir)
         image = _find_file(files, VIEW_IMAGE_STEM[view])
@@ -216,10 +271,11 @@ def _scan_patient(
             problems.add(patient_id, image, exc.reason)
             continue
         masks: Dict[str, Optional[str]] = {}
+        instance_maps: Dict[str, str] = {}
         for task in tasks_of_view(view):
             mpath = _find_file(files, task.mask_stem)
             if mpath is None:
-                problems.add(patient_id, view_dir / f"{task.mask_stem}.png", "mask missing")
+                problems.note_missing(task.name, patient_id, view_dir / f"{task.mask_stem}.png", "mask missing")
                 masks[task.name] = None
                 continue
             try:
@@ -237,6 +293,18 @@ def _scan_patient(
             for kind, reason in notes:
                 problems.warn(patient_id, mpath, kind, reason)
             masks[task.name] = str(mpath.resolve())
+            ipath = _find_file(files, task.mask_stem + INSTANCE_MAP_SUFFIX)
+            if ipath is not None:
+                try:
+                    ih, iw = image_size(ipath)
+                except DataError as exc:
+                    problems.add(patient_id, ipath, exc.reason)
+                    continue
+                if (ih, iw) != (height, width):
+                    problems.add(patient_id, ipath, f"instance map size {iw}x{ih} differs from its image "
+                                                    f"{width}x{height} (WxH); instances from the mask's components")
+                    continue
+                instance_maps[task.name] = str(ipath.resolve())
         samples.append(
             ViewSample(
                 patient_id=patient_id,
@@ -247,6 +315,7 @@ def _scan_patient(
                 masks=masks,
                 height=height,
                 width=width,
+                instance_maps=instance_maps,
             )
         )
     return samples
@@ -255,7 +324,8 @@ def _scan_patient(
 def _scan_split_folder(
     root: Path, folder: Path, problems: _Problems
 ) -> List[Tuple[str, str, List[ViewSample]]]:
-    """(patient_id, label, samples) for every patient under Training/ or Test/."""
+    """(patient_id, label, samples) for every patient under Training/ or Test/: in a Normal/Damaged
+    class folder, or directly there (unlabelled)."""
     out = []
     labels = {lab.lower(): lab for lab in LABELS}
     for name, label_dir in _children(folder).items():
@@ -263,11 +333,15 @@ def _scan_split_folder(
             continue
         label = labels.get(name)
         if label is None:
-            problems.add(None, label_dir, f"unknown class folder (expected {' or '.join(LABELS)})")
-            continue
-        for patient_dir in _children(label_dir).values():
-            if not patient_dir.is_dir():
+            if _is_patient_folder(label_dir):
+                patient_dirs, label = [label_dir], UNLABELLED
+            else:
+                problems.add(None, label_dir, f"neither a class folder ({' or '.join(LABELS)}) nor a patient "
+                                              f"folder (one holding {' or '.join(VIEW_FOLDER.values())})")
                 continue
+        else:
+            patient_dirs = [p for p in _children(label_dir).values() if p.is_dir()]
+        for patient_dir in patient_dirs:
             patient_id = patient_dir.relative_to(root).as_posix()
             samples = _scan_patient(patient_dir, patient_id, label, problems)
             if samples:
@@ -340,8 +414,14 @@ def scan_dataset(
         )
     training = _scan_split_folder(root_path, train_dir, problems)
     testing = _scan_split_folder(root_path, test_dir, problems) if test_dir is not None and test_dir.is_dir() else []
+    present = {s.view for _, _, ss in training + testing for s in ss}
+    present |= {t for _, _, ss in training + testing for s in ss for t, p in s.masks.items() if p}
+    absent = problems.settle_missing(present)
+    if absent and present:
+        logger.info("%s: not in this dataset (no patient has them): %s", root_path, ", ".join(absent))
     if not training:
-        raise DataError(train_dir, "no patients found (expected Normal/<patient>/{AP,LAT}/... or Damaged/...)")
+        raise DataError(train_dir, "no patients found (expected Normal/<patient>/{AP,LAT}/..., Damaged/... "
+                                   "or <patient>/{AP,LAT}/...)")
     test_from_folder = bool(testing)
     split_of: Dict[str, str] = {}
     train_patients = [(pid, lab) for pid, lab, _ in training]
@@ -369,6 +449,7 @@ def scan_dataset(
         warnings=problems.warnings,
         checks_version=CHECKS_VERSION,
         test_from_folder=test_from_folder,
+        absent=[a for a in absent if a in VIEWS or get_task(a).view in present],
     )
     clear_memo()
     if manifest.warnings:

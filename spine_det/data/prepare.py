@@ -97,8 +97,13 @@ def load_or_scan_manifest(
     root = Path(data_root).expanduser().resolve()
     fingerprint_path = manifest_path.with_name("manifest.fingerprint")
     fingerprint = data_fingerprint(root)
+    manifest = None
     if manifest_path.is_file() and not rescan:
-        manifest = Manifest.load(manifest_path)
+        try:
+            manifest = Manifest.load(manifest_path)
+        except DataError as exc:  # an older manifest format: scan again
+            logger.info("%s; rescanning", exc)
+    if manifest is not None:
         unchanged = fingerprint_path.is_file() and fingerprint_path.read_text().strip() == fingerprint
         if not unchanged:
             logger.info("files under %s changed since %s was written: rescanning", root, manifest_path)

@@ -63,6 +63,11 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         loaded = load_plain(filename)
         if not isinstance(loaded, dict):
             raise CheckpointError(f"{filename}: not a checkpoint (a {type(loaded).__name__}, not a dict)")
+        from spine_det.modeling.backbone_init import convert_loaded
+
+        converted = convert_loaded(loaded)  # a LinkNet checkpoint: its encoder as the R18 backbone
+        if converted is not None:
+            return converted
         return loaded if "model" in loaded else {"model": loaded}
 
 

@@ -88,6 +88,11 @@ def balanced_val_patients(patients: Sequence[Tuple[str, str]], per_class: int, m
 
 def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
     """{"train", "val", "test"} -> ViewSamples, per the VAL.MODE rule."""
+    if not manifest.labelled:
+        from spine_det.data.io import DataError
+
+        raise DataError(manifest.root, "the classifier needs every patient in a Normal/ or Damaged/ folder; this "
+                                       "dataset has unlabelled patients (segmentation only)")
     test = manifest.select(split=cfg.TEST.SPLIT)
     training = [s for s in manifest.samples if s.split in ("train", "val")]
     if cfg.VAL.MODE == "manifest":

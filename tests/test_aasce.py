@@ -1,0 +1,188 @@
+"""AASCE importer on a synthetic fixture in the dataset's own file format, and what the package then reads.
+
+The fixture is made here (no real radiograph): a few grey JPEGs and the three label CSVs with
+17 four-cornered vertebrae per image, two of them made to overlap as in a scoliotic spine.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import List
+
+import cv2
+import numpy as np
+import pytest
+
+from spine_det.data.aasce import (
+    N_VERTEBRAE,
+    corners_from_row,
+    implausible_vertebrae,
+    import_aasce,
+    rasterise_vertebrae,
+    read_landmarks,
+)
+from spine_det.data.io import DataError
+
+
+def spine_corners(h: int, w: int, rng: np.random.Generator, overlap: bool = True) -> np.ndarray:
+    """(17, 4, 2) pixel corners TL, TR, BL, BR of a gently curved spine; vertebrae 6 and 7 overlap."""
+    out = []
+    top, step = 0.06 * h, 0.88 * h / N_VERTEBRAE
+    for k in range(N_VERTEBRAE):
+        cx = w / 2 + 0.08 * w * np.sin(k / 5.0) + rng.uniform(-1, 1)
+        y0, y1 = top + k * step, top + k * step + 0.7 * step
+        if overlap and k == 7:
+            y0 -= 0.5 * step  # reaches into vertebra 6
+        half = 0.12 * w
+        tilt = 0.05 * step * np.cos(k / 3.0)
+        out.append([[cx - half, y0 - tilt], [cx + half, y0 + tilt], [cx - half, y1 - tilt], [cx + half, y1 + tilt]])
+    return np.asarray(out, dtype=np.float64)
+
+
+def write_source(root: Path, n_train: int = 4, n_test: int = 2, size=(200, 80), seed: int = 0,
+                 defect: bool = False) -> Path:
+    """A boostnet_labeldata folder: data/{training,test}/*.jpg + labels/{training,test}/*.csv."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    label_root = root / "boostnet_labeldata"
+    for split, n in (("training", n_train), ("test", n_test)):
+        (label_root / "data" / split).mkdir(parents=True)
+        (label_root / "labels" / split).mkdir(parents=True)
+        names: List[str] = []
+        marks, angles = [], []
+        for i in range(n):
+            name = f"sunhl-{split}-{i} A AP.jpg"
+            img = rng.integers(30, 200, (h, w), dtype=np.uint8)
+            cv2.imwrite(str(label_root / "data" / split / name), img)
+            c = spine_corners(h, w, rng)
+            if defect and split == "training" and i == 0:
+                c[-1, 2:, 1] = 0.02 * h  # bottom corners of L5 at the top of the film (a real defect)
+            norm = c / np.array([w, h])
+            pts = norm.reshape(-1, 2)
+            marks.append(list(pts[:, 0]) + list(pts[:, 1]))
+            angles.append([10.0 + i, 20.0, 5.0])
+            names.append(name)
+        with open(label_root / "labels" / split / "filenames.csv", "w", newline="") as f:
+            csv.writer(f).writerows([[n_] for n_ in names])
+        with open(label_root / "labels" / split / "landmarks.csv", "w", newline="") as f:
+            csv.writer(f).writerows(marks)
+        with open(label_root / "labels" / split / "angles.csv", "w", newline="") as f:
+            csv.writer(f).writerows(angles)
+    return label_root
+
+
+def test_corners_from_row_reads_x_then_y():
+    row = list(np.arange(68) / 100.0) + list(1 + np.arange(68) / 100.0)
+    c = corners_from_row(row)
+    assert c.shape == (17, 4, 2)
+    assert c[0, 1, 0] == pytest.approx(0.01) and c[0, 1, 1] == pytest.approx(1.01)  # point 1: x, y
+    assert c[16, 3, 0] == pytest.approx(0.67) and c[16, 3, 1] == pytest.approx(1.67)  # point 67
+    with pytest.raises(ValueError):
+        corners_from_row(row[:-1])
+
+
+def test_rasterise_keeps_overlapping_vertebrae_apart():
+    c = spine_corners(200, 80, np.random.default_rng(1))
+    labels = rasterise_vertebrae(c, 200, 80)
+    assert labels.dtype == np.uint16
+    assert sorted(int(k) for k in np.unique(labels) if k) == list(range(1, 18))
+    # vertebrae 7 and 8 (1-based) overlap: their union is one connected blob, but two labels
+    blob = (labels == 7) | (labels == 8)
+    n, _ = cv2.connectedComponents(blob.astype(np.uint8))
+    assert n - 1 == 1
+    # every filled pixel lies inside its own quadrilateral (polygon order TL, TR, BR, BL)
+    ys, xs = np.nonzero(labels == 3)
+    poly = c[2][[0, 1, 3, 2]].astype(np.float32)
+    inside = [cv2.pointPolygonTest(poly, (float(x), float(y)), True) >= -1.0 for x, y in zip(xs, ys)]
+    assert all(inside)
+
+
+def test_implausible_vertebrae_flags_misplaced_corners_only():
+    c = spine_corners(400, 160, np.random.default_rng(2), overlap=False)
+    assert implausible_vertebrae(c) == []
+    bad = c.copy()
+    bad[16, 2:, 1] = 5.0  # bottom corners at the top of the film
+    swapped = c.copy()
+    swapped[3, [1, 3]] = swapped[3, [3, 1]]  # TR <-> BR: a bow tie
+    assert implausible_vertebrae(bad) == [16]
+    assert implausible_vertebrae(swapped) == [3]
+
+
+def test_import_writes_layout_landmarks_and_index(tmp_path):
+    src = write_source(tmp_path / "src", defect=True)
+    out = tmp_path / "aasce"
+    s = import_aasce(tmp_path / "src", out, workers=1, progress=False)  # the folder holding it works too
+    assert s["images"] == {"training": 4, "test": 2}
+    assert s["images_with_implausible_vertebrae"] == 1
+    view = out / "Training" / "sunhl-training-0 A AP" / "AP"
+    assert (view / "AP.jpg").read_bytes() == (src / "data" / "training" / "sunhl-training-0 A AP.jpg").read_bytes()
+    info = read_landmarks(view)
+    assert info["implausible_vertebrae"] == ["L5"]
+    assert info["cobb_angles"] == {"PT": 10.0, "MT": 20.0, "TL": 5.0}
+    assert info["corners"].shape == (17, 4, 2)
+    labels = cv2.imread(str(view / "Ap_Vertebra_instances.png"), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(view / "Ap_Vertebra.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.dtype == np.uint16 and 17 not in np.unique(labels)  # the defective L5 is left out
+    assert np.array_equal(mask > 0, labels > 0)
+    test_info = read_landmarks(out / "Test" / "sunhl-test-1 A AP" / "AP")
+    assert test_info["source_name"] == "sunhl-test-1 A AP.jpg" and test_info["implausible_vertebrae"] == []
+    rows = list(csv.DictReader(open(out / "aasce_index.csv")))
+    assert len(rows) == 6 and {r["split"] for r in rows} == {"training", "test"}
+
+
+def test_import_refuses_to_overwrite_or_write_into_the_source(tmp_path):
+    write_source(tmp_path / "src")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user's file")
+    with pytest.raises(DataError, match="not an empty folder"):
+        import_aasce(tmp_path / "src", out, workers=1, progress=False)
+    assert (out / "keep.txt").read_text() == "user's file"
+    with pytest.raises(DataError, match="inside the source"):
+        import_aasce(tmp_path / "src", tmp_path / "src" / "boostnet_labeldata" / "x", workers=1, progress=False)
+    with pytest.raises(DataError, match="boostnet_labeldata"):
+        import_aasce(tmp_path, tmp_path / "o2", workers=1, progress=False)
+
+
+def test_imported_dataset_is_unlabelled_ap_only_with_one_instance_per_vertebra(tmp_path, caplog):
+    import logging
+
+    from spine_det.data.coco import decode_segmentation
+    from spine_det.data.prepare import prepare_dataset
+
+    write_source(tmp_path / "src", n_train=5, n_test=2)
+    out = tmp_path / "aasce"
+    import_aasce(tmp_path / "src", out, workers=1, progress=False)
+    with caplog.at_level(logging.WARNING):
+        prep = prepare_dataset(out, cache_dir=tmp_path / "cache", tasks=["ap_vertebra"], workers=1, strict=True)
+    m = prep.manifest
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no warning per patient
+    assert m.problems == [] and m.tasks == ["ap_vertebra"] and not m.labelled
+    assert m.absent == ["lat", "ap_pedicle", "ap_spinous_process"]
+    assert {s.label for s in m.samples} == {""} and {s.view for s in m.samples} == {"ap"}
+    assert len(m.select(split="test")) == 2 and m.test_from_folder
+    assert "unlabelled 7" in m.summary() and "0 missing masks" in m.summary()
+    coco = json.loads((prep.coco_dir / "spine_ap_vertebra_test.json").read_text())
+    for img in coco["images"]:
+        anns = [a for a in coco["annotations"] if a["image_id"] == img["id"]]
+        assert len(anns) == 17  # although vertebrae 7 and 8 touch: one instance per vertebra
+        union = np.zeros((img["height"], img["width"]), bool)
+        for a in anns:
+            piece = decode_segmentation(a["segmentation"], img["height"], img["width"])
+            assert not (union & piece).any()  # no pixel in two instances
+            union |= piece
+        sample = next(s for s in m.samples if s.image == img["file_name"])
+        mask = cv2.imread(sample.masks["ap_vertebra"], cv2.IMREAD_UNCHANGED) > 0
+        assert np.array_equal(union, mask)  # the semantic ground truth is unchanged
+
+
+def test_classifier_refuses_an_unlabelled_dataset(tmp_path):
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.engine.classifier_trainer import split_patients
+
+    write_source(tmp_path / "src", n_train=3, n_test=1)
+    import_aasce(tmp_path / "src", tmp_path / "aasce", workers=1, progress=False)
+    m = prepare_dataset(tmp_path / "aasce", cache_dir=tmp_path / "cache", convert=False).manifest
+    with pytest.raises(DataError, match="Normal/ or Damaged/"):
+        split_patients(None, m)
