@@ -20,7 +20,8 @@ def test_box_cropped_pasting_matches_detectron2_and_stays_small(tmp_path):
 
     torch.manual_seed(0)
     cfg = get_spine_cfg(CONFIGS / "lat_vertebra.yaml", profile="cpu",
-                        opts=["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"])
+                        opts=["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
+                              "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224"])  # small net input: fast
     cfg.freeze()
     pred = MaskRCNNPredictor(cfg, model=build_model(cfg), score_threshold=0.0)
     rng = np.random.default_rng(0)
