@@ -130,3 +130,15 @@ def test_cached_manifest_of_an_older_scan_is_rescanned(root: Path, tmp_path: Pat
     again = prepare_dataset(root, cache_dir=cache, convert=False)
     assert again.manifest.checks_version >= 1
     assert decode_image_checked(img) == (64, 48)
+
+
+def test_truncated_instance_map_is_a_problem(root: Path) -> None:
+    vdir = root / "Training" / "Normal" / "ID (2)" / "LAT"
+    labels = np.zeros((64, 48), np.uint16)
+    labels[10:30, 8:40], labels[31:50, 8:40] = 1, 2
+    cv2.imwrite(str(vdir / "Lat_Vertebra_instances.png"), labels)
+    assert scan_dataset(root).get("Training/Normal/ID (2)/lat").instance_maps.get("lat_vertebra")
+    _truncate(vdir / "Lat_Vertebra_instances.png", 0.5)
+    m = scan_dataset(root)
+    assert "Lat_Vertebra_instances.png" in {Path(p["file"]).name for p in m.problems}
+    assert "lat_vertebra" not in m.get("Training/Normal/ID (2)/lat").instance_maps

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size
+from spine_det.data.io import IMAGE_SUFFIXES, DataError
 from spine_det.data.validate import CHECKS_VERSION, check_mask, check_name_collisions, clear_memo, decode_image_checked, prefetch, summarize_warnings
 from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
 from spine_det.utils.fileio import atomic_write_json
@@ -296,7 +296,7 @@ def _scan_patient(
             ipath = _find_file(files, task.mask_stem + INSTANCE_MAP_SUFFIX)
             if ipath is not None:
                 try:
-                    ih, iw = image_size(ipath)
+                    ih, iw = decode_image_checked(ipath)  # decoded in full, like the masks
                 except DataError as exc:
                     problems.add(patient_id, ipath, exc.reason)
                     continue
