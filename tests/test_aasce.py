@@ -186,3 +186,43 @@ def test_classifier_refuses_an_unlabelled_dataset(tmp_path):
     m = prepare_dataset(tmp_path / "aasce", cache_dir=tmp_path / "cache", convert=False).manifest
     with pytest.raises(DataError, match="Normal/ or Damaged/"):
         split_patients(None, m)
+
+
+def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
+    from spine_det.data.prepare import prepare_dataset
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    write_source(tmp_path / "src", n_train=2, n_test=2)
+    root = tmp_path / "aasce"
+    import_aasce(tmp_path / "src", root, workers=1, progress=False)
+    m = prepare_dataset(root, convert=False).manifest
+    pred = tmp_path / "pred"
+    tests = m.select(split="test")
+    for k, s in enumerate(tests):  # Mask R-CNN-style label map for one, LinkNet-style mask for the other
+        d = pred / s.key
+        d.mkdir(parents=True)
+        if k == 0:
+            shutil.copy(s.instance_maps["ap_vertebra"], d / "ap_vertebra_instances.png")
+        else:
+            shutil.copy(s.masks["ap_vertebra"], d / "ap_vertebra_mask.png")
+    spec = importlib.util.spec_from_file_location("eval_instances", Path(__file__).parents[1] / "tools" / "eval_instances.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "out"
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--expected", "17", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    by_kind = {r["prediction"]: r for r in rows}
+    assert int(by_kind["instances"]["detected"]) == 17 and int(by_kind["instances"]["merges"]) == 0
+    # the semantic mask's components merge the two overlapping vertebrae into one instance: a merge, which
+    # still detects the larger of the two (IoU > 0.5) but not the other
+    assert int(by_kind["mask components"]["detected"]) == 16 and int(by_kind["mask components"]["merges"]) == 1
+    assert summary["images_with_all_detected"] == 0.5
+    shutil.rmtree(pred / tests[1].key)
+    with pytest.raises(SystemExit, match="have no prediction"):
+        tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(tmp_path / "out2")])
+    with pytest.raises(SystemExit, match="inside the data root"):
+        tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(root / "x")])

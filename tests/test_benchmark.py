@@ -343,3 +343,23 @@ def test_several_seeds_get_their_own_units_and_the_table_says_mean_and_sd(tmp_pa
     rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     sd = [r for r in rows if r["metric"] == "dice_sd_over_seeds" and r["model"] == "maskrcnn"]
     assert sd and float(sd[0]["value"]) == pytest.approx(0.03)
+
+
+def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
+    from spine_det.benchmark import plan
+    from spine_det.benchmark.runner import file_sha1
+
+    with pytest.raises(FileNotFoundError, match="LinkNet unit"):
+        plan.linknet_init_opts(tmp_path, "ap_vertebra", 0)
+    ck = tmp_path / "linknet" / "ap_vertebra-seed2" / "model_best.pth"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"weights")
+    opts = plan.linknet_init_opts(tmp_path, "ap_vertebra", 2)
+    pairs = dict(zip(opts[::2], opts[1::2]))
+    assert pairs["MODEL.WEIGHTS"] == str(ck) and pairs["MODEL.RESNETS.NORM"] == "FrozenBN"
+    assert pairs["SPINE.INIT_CHECKPOINT_SHA1"] == file_sha1(ck)[:12]
+    unit = plan.maskrcnn_unit("ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0, opts=opts)
+    ck.write_bytes(b"retrained")  # a new LinkNet: the Mask R-CNN unit built from it has another spec
+    unit2 = plan.maskrcnn_unit("ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0,
+                               opts=plan.linknet_init_opts(tmp_path, "ap_vertebra", 2))
+    assert unit.spec != unit2.spec

@@ -56,5 +56,6 @@ def test_one_to_one_and_summary():
     assert (empty.detected, empty.pred, empty.false_positives) == (0, 0, 0)
     s = summarise([m, empty], expected=1)
     assert s["detected_per_image"] == 0.5 and s["images_with_all_detected"] == 0.5
+    assert s["images_with_all_expected_detected"] == 0.5
     with pytest.raises(ValueError):
         match_instances(gt, np.zeros((3, 3)))

@@ -44,6 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--phantom-size", type=int, default=512, help="image height of --make-phantom (default 512)")
     p.add_argument("--cost-images", type=int, default=8, help="test images timed per model (default 8)")
     p.add_argument("--figure-images", type=int, default=4, help="test images per overlay figure (default 4)")
+    p.add_argument("--maskrcnn-init", choices=("config", "linknet"), default="config",
+                   help="Mask R-CNN's starting weights: as its config says (default; the cpu profile: random init), "
+                        "or 'linknet': its ResNet18 backbone from this benchmark's LinkNet of the same task "
+                        "(trained first), for machines without pretrained weights")
     for m in ("maskrcnn", "linknet", "classifier"):
         p.add_argument(f"--{m}-opts", nargs="*", default=[], metavar="KEY VALUE",
                        help=f"config overrides passed to the {m} tool")
@@ -109,6 +113,7 @@ def main(argv=None) -> int:
         device=args.device, skip_maskrcnn=args.skip_maskrcnn, skip_linknet=args.skip_linknet,
         skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,
         cost_images=args.cost_images, figure_images=args.figure_images, maskrcnn_opts=args.maskrcnn_opts,
+        maskrcnn_init=args.maskrcnn_init,
         linknet_opts=args.linknet_opts, classifier_opts=args.classifier_opts,
     )
     try:

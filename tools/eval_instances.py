@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
     ap.add_argument("--seed", type=int, default=0, help="split seed (as for every other tool)")
     ap.add_argument("--expected", type=int, default=0,
-                    help="objects every image should have (e.g. 17 vertebrae T1-L5): adds the share of images with all")
+                    help="objects every image should have (e.g. 17 vertebrae T1-L5): adds the share of images "
+                         "with that many detected (the share with every *annotated* one is always given)")
     ap.add_argument("--iou", type=float, default=0.5, help="IoU for a detection (default 0.5)")
     ap.add_argument("--cover", type=float, default=0.3, help="share of an object's area for merge/split (default 0.3)")
     ap.add_argument("--out", required=True, type=Path, help="output folder (outside the data root)")
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     atomic_write_text(out / "summary.md", "| measure | value |\n|---|---|\n" + "\n".join(md) + "\n")
     logger.info("%s %s: %.2f of %.2f objects detected per image, %.3f merges per image%s -> %s", task.name, a.split,
                 summary["detected_per_image"], summary["gt_per_image"], summary["merges_per_image"],
-                f", all {a.expected} in {100 * summary['images_with_all_detected']:.0f}% of images" if a.expected else "",
+                f", every annotated one in {100 * summary['images_with_all_detected']:.0f}% of images",
                 out)
     return 0
 

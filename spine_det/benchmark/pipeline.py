@@ -47,6 +47,7 @@ class BenchmarkOptions:
     cost_images: int = 8
     figure_images: int = 4
     maskrcnn_opts: List[str] = field(default_factory=list)
+    maskrcnn_init: str = "config"  # "config": MODEL.WEIGHTS as configured; "linknet": this benchmark's LinkNet
     linknet_opts: List[str] = field(default_factory=list)
     classifier_opts: List[str] = field(default_factory=list)
 
@@ -173,16 +174,22 @@ class Benchmark:
         """Training seeds, the first one (``--seed``) first; every segmentation unit runs once per seed."""
         return list(dict.fromkeys(self.o.seeds or [self.o.seed]))
 
-    def seg_units(self) -> List[Unit]:
+    def seg_units(self, model: Optional[str] = None) -> List[Unit]:
+        """LinkNet units, then Mask R-CNN units (or only ``model``'s). With ``maskrcnn_init == "linknet"``
+        a Mask R-CNN unit starts from the same task's and seed's LinkNet checkpoint: build those units
+        after the LinkNet units ran, so that the checkpoint's hash is in their spec."""
         o = self.o
         units = []
-        for model, skip, build, extra in (("linknet", o.skip_linknet, plan.linknet_unit, o.linknet_opts),
-                                          ("maskrcnn", o.skip_maskrcnn, plan.maskrcnn_unit, o.maskrcnn_opts)):
-            if skip:
+        for name, skip, build, extra in (("linknet", o.skip_linknet, plan.linknet_unit, o.linknet_opts),
+                                         ("maskrcnn", o.skip_maskrcnn, plan.maskrcnn_unit, o.maskrcnn_opts)):
+            if skip or (model is not None and name != model):
                 continue
             for t in o.tasks:
                 for seed in self.seeds:
-                    units.append(build(t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed, o.device, extra))
+                    opts = list(extra)
+                    if name == "maskrcnn" and o.maskrcnn_init == "linknet":
+                        opts = plan.linknet_init_opts(self.runs_dir, t, seed) + opts
+                    units.append(build(t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed, o.device, opts))
         return units
 
     def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
@@ -329,9 +336,12 @@ class Benchmark:
         from spine_det.evaluation.metrics import ScoreTable
 
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
+        header = make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
+                             self.o.profile, _cost_device(self.o), seeds=self.seeds)
+        header["maskrcnn_init"] = ("backbone from this benchmark's LinkNet of the same task (--maskrcnn-init linknet)"
+                                   if self.o.maskrcnn_init == "linknet" else "as configured (cpu profile: random init)")
         return {
-            "header": make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
-                                  self.o.profile, _cost_device(self.o), seeds=self.seeds),
+            "header": header,
             "convention": conv,
             "segmentation": rows,
             "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
@@ -376,13 +386,15 @@ class Benchmark:
         self.prepare()
         self.run_otsu()
         self.write()
-        units = self.seg_units()
-        n = len(units) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
-        for i, unit in enumerate(units, start=1):
-            stamp = self.run_one(unit, i, n)
-            if stamp is not None:
-                self.collect_seg(unit, stamp)
-            self.write()
+        n = len(self.seg_units()) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
+        i = 0
+        for model in ("linknet", "maskrcnn"):
+            for unit in self.seg_units(model):  # built when their turn comes (Mask R-CNN may start from LinkNet)
+                i += 1
+                stamp = self.run_one(unit, i, n)
+                if stamp is not None:
+                    self.collect_seg(unit, stamp)
+                self.write()
         if not self.o.skip_classifier and self.classifier_offered:
             self.run_classifier(n - 1, n)
             self.write()

@@ -62,6 +62,22 @@ def _profile_arg(profile: str) -> Optional[str]:
     return None if profile == "full" else profile
 
 
+def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
+    """Mask R-CNN opts that start its R18 backbone from this benchmark's LinkNet of the same task and seed
+    (spine_det.modeling.backbone_init): MODEL.WEIGHTS, FrozenBN, LinkNet's pixel statistics. The
+    checkpoint's hash goes in too, so a retrained LinkNet retrains the Mask R-CNN that started from it."""
+    from spine_det.modeling.backbone_init import linknet_pixel_stats
+
+    ck = runs_dir / "linknet" / f"{task}{seed_suffix(seed)}" / "model_best.pth"
+    if not ck.is_file():
+        raise FileNotFoundError(f"Mask R-CNN from LinkNet: {ck} is missing (the LinkNet unit of {task} failed or was "
+                                f"skipped)")
+    mean, std = linknet_pixel_stats()
+    return ["MODEL.WEIGHTS", str(ck), "MODEL.RESNETS.NORM", "FrozenBN",
+            "MODEL.PIXEL_MEAN", str([round(v, 4) for v in mean]), "MODEL.PIXEL_STD", str([round(v, 4) for v in std]),
+            "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
+
+
 def maskrcnn_unit(task: str, runs_dir: Path, data_root: str, profile: str, seed: int, split_seed: int,
                   device: Optional[str] = None, opts: Sequence[str] = (), python: str = sys.executable) -> Unit:
     """Mask R-CNN on one task: ``tools/train_net.py`` (train, ``--resume``, ``--eval-only`` on test)."""

@@ -175,6 +175,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         ["seed", h["seed"] if len(h.get("seeds") or [h["seed"]]) == 1
          else f"{', '.join(map(str, h['seeds']))} (training seeds; LinkNet / Mask R-CNN cells: mean ± sd over them)"],
         ["profile", h["profile"]],
+        ["Mask R-CNN weights", h.get("maskrcnn_init", "as configured")],
         ["git commit", h["git_commit"]],
         ["versions", ", ".join(f"{k} {v}" for k, v in h["versions"].items())],
         ["device", h["device"]],

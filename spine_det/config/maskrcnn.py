@@ -35,6 +35,9 @@ def add_spine_config(cfg) -> None:
     cfg.SPINE.TASKS = []
     # Random init with FrozenBN cannot learn the norm layers: replace by this norm (or "" to fail).
     cfg.SPINE.SCRATCH_NORM = "GN"
+    # sha1[:12] of the checkpoint MODEL.WEIGHTS starts from, when the benchmark starts Mask R-CNN from its own
+    # LinkNet (--maskrcnn-init linknet): recorded in config.yaml, and a new LinkNet means a new run
+    cfg.SPINE.INIT_CHECKPOINT_SHA1 = ""
 
     # Augmentations DatasetMapper's config does not cover (applied after the resize).
     cfg.SPINE.INPUT = CN()

@@ -76,7 +76,8 @@ def match_instances(gt: np.ndarray, pred: np.ndarray, iou: float = 0.5, cover: f
 
 
 def summarise(matches: Sequence[InstanceMatch], expected: int = 0) -> Dict[str, float]:
-    """Means over images; with ``expected`` (e.g. 17), the share of images with all of them detected."""
+    """Means over images, and the share of images whose every annotated object was detected; with
+    ``expected`` (e.g. 17), also the share with that many detected."""
     if not matches:
         return {"images": 0}
     arr = lambda f: np.array([getattr(m, f) for m in matches], dtype=np.float64)  # noqa: E731
@@ -92,9 +93,10 @@ def summarise(matches: Sequence[InstanceMatch], expected: int = 0) -> Dict[str, 
         "false_positives_per_image": float(arr("false_positives").mean()),
         "mean_iou_detected": float(np.nanmean(arr("mean_iou_detected"))) if np.isfinite(arr("mean_iou_detected")).any() else float("nan"),
     }
-    if expected:
+    out["images_with_all_detected"] = float(np.mean((arr("detected") >= arr("gt")) & (arr("gt") > 0)))
+    if expected:  # e.g. 17 vertebrae: how many images have that many annotated, and all of them found
         out["expected_per_image"] = expected
-        out["images_with_all_detected"] = float(np.mean(arr("detected") >= expected))
+        out["images_with_all_expected_detected"] = float(np.mean(arr("detected") >= expected))
     return out
 
 

@@ -34,7 +34,8 @@ PREFIX = "backbone.bottom_up."
 _BN = {"weight": "weight", "bias": "bias", "running_mean": "running_mean", "running_var": "running_var"}
 
 
-def _grey_stats():
+def linknet_pixel_stats():
+    """(PIXEL_MEAN, PIXEL_STD) of Detectron2's 0-255 input that reproduce LinkNet's input normalisation."""
     from spine_det.modeling.linknet import GREY_MEAN, GREY_STD
 
     return [255.0 * GREY_MEAN] * 3, [255.0 * GREY_STD] * 3
@@ -89,7 +90,7 @@ def fit_cfg_to_linknet_init(cfg: Any) -> bool:
     if cfg.MODEL.RESNETS.DEPTH != 18 or cfg.MODEL.RESNETS.RES2_OUT_CHANNELS != 64:
         raise ValueError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} is a LinkNet (ResNet18) checkpoint; it initialises "
                          f"MODEL.RESNETS.DEPTH 18 with RES2_OUT_CHANNELS 64 only (got {cfg.MODEL.RESNETS.DEPTH})")
-    mean, std = _grey_stats()
+    mean, std = linknet_pixel_stats()
     logger.info("MODEL.WEIGHTS is a LinkNet checkpoint: backbone R18 from its encoder (FrozenBN, pixel mean %.1f / "
                 "std %.1f); FPN and heads from random init", mean[0], std[0])
     cfg.MODEL.RESNETS.NORM = "FrozenBN"
@@ -107,4 +108,5 @@ def convert_loaded(loaded: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return {"model": linknet_to_detectron2(loaded["model"])}
 
 
-__all__ = ["convert_loaded", "fit_cfg_to_linknet_init", "is_linknet_checkpoint", "linknet_to_detectron2"]
+__all__ = ["convert_loaded", "fit_cfg_to_linknet_init", "is_linknet_checkpoint", "linknet_pixel_stats",
+           "linknet_to_detectron2"]
