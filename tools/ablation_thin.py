@@ -220,7 +220,12 @@ def main(argv=None) -> None:
     args.data_root = args.data_root.resolve()
     if not args.data_root.is_dir():
         raise SystemExit(f"error: data root not found: {args.data_root}")
-    args.out = args.out.resolve()
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        args.out = prepare_output(args.out, args.data_root)  # never inside the data root; writable
+    except OutputLocationError as e:
+        raise SystemExit(f"error: {e}") from None
     args.cache_dir = (args.cache_dir or args.out / "cache").resolve()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -63,9 +63,13 @@ def main(argv=None) -> int:
         task = get_task(a.task)
     except KeyError as e:
         raise SystemExit(f"error: {e.args[0]}") from None
-    root, out = a.data_root.expanduser().resolve(), a.out.expanduser().resolve()
-    if out == root or root in out.parents:
-        raise SystemExit(f"error: --out {out} lies inside the data root {root}; choose another folder")
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    root = a.data_root.expanduser().resolve()
+    try:
+        out = prepare_output(a.out, root)  # the one output guard: never inside the data root; writable
+    except OutputLocationError as e:
+        raise SystemExit(f"error: {e}") from None
     try:
         manifest = prepare_dataset(root, seed=a.seed, convert=False).manifest
     except DataError as e:

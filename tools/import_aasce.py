@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        from spine_det.utils.paths import refuse_inside
+
+        refuse_inside(a.out, a.source, label="source folder")  # the one output guard
         s = import_aasce(a.source, a.out, splits=[x.strip() for x in a.splits.split(",") if x.strip()],
                          workers=a.workers, limit=a.limit, progress=not a.quiet)
     except (DataError, ValueError) as e:
