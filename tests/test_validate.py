@@ -94,6 +94,11 @@ def test_empty_and_full_masks_warn(root: Path) -> None:
     m = scan_dataset(root)
     kinds = {(Path(w["file"]).name, w["kind"]) for w in m.warnings if w["patient"] == "Training/Damaged/ID (4)"}
     assert ("Ap_Pedicle.png", "mask_empty") in kinds and ("Ap_Vertebra.png", "mask_full") in kinds
+    big = np.zeros((64, 48), np.uint8)
+    big[:45] = 255  # 70 % of the image
+    cv2.imwrite(str(vdir / "Ap_Spinous_Process.png"), big)
+    assert [k for k, _ in check_mask(vdir / "Ap_Spinous_Process.png")[2]] == ["mask_large"]
+    assert "70%" in check_mask(vdir / "Ap_Spinous_Process.png")[2][0][1]
     assert check_mask(vdir / "Ap_Vertebra.png")[2] == [("mask_full", "mask is foreground everywhere (inverted?)")]
     with pytest.raises(DataError, match="differs from its image"):
         check_mask(vdir / "Ap_Vertebra.png", 64, 47)
@@ -142,3 +147,24 @@ def test_truncated_instance_map_is_a_problem(root: Path) -> None:
     m = scan_dataset(root)
     assert "Lat_Vertebra_instances.png" in {Path(p["file"]).name for p in m.problems}
     assert "lat_vertebra" not in m.get("Training/Normal/ID (2)/lat").instance_maps
+
+
+@pytest.mark.parametrize("dtype,top", [(np.uint8, 255), (np.uint16, 65535), (np.uint8, 1), (np.uint16, 3)])
+def test_histogram_counts_equal_direct_counts(dtype, top) -> None:
+    from spine_det.data.validate import inspect_array
+
+    rng = np.random.default_rng(top)
+    a = rng.integers(0, top + 1, (37, 23)).astype(dtype)
+    a[0, 0] = top
+    info = inspect_array(a)
+    mx = int(a.max())
+    assert (info.max_value, info.zeros, info.at_max) == (mx, int((a == 0).sum()), int((a == mx).sum()))
+    assert info.other_fg == int(((a > mx / 2) & (a != mx)).sum())
+    assert info.other_bg == int(((a > 0) & (a <= mx / 2)).sum())
+    assert info.foreground == int(read_binarized(a).sum())
+
+
+def read_binarized(a: np.ndarray) -> np.ndarray:
+    from spine_det.data.io import binarize
+
+    return binarize(a)

@@ -6,7 +6,8 @@ The scan therefore decodes every image and mask once (in parallel, :func:`prefet
 
 * an image or mask that does not decode completely is a problem (fatal under ``--strict``);
 * a mask is checked for values other than ``{0, max}`` (anti-aliasing, JPEG artefacts), for
-  being empty, and for being foreground everywhere. Each is a named warning with the file.
+  being empty, for being foreground everywhere, and for covering more than half the image (larger
+  than any spine structure). Each is a named warning with the file.
 
 Mask policy (one rule for every reader, :func:`spine_det.data.io.binarize`): a pixel is foreground when its value
 is above half the mask's maximum. Binary masks (0/1, 0/255, 1-bit, bool) are unchanged by it; an
@@ -42,7 +43,10 @@ MASK_WARNINGS = {
     "mask_not_binary": "values other than 0 and the maximum (anti-aliasing or JPEG artefacts): thresholded at half the maximum",
     "mask_empty": "no foreground pixel",
     "mask_full": "foreground everywhere (an inverted mask?)",
+    "mask_large": "foreground over more than MAX_FOREGROUND_FRACTION of the image: larger than any spine structure",
 }
+# No structure of the eight tasks covers half a radiograph (a whole-spine vertebra mask is ~10-20 %).
+MAX_FOREGROUND_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class FileInfo:
             out.append(("mask_empty", "mask has no foreground pixel"))
         elif self.foreground == n:
             out.append(("mask_full", "mask is foreground everywhere (inverted?)"))
+        elif self.foreground > MAX_FOREGROUND_FRACTION * n:
+            out.append(("mask_large", f"mask covers {100.0 * self.foreground / n:.0f}% of the image, more than any "
+                                      f"spine structure (inverted, or another file?)"))
         return out
 
 
@@ -123,6 +130,15 @@ def inspect_array(a: np.ndarray) -> FileInfo:
     if v.dtype == bool:
         fg = int(np.count_nonzero(v))
         return FileInfo(h, w, 1.0 if fg else 0.0, v.size - fg, fg)
+    if v.dtype.kind == "u" and v.dtype.itemsize <= 2:  # 8/16-bit: one histogram pass
+        counts = np.bincount(v.ravel())
+        mx = int(counts.size - 1)
+        if mx == 0:
+            return FileInfo(h, w, 0.0, int(counts[0]), 0)
+        zeros, at_max = int(counts[0]), int(counts[mx])
+        first_fg = int(np.floor(mx * _io.FOREGROUND_ABOVE)) + 1  # smallest value above the cut
+        other_fg = int(counts[max(first_fg, 1):mx].sum())
+        return FileInfo(h, w, float(mx), zeros, at_max, other_fg, v.size - zeros - at_max - other_fg)
     mx = v.max()
     if not mx > 0:
         return FileInfo(h, w, 0.0, int(np.count_nonzero(v == 0)), 0)
@@ -235,5 +251,6 @@ def summarize_warnings(warnings: Sequence[dict]) -> str:
     counts: Dict[str, int] = {}
     for w in warnings:
         counts[w.get("kind", "?")] = counts.get(w.get("kind", "?"), 0) + 1
-    names = {"mask_not_binary": "masks not binary", "mask_empty": "empty masks", "mask_full": "all-foreground masks"}
+    names = {"mask_not_binary": "masks not binary", "mask_empty": "empty masks", "mask_full": "all-foreground masks",
+             "mask_large": "masks larger than the anatomy"}
     return ", ".join(f"{n} {names.get(k, k)}" for k, n in sorted(counts.items()))
