@@ -150,7 +150,7 @@ def test_truncated_instance_map_is_a_problem(root: Path) -> None:
 
 
 @pytest.mark.parametrize("dtype,top", [(np.uint8, 255), (np.uint16, 65535), (np.uint8, 1), (np.uint16, 3)])
-def test_histogram_counts_equal_direct_counts(dtype, top) -> None:
+def test_value_counts_follow_the_mask_policy(dtype, top) -> None:
     from spine_det.data.validate import inspect_array
 
     rng = np.random.default_rng(top)

@@ -32,6 +32,7 @@ import numpy as np
 
 from spine_det.data import io as _io
 from spine_det.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, DataError, binarize, mask_values, read_dicom  # noqa: F401
+from spine_det.tasks import VIEW_IMAGE_STEM
 
 PathLike = Union[str, os.PathLike]
 
@@ -130,15 +131,6 @@ def inspect_array(a: np.ndarray) -> FileInfo:
     if v.dtype == bool:
         fg = int(np.count_nonzero(v))
         return FileInfo(h, w, 1.0 if fg else 0.0, v.size - fg, fg)
-    if v.dtype.kind == "u" and v.dtype.itemsize <= 2:  # 8/16-bit: one histogram pass
-        counts = np.bincount(v.ravel())
-        mx = int(counts.size - 1)
-        if mx == 0:
-            return FileInfo(h, w, 0.0, int(counts[0]), 0)
-        zeros, at_max = int(counts[0]), int(counts[mx])
-        first_fg = int(np.floor(mx * _io.FOREGROUND_ABOVE)) + 1  # smallest value above the cut
-        other_fg = int(counts[max(first_fg, 1):mx].sum())
-        return FileInfo(h, w, float(mx), zeros, at_max, other_fg, v.size - zeros - at_max - other_fg)
     mx = v.max()
     if not mx > 0:
         return FileInfo(h, w, 0.0, int(np.count_nonzero(v == 0)), 0)
@@ -149,28 +141,32 @@ def inspect_array(a: np.ndarray) -> FileInfo:
     return FileInfo(h, w, float(mx), zeros, at_max, other_fg, other - other_fg)
 
 
+XRAY_STEMS = {stem.upper() for stem in VIEW_IMAGE_STEM.values()}
+
 # -- a memo of full decodes, filled in parallel before the scan walks the folders ----------
 
-_MEMO: Dict[Tuple[str, int, int], Union[FileInfo, DataError]] = {}
+_MEMO: Dict[Tuple[str, int, int, bool], Union[FileInfo, DataError]] = {}
 _MEMO_LOCK = threading.Lock()
 
 
-def _key(path: PathLike) -> Tuple[str, int, int]:
+def _key(path: PathLike, values: bool) -> Tuple[str, int, int, bool]:
     st = os.stat(path)
-    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, values)
 
 
-def inspect_file(path: PathLike) -> FileInfo:
-    """:class:`FileInfo` of a full decode of ``path`` (memoised on path, size and mtime), or DataError."""
+def inspect_file(path: PathLike, values: bool = True) -> FileInfo:
+    """:class:`FileInfo` of a full decode of ``path`` (memoised on path, size and mtime), or DataError.
+    ``values=False`` (X-rays): size only, the value counts a mask needs are skipped."""
     try:
-        key = _key(path)
+        key = _key(path, values)
     except OSError:
         raise DataError(path, "file not found") from None
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
     if hit is None:
         try:
-            hit = inspect_array(decode_checked(path))
+            a = decode_checked(path)
+            hit = inspect_array(a) if values else FileInfo(int(a.shape[0]), int(a.shape[1]))
         except DataError as exc:
             hit = exc
         with _MEMO_LOCK:
@@ -189,7 +185,7 @@ def prefetch(root: PathLike, workers: Optional[int] = None) -> int:
 
     def one(p: Path) -> None:
         try:
-            inspect_file(p)
+            inspect_file(p, values=p.stem.upper() not in XRAY_STEMS)  # a wrong guess only costs a second decode
         except DataError:
             pass  # recorded in the memo; reported where the scan meets the file
 
@@ -209,7 +205,7 @@ def clear_memo() -> None:
 
 def decode_image_checked(path: PathLike) -> Tuple[int, int]:
     """(height, width) of an X-ray that decodes completely; DataError otherwise."""
-    info = inspect_file(path)
+    info = inspect_file(path, values=False)
     return info.height, info.width
 
 
