@@ -8,6 +8,7 @@ more was not written by spine_det and is refused with one line naming it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -70,7 +71,8 @@ def load_plain(path: PathLike, map_location: Any = "cpu") -> Any:
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(_numpy_globals()):
+        allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+        with allow(_numpy_globals()) if allow else contextlib.nullcontext():
             return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
