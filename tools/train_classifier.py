@@ -50,17 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    from spine_det.config.safe import ConfigError
-    from spine_det.data.io import DataError
-    from spine_det.engine.distributed import DeviceUnavailableError
-    from spine_det.utils.checkpoint_io import CheckpointError
+    from spine_det.utils.cli import run_reporting_user_errors
 
-    try:
-        return _main(args)
-    except (ConfigError, CheckpointError, DataError, DeviceUnavailableError, FileNotFoundError) as e:  # one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_reporting_user_errors(_main, parse_args(argv))
 
 
 def _main(args: argparse.Namespace) -> int:

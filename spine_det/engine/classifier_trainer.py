@@ -52,6 +52,7 @@ from spine_det.engine.linknet_trainer import (
     seed_everything,
     set_rng_state,
 )
+from spine_det.utils.checkpoint_io import restore_training_state
 from spine_det.modeling.classifier import (
     STRATEGIES,
     binary_classification_metrics,
@@ -188,12 +189,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
     last = out_dir / f"last_checkpoint_{view}.pth"
     if resume and last.is_file():
         ck = load_checkpoint(last, map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None:
-            scheduler.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        early.load_state_dict(ck["early_stop"])
+        restore_training_state(ck, model, optimizer, scheduler, scaler, early)
         start_epoch, best, seconds_before = int(ck["epoch"]), dict(ck["best"]), float(ck.get("seconds", 0.0))
         set_rng_state(ck["rng"])
         log.truncate(start_epoch)

@@ -36,7 +36,8 @@ from spine_det.evaluation.metrics import ScoreTable
 from spine_det.modeling.linknet import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
-from spine_det.utils.checkpoint_io import CheckpointError, load_plain, rng_state, save_plain, set_rng_state  # noqa: F401
+from spine_det.utils.checkpoint_io import (CheckpointError, load_plain, restore_training_state, rng_state,  # noqa: F401
+                                          save_plain, set_rng_state)
 from spine_det.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -332,13 +333,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
     last = out_dir / LAST_CHECKPOINT
     if resume and last.is_file():
         ck = load_checkpoint(last, map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None:
-            scheduler.load_state_dict(ck["scheduler"])
-        if ck.get("scaler") is not None:
-            scaler.load_state_dict(ck["scaler"])
-        early.load_state_dict(ck["early_stop"])
+        restore_training_state(ck, model, optimizer, scheduler, scaler, early)
         start_epoch, best_epoch = int(ck["epoch"]), int(ck.get("best_epoch", -1))
         if world == ck.get("world_size", 1) and ck.get("rng"):
             set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])

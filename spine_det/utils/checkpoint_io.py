@@ -120,6 +120,16 @@ def require_kind(data: Any, expected: str, path: PathLike) -> None:
         raise CheckpointError(f"{path}: {KIND_HINTS[kind]}")
 
 
+def restore_training_state(ck: Dict[str, Any], model: Any, optimizer: Any, scheduler: Any = None, scaler: Any = None,
+                           early_stop: Any = None) -> None:
+    """Load what a trainer's ``last_checkpoint`` holds into the live objects (those given, and present)."""
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    for obj, key in ((scheduler, "scheduler"), (scaler, "scaler"), (early_stop, "early_stop")):
+        if obj is not None and ck.get(key) is not None:
+            obj.load_state_dict(ck[key])
+
+
 # -- RNG states as plain data ---------------------------------------------------------------
 
 
