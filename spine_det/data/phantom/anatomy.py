@@ -380,9 +380,10 @@ def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, 
     frames["lat"] = Frame("lat", int(size), width, float(scale), float(c0), float(-top * scale))
     # AP
     fld = str(rng.choice(AP_FIELDS, p=AP_FIELD_P))
-    if fld == "full":
-        c7 = spine.level("C7")
-        top, bottom = c7.centre[2] - rng.uniform(0, 45), rng.uniform(25, 120)
+    if fld == "full":  # T1 near the top (sometimes the lower neck too), cut between L5/S1 and the pelvis
+        t1 = spine.level("T1")
+        top = t1.centre[2] - t1.h_axis / 2 - rng.uniform(5, 30) - (rng.uniform(0, 50) if rng.random() < 0.4 else 0.0)
+        bottom = rng.uniform(5, 100)
         aspect = rng.uniform(0.30, 0.46)
     elif fld == "thoracolumbar":
         lv = spine.vertebrae[int(rng.integers(ALL_LEVELS.index("T3"), ALL_LEVELS.index("T8") + 1))]

@@ -72,13 +72,12 @@ def _trunk_and_air(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float
     x = ((np.arange(gw) + 0.5) * w / gw - fr.c0) / fr.scale
     Z, X = np.meshgrid(z, x, indexing="ij")
     lv = {n: spine.level(n) for n in ("C7", "T1", "T3", "T4", "T10", "L3")}
-    zk = [lv["C7"].centre[2] - 60, lv["T1"].centre[2] - 25, lv["T1"].centre[2], lv["T4"].centre[2],
+    zk = [lv["C7"].centre[2] - 70, lv["C7"].centre[2] - 20, lv["T1"].centre[2], lv["T4"].centre[2],
           lv["T10"].centre[2], lv["L3"].centre[2], spine.crest_z + 30, 400.0]
     th = spine.thorax_half
-    shoulders = rng.uniform(170, 220)
-    ak = [rng.uniform(55, 75), rng.uniform(80, 110), shoulders, th + 35, th + 25, spine.body_half_width * 0.95,
-          spine.body_half_width * 1.12, spine.body_half_width * 1.15]
-    bk = [rng.uniform(50, 65), 80, rng.uniform(85, 105), rng.uniform(95, 120), rng.uniform(100, 125),
+    ak = [rng.uniform(55, 75), rng.uniform(140, 190), rng.uniform(170, 220), th + 35, th + 25,
+          spine.body_half_width * 0.95, spine.body_half_width * 1.12, spine.body_half_width * 1.15]
+    bk = [rng.uniform(50, 65), rng.uniform(60, 80), rng.uniform(85, 105), rng.uniform(95, 120), rng.uniform(100, 125),
           spine.body_half_depth, spine.body_half_depth * 1.05, spine.body_half_depth * 1.05]
     a = np.interp(Z, zk, ak)
     b = np.interp(Z, zk, bk)
@@ -104,7 +103,8 @@ def _trunk_and_air(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float
         xp = x_t + s * 0.45 * th
         zd = dome + curv * (X - xp) ** 2
         fb = np.where(Z < zd, 0.35 + 0.65 * np.clip((zd - Z) / 50.0, 0, 1), 0.35 * np.clip(1 - (Z - zd) / 35.0, 0, 1))
-        air += lung_t * np.sqrt(sh) * fb
+        fv = np.clip((Z - z_apex) / 45.0, 0, 1)  # the apex is thin front to back
+        air += lung_t * np.sqrt(sh) * fb * fv
     # the heart displaces lung (left of the patient = image right)
     hz = spine.diaphragm_z + spine.dome_dz - rng.uniform(35, 60)
     hx, ha, hb = x_t + rng.uniform(15, 35), rng.uniform(55, 75), rng.uniform(50, 68)
@@ -152,7 +152,42 @@ def _bowel(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
         pts3 = [[rng.uniform(*gas_x), 0, rng.uniform(*gas_z)] for _ in range(3)]
         g.line(bezier(*fr.px(np.array(pts3))), -rng.uniform(0.15, 0.45), rng.uniform(10, 22) * s)
     del verts
-    return cv2.GaussianBlur(g.a, (0, 0), 1.5 * s + 0.3)
+    out = cv2.GaussianBlur(g.a, (0, 0), 1.5 * s + 0.3)
+    # colon content: mottled gas in faeces over much of the abdomen (and over the lumbar spine)
+    h, w = fr.height, fr.width
+    rows = (np.arange(h, dtype=np.float32) - fr.r0) / fr.scale
+    cols = (np.arange(w, dtype=np.float32) - fr.c0) / fr.scale
+    z_top = spine.diaphragm_z + rng.uniform(30, 90)
+    band = np.clip((rows - z_top) / 40.0, 0, 1) * np.clip((140.0 - rows) / 40.0, 0, 1)
+    region = smooth_field(rng, h, w, rng.uniform(40, 80) * s)
+    region = np.clip(region - rng.uniform(-0.6, 0.6), 0, None) * band[:, None] * (np.abs(cols)[None, :] < 170)
+    bubbles = np.clip(smooth_field(rng, h, w, rng.uniform(5.0, 12.0) * s) + rng.uniform(-0.2, 0.5), 0, None)
+    out -= np.float32(rng.uniform(0.05, 0.35)) * region * cv2.GaussianBlur(bubbles, (0, 0), 1.0 * s + 0.3)
+    return out
+
+
+def smooth_field(rng: np.random.Generator, h: int, w: int, cell_px: float) -> np.ndarray:
+    """Smooth zero-mean noise of about unit variance with features ``cell_px`` wide."""
+    sh, sw = max(int(h / max(cell_px, 1.0)), 2), max(int(w / max(cell_px, 1.0)), 2)
+    n = rng.standard_normal((sh, sw)).astype(np.float32)
+    return cv2.resize(n, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _breasts(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float) -> np.ndarray:
+    """Breast shadows over the lower chest (most scoliosis patients are adolescent girls)."""
+    h, w = fr.height, fr.width
+    A = np.zeros((h, w), np.float32)
+    if rng.random() > 0.5:
+        return A
+    cols, rows = np.meshgrid((np.arange(w, dtype=np.float32) - fr.c0) / fr.scale,
+                             (np.arange(h, dtype=np.float32) - fr.r0) / fr.scale)
+    depth, zc = rng.uniform(6, 22), spine.diaphragm_z + rng.uniform(-50, 10)
+    for sgn in (-1, 1):
+        xc = x_t + sgn * rng.uniform(70, 120)
+        ax, az = rng.uniform(50, 85), rng.uniform(40, 65)
+        r = ((cols - xc) / ax) ** 2 + ((rows - zc - rng.uniform(-8, 8)) / az) ** 2
+        A += MU_WATER * 2 * depth * np.clip(1 - r, 0, None) ** 0.35  # full above, a sharper fold below
+    return A
 
 
 # ------------------------------------------------------------------ bones
@@ -300,6 +335,7 @@ def render_ap(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str
     mu_c = rng.uniform(0.028, 0.045)  # cortical
     A = _trunk_and_air(spine, fr, rng, x_t)
     A += _bowel(spine, fr, rng)
+    A += _breasts(spine, fr, rng, x_t)
     # trabecular texture: fine, vertically streaked
     cell_u, cell_v = max(0.9 * fr.scale, 1.0), max(2.2 * fr.scale, 1.0)
     n = rng.standard_normal((max(int(h / cell_v), 2), max(int(w / cell_u), 2))).astype(np.float32)

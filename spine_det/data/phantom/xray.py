@@ -41,7 +41,7 @@ def expose(A: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     rows = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
     heel = 1.0 + np.float32(rng.uniform(0.05, 0.3) * rng.choice([-1, 1])) * rows
     ip = heel * np.exp(-A.astype(np.float32))
-    spr = rng.uniform(0.15, 0.9)
+    spr = rng.uniform(0.2, 1.3)
     i = ip + np.float32(spr) * _blur_low(ip, rng.uniform(20, 45) * scale)
     i = cv2.GaussianBlur(i, (0, 0), rng.uniform(0.2, 0.55) * scale + 0.35)
     # photons per pixel in the open beam: N0 per mm^2 times the pixel's area
@@ -93,6 +93,21 @@ def burn_in(img: np.ndarray, rng: np.random.Generator, side_marker: str, lines) 
         step = int(rng.integers(-18, 19))
         img[y:] = np.clip(img[y:].astype(np.int16) + step, 0, 255).astype(np.uint8)
         cv2.line(img, (0, y), (w - 1, y), int(rng.integers(150, 256)), max(int(round(2 * fs)), 1))
+    for _ in range(int(rng.integers(0, 4))):  # lead markers, arrows, clips, electrodes: bright, not anatomy
+        kind = int(rng.integers(0, 4))
+        cx, cy = int(rng.uniform(0.05, 0.95) * w), int(rng.uniform(0.03, 0.97) * h)
+        r = max(int(rng.uniform(8, 30) * fs), 2)
+        val = int(rng.integers(200, 256))
+        if kind == 0:
+            cv2.putText(img, str(rng.choice(["L", "R"])), (cx - r, cy + r), cv2.FONT_HERSHEY_DUPLEX, r / 12.0,
+                        val, max(r // 4, 2), cv2.LINE_AA)
+        elif kind == 1:
+            cv2.rectangle(img, (cx - r, cy - 2 * r), (cx + r, cy + 2 * r), val, max(r // 5, 1), cv2.LINE_AA)
+        elif kind == 2:
+            cv2.circle(img, (cx, cy), r // 2, val, max(r // 6, 1), cv2.LINE_AA)
+            cv2.circle(img, (cx, cy), max(r // 8, 1), val, -1, cv2.LINE_AA)
+        else:
+            cv2.arrowedLine(img, (cx, cy + r), (cx, cy - r), val, max(r // 4, 1), cv2.LINE_AA, 0, 0.5)
     th = max(int(round(3 * fs)), 1)
     x = int(rng.uniform(0.05, 0.6) * w)
     y = int(rng.uniform(0.05, 0.35) * h)
