@@ -1,4 +1,4 @@
-"""The 3-D thoracolumbar spine of one synthetic patient and its projection into AP and LAT.
+"""The 3-D spine (C7..L5, scoliotic or not) of one synthetic patient and its projection into AP and LAT.
 
 One :class:`Spine` per patient is built in millimetres and projected into both
 views through a :class:`Frame`, so that AP and LAT show the same levels with the

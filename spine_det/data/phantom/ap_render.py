@@ -89,7 +89,7 @@ def _trunk_and_air(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float
     t1 = lv["T1"].centre[2]
     rib_z = np.array([spine.level(f"T{k}").centre[2] + 20 for k in range(1, 13)])
     reach = np.interp(Z, rib_z, RIB_REACH * th, left=RIB_REACH[0] * th * 0.8)
-    lung_t = rng.uniform(130, 175)
+    lung_t = rng.uniform(90, 160)
     curv = rng.uniform(0.003, 0.007)
     air = np.zeros_like(A)
     for s in (-1, 1):
@@ -105,6 +105,10 @@ def _trunk_and_air(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float
         fb = np.where(Z < zd, 0.35 + 0.65 * np.clip((zd - Z) / 50.0, 0, 1), 0.35 * np.clip(1 - (Z - zd) / 35.0, 0, 1))
         fv = np.clip((Z - z_apex) / 45.0, 0, 1)  # the apex is thin front to back
         air += lung_t * np.sqrt(sh) * fb * fv
+    # vessels and interstitium: a mottled density inside the lungs
+    vessels = np.clip(cv2.resize(rng.standard_normal((gh // 3, max(gw // 3, 2))).astype(np.float32), (gw, gh),
+                                 interpolation=cv2.INTER_CUBIC), -2, 2)
+    air *= 1.0 - rng.uniform(0.05, 0.2) * (0.5 + 0.5 * np.tanh(vessels))
     # the heart displaces lung (left of the patient = image right)
     hz = spine.diaphragm_z + spine.dome_dz - rng.uniform(35, 60)
     hx, ha, hb = x_t + rng.uniform(15, 35), rng.uniform(55, 75), rng.uniform(50, 68)
@@ -150,7 +154,7 @@ def _bowel(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
                       wc * rng.uniform(0.6, 1.0))
     for _ in range(int(rng.integers(1, 4))):
         pts3 = [[rng.uniform(*gas_x), 0, rng.uniform(*gas_z)] for _ in range(3)]
-        g.line(bezier(*fr.px(np.array(pts3))), -rng.uniform(0.15, 0.45), rng.uniform(10, 22) * s)
+        g.line(bezier(*fr.px(np.array(pts3))), -rng.uniform(0.04, 0.2), rng.uniform(10, 22) * s)
     del verts
     out = cv2.GaussianBlur(g.a, (0, 0), 1.5 * s + 0.3)
     # colon content: mottled gas in faeces over much of the abdomen (and over the lumbar spine)
@@ -242,7 +246,7 @@ def _pedicles(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float) -
         inside = _cov((1 - r) * m, pxm)
         rim = _cov((r - 1) * m + 1.1, pxm)
         x0, y0, x1, y1 = box
-        A[y0:y1, x0:x1] += (inside * L * (mu_t + (mu_c - mu_t) * rim)).astype(np.float32)
+        A[y0:y1, x0:x1] += (inside * L * (mu_t + (0.6 * mu_c - mu_t) * rim)).astype(np.float32)
 
 
 def _tube(A: np.ndarray, fr: Frame, pts_px: np.ndarray, r_mm: float, mu_t: float, mu_c: float, shell: float = 1.0,
@@ -294,11 +298,11 @@ def _posterior(c: Canvas, fr: Frame, v: Vertebra, rng: np.random.Generator, post
 def _ribs_and_clavicles(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float,
                         mu_t: float, mu_c: float) -> None:
     th = spine.thorax_half
-    rib_depth = rng.uniform(1.3, 2.0)
+    rib_depth = rng.uniform(2.5, 4.0)  # the posterior arc runs partly along the ray
     for k in range(12):
         v = spine.level(f"T{k + 1}")
         a = th * RIB_REACH[k] * rng.uniform(0.95, 1.05)
-        r_post = rng.uniform(3.8, 5.0) if k else rng.uniform(4.5, 6.0)
+        r_post = rng.uniform(3.0, 4.2) if k else rng.uniform(4.0, 5.5)
         for s in (-1, 1):
             x0 = v.centre[0] + s * (v.width / 2 + 0.5 * v.tp_len)
             z0 = v.centre[2] - 0.3 * v.h_axis
@@ -306,11 +310,11 @@ def _ribs_and_clavicles(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.G
             reach = abs(xl - x0)
             if reach < 15:
                 continue
-            drop = rng.uniform(0.22, 0.38) * a
-            post = cubic([x0, z0], [x0 + s * 0.35 * reach, z0 - 0.05 * a], [xl - s * 0.12 * reach, z0 + 0.6 * drop],
-                         [xl, z0 + drop])
+            drop = rng.uniform(0.12, 0.35) * a  # the posterior arc rises from the spine, then bends down laterally
+            post = cubic([x0, z0], [x0 + s * 0.4 * reach, z0 - rng.uniform(0.08, 0.18) * a],
+                         [xl - s * 0.08 * reach, z0 + 0.2 * drop], [xl, z0 + drop])
             pts = np.stack([post[:, 0], np.zeros(len(post)), post[:, 1]], -1)
-            _tube(A, fr, fr.px(pts), r_post, mu_t, mu_c, depth=rib_depth)
+            _tube(A, fr, fr.px(pts), r_post, 0.5 * mu_t, mu_c, shell=0.8, depth=rib_depth)
             if k < 10:  # anterior arc back toward the sternum (costal cartilage is invisible)
                 da = rng.uniform(25, 50)
                 ant = cubic([xl, z0 + drop], [xl + s * 0.03 * a, z0 + drop + 0.35 * a],

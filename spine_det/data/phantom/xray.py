@@ -52,11 +52,11 @@ def expose(A: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     d = -np.log(np.clip(i, 1e-5, None))
     # dynamic-range compression + detail enhancement (multi-frequency processing)
     low = _blur_low(d, rng.uniform(20, 60) * scale)
-    d = low * np.float32(rng.uniform(0.35, 0.85)) + (d - low) * np.float32(rng.uniform(0.9, 1.5))
+    d = low * np.float32(rng.uniform(0.2, 0.65)) + (d - low) * np.float32(rng.uniform(0.9, 1.5))
     mid = cv2.GaussianBlur(d, (0, 0), rng.uniform(1.5, 5.0) * scale + 0.5)
     d = d + np.float32(rng.uniform(0.0, 0.8)) * (d - mid)
     sub = d[::3, ::3]
-    lo, hi = np.percentile(sub, [rng.uniform(0.3, 6.0), rng.uniform(98.0, 99.9)])
+    lo, hi = np.percentile(sub, [rng.uniform(0.1, 2.0), rng.uniform(98.0, 99.9)])
     x = np.clip((d - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     return x
 
