@@ -103,7 +103,7 @@ def _trunk_and_air(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float
         xp = x_t + s * 0.45 * th
         zd = dome + curv * (X - xp) ** 2
         fb = np.where(Z < zd, 0.35 + 0.65 * np.clip((zd - Z) / 50.0, 0, 1), 0.35 * np.clip(1 - (Z - zd) / 35.0, 0, 1))
-        fv = np.clip((Z - z_apex) / 45.0, 0, 1)  # the apex is thin front to back
+        fv = np.clip((Z - z_apex) / 100.0, 0, 1)  # the apex is thin front to back (shoulder girdle over it)
         air += lung_t * np.sqrt(sh) * fb * fv
     # vessels and interstitium: a mottled density inside the lungs
     vessels = np.clip(cv2.resize(rng.standard_normal((gh // 3, max(gw // 3, 2))).astype(np.float32), (gw, gh),
@@ -298,7 +298,7 @@ def _posterior(c: Canvas, fr: Frame, v: Vertebra, rng: np.random.Generator, post
 def _ribs_and_clavicles(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float,
                         mu_t: float, mu_c: float) -> None:
     th = spine.thorax_half
-    rib_depth = rng.uniform(2.5, 4.0)  # the posterior arc runs partly along the ray
+    rib_depth = rng.uniform(2.0, 3.2)  # the posterior arc runs partly along the ray
     for k in range(12):
         v = spine.level(f"T{k + 1}")
         a = th * RIB_REACH[k] * rng.uniform(0.95, 1.05)
@@ -320,7 +320,7 @@ def _ribs_and_clavicles(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.G
                 ant = cubic([xl, z0 + drop], [xl + s * 0.03 * a, z0 + drop + 0.35 * a],
                             [x_t + s * 0.55 * a, z0 + drop + 0.3 * a + da], [x_t + s * 0.3 * a, z0 + drop + 0.25 * a + 1.3 * da])
                 pts = np.stack([ant[:, 0], np.zeros(len(ant)), ant[:, 1]], -1)
-                _tube(A, fr, fr.px(pts), r_post * rng.uniform(1.1, 1.4), mu_t * 0.5, mu_c * 0.45, depth=rib_depth)
+                _tube(A, fr, fr.px(pts), r_post * rng.uniform(1.1, 1.4), mu_t * 0.4, mu_c * 0.35, depth=rib_depth)
     t1, t3 = spine.level("T1"), spine.level("T3")
     for s in (-1, 1):
         med = [x_t + s * rng.uniform(12, 25), t3.centre[2] + rng.uniform(-12, 8)]
@@ -335,9 +335,10 @@ def render_ap(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str
     """Render the AP view; returns an (H, W) uint8 grey radiograph."""
     h, w = fr.height, fr.width
     x_t = 0.5 * float(np.mean([spine.level(f"T{k}").centre[0] for k in range(1, 13)]))
-    mu_t = rng.uniform(0.005, 0.012)  # trabecular bone in excess of the water it displaces (bone density varies)
+    mu_t = rng.uniform(0.004, 0.011)  # trabecular bone in excess of the water it displaces (bone density varies)
     mu_c = rng.uniform(0.028, 0.045)  # cortical
     A = _trunk_and_air(spine, fr, rng, x_t)
+    soft = A.copy()
     A += _bowel(spine, fr, rng)
     A += _breasts(spine, fr, rng, x_t)
     # trabecular texture: fine, vertically streaked
@@ -350,13 +351,15 @@ def render_ap(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str
     A += pel.a
     post = Canvas(h, w)
     waist = rng.uniform(0.03, 0.12)
+    k_lum = rng.uniform(0.8, 2.2)
     for v in spine.vertebrae:
-        _body(A, fr, v, mu_t, mu_c, tex, waist)
-        _pedicles(A, fr, v, mu_t, mu_c)
+        f = (24.0 / v.depth) ** k_lum  # big lumbar bodies are more porous: less excess density per mm of path
+        _body(A, fr, v, mu_t * f, mu_c * f, tex, waist)
+        _pedicles(A, fr, v, mu_t * f, mu_c * f)
         _posterior(post, fr, v, rng, wb["post"])
     A += post.a
     _ribs_and_clavicles(A, spine, fr, rng, x_t, mu_t, mu_c)
-    img = to_uint8(expose(A, fr.scale, rng), rng)
+    img = to_uint8(expose(A, fr.scale, rng, thick=soft), rng)
     marker = str(rng.choice(["L", "R"]))
     lines = [patient_id.replace("(", "").replace(")", ""), "AP",
              f"20{int(rng.integers(12, 24))}-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}",

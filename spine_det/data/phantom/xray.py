@@ -19,6 +19,7 @@ built into the data):
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -35,14 +36,19 @@ def _blur_low(x: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def expose(A: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Attenuation line integrals (H, W) -> processed display image, float in [0, 1] (bone bright)."""
+def expose(A: np.ndarray, scale: float, rng: np.random.Generator, thick: Optional[np.ndarray] = None) -> np.ndarray:
+    """Attenuation line integrals (H, W) -> processed display image, float in [0, 1] (bone bright).
+
+    ``thick``: the soft-tissue integral; scatter grows with it (thick abdomen: more scatter, less contrast)."""
     h, w = A.shape
     rows = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
     heel = 1.0 + np.float32(rng.uniform(0.05, 0.3) * rng.choice([-1, 1])) * rows
     ip = heel * np.exp(-A.astype(np.float32))
-    spr = rng.uniform(0.2, 1.3)
-    i = ip + np.float32(spr) * _blur_low(ip, rng.uniform(20, 45) * scale)
+    spr = np.float32(rng.uniform(0.2, 1.2))
+    if thick is not None:
+        t = _blur_low(thick.astype(np.float32), 20 * scale)
+        spr = spr * np.clip(t / max(float(np.median(t)), 1e-3), 0.3, 3.0) ** np.float32(rng.uniform(1.0, 2.5))
+    i = ip + spr * _blur_low(ip, rng.uniform(20, 45) * scale)
     i = cv2.GaussianBlur(i, (0, 0), rng.uniform(0.2, 0.55) * scale + 0.35)
     # photons per pixel in the open beam: N0 per mm^2 times the pixel's area
     n0 = 10 ** rng.uniform(4.8, 6.0) / max(scale * scale, 1e-6)
@@ -56,7 +62,8 @@ def expose(A: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     mid = cv2.GaussianBlur(d, (0, 0), rng.uniform(1.5, 5.0) * scale + 0.5)
     d = d + np.float32(rng.uniform(0.0, 0.8)) * (d - mid)
     sub = d[::3, ::3]
-    lo, hi = np.percentile(sub, [rng.uniform(0.1, 2.0), rng.uniform(98.0, 99.9)])
+    lo, hi = np.percentile(sub, [rng.uniform(0.1, 2.0), rng.uniform(98.5, 99.95)])
+    hi = lo + (hi - lo) * rng.uniform(1.0, 1.25)  # some systems leave headroom above the densest bone
     x = np.clip((d - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     return x
 
@@ -64,7 +71,7 @@ def expose(A: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
 def to_uint8(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random display LUT (gamma, then a sigmoid of random strength) applied through a 4096-entry table."""
     t = np.linspace(0.0, 1.0, 4096)
-    t = np.power(t, rng.uniform(0.75, 1.5))
+    t = np.power(t, rng.uniform(0.9, 1.9))
     k = rng.uniform(0.0, 3.0)
     if k > 0.3:
         c = rng.uniform(0.4, 0.6)
