@@ -9,7 +9,7 @@ from spine_det.data.phantom import generate_patient
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
 size = int(sys.argv[2]) if len(sys.argv) > 2 else 512
-out = sys.argv[3] if len(sys.argv) > 3 else "/tmp/phantom_sheet.png"
+out = sys.argv[3] if len(sys.argv) > 3 else "phantom_sheet.png"
 H = 600
 tiles, t0 = [], time.perf_counter()
 for i in range(n):

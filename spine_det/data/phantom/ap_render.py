@@ -24,7 +24,7 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from spine_det.data.phantom.anatomy import ALL_LEVELS, RIB_REACH, Frame, Spine, Vertebra, ap_pedicles, ap_spinous, rot_u
+from spine_det.data.phantom.anatomy import RIB_REACH, Frame, Spine, Vertebra, ap_pedicles, ap_spinous, rot_u
 from spine_det.data.phantom.render import Canvas, _ap_pelvis, _weights, bezier
 from spine_det.data.phantom.xray import burn_in, expose, to_uint8
 
@@ -133,7 +133,6 @@ def _bowel(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
     """Bowel gas pockets and colonic tubes, kidneys and psoas (drawn soft)."""
     s = fr.scale
     g = Canvas(fr.height, fr.width)
-    verts = spine.vertebrae
     l1, l5, t12 = spine.level("L1"), spine.level("L5"), spine.level("T12")
     for side in (-1, 1):
         zc = spine.level("L1").centre[2] + rng.uniform(-15, 25) + (12 if side < 0 else 0)
@@ -155,7 +154,6 @@ def _bowel(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
     for _ in range(int(rng.integers(1, 4))):
         pts3 = [[rng.uniform(*gas_x), 0, rng.uniform(*gas_z)] for _ in range(3)]
         g.line(bezier(*fr.px(np.array(pts3))), -rng.uniform(0.04, 0.2), rng.uniform(10, 22) * s)
-    del verts
     out = cv2.GaussianBlur(g.a, (0, 0), 1.5 * s + 0.3)
     # colon content: mottled gas in faeces over much of the abdomen (and over the lumbar spine)
     h, w = fr.height, fr.width
@@ -368,4 +366,4 @@ def render_ap(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str
     return img
 
 
-__all__ = ["render_ap", "MU_WATER", "ALL_LEVELS"]
+__all__ = ["render_ap", "MU_WATER"]
