@@ -101,6 +101,32 @@ def _tiny_cfg(out_dir, epochs, **extra):
     return load_cfg(get_linknet_cfg(), opts=opts)
 
 
+def test_domain_randomisation_degrades_content_not_padding():
+    import random
+
+    from spine_det.data.seg_dataset import augment, degrade
+
+    cfg = get_linknet_cfg()
+    img = np.zeros((64, 48), np.uint8)
+    img[:, 8:40] = np.tile(np.linspace(40, 220, 64, dtype=np.uint8)[:, None], (1, 32))
+    img[20:30, 15:33] = 250  # an edge for blur / unsharp to change
+    changed = 0
+    for k in range(20):
+        out = degrade(img, cfg.AUG, random.Random(k))
+        assert out.dtype == np.uint8 and out.shape == img.shape
+        assert (out[:, :8] == 0).all() and (out[:, 40:] == 0).all()  # letterbox padding untouched
+        changed += not np.array_equal(out, img)
+    assert changed >= 15  # DR_PROB 0.5 over three steps: most images are changed
+    assert np.array_equal(degrade(img, cfg.AUG, random.Random(3)), degrade(img, cfg.AUG, random.Random(3)))
+    cfg.defrost()
+    cfg.AUG.DR_PROB = 0.0
+    assert np.array_equal(degrade(img, cfg.AUG, random.Random(0)), img)  # switched off
+    masks = np.zeros((1, 64, 48), bool)
+    masks[0, 20:30, 15:33] = True
+    _, m = augment(img, masks, cfg.AUG, random.Random(1))
+    assert m.shape == masks.shape and m.any()  # geometry still shared by image and masks
+
+
 def test_train_resume_evaluate_predict(prepared, tmp_path):
     from spine_det.engine.linknet_trainer import LAST_CHECKPOINT, evaluate_linknet, load_checkpoint, train_linknet
 

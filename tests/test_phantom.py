@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from spine_det.data.phantom import LEVELS, MARKER, assign_patients, genant_grade, generate_dataset, generate_patient
+from spine_det.data.phantom.anatomy import AP_LEVELS
 from spine_det.tasks import TASKS, tasks_of_view
 
-SIZE = 256
+SIZE = 512  # full-spine fields: thoracic discs are ~1.5 px at 256, so bodies would touch
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,10 @@ def test_images_and_masks_shapes(patients):
             img = p.images[view]
             h, w = img.shape[:2]
             assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-            assert h == SIZE and 0.60 <= w / h <= 0.72
+            # LAT: the lumbar field (aspect 0.62-0.70); AP: portrait, as narrow as full-spine films where the
+            # field is the whole spine, wider only as far as a scoliotic curve needs
+            lo = {"full": 0.30, "thoracolumbar": 0.42, "lumbar": 0.62}[p.gt["ap_field"]] if view == "ap" else 0.62
+            assert h == SIZE and lo - 0.01 <= w / h <= (1.0 if view == "ap" else 0.71)
             assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])
             assert img.std() > 20  # not blank
             assert (p.gt["views"][view]["width"], p.gt["views"][view]["height"]) == (w, h)
@@ -50,15 +54,71 @@ def test_images_and_masks_shapes(patients):
 def test_ap_and_lat_agree_on_levels(patients):
     for p in patients:
         assert [lv["name"] for lv in p.gt["levels"]] == list(LEVELS)
+        ap_names = [lv["name"] for lv in p.gt["ap_levels"]]
+        # AP annotates a contiguous run of T1..L5 that always holds the LAT levels (T10..L5)
+        k = AP_LEVELS.index(ap_names[0])
+        assert ap_names == list(AP_LEVELS[k:k + len(ap_names)]) and set(LEVELS) <= set(ap_names)
+        if p.gt["ap_field"] == "full":
+            assert ap_names == list(AP_LEVELS)
         n_ap = cv2.connectedComponents((p.masks["ap_vertebra"] > 0).astype(np.uint8))[0] - 1
         n_lat = cv2.connectedComponents((p.masks["lat_vertebra"] > 0).astype(np.uint8))[0] - 1
-        assert n_ap == n_lat == len(LEVELS)
+        assert n_ap == len(ap_names) and n_lat == len(LEVELS)
         n_ped = cv2.connectedComponents((p.masks["ap_pedicle"] > 0).astype(np.uint8))[0] - 1
-        assert n_ped == 2 * len(LEVELS)
+        assert n_ped == 2 * len(ap_names)
+        for lv in p.gt["ap_levels"]:  # every annotated AP corner lies inside the image
+            c = np.array(list(lv["ap_corners"].values()))
+            h, w = p.images["ap"].shape[:2]
+            assert (c >= 0).all() and (c[:, 0] <= w - 1).all() and (c[:, 1] <= h - 1).all()
         for lv in p.gt["levels"]:  # AP corners lie inside the AP vertebra mask region
             ys = [c[1] for c in lv["ap_corners"].values()]
             ly = [c[1] for c in lv["lat_corners"].values()]
             assert max(ys) > min(ys) and max(ly) > min(ly)
+
+
+@pytest.fixture(scope="module")
+def many_ap():
+    return [generate_patient(i, 3, 128, "Normal") for i in range(30)]
+
+
+def test_fields_of_view_and_scoliosis(many_ap):
+    fields = [p.gt["ap_field"] for p in many_ap]
+    assert set(fields) == {"full", "thoracolumbar", "lumbar"} and fields.count("full") >= 10
+    cobbs = [c["cobb_deg"] for p in many_ap for c in p.gt["scoliosis"]]
+    assert max(cobbs) > 40 and min(cobbs) < 15 and all(0 <= c <= 90 for c in cobbs)
+    checked = 0
+    for p in many_ap:  # the recorded Cobb angle is what the AP corners of its end vertebrae show
+        corners = {lv["name"]: lv["ap_corners"] for lv in p.gt["ap_levels"]}
+        for c in p.gt["scoliosis"]:
+            if c["upper"] not in corners or c["lower"] not in corners:
+                continue
+            up, lo = corners[c["upper"]], corners[c["lower"]]
+            a_up = np.degrees(np.arctan2(*np.subtract(up["right_superior"], up["left_superior"])[::-1]))
+            a_lo = np.degrees(np.arctan2(*np.subtract(lo["right_inferior"], lo["left_inferior"])[::-1]))
+            assert abs(abs(a_up - a_lo) - c["cobb_deg"]) < 4.0, (c, a_up, a_lo)
+            checked += 1
+    assert checked >= 10
+
+
+def test_ap_image_formation(many_ap):
+    """Air-filled lungs image darker than the abdomen; vertebral bodies brighter than what surrounds them."""
+    darker, brighter, n = 0, 0, 0
+    for p in many_ap:
+        if p.gt["ap_field"] != "full":
+            continue
+        n += 1
+        g = p.grey("ap").astype(float)
+        lv = {x["name"]: np.array(list(x["ap_corners"].values())) for x in p.gt["ap_levels"]}
+        h, w = g.shape
+        y_thorax = int(lv["T6"][:, 1].mean())
+        y_abd = int(lv["L3"][:, 1].mean())
+        x_spine_t, x_spine_a = lv["T6"][:, 0].mean(), lv["L3"][:, 0].mean()
+        side_t = np.abs(np.arange(w) - x_spine_t) > 0.25 * w
+        side_a = np.abs(np.arange(w) - x_spine_a) > 0.25 * w
+        darker += g[y_thorax - 3:y_thorax + 4][:, side_t].mean() < g[y_abd - 3:y_abd + 4][:, side_a].mean()
+        m = p.masks["ap_vertebra"] > 0
+        ring = cv2.dilate(m.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~m
+        brighter += g[m].mean() > g[ring].mean()
+    assert n >= 10 and darker >= 0.8 * n and brighter >= 0.8 * n, (n, darker, brighter)
 
 
 def test_masks_have_antialiased_edges(patients):

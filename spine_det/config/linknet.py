@@ -45,6 +45,13 @@ def get_linknet_cfg() -> CN:
     _C.AUG.BRIGHTNESS = 0.15
     _C.AUG.CONTRAST = 0.15
     _C.AUG.GAMMA = (0.8, 1.25)
+    # Domain randomisation of the imaging chain (a model trained on the phantom meets other X-ray systems):
+    # per image, each with probability DR_PROB, a Gaussian blur (sigma up to BLUR px), noise (std up to
+    # NOISE of full scale) and a local-contrast change (unsharp amount in +-UNSHARP). 0 switches one off.
+    _C.AUG.DR_PROB = 0.5
+    _C.AUG.BLUR = 1.5
+    _C.AUG.NOISE = 0.04
+    _C.AUG.UNSHARP = 0.6
 
     _C.LOSS = CN()
     _C.LOSS.NAME = "dice"  # "dice" (negative soft Dice, the report) | "bce_dice"

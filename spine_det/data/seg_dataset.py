@@ -117,6 +117,26 @@ def jitter_intensity(img: np.ndarray, aug: Any, rng: random.Random) -> np.ndarra
     return (np.clip(x, 0, 1) * 255.0 + 0.5).astype(np.uint8)
 
 
+def degrade(img: np.ndarray, aug: Any, rng: random.Random) -> np.ndarray:
+    """Domain randomisation of the imaging chain: blur, local contrast (unsharp +-), noise; padding stays 0.
+
+    Reads AUG.DR_PROB / BLUR / NOISE / UNSHARP when the config has them (the classifier's does not)."""
+    p = float(getattr(aug, "DR_PROB", 0.0) or 0.0)
+    if p <= 0:
+        return img
+    content = img > 0
+    x = img.astype(np.float32)
+    if getattr(aug, "BLUR", 0) and rng.random() < p:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.3, float(aug.BLUR)))
+    if getattr(aug, "UNSHARP", 0) and rng.random() < p:
+        low = cv2.GaussianBlur(x, (0, 0), rng.uniform(2.0, 12.0))
+        x = x + rng.uniform(-float(aug.UNSHARP), float(aug.UNSHARP)) * (x - low)
+    if getattr(aug, "NOISE", 0) and rng.random() < p:
+        nrng = np.random.default_rng(rng.getrandbits(32))
+        x = x + nrng.standard_normal(x.shape, dtype=np.float32) * np.float32(rng.uniform(0, float(aug.NOISE)) * 255.0)
+    return np.where(content, np.clip(x, 0, 255), 0).astype(np.uint8)
+
+
 def augment(img: np.ndarray, masks: np.ndarray, aug: Any, rng: random.Random) -> Tuple[np.ndarray, np.ndarray]:
     """Same random geometry on image (H, W) uint8 and masks (T, H, W) bool; intensity on the image."""
     h, w = img.shape
@@ -126,7 +146,7 @@ def augment(img: np.ndarray, masks: np.ndarray, aug: Any, rng: random.Random) ->
         if len(masks):
             warped = [cv2.warpAffine(k.astype(np.uint8) * 255, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) for k in masks]
             masks = np.stack(warped) >= 128
-    return jitter_intensity(img, aug, rng), masks
+    return jitter_intensity(degrade(img, aug, rng), aug, rng), masks
 
 
 class SegmentationDataset(Dataset):
@@ -282,6 +302,7 @@ __all__ = [
     "unletterbox",
     "normalize",
     "augment",
+    "degrade",
     "SegmentationDataset",
     "ViewImageDataset",
     "collate_letterbox",

@@ -1,4 +1,4 @@
-"""Synthetic thoracolumbar spine radiographs: the embedded default data of spine_det.
+"""Synthetic spine radiographs (full-spine AP, lumbar LAT): the embedded default data of spine_det.
 
 The real dataset is private; this generator writes patients in exactly its
 layout, so every model, test and benchmark runs without it::
@@ -11,16 +11,26 @@ layout, so every model, test and benchmark runs without it::
     <out>/.../ID (n)/ground_truth.json
     <out>/phantom_manifest.json            (marks the folder as phantom output)
 
-Each patient is one 3-D spine (T9-L5 + sacrum/pelvis, T9 cut by the top edge
-and never annotated; annotated levels T10-L5) with lordosis/kyphosis, mild
-scoliosis, axial rotation and size variation, projected into AP and LAT
-(``anatomy``), rendered as a radiograph (``render``), annotated the way the
-human annotators drew the masks (``masks``) and written by ``writer``. X-rays
-are RGB JPEGs with R = G = B, height ``size`` and a per-patient width
-(aspect 0.62-0.70). Masks are 8-bit PNGs of the same size with anti-aliased
-edges, read with the one mask policy
-(``spine_det.data.io.binarize``: above half the maximum is foreground). Everything derives from ``(seed, index)``:
-same seed -> byte-identical files, whatever the worker count.
+Each patient is one 3-D spine C7..L5 + sacrum/pelvis with lordosis/kyphosis,
+a scoliosis (none, single or double curve, Cobb 0-90 deg, apical vertebrae
+axially rotated toward the convexity), size variation, a rib cage, clavicles,
+lungs, heart and diaphragm (``anatomy``). The LAT view shows the lumbar field
+(T9 cut by the top edge, never annotated; annotated levels T10-L5), painted as
+2-D shapes (``render``). The AP view is a radiograph formed from attenuation
+integrated along rays through 3-D shapes (``ap_render``) and an X-ray system's
+image chain - heel effect, scatter, blur, quantum noise, log transform,
+multi-frequency processing, random LUT, collimation, burnt-in marks
+(``xray``) - over a field drawn at random: full spine (T1 near the top, aspect
+0.30-0.46, like full-spine scoliosis films), thoracolumbar, or lumbar. AP
+annotates every level of T1-L5 wholly inside the field (always T10-L5) as a
+four-cornered body. Masks are drawn the way the human annotators drew them
+(``masks``) and written by ``writer``. X-rays are RGB JPEGs with R = G = B and
+height ``size``; widths follow each view's field. Masks are 8-bit PNGs of the
+same size, written binary (0/255: the drawing's anti-aliased edges, any value > 0, are foreground),
+so that the package's one mask policy (``spine_det.data.io.binarize``) reads them as drawn and warns
+about none. Everything
+derives from ``(seed, index)``: same seed -> byte-identical files, whatever
+the worker count.
 
 Damaged patients carry >= 1 fracture of Genant grade >= 1 (wedge, biconcave,
 crush or burst; height loss 20-25% grade 1, 25-40% grade 2, 40-58% grade 3)
@@ -32,7 +42,7 @@ distance in AP. Normal patients: every level loses < 15% of its height.
 rounded to 0.01)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "patient_id": "ID (12)",  "index": 11,          # index is 0-based, id is index + 1
       "label": "Normal" | "Damaged",
       "split": "Training" | "Test" | null,           # null when made in memory without a split
@@ -57,7 +67,14 @@ rounded to 0.01)::
          "retropulsion_px": 0.0},                    # LAT px, posterior bulge of the posterior wall
         ...
       ],
-      "fractured_levels": ["L1"], "max_genant_grade": 2, "listhesis_levels": []
+      "fractured_levels": ["L1"], "max_genant_grade": 2, "listhesis_levels": [],
+      "ap_field": "full" | "thoracolumbar" | "lumbar",
+      "ap_levels": [                                 # every level annotated in AP (T1..L5 where wholly visible)
+        {"name": "T1", "coronal_tilt_deg": 4.1, "axial_rotation_deg": -2.3,
+         "ap_corners": {"left_superior": [x, y], ...}},                                # AP px
+        ...
+      ],
+      "scoliosis": [{"upper": "T5", "lower": "T12", "cobb_deg": 42.0}, ...]        # end vertebrae, Cobb angle
     }
 
 In LAT the patient faces image left (anterior = small x). In AP the patient's

@@ -1,4 +1,4 @@
-"""The 3-D thoracolumbar spine of one synthetic patient and its projection into AP and LAT.
+"""The 3-D spine (C7..L5, scoliotic or not) of one synthetic patient and its projection into AP and LAT.
 
 One :class:`Spine` per patient is built in millimetres and projected into both
 views through a :class:`Frame`, so that AP and LAT show the same levels with the
@@ -16,19 +16,25 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 LEVELS: Tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
-# T9 is drawn (cut by the top edge of the field) but, like a real annotator, never annotated.
-ALL_LEVELS: Tuple[str, ...] = ("T9",) + LEVELS
+# The LAT field shows T9 (cut by the top edge, never annotated) to the pelvis and annotates LEVELS. The whole
+# column C7..L5 is built so that AP fields can show the full spine (AP_LEVELS annotated where wholly visible).
+ALL_LEVELS: Tuple[str, ...] = ("C7",) + tuple(f"T{k}" for k in range(1, 13)) + ("L1", "L2", "L3", "L4", "L5")
+AP_LEVELS: Tuple[str, ...] = ALL_LEVELS[1:]  # T1..L5, as the full-spine (scoliosis) datasets annotate
+_FIRST = ALL_LEVELS.index("T9")  # index of the top level of the lumbar (LAT) field
 
-# Mean adult dimensions (mm) per ALL_LEVELS entry.
-_H = np.array([20.5, 21.5, 22.5, 23.5, 24.5, 25.5, 26.5, 26.5, 26.0])  # body height
-_D = np.array([28.0, 29, 30, 31, 32, 33, 34, 35, 35])  # body depth (LAT)
-_W = np.array([32.0, 34, 36, 39, 42, 44, 46, 48, 50])  # body width (AP)
-_DISC = np.array([5.0, 5.5, 6, 7, 8, 9, 10, 11, 11])  # disc below the level (L5: L5-S1)
-_IPD = np.array([17.0, 18, 19, 21, 22, 23, 24, 26, 28])  # interpedicular distance
-_TP = np.array([9.0, 9, 8, 6, 13, 18, 23, 19, 16])  # transverse process beyond the pedicle
-_THETA = np.array([-16.0, -15, -13, -11, -9, -5, 1, 8, 17])  # sagittal axis tilt (deg), + = down-posterior
-_SP_SLOPE = np.array([45.0, 40, 30, 20, 10, 5, 3, 5, 10])  # spinous process downward slope (deg)
-_RIB_LEN = {"T9": 230.0, "T10": 210.0, "T11": 150.0, "T12": 95.0}
+# Mean adult dimensions (mm) per ALL_LEVELS entry (C7, T1..T12, L1..L5).
+_H = np.array([14.0, 15, 16, 16.5, 17, 17.5, 18, 19, 19.8, 20.5, 21.5, 22.5, 23.5, 24.5, 25.5, 26.5, 26.5, 26.0])
+_D = np.array([16.0, 18, 20, 21, 22, 23, 24, 25.5, 27, 28, 29, 30, 31, 32, 33, 34, 35, 35])  # depth (LAT)
+_W = np.array([24.0, 26, 27, 27, 27.5, 28, 28.5, 29.5, 31, 32, 34, 36, 39, 42, 44, 46, 48, 50])  # width (AP)
+_DISC = np.array([4.5, 3.5, 3.8, 4, 4, 4.2, 4.5, 4.5, 4.8, 5, 5.5, 6, 7, 8, 9, 10, 11, 11])  # disc below
+_IPD = np.array([22.0, 20, 18, 16.5, 16, 15.5, 15.5, 16, 16.5, 17, 18, 19, 21, 22, 23, 24, 26, 28])
+_PED_W = np.array([5.0, 7.0, 6.5, 5.0, 4.5, 4.5, 4.5, 5.0, 5.2])  # pedicle width C7..T8 (T9.. by formula)
+_TP = np.array([14.0, 15, 15, 14, 13, 12, 11, 10, 9.5, 9, 9, 8, 6, 13, 18, 23, 19, 16])  # beyond the pedicle
+_THETA = np.array([18.0, 15, 12, 8, 4, 0, -4, -8, -12, -16, -15, -13, -11, -9, -5, 1, 8, 17])  # + = down-posterior
+_SP_SLOPE = np.array([20.0, 30, 40, 50, 55, 60, 60, 60, 55, 45, 40, 30, 20, 10, 5, 3, 5, 10])  # spinous slope (deg)
+_RIB_LEN = {"T9": 230.0, "T10": 210.0, "T11": 150.0, "T12": 95.0}  # LAT rib arcs
+# AP rib cage: lateral reach of rib k (T1..T12) as a share of the thorax half-width; ribs 11-12 float.
+RIB_REACH = np.array([0.42, 0.60, 0.72, 0.80, 0.87, 0.92, 0.96, 0.99, 1.0, 0.98, 0.86, 0.58])
 
 FRACTURE_TYPES = ("none", "wedge", "biconcave", "crush", "burst")
 _GRADE_LOSS = {1: (0.205, 0.245), 2: (0.26, 0.39), 3: (0.41, 0.58)}
@@ -89,10 +95,10 @@ class Vertebra:
 
 @dataclass
 class Spine:
-    """A patient's spine, sacrum, pelvis and body envelope (mm)."""
+    """A patient's spine (C7..L5), sacrum, pelvis, thorax and body envelope (mm)."""
 
     label: str
-    vertebrae: List[Vertebra]  # T9 .. L5, top to bottom
+    vertebrae: List[Vertebra]  # C7 .. L5, top to bottom
     sacral_slope: float  # rad
     s1_depth: float
     s1_width: float
@@ -103,11 +109,18 @@ class Spine:
     body_half_depth: float  # LAT half depth of the trunk
     body_y: float  # trunk centre (y)
     fat: float  # soft-tissue attenuation factor
-    diaphragm_z: float
+    diaphragm_z: float  # right hemidiaphragm dome (the left one lies dome_dz lower)
+    thorax_half: float = 135.0  # half-width of the rib cage at its widest (AP)
+    dome_dz: float = 15.0
+    cobb: List[Dict[str, object]] = field(default_factory=list)  # scoliotic curves: ends, angle (deg)
 
     @property
     def annotated(self) -> List[Vertebra]:
+        """The LAT-annotated levels (LEVELS, T10..L5), which carry the morphometry ground truth."""
         return [v for v in self.vertebrae if v.annotated]
+
+    def level(self, name: str) -> Vertebra:
+        return self.vertebrae[ALL_LEVELS.index(name)]
 
 
 def _apply_fracture(v: Vertebra, rng: np.random.Generator, kind: str, grade: int) -> None:
@@ -135,6 +148,58 @@ def _apply_fracture(v: Vertebra, rng: np.random.Generator, kind: str, grade: int
     v.fracture = kind
 
 
+def _smooth_knots(n: int, knots: List[Tuple[float, float]]) -> np.ndarray:
+    """Values at 0..n-1 through (index, value) knots, eased (cosine) between them: extrema sit on the knots."""
+    knots = sorted(knots)
+    xs = np.array([k[0] for k in knots], float)
+    ys = np.array([k[1] for k in knots], float)
+    out = np.empty(n)
+    for i in range(n):
+        j = int(np.clip(np.searchsorted(xs, i, side="right") - 1, 0, len(xs) - 2))
+        t = float(np.clip((i - xs[j]) / max(xs[j + 1] - xs[j], 1e-9), 0.0, 1.0))
+        out[i] = ys[j] + (ys[j + 1] - ys[j]) * (1 - math.cos(math.pi * t)) / 2
+    return out
+
+
+def scoliosis_profile(rng: np.random.Generator, n: int) -> Tuple[np.ndarray, List[Dict[str, object]]]:
+    """Coronal tilt (deg) of each level C7..L5 and the curves it makes (Cobb 0-90 deg, single or double).
+
+    A curve between end vertebrae a and b tilts a by +f*C and b by -(1-f)*C, so its Cobb angle (the tilt
+    difference of its end vertebrae) is C; double curves share their junction vertebra.
+    """
+    kind = str(rng.choice(["minimal", "single", "double"], p=[0.2, 0.4, 0.4]))
+    cobb = lambda: float(8 + 82 * rng.beta(1.3, 2.6))  # noqa: E731 - mostly 10-60, a tail to 90
+    sign = float(rng.choice([-1.0, 1.0]))
+    curves: List[Dict[str, object]] = []
+    if kind == "minimal":
+        c1 = float(rng.uniform(0, 9))
+        a, b = int(rng.integers(3, 9)), int(rng.integers(12, n))
+        knots = [(a, sign * c1 / 2), (b, -sign * c1 / 2)]
+        curves.append({"upper": ALL_LEVELS[a], "lower": ALL_LEVELS[b], "cobb_deg": round(c1, 1)})
+    elif kind == "single":
+        c1 = cobb()
+        a = int(rng.integers(2, 10))
+        b = int(min(n - 1, a + rng.integers(6, 11)))
+        f = rng.uniform(0.35, 0.65)
+        knots = [(a, sign * c1 * f), (b, -sign * c1 * (1 - f))]
+        curves.append({"upper": ALL_LEVELS[a], "lower": ALL_LEVELS[b], "cobb_deg": round(c1, 1)})
+    else:
+        c1, c2 = cobb(), cobb()
+        a = int(rng.integers(1, 6))
+        j = int(rng.integers(max(a + 5, 9), 13))
+        b = int(rng.integers(max(j + 4, 15), n))
+        f = rng.uniform(0.35, 0.65)
+        knots = [(a, sign * c1 * f), (j, -sign * c1 * (1 - f)), (b, -sign * c1 * (1 - f) + sign * c2)]
+        curves += [{"upper": ALL_LEVELS[a], "lower": ALL_LEVELS[j], "cobb_deg": round(c1, 1)},
+                   {"upper": ALL_LEVELS[j], "lower": ALL_LEVELS[b], "cobb_deg": round(c2, 1)}]
+    first, last = knots[0], knots[-1]
+    if first[0] > 0:  # above the top end vertebra the tilt eases back toward the head's balance
+        knots.insert(0, (0, first[1] * rng.uniform(0.0, 0.4)))
+    if last[0] < n - 1:
+        knots.append((n - 1, last[1] * rng.uniform(0.1, 0.6)))
+    return _smooth_knots(n, knots), curves
+
+
 def build_spine(rng: np.random.Generator, label: str) -> Spine:
     """Sample one patient's anatomy; Damaged patients get >=1 graded fracture (and maybe a listhesis)."""
     n = len(ALL_LEVELS)
@@ -143,12 +208,14 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
     for i, name in enumerate(ALL_LEVELS):
         j = lambda s: float(rng.normal(1.0, s))  # noqa: E731 - small per-level jitter
         he = _H[i] * size * j(0.03)
+        k = i - _FIRST  # 0 at T9: the lumbar-field formulas of the posterior elements
         v = Vertebra(
-            name=name, annotated=name != "T9", h_exp=he, ha=he, hm=he, hp=he,
+            name=name, annotated=name in LEVELS, h_exp=he, ha=he, hm=he, hp=he,
             depth=_D[i] * size * j(0.04), width=_W[i] * size * j(0.04), ipd=_IPD[i] * size * j(0.05),
-            ped_w=(5.5 + 0.6 * i) * size * j(0.08), ped_h=(0.42 + 0.02 * i) * he * j(0.06),
-            tp_len=_TP[i] * size * j(0.1), sp_len=(22 + 1.2 * i) * size * j(0.08),
-            sp_h=(9 + 0.7 * i) * size * j(0.08), sp_slope=math.radians(_SP_SLOPE[i] + rng.normal(0, 4)),
+            ped_w=(5.5 + 0.6 * k if k >= 0 else _PED_W[i]) * size * j(0.08),
+            ped_h=(0.42 + 0.02 * k if k >= 0 else 0.6) * he * j(0.06),
+            tp_len=_TP[i] * size * j(0.1), sp_len=(22 + 1.2 * k if k >= 0 else 24.0) * size * j(0.08),
+            sp_h=(9 + 0.7 * k if k >= 0 else 8.0) * size * j(0.08), sp_slope=math.radians(_SP_SLOPE[i] + rng.normal(0, 4)),
             disc_below=_DISC[i] * size * j(0.1),
         )
         # normal shape: slight anterior wedging in the thoracic levels, slightly concave endplates
@@ -162,7 +229,7 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         verts.append(v)
 
     if label == "Damaged":
-        annotated = verts[1:]
+        annotated = [v for v in verts if v.annotated]
         k = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
         idx = rng.choice(len(annotated), size=k, replace=False, p=_LEVEL_RISK / _LEVEL_RISK.sum())
         for ii in sorted(idx):
@@ -176,18 +243,19 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
     elif label != "Normal":
         raise ValueError(f"unknown label {label!r}; expected Normal or Damaged")
 
-    # --- pose: lordosis / kyphosis, mild scoliosis, axial rotation; stacked from S1 upward
+    # --- pose: lordosis / kyphosis, scoliosis, axial rotation; stacked from S1 upward
     slope = rng.uniform(30, 46)
     k_lord = rng.uniform(0.7, 1.3)
+    k_kyph = rng.uniform(0.6, 1.5)
     theta_prof = slope - k_lord * (_THETA[-1] + 21 - _THETA) - (slope - 38) * 0.3
+    thor = np.arange(n) < _FIRST  # above T9: kyphosis varies on its own
+    theta_prof[thor] = theta_prof[_FIRST] + k_kyph * (_THETA[thor] - _THETA[_FIRST])
     theta_prof = theta_prof + rng.normal(0, 1.5, size=n)
-    amp, freq, phase = rng.uniform(0, 4.5), rng.uniform(0.5, 1.2), rng.uniform(0, 2 * math.pi)
-    t = np.linspace(0, 1, n)
-    beta_prof = amp * np.sin(2 * math.pi * freq * t + phase) + rng.normal(0, 0.7, size=n)
+    beta_prof, curves = scoliosis_profile(rng, n)
+    beta_prof = beta_prof + rng.normal(0, 0.7, size=n)
 
     sacral_slope = math.radians(slope)
-    d_prev = np.array([0.0, math.tan(sacral_slope), 1.0])
-    d_prev /= np.linalg.norm(d_prev)
+    d_prev = np.array([0.0, math.sin(sacral_slope), math.cos(sacral_slope)])
     th_prev = sacral_slope
     sup_prev = np.zeros(3)
     extra = 0.0  # kyphotic angulation accumulated from fractures below
@@ -199,10 +267,10 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         if v.fracture != "none":
             extra += phi  # the column above bends with the wedge (kyphotic angulation)
         v.beta = math.radians(beta_prof[i])
-        d = np.array([math.tan(v.beta), math.tan(v.theta), 1.0])
-        d /= np.linalg.norm(d)
+        # coronal curvature as a shear: the sagittal (LAT) geometry is that of the uncurved column
+        d = np.array([math.tan(v.beta) * math.cos(v.theta), math.sin(v.theta), math.cos(v.theta)])
         d_mid = d + d_prev
-        d_mid /= np.linalg.norm(d_mid)
+        d_mid /= np.linalg.norm(d_mid[1:])
         # keep the disc open at both edges when the endplates are not parallel
         below_sup = th_prev + (0.5 * phi_prev if i < n - 1 else 0.0)
         wedge_gap = 0.5 * v.depth * abs(below_sup - (v.theta - 0.5 * phi))
@@ -214,15 +282,19 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         sup_prev = v.centre - d * v.h_axis / 2
         d_prev, th_prev, phi_prev = d, v.theta, phi
 
+    # axial rotation: toward the convexity, with the deviation from the line through the end levels
     xs = np.array([v.centre[0] for v in verts])
-    k_rot = rng.uniform(0.1, 0.35) * rng.choice([-1, 1])
-    for v, x in zip(verts, xs):
-        v.gamma = math.radians(float(np.clip(k_rot * x + rng.normal(0, 1.5), -10, 10)))
+    zs = np.array([v.centre[2] for v in verts])
+    line = xs[0] + (xs[-1] - xs[0]) * (zs - zs[0]) / (zs[-1] - zs[0])
+    k_rot = rng.uniform(0.35, 0.8)  # deg per mm of deviation
+    for v, dev in zip(verts, xs - line):
+        v.gamma = math.radians(float(np.clip(k_rot * dev + rng.normal(0, 1.5), -35, 35)))
 
     l4 = verts[ALL_LEVELS.index("L4")]
-    tip = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len for v in verts)
+    tip = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len for v in verts[_FIRST:])
     half_depth = float(rng.uniform(100, 150) * size)
     body_y = tip + rng.uniform(25, 60) - half_depth
+    t10 = verts[ALL_LEVELS.index("T10")]
     return Spine(
         label=label, vertebrae=verts, sacral_slope=sacral_slope,
         s1_depth=float(_D[-1] * size * rng.uniform(0.95, 1.1)), s1_width=float(_W[-1] * size * rng.uniform(0.95, 1.05)),
@@ -230,13 +302,14 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
         crest_z=float(l4.centre[2] + l4.h_axis / 2 + rng.uniform(-10, 8)), pelvis_half=float(rng.uniform(115, 140) * size),
         body_half_width=float(rng.uniform(115, 175) * size), body_half_depth=half_depth,
         body_y=float(body_y), fat=float(rng.uniform(0.8, 1.25)),
-        diaphragm_z=float(verts[1].centre[2] + rng.uniform(-35, 15)),
+        diaphragm_z=float(t10.centre[2] + rng.uniform(-35, 15)),
+        thorax_half=float(rng.uniform(120, 150) * size), dome_dz=float(rng.uniform(5, 28)), cobb=curves,
     )
 
 
 @dataclass
 class Frame:
-    """Pixel frame of one view: ``px = (c0, r0) + scale * (x or y, z)``."""
+    """Pixel frame of one view: ``px = (c0, r0) + scale * (x or y, z)``; ``levels`` are annotated in it."""
 
     view: str
     height: int
@@ -244,6 +317,8 @@ class Frame:
     scale: float  # px per mm
     c0: float
     r0: float
+    field: str = "lumbar"  # AP field of view: "full", "thoracolumbar" or "lumbar"
+    levels: Tuple[str, ...] = LEVELS
 
     def px(self, p: np.ndarray) -> np.ndarray:
         """3-D points (..., 3) in mm -> (..., 2) pixel (col, row)."""
@@ -263,26 +338,71 @@ class Frame:
         c = self.px(v.centre)
         return c + self.scale * (uv[..., :1] * eu + uv[..., 1:2] * ev)
 
+    def to_local(self, v: Vertebra, cols: np.ndarray, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Pixel grids -> vertebra-local (u, v) mm: the inverse of :meth:`local`."""
+        a = self.angle(v)
+        c = self.px(v.centre)
+        dx, dy = (cols - c[0]) / self.scale, (rows - c[1]) / self.scale
+        return dx * math.cos(a) - dy * math.sin(a), dx * math.sin(a) + dy * math.cos(a)
+
+
+AP_FIELDS: Tuple[str, ...] = ("full", "thoracolumbar", "lumbar")
+AP_FIELD_P: Tuple[float, ...] = (0.6, 0.2, 0.2)
+
+
+def _lumbar_field(spine: Spine, rng: np.random.Generator) -> Tuple[float, float]:
+    """(top, bottom) z of the lumbar field: T10 whole at the top (T9 cut), pelvis at the bottom."""
+    t9, t10 = spine.level("T9"), spine.level("T10")
+    top = t10.centre[2] - t10.h_axis / 2 - t10.depth * 0.5 * abs(math.sin(t10.theta)) - t9.disc_below
+    top -= rng.uniform(0.0, 0.4) * t9.h_axis
+    return top, rng.uniform(60, 110)
+
+
+def _inside(fr: Frame, v: Vertebra) -> bool:
+    o = ap_body_outline(v)
+    pts = fr.local(v, np.concatenate([o["sup"][[0, -1]], o["inf"][[0, -1]]]))
+    return bool((pts[:, 0] >= 0).all() and (pts[:, 0] <= fr.width - 1).all()
+                and (pts[:, 1] >= 0).all() and (pts[:, 1] <= fr.height - 1).all())
+
 
 def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, Frame]:
-    """Choose each view's field of view: T10 whole at the top (T9 cut), pelvis at the bottom."""
-    t9, t10 = spine.vertebrae[0], spine.vertebrae[1]
+    """Each view's field of view. LAT: T10 whole at the top (T9 cut), pelvis at the bottom. AP: a full-spine
+    (C7..pelvis), thoracolumbar or lumbar field of portrait aspect, wide enough for the scoliotic curve; its
+    annotated levels are those of T1..L5 whose four corners all lie inside."""
     frames = {}
-    for view in ("ap", "lat"):
+    # LAT (as drawn by the lumbar series)
+    aspect = rng.uniform(0.62, 0.70)
+    top, bottom = _lumbar_field(spine, rng)
+    scale = size / (bottom - top)
+    width = int(round(size * aspect))
+    ys = np.mean([v.centre[1] for v in spine.vertebrae[_FIRST:]])
+    c0 = width * rng.uniform(0.46, 0.56) - ys * scale
+    frames["lat"] = Frame("lat", int(size), width, float(scale), float(c0), float(-top * scale))
+    # AP
+    fld = str(rng.choice(AP_FIELDS, p=AP_FIELD_P))
+    if fld == "full":  # T1 near the top (sometimes the lower neck too), cut between L5/S1 and the pelvis
+        t1 = spine.level("T1")
+        top = t1.centre[2] - t1.h_axis / 2 - rng.uniform(5, 30) - (rng.uniform(0, 50) if rng.random() < 0.4 else 0.0)
+        bottom = rng.uniform(5, 100)
+        aspect = rng.uniform(0.30, 0.46)
+    elif fld == "thoracolumbar":
+        lv = spine.vertebrae[int(rng.integers(ALL_LEVELS.index("T3"), ALL_LEVELS.index("T8") + 1))]
+        top, bottom = lv.centre[2] - rng.uniform(0.0, 0.5) * lv.h_axis, rng.uniform(50, 115)
+        aspect = rng.uniform(0.42, 0.60)
+    else:
+        top, bottom = _lumbar_field(spine, rng)
         aspect = rng.uniform(0.62, 0.70)
-        top = t10.centre[2] - t10.h_axis / 2 - t10.depth * 0.5 * abs(math.sin(t10.theta)) - t9.disc_below
-        top -= rng.uniform(0.0, 0.4) * t9.h_axis
-        bottom = rng.uniform(60, 110)
-        scale = size / (bottom - top)
-        width = int(round(size * aspect))
-        r0 = -top * scale
-        if view == "ap":
-            xs = np.mean([v.centre[0] for v in spine.vertebrae])
-            c0 = width / 2 - xs * scale + rng.uniform(-0.04, 0.04) * width
-        else:
-            ys = np.mean([v.centre[1] for v in spine.vertebrae])
-            c0 = width * rng.uniform(0.46, 0.56) - ys * scale
-        frames[view] = Frame(view, int(size), width, float(scale), float(c0), float(r0))
+    scale = size / (bottom - top)
+    shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
+    xs = np.array([v.centre[0] for v in shown])
+    half_w = max(v.width for v in shown) / 2
+    span = xs.max() - xs.min() + 2 * half_w + 2 * rng.uniform(20, 45)
+    width_mm = max(aspect * (bottom - top), span)
+    width = int(round(width_mm * scale))
+    xc = 0.5 * (xs.max() + xs.min()) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
+    ap = Frame("ap", int(size), width, float(scale), float(width / 2 - xc * scale), float(-top * scale), fld)
+    ap.levels = tuple(v.name for v in spine.vertebrae if v.name in AP_LEVELS and _inside(ap, v))
+    frames["ap"] = ap
     return frames
 
 

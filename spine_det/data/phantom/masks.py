@@ -2,8 +2,9 @@
 
 What an annotator does, imitated here:
 
-* vertebra (AP, LAT): one filled polygon per annotated level, traced corner to
-  corner along the endplates and walls with a few clicks (small click jitter);
+* vertebra: AP one four-cornered body per level of the field (T1..L5 where
+  wholly visible), LAT one polygon per annotated level traced corner to corner
+  along the endplates and walls with a few clicks (small click jitter);
   adjacent levels stay separated by their disc.
 * pedicle (AP): two filled ovals per level. Spinous process: AP a teardrop per
   level mostly inside the body; LAT the posterior blob behind the lamina.
@@ -71,10 +72,10 @@ def draw_masks(spine: Spine, frames: Dict[str, Frame], rng: np.random.Generator)
     m.update({k: np.zeros((lat.height, lat.width), np.uint8) for k in (
         "lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_anterior_line", "lat_posterior_line")})
     verts = spine.annotated
-    # ---------------- AP
-    for v in verts:
+    # ---------------- AP: every level of the field's annotated set (T1..L5 where wholly visible)
+    for v in (spine.level(name) for name in ap.levels):
         o = _ap_corners(ap, v, inset=True)
-        poly = np.concatenate([o["sup"][::2], o["right"][2:3], o["inf"][::-2], o["left"][2:3]])
+        poly = np.concatenate([o["sup"][[0, -1]], o["inf"][[-1, 0]]])  # four corners, as the annotators click
         _fill(m["ap_vertebra"], _jit(rng, poly, sd))
         for uv, ax in ap_pedicles(v):
             c = ap.local(v, np.array(uv))

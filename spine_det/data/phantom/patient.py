@@ -14,7 +14,7 @@ from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.render import render_view
 from spine_det.tasks import LABELS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def patient_id(index: int) -> str:
@@ -82,6 +82,14 @@ def _level_gt(v: Vertebra, ap: Frame, lat: Frame) -> Dict[str, Any]:
     }
 
 
+def _ap_level(v: Vertebra, ap: Frame) -> Dict[str, Any]:
+    ao = ap_body_outline(v)
+    asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
+    return {"name": v.name, "coronal_tilt_deg": _r(math.degrees(v.beta)), "axial_rotation_deg": _r(math.degrees(v.gamma)),
+            "ap_corners": {"left_superior": _pt(asup[0]), "right_superior": _pt(asup[-1]),
+                           "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1])}}
+
+
 def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, size: int,
                  split: Optional[str]) -> Dict[str, Any]:
     """The ``ground_truth.json`` document (schema in spine_det.data.phantom)."""
@@ -103,6 +111,9 @@ def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, 
         "fractured_levels": [lv["name"] for lv in levels if lv["genant_grade"] > 0],
         "max_genant_grade": max(lv["genant_grade"] for lv in levels),
         "listhesis_levels": [lv["name"] for lv in levels if lv["listhesis_offset_px"] > 0],
+        "ap_field": ap.field,
+        "ap_levels": [_ap_level(spine.level(name), ap) for name in ap.levels],
+        "scoliosis": [dict(c) for c in spine.cobb],
     }
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from spine_det.data.phantom.anatomy import (
-    Frame, Spine, Vertebra, ap_body_outline, ap_body_polygon, ap_pedicles, ap_spinous, lat_body_outline,
+    ALL_LEVELS, Frame, Spine, Vertebra, ap_body_outline, ap_body_polygon, ap_pedicles, ap_spinous, lat_body_outline,
     lat_body_polygon, lat_posterior_elements, lat_spinous, rot_u, _RIB_LEN,
 )
 
@@ -98,6 +98,11 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.nd
     return cv2.resize(n, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
+def _lumbar(spine: Spine) -> List[Vertebra]:
+    """T9..L5: the levels the lumbar (LAT) field shows."""
+    return spine.vertebrae[ALL_LEVELS.index("T9"):]
+
+
 # ------------------------------------------------------------------ soft tissue
 def _soft_tissue(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
     """Trunk path length (0..~1) on a coarse grid, upscaled: brighter where the body is thicker."""
@@ -124,7 +129,7 @@ def _soft_tissue(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarra
 
 def _lungs_and_gas(spine: Spine, fr: Frame, rng: np.random.Generator, canvas: Canvas) -> None:
     s = fr.scale
-    verts = spine.vertebrae
+    verts = _lumbar(spine)
     if fr.view == "ap":
         for side in (-1, 1):
             apex_x = side * rng.uniform(55, 85)
@@ -214,7 +219,7 @@ def _weights(rng: np.random.Generator) -> Dict[str, float]:
 def _ap_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
     s = fr.scale
     rim = max(1.1 * s, 1.0)
-    for v in spine.vertebrae:
+    for v in _lumbar(spine):
         o = ap_body_outline(v)
         _draw_body(c, fr, v, ap_body_polygon(v), [o["sup"], o["inf"]], wb, rng)
         # endplate rings seen obliquely (sagittal tilt)
@@ -310,7 +315,7 @@ def _lat_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb:
     rim = max(1.1 * s, 1.0)
     # pelvis first (under everything)
     _lat_pelvis(spine, fr, rng, c, wb)
-    for v in spine.vertebrae:
+    for v in _lumbar(spine):
         o = lat_body_outline(v)
         _draw_body(c, fr, v, lat_body_polygon(v), [o["sup"], o["inf"]], wb, rng)
         pe = lat_posterior_elements(v)
@@ -404,7 +409,16 @@ def _markers(img: np.ndarray, fr: Frame, rng: np.random.Generator, patient_id: s
 
 
 def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
-    """Render one view; returns an (H, W) uint8 grey radiograph."""
+    """Render one view; returns an (H, W) uint8 grey radiograph (AP: :func:`ap_render.render_ap`)."""
+    if fr.view == "ap":
+        from spine_det.data.phantom.ap_render import render_ap  # it builds on this module's painters
+
+        return render_ap(spine, fr, rng, patient_id)
+    return render_lumbar(spine, fr, rng, patient_id)
+
+
+def render_lumbar(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
+    """The lumbar-field painter (LAT, or an AP of T9..pelvis drawn as 2-D shapes); (H, W) uint8 grey."""
     h, w = fr.height, fr.width
     wb = _weights(rng)
     bone = Canvas(h, w)

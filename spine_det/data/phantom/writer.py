@@ -62,7 +62,9 @@ def write_patient(args: Tuple[str, int, int, int, str, str]) -> Dict[str, Any]:
             raise RuntimeError(f"JPEG encoding failed for {vdir / (VIEW_IMAGE_STEM[view] + '.jpg')}")
         atomic_write_bytes(vdir / f"{VIEW_IMAGE_STEM[view]}.jpg", buf.tobytes())
         for task in tasks_of_view(view):
-            ok, buf = cv2.imencode(".png", p.masks[task.name], [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+            # binary on disk: the drawing's anti-aliased edge (any value > 0) is foreground, as drawn
+            binary = (p.masks[task.name] > 0).astype(np.uint8) * 255
+            ok, buf = cv2.imencode(".png", binary, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
             if not ok:
                 raise RuntimeError(f"PNG encoding failed for {vdir / (task.mask_stem + '.png')}")
             atomic_write_bytes(vdir / f"{task.mask_stem}.png", buf.tobytes())
