@@ -212,3 +212,29 @@ def test_configs_load():
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
     with pytest.raises(ValueError):
         tasks_of(load_cfg(get_linknet_cfg(), opts=["TASKS", "['ap_vertebra', 'lat_vertebra']"]))
+
+
+def test_init_weights_start_training_from_another_linknet(tmp_path):
+    """MODEL.INIT_WEIGHTS (e.g. a phantom-trained LinkNet): matching tensors copied, another head kept."""
+    import torch
+
+    from spine_det.engine.linknet_trainer import init_from_checkpoint
+    from spine_det.modeling.linknet import LinkNet
+    from spine_det.utils.checkpoint_io import CheckpointError, save_plain
+
+    torch.manual_seed(0)
+    src = LinkNet(num_classes=1, pretrained=False)
+    ck = tmp_path / "model_best.pth"
+    save_plain(ck, {"model": src.state_dict(), "epoch": 1, "score": 0.5, "metric": "dice", "tasks": ["ap_vertebra"],
+                    "cfg": "", "model_name": "linknet"})
+    torch.manual_seed(1)
+    dst = LinkNet(num_classes=3, pretrained=False)  # three tasks: the last layer cannot be copied
+    head_before = dst.final_up2.weight.clone()
+    out = init_from_checkpoint(dst, str(ck))
+    assert torch.equal(dst.encoder3[0].conv1.weight, src.encoder3[0].conv1.weight)
+    assert torch.equal(dst.stem[1].running_mean, src.stem[1].running_mean)
+    assert torch.equal(dst.final_up2.weight, head_before) and "final_up2.weight" in out["kept"]
+    other = tmp_path / "classifier.pth"
+    save_plain(other, {"model": {}, "view": "ap", "backbone": "resnet18"})
+    with pytest.raises(CheckpointError):
+        init_from_checkpoint(dst, str(other))

@@ -28,6 +28,9 @@ def get_linknet_cfg() -> CN:
     _C.MODEL.PRETRAINED = True  # ImageNet encoder when downloadable, else random init (logged)
     _C.MODEL.DEVICE = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
     _C.MODEL.WEIGHTS = ""  # checkpoint for --eval-only / prediction; "" = OUTPUT_DIR/model_best.pth
+    # LinkNet checkpoint to start training from (e.g. one trained on the phantom: pre-training without
+    # downloads); "" = random init or MODEL.PRETRAINED's ImageNet encoder. Ignored when --resume resumes.
+    _C.MODEL.INIT_WEIGHTS = ""
 
     _C.INPUT = CN()
     _C.INPUT.HEIGHT = 512  # network input; images are letterboxed (aspect kept, zero padded)

@@ -296,6 +296,27 @@ def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: boo
     )
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu") -> Dict[str, List[str]]:
+    """Start from another LinkNet checkpoint's weights (``MODEL.INIT_WEIGHTS``): every tensor whose name and
+    shape match is copied; the rest (e.g. the last layer for another number of tasks) keep their init."""
+    from spine_det.utils.checkpoint_io import require_kind
+
+    ck = load_checkpoint(path, map_location=device)
+    require_kind(ck, "linknet", path)
+    src = ck.get("model", ck) if isinstance(ck, dict) else None
+    if not isinstance(src, dict):
+        raise CheckpointError(f"{path}: not a LinkNet checkpoint (no model weights)")
+    own = model.state_dict()
+    take = {k: v for k, v in src.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not take:
+        raise CheckpointError(f"{path}: no tensor matches this LinkNet; is it a LinkNet checkpoint?")
+    model.load_state_dict(take, strict=False)
+    kept = sorted(k for k in own if k not in take)
+    logger.info("initialised %d of %d tensors from %s%s", len(take), len(own), path,
+                f" ({len(kept)} kept their init, e.g. {kept[0]})" if kept else "")
+    return {"loaded": sorted(take), "kept": kept}
+
+
 def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
     """Train on the manifest's train split, select on val; returns a summary (best score, epochs run)."""
     device = _device_of(cfg)
@@ -315,6 +336,9 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")
 
     model = build_seg_model(cfg, device)
+    resuming = resume and (out_dir / LAST_CHECKPOINT).is_file()
+    if cfg.MODEL.INIT_WEIGHTS and not resuming:
+        init_from_checkpoint(model, cfg.MODEL.INIT_WEIGHTS, device)
     if du.is_main_process():
         logger.info("%s: %.2f M parameters, tasks %s, %d train / %d val images, device %s, %d process(es)",
                     cfg.MODEL.NAME, count_parameters(model) / 1e6, tasks, len(datasets["train"]), len(datasets["val"]), device, world)
