@@ -76,7 +76,7 @@ def _crop(c: np.ndarray, margin: int = 40):
     return np.array([x0, y0], float), (int(y1 - y0), int(x1 - x0))
 
 
-def mask_route_scores(corners, sizes, true, methods=("endplates", "rect"), cut_methods=("sides", "endplates")):
+def mask_route_scores(corners, sizes, true, methods=("endplates", "rect"), routes=None):
     """Angles from rasterised GT quads: instances (fit back), semantic (split), semantic with touching quads."""
     import cv2
 
@@ -98,10 +98,11 @@ def mask_route_scores(corners, sizes, true, methods=("endplates", "rect"), cut_m
         for m in methods:
             runs[f"instances/{m}"] = lambda m=m: quads_from_instances(instances_from_label_map(lab), m)
         runs["semantic/endplates"] = lambda: quads_from_mask(sem)
-        for cm in cut_methods:
-            runs[f"bridged/{cm}"] = lambda cm=cm: quads_from_mask(sem_bridge, cut_method=cm)
-            runs[f"touching/{cm}"] = lambda cm=cm: quads_from_mask(sem_touch, cut_method=cm)
+        runs["bridged/endplates"] = lambda: quads_from_mask(sem_bridge)
+        runs["touching/endplates"] = lambda: quads_from_mask(sem_touch)
         for name, fn in runs.items():
+            if routes and name not in routes:
+                continue
             q = fn()
             found.setdefault(name, []).append(len(q))
             if len(q) >= 2:
@@ -141,6 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--source", required=True, type=Path, help="the boostnet_labeldata folder")
     ap.add_argument("--splits", nargs="+", default=["test", "training"], choices=("test", "training"))
     ap.add_argument("--mask-route", action="store_true", help="also score the rasterise -> fit -> angle routes")
+    ap.add_argument("--routes", nargs="+", default=None,
+                    help="mask routes to run (default all): instances/endplates instances/rect semantic/endplates "
+                         "bridged/endplates touching/endplates")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images per split (mask route)")
     ap.add_argument("--out", type=Path, default=None, help="write the aggregate figures as JSON here")
     args = ap.parse_args(argv)
@@ -157,7 +161,7 @@ def main(argv=None) -> int:
         if args.mask_route:
             k = len(names) if args.limit is None else min(args.limit, len(names))
             t0 = time.time()
-            res = mask_route_scores(corners[:k], sizes[:k], true[:k])
+            res = mask_route_scores(corners[:k], sizes[:k], true[:k], routes=args.routes)
             for route, s in res.items():
                 summary[f"{split}/{route}"] = s
                 extra = "  ".join(f"{a} {b:.3g}" for a, b in s.items() if a not in ("smape", "mae", "mae_PT", "mae_MT", "mae_TL", "n_images"))

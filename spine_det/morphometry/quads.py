@@ -250,11 +250,12 @@ def _curve_coords(curve, pts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return curve.arc[idx] + (d * tan[idx]).sum(1), (d * nrm[idx]).sum(1)
 
 
-def _disc_lines(cuts: Sequence[int], bins: np.ndarray, s: np.ndarray, width: float) -> List[Tuple[float, float, float, float]]:
+def _disc_lines(cuts: Sequence[int], bins: np.ndarray, s: np.ndarray, width: float) -> List[Tuple[float, float, float, float, bool]]:
     """Per cut, the disc as a line in (t, s): through the deepest notch of the left border and of the
     right border within 0.3 x width of the cut (t_left, s_left, t_right, s_right). Perpendicular to the
     centreline (t_left = t_right = cut) where either notch is shallower than NOTCH_DEPTH x width
-    (no visible disc on that side) or they would tilt the line more than 35 deg."""
+    (no visible disc on that side) or they would tilt the line more than 35 deg; the last field
+    says whether the line follows notches (True) or is that perpendicular fallback."""
     from scipy.ndimage import gaussian_filter1d
 
     nb = int(bins.max()) + 1
@@ -265,7 +266,7 @@ def _disc_lines(cuts: Sequence[int], bins: np.ndarray, s: np.ndarray, width: flo
     have = np.isfinite(left)
     idx = np.arange(nb)
     if have.sum() < 2:
-        return [(float(c), 0.0, float(c), 1.0) for c in cuts]
+        return [(float(c), 0.0, float(c), 1.0, False) for c in cuts]
     left = gaussian_filter1d(np.interp(idx, idx[have], left[have]), 1.5)
     right = gaussian_filter1d(np.interp(idx, idx[have], right[have]), 1.5)
     half = max(2, int(0.3 * width))
@@ -281,7 +282,8 @@ def _disc_lines(cuts: Sequence[int], bins: np.ndarray, s: np.ndarray, width: flo
         real = min(dl, dr) >= max(2.0, NOTCH_DEPTH * width)
         if not real or sr - sl <= 1 or abs(tr - tl) > math.tan(math.radians(35)) * (sr - sl):
             tl = tr = c
-        lines.append((float(tl), sl, float(tr), sr if sr > sl else sl + 1.0))
+            real = False
+        lines.append((float(tl), sl, float(tr), sr if sr > sl else sl + 1.0, bool(real)))
     return lines
 
 
@@ -398,8 +400,9 @@ def split_semantic(mask: np.ndarray, min_area: int = 20) -> List[np.ndarray]:
     return _split(mask, min_area)[0]
 
 
-def _split(mask: np.ndarray, min_area: int = 20) -> Tuple[List[np.ndarray], List[bool]]:
-    """:func:`split_semantic`, plus per piece whether it was cut out of a larger component."""
+def _split(mask: np.ndarray, min_area: int = 20) -> Tuple[List[np.ndarray], List[Optional[str]]]:
+    """:func:`split_semantic`, plus per piece the corner fit it needs: None for a whole component
+    (the caller's choice), "endplates" when cut along notched discs, "sides" when cut across."""
     m = np.asarray(mask) > 0
     if not m.any():
         return [], []
@@ -419,14 +422,15 @@ def _split(mask: np.ndarray, min_area: int = 20) -> Tuple[List[np.ndarray], List
     cuts = _disc_cuts(profile, width)
     # which slab between the disc lines: the number of lines the pixel lies below
     seg = np.zeros(len(t), np.int64)
-    for tl, sl, tr, sr in _disc_lines(cuts, bins, s, width):
+    lines = _disc_lines(cuts, bins, s, width)
+    for tl, sl, tr, sr, _ in lines:
         seg += (t - t0) > tl + (s - sl) * (tr - tl) / (sr - sl)
     comp = lab[ys, xs]
     key = comp.astype(np.int64) * (len(cuts) + 2) + seg
     keys, counts = np.unique(key, return_counts=True)
     n_pieces = np.bincount(keys // (len(cuts) + 2))
     pieces: List[np.ndarray] = []
-    was_cut: List[bool] = []
+    fits: List[Optional[str]] = []
     for k, cnt in zip(keys, counts):
         if cnt < min_area:
             continue
@@ -434,16 +438,22 @@ def _split(mask: np.ndarray, min_area: int = 20) -> Tuple[List[np.ndarray], List
         piece = np.zeros(m.shape, bool)
         piece[ys[sel], xs[sel]] = True
         pieces.append(piece)
-        was_cut.append(bool(n_pieces[k // (len(cuts) + 2)] > 1))
-    return pieces, was_cut
+        if n_pieces[k // (len(cuts) + 2)] <= 1:
+            fits.append(None)  # a whole component: its borders are its own
+            continue
+        j = int(k % (len(cuts) + 2))  # between lines j - 1 and j
+        ends = [lines[i][4] for i in (j - 1, j) if 0 <= i < len(lines)]
+        # ends cut along notched discs are endplates; a perpendicular cut is not, the sides are
+        fits.append("endplates" if all(ends) else "sides")
+    return pieces, fits
 
 
 def quads_from_instances(masks: Sequence[np.ndarray], method: str = "endplates",
-                         was_cut: Optional[Sequence[bool]] = None, cut_method: str = "sides") -> np.ndarray:
+                         fits: Optional[Sequence[Optional[str]]] = None) -> np.ndarray:
     """Instance masks -> (N, 4, 2) corners, ordered top to bottom (see :func:`order_instances`).
 
-    ``was_cut``: per mask, True when it was cut out of a merged component; such
-    pieces are fitted with ``cut_method`` (default ``"sides"``: their cut ends are not endplates).
+    ``fits``: per mask, a fit method that overrides ``method`` (None: use ``method``);
+    :func:`quads_from_mask` passes what each piece of a split needs.
     """
     ordered = _order(masks)
     if not ordered:
@@ -453,15 +463,17 @@ def quads_from_instances(masks: Sequence[np.ndarray], method: str = "endplates",
     out = []
     for (m, origin), h in zip(ordered, hints):
         crop, off = _bbox_crop(m)
-        cut = was_cut is not None and any(was_cut[i] for i in origin)
-        out.append(fit_quad(crop, cut_method if cut and method == "endplates" else method, axis_hint=h, offset=off))
+        own = [fits[i] for i in origin if fits is not None and fits[i] is not None]
+        use = own[0] if own and method == "endplates" else method
+        out.append(fit_quad(crop, use, axis_hint=h, offset=off))
     return np.array(out)
 
 
-def quads_from_mask(mask: np.ndarray, method: str = "endplates", cut_method: str = "sides") -> np.ndarray:
-    """A binary mask -> (N, 4, 2) corners: :func:`split_semantic`, then :func:`quads_from_instances`."""
-    pieces, was_cut = _split(mask)
-    return quads_from_instances(pieces, method, was_cut, cut_method)
+def quads_from_mask(mask: np.ndarray, method: str = "endplates") -> np.ndarray:
+    """A binary mask -> (N, 4, 2) corners: :func:`split_semantic`, then :func:`quads_from_instances`
+    (pieces cut across a merged component without a visible disc are fitted by their sides)."""
+    pieces, fits = _split(mask)
+    return quads_from_instances(pieces, method, fits)
 
 
 def _axis_hints(cents: np.ndarray) -> np.ndarray:
