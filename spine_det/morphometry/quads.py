@@ -35,6 +35,7 @@ SAME_LEVEL_GAP = 0.45  # centroid gap < this x median gap -> the same level (two
 DISC_DEPTH = 0.2  # a width minimum is a disc when this much shallower than the bodies either side
 MIN_PITCH_FRACTION = 0.35  # discs at least this x the median body width apart
 NOTCH_DEPTH = 0.04  # a border notch (disc) at least this x the body width deep sets the cut's tilt
+MERGED_PITCHES = 1.45  # a component longer than this x the pitch along the spine holds several bodies
 PITCH_PER_WIDTH = 0.9  # body height + disc over body width on AP views (AASCE landmarks: (85 + 38) / 138 px)
 
 
@@ -299,7 +300,7 @@ def _centreline(mask: np.ndarray, degree: int = 5):
     return fit_spine_curve(centres, degree=degree)
 
 
-def _disc_cuts(profile: np.ndarray, width: float) -> List[int]:
+def _disc_cuts(profile: np.ndarray, width: float) -> Tuple[List[int], float]:
     """Where to cut a width profile (pixels per 1 px of arc) into vertebrae: indices of the cuts.
 
     Runs of zero width (real gaps) always separate. Inside each run of mask, the
@@ -308,13 +309,14 @@ def _disc_cuts(profile: np.ndarray, width: float) -> List[int]:
     the bodies either side, and the gaps), or PITCH_PER_WIDTH x the median width
     when fewer than three are clear. The cuts are the deepest minima that keep
     every piece at least 0.6 pitch long; a piece still several pitches long is cut evenly.
+    Returns the cuts and the pitch.
     """
     from scipy.ndimage import gaussian_filter1d
     from scipy.signal import find_peaks
 
     n = len(profile)
     if n < 5:
-        return []
+        return [], PITCH_PER_WIDTH * width
     sm = gaussian_filter1d(profile.astype(np.float64), sigma=max(1.0, 0.04 * width))
     on = profile > 0
     # runs of mask along the arc
@@ -353,7 +355,7 @@ def _disc_cuts(profile: np.ndarray, width: float) -> List[int]:
             m = int(round((hi - lo) / pitch))
             chosen += [int(lo + j * (hi - lo) / m) for j in range(1, m)]
         cuts.extend(chosen)
-    return _split_long_pieces(sorted(cuts), runs, depth)
+    return _split_long_pieces(sorted(cuts), runs, depth), pitch
 
 
 def _split_long_pieces(cuts: List[int], runs, depth, window: int = 3, ratio: float = 1.6) -> List[int]:
@@ -419,13 +421,21 @@ def _split(mask: np.ndarray, min_area: int = 20) -> Tuple[List[np.ndarray], List
     bins = (t - t0).astype(np.int64)
     profile = np.bincount(bins).astype(np.float64)  # pixels per 1 px of arc = width
     width = float(np.median(profile[profile > 0]))
-    cuts = _disc_cuts(profile, width)
+    cuts, pitch = _disc_cuts(profile, width)
     # which slab between the disc lines: the number of lines the pixel lies below
     seg = np.zeros(len(t), np.int64)
     lines = _disc_lines(cuts, bins, s, width)
     for tl, sl, tr, sr, _ in lines:
         seg += (t - t0) > tl + (s - sl) * (tr - tl) / (sr - sl)
     comp = lab[ys, xs]
+    # a component shorter than MERGED_PITCHES x the pitch along the spine is one body (tilted bodies
+    # overlap their neighbours along the arc, so a cut meant for a merged neighbour may cross it): uncut
+    t_lo = np.full(n, np.inf)
+    t_hi = np.full(n, -np.inf)
+    np.minimum.at(t_lo, comp, t)
+    np.maximum.at(t_hi, comp, t)
+    single = (t_hi - t_lo) < MERGED_PITCHES * pitch
+    seg[single[comp]] = 0
     key = comp.astype(np.int64) * (len(cuts) + 2) + seg
     keys, counts = np.unique(key, return_counts=True)
     n_pieces = np.bincount(keys // (len(cuts) + 2))
