@@ -87,8 +87,6 @@ def mask_route_scores(corners, sizes, true, methods=("endplates", "rect"), route
     for c, (h, _w) in zip(corners, sizes):
         off, shape = _crop(c)
         local = c - off
-        if (np.ptp(local.reshape(-1, 2), axis=0) > 6000).any():
-            local = c - off  # a broken annotation: keep going, it is scored like every other
         lab = rasterise_quads(local, shape)
         sem = lab > 0
         sem_touch = rasterise_quads(touching(local), shape) > 0

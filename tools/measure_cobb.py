@@ -49,7 +49,6 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 logger = logging.getLogger("spine_det.measure_cobb")
 

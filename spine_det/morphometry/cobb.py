@@ -33,7 +33,7 @@ must be computed in pixels: the dataset's normalised landmarks are anisotropic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -204,11 +204,3 @@ def angle_scores(pred, true, names: Sequence[str] = ANGLE_NAMES) -> Dict[str, fl
         out[f"mae_{k}"] = float(err[:, i].mean()) if len(p) else float("nan")
     out["mae"] = float(err.mean()) if len(p) else float("nan")
     return out
-
-
-def angles_from_mapping(m: Mapping[str, float], names: Sequence[str] = ANGLE_NAMES) -> List[float]:
-    """[PT, MT, TL] from a {"PT": .., "MT": .., "TL": ..} mapping (e.g. a landmarks.json's cobb_angles)."""
-    try:
-        return [float(m[k]) for k in names]
-    except KeyError as e:
-        raise ValueError(f"missing Cobb angle {e.args[0]!r}; expected keys {list(names)}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -197,7 +197,3 @@ def records_csv(records: Sequence[Dict[str, object]]) -> str:
         row = {k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items() if k in CSV_FIELDS}
         wr.writerow(row)
     return buf.getvalue()
-
-
-def scored_rows(records: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
-    return [r for r in records if "true_PT" in r]

@@ -502,13 +502,3 @@ def instances_from_label_map(labels: np.ndarray) -> List[np.ndarray]:
     """Instance masks from an integer label image (0 = background), in label order."""
     lab = np.asarray(labels)
     return [lab == v for v in np.unique(lab) if v != 0]
-
-
-def label_map(masks: Sequence[np.ndarray], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """uint16 label map from instance masks, k = k-th mask (later masks win overlaps)."""
-    if not masks and shape is None:
-        raise ValueError("no masks and no shape")
-    out = np.zeros(shape if shape is not None else masks[0].shape, np.uint16)
-    for k, m in enumerate(masks, 1):
-        out[np.asarray(m) > 0] = k
-    return out
