@@ -226,3 +226,28 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
         tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(tmp_path / "out2")])
     with pytest.raises(SystemExit, match="inside the data root"):
         tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(root / "x")])
+
+
+def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
+    from spine_det.data.prepare import prepare_dataset
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    write_source(tmp_path / "src", n_train=2, n_test=1, size=(800, 320))
+    root = tmp_path / "aasce"
+    import_aasce(tmp_path / "src", root, workers=1, progress=False)
+    s = prepare_dataset(root, convert=False).manifest.select(split="test")[0]
+    d = tmp_path / "pred" / s.key
+    d.mkdir(parents=True)
+    shutil.copy(s.masks["ap_vertebra"], d / "ap_vertebra_mask.png")
+    spec = importlib.util.spec_from_file_location("eval_instances", Path(__file__).parents[1] / "tools" / "eval_instances.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    counts = {}
+    for flag in ([], ["--split-mask"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert tool.main(["--data-root", str(root), "--pred-dir", str(tmp_path / "pred"), "--out", str(out), *flag]) == 0
+        counts[bool(flag)] = json.loads((out / "summary.json").read_text())["detected_per_image"]
+    assert counts[False] == 16 and counts[True] > counts[False]  # the split separates the overlapping pair

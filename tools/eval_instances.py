@@ -7,7 +7,9 @@
 Ground truth: the task's instance label map (``<mask stem>_instances.png``, e.g. written by
 tools/import_aasce.py: one label per vertebra) or, without one, the 8-connected components of
 the mask. Predictions: ``<pred-dir>/<patient>/<view>/<task>_instances.png`` (Mask R-CNN) or, without
-one, the components of ``<task>_mask.png`` (LinkNet and other semantic models). Conventions
+one, ``<task>_mask.png`` (LinkNet and other semantic models) as its connected components or, with
+``--split-mask``, split into vertebrae at the discs as the Cobb-angle route does
+(spine_det.morphometry.quads.split_semantic). Conventions
 (detected = IoU >= 0.5 one-to-one; merge = one instance covering >= 30 % of two objects; split =
 one object covered >= 30 % by two instances) are in spine_det/evaluation/instance_quality.py.
 Writes per_image.csv, summary.json and summary.md to --out. An image without a prediction is an
@@ -47,6 +49,9 @@ def main(argv=None) -> int:
                          "with that many detected (the share with every *annotated* one is always given)")
     ap.add_argument("--iou", type=float, default=0.5, help="IoU for a detection (default 0.5)")
     ap.add_argument("--cover", type=float, default=0.3, help="share of an object's area for merge/split (default 0.3)")
+    ap.add_argument("--split-mask", action="store_true",
+                    help="semantic masks: split into vertebrae at the discs (as tools/measure_cobb.py --source mask) "
+                         "instead of taking connected components")
     ap.add_argument("--out", required=True, type=Path, help="output folder (outside the data root)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -89,6 +94,13 @@ def main(argv=None) -> int:
         gt = read_label_map(s.instance_maps[task.name], shape=shape) * mask if task.name in s.instance_maps else components(mask)
         if inst.is_file():
             pred, kind = read_label_map(inst, shape=shape), "instances"
+        elif a.split_mask:
+            from spine_det.morphometry.quads import split_semantic
+
+            pred = np.zeros(shape, np.int32)
+            for k, piece in enumerate(split_semantic(read_mask(sem, shape=shape)), start=1):
+                pred[piece & (pred == 0)] = k
+            kind = "mask split at the discs"
         else:
             pred, kind = components(read_mask(sem, shape=shape)), "mask components"
         pred_kind.add(kind)
