@@ -11,7 +11,7 @@ What it writes (``--out`` must be new or empty; nothing in ``--source`` is chang
 
     <out>/Training/<image stem>/AP/AP.jpg           the radiograph, byte for byte
     <out>/Training/<image stem>/AP/Ap_Vertebra.png  the 17 vertebral bodies, each quadrilateral filled
-    .../AP/Ap_Vertebra_instances.png                16-bit label map, k = k-th vertebra from T1: one
+    .../AP/Ap_Vertebra_instances.png                16-bit label map, k = k-th vertebra as listed: one
                                                     Mask R-CNN instance per vertebra even where two
                                                     bodies touch or overlap (scoliotic spines do)
     .../AP/landmarks.json                           corners in pixels, T1..L5, Cobb angles, source name

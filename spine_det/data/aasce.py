@@ -15,8 +15,10 @@ order top-left, top-right, bottom-left, bottom-right. :func:`import_aasce` write
     <out>/Training/<name stem>/AP/AP.jpg                the radiograph, byte for byte
                                AP/Ap_Vertebra.png       binary mask: every quadrilateral filled
                                AP/Ap_Vertebra_instances.png  16-bit label map, k = k-th vertebra
-                                                        from T1, so that two touching or
-                                                        overlapping bodies stay two instances
+                                                        as listed (T1..L5 from the top, except in
+                                                        28 films whose list is out of order), so
+                                                        that two touching or overlapping bodies
+                                                        stay two instances
                                AP/landmarks.json        corners in pixels, vertebra names, Cobb
                                                         angles and the source file name
     <out>/Test/...                                      the dataset's own 128 test images
