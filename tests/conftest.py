@@ -30,3 +30,20 @@ def prepared(phantom_root, tmp_path_factory):
     from spine_det.data.prepare import prepare_dataset
 
     return prepare_dataset(phantom_root, cache_dir=tmp_path_factory.mktemp("spine_cache"))
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("measure_cobb")``: a ``tools/*.py`` entry point as a module, to call its ``main(argv)``."""
+    import importlib.util
+    from pathlib import Path
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"tool_{name}", tools / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

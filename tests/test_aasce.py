@@ -188,8 +188,7 @@ def test_classifier_refuses_an_unlabelled_dataset(tmp_path):
         split_patients(None, m)
 
 
-def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(tmp_path, monkeypatch):
-    import importlib.util
+def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(tmp_path, monkeypatch, load_tool):
     import shutil
 
     from spine_det.data.prepare import prepare_dataset
@@ -208,9 +207,7 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
             shutil.copy(s.instance_maps["ap_vertebra"], d / "ap_vertebra_instances.png")
         else:
             shutil.copy(s.masks["ap_vertebra"], d / "ap_vertebra_mask.png")
-    spec = importlib.util.spec_from_file_location("eval_instances", Path(__file__).parents[1] / "tools" / "eval_instances.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("eval_instances")
     out = tmp_path / "out"
     assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--expected", "17", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -228,8 +225,7 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
         tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(root / "x")])
 
 
-def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp_path, monkeypatch):
-    import importlib.util
+def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp_path, monkeypatch, load_tool):
     import shutil
 
     from spine_det.data.prepare import prepare_dataset
@@ -242,9 +238,7 @@ def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp
     d = tmp_path / "pred" / s.key
     d.mkdir(parents=True)
     shutil.copy(s.masks["ap_vertebra"], d / "ap_vertebra_mask.png")
-    spec = importlib.util.spec_from_file_location("eval_instances", Path(__file__).parents[1] / "tools" / "eval_instances.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("eval_instances")
     counts = {}
     for flag in ([], ["--split-mask"]):
         out = tmp_path / f"out{len(flag)}"

@@ -7,7 +7,6 @@ difference of two prescribed tilts, worked out by hand from the definition.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -252,20 +251,13 @@ def imported(tmp_path):
     return root, labs
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("measure_cobb", REPO / "tools" / "measure_cobb.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
-def test_tool_gt_instances_mask_and_predictions(imported, tmp_path):
-    tool = _tool()
+def test_tool_gt_instances_mask_and_predictions(imported, tmp_path, load_tool):
+    tool = load_tool("measure_cobb")
 
     root, labs = imported
     for source, tol in (("gt", 1e-6), ("instances", 2.0), ("mask", 2.0)):
@@ -299,8 +291,8 @@ def test_tool_gt_instances_mask_and_predictions(imported, tmp_path):
         assert not (out / "overlays").exists() or not any((out / "overlays").iterdir())
 
 
-def test_tool_refuses_output_inside_inputs(imported, capsys):
-    tool = _tool()
+def test_tool_refuses_output_inside_inputs(imported, capsys, load_tool):
+    tool = load_tool("measure_cobb")
 
     root, _ = imported
     assert tool.main(["--data-root", str(root), "--out", str(root / "cobb")]) == 2
