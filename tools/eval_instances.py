@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import sys
@@ -110,12 +111,11 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(f"error: {len(missing)} of {len(samples)} {a.split} images have no prediction in "
                          f"{a.pred_dir} (first: {missing[0]}); run tools/predict.py --data-root ... --split {a.split}")
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "per_image.csv.tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "per_image.csv.tmp").replace(out / "per_image.csv")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "per_image.csv", buf.getvalue())
     summary = {"task": task.name, "split": a.split, "data_root": str(root), "pred_dir": str(a.pred_dir.resolve()),
                "predictions": sorted(pred_kind), "iou": a.iou, "cover": a.cover, **summarise(matches, a.expected)}
     atomic_write_json(out / "summary.json", summary, indent=1)

@@ -56,13 +56,6 @@ TASK = "ap_vertebra"
 SPLIT_FOLDERS = {"train": ("training",), "test": ("test",), "all": None}
 
 
-def _is_inside(path: Path, folder: Optional[Path]) -> bool:
-    if folder is None:
-        return False
-    p, f = path.expanduser().resolve(), folder.expanduser().resolve()
-    return p == f or f in p.parents
-
-
 def _ci_file(folder: Path, name: str) -> Optional[Path]:
     """A file of the folder by case-insensitive name (stem only when ``name`` has no suffix)."""
     from spine_det.data.io import IMAGE_SUFFIXES
@@ -191,9 +184,13 @@ def main(argv=None) -> int:
         if folder is not None and not folder.is_dir():
             print(f"error: folder not found: {folder}", file=sys.stderr)
             return 2
-        if _is_inside(args.out, folder):
-            print(f"error: --out {args.out} lies inside {folder}; choose another folder", file=sys.stderr)
-            return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:  # the one output guard: never inside the data root or the prediction folder; writable
+        prepare_output(args.out, args.data_root, args.pred_dir, label="input folder")
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     import cv2
 

@@ -192,7 +192,6 @@ def get_spine_cfg(
         merge_from_file(cfg, config_file)  # never Detectron2's allow_unsafe=True default
         apply_profile(cfg, config_file, profile)
     merge_from_list(cfg, opts)
-    fit_cfg_to_linknet_init(cfg)
     fix_scratch_norm(cfg)
     fix_device(cfg)
     return cfg

@@ -31,6 +31,7 @@ only; nothing derived from them belongs in a repository.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from spine_det.data.io import DataError
+from spine_det.data.layout import INSTANCE_MAP_SUFFIX
+from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,6 @@ N_VERTEBRAE = len(VERTEBRA_NAMES)  # 17
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 ANGLE_NAMES: Tuple[str, ...] = ("PT", "MT", "TL")  # proximal-thoracic, main-thoracic, thoracolumbar/lumbar
 SPLIT_FOLDERS = {"training": "Training", "test": "Test"}
-INSTANCE_MAP_SUFFIX = "_instances"  # <mask stem>_instances.png beside a binary mask
 LANDMARKS_FILE = "landmarks.json"
 INDEX_FILE = "aasce_index.csv"
 
@@ -166,10 +168,9 @@ def rasterise_vertebrae(corners_px: np.ndarray, height: int, width: int, skip: S
 def _write_png(path: Path, array: np.ndarray) -> None:
     import cv2
 
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    if not cv2.imwrite(str(tmp), array):
-        raise DataError(path, "cannot write")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), array):
+            raise DataError(path, "cannot write")
 
 
 def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
@@ -194,9 +195,8 @@ def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
     present = sorted(int(k) for k in np.unique(labels) if k)
     view_dir = Path(out) / SPLIT_FOLDERS[rec.split] / rec.folder_name / "AP"
     view_dir.mkdir(parents=True, exist_ok=True)
-    tmp = view_dir / ".AP.jpg.tmp"
-    shutil.copyfile(rec.image, tmp)
-    os.replace(tmp, view_dir / "AP.jpg")
+    with atomic_path(view_dir / "AP.jpg") as tmp:
+        shutil.copyfile(rec.image, tmp)
     _write_png(view_dir / "Ap_Vertebra.png", ((labels > 0) * 255).astype(np.uint8))
     _write_png(view_dir / f"Ap_Vertebra{INSTANCE_MAP_SUFFIX}.png", labels)
     info = {
@@ -212,9 +212,7 @@ def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
         "implausible_vertebrae": [VERTEBRA_NAMES[k] for k in defective],
         "vertebrae_in_mask": len(present),
     }
-    ltmp = view_dir / f".{LANDMARKS_FILE}.tmp"
-    ltmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
-    os.replace(ltmp, view_dir / LANDMARKS_FILE)
+    atomic_write_json(view_dir / LANDMARKS_FILE, info, indent=1)
     return {"folder": f"{SPLIT_FOLDERS[rec.split]}/{rec.folder_name}", "split": rec.split, "source_name": rec.name,
             "width": width, "height": height, "corners_outside_image": outside,
             "implausible_vertebrae": " ".join(VERTEBRA_NAMES[k] for k in defective), "vertebrae_in_mask": len(present)}
@@ -270,12 +268,11 @@ def import_aasce(
         logger.warning("skipped: %s", e["error"])
     fields = ["folder", "split", "source_name", "width", "height", "corners_outside_image", "implausible_vertebrae",
               "vertebrae_in_mask"]
-    tmp = out_path / f".{INDEX_FILE}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(sorted(rows, key=lambda r: (r["split"], r["folder"])))
-    os.replace(tmp, out_path / INDEX_FILE)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(sorted(rows, key=lambda r: (r["split"], r["folder"])))
+    atomic_write_text(out_path / INDEX_FILE, buf.getvalue())
     per_split = {s: sum(1 for r in rows if r["split"] == s) for s in splits}
     return {
         "out": str(out_path),
@@ -289,15 +286,25 @@ def import_aasce(
 
 
 def read_landmarks(view_dir: PathLike) -> Optional[dict]:
-    """``landmarks.json`` of an imported view folder (corners as an array), or None without one."""
+    """``landmarks.json`` of an imported view folder (:func:`read_landmarks_file`), or None without one."""
     path = Path(view_dir) / LANDMARKS_FILE
-    if not path.is_file():
-        return None
+    return read_landmarks_file(path) if path.is_file() else None
+
+
+def read_landmarks_file(path: PathLike) -> dict:
+    """A ``landmarks.json``: the file's fields, with ``corners`` as an (N, 4, 2) array checked against
+    ``vertebrae`` (the one reader of the format; DataError naming the file otherwise)."""
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        info["corners"] = np.asarray(info["corners"], dtype=np.float64).reshape(-1, 4, 2)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(path, f"cannot read landmarks ({type(exc).__name__}: {exc})") from None
+        info["corners"] = np.asarray(info["corners"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(path, f"unreadable landmarks file ({type(exc).__name__}: {exc})") from None
+    corners = info["corners"]
+    if corners.ndim != 3 or corners.shape[1:] != (4, 2):
+        raise DataError(path, f"'corners' has shape {corners.shape}, expected (N, 4, 2)")
+    names = info.get("vertebrae") or []
+    if names and len(names) != len(corners):
+        raise DataError(path, f"{len(names)} vertebra names for {len(corners)} corner sets")
     return info
 
 
@@ -312,5 +319,6 @@ __all__ = [
     "import_aasce",
     "rasterise_vertebrae",
     "read_landmarks",
+    "read_landmarks_file",
     "read_split",
 ]

@@ -168,7 +168,7 @@ class Manifest:
         missing = sum(1 for s in self.samples for t, p in s.masks.items() if not p and t not in self.absent)
         return (
             f"{n_pat} patients (train {per_split['train']} / val {per_split['val']} / test {per_split['test']}; "
-            + ", ".join(f"{k} {v}" for k, v in labels.items() if v or k in LABELS and not unlabelled)
+            + ", ".join(f"{k} {v}" for k, v in labels.items() if v or not unlabelled)  # Normal 0 only when all are labelled
             + f"), {views['ap']} AP + {views['lat']} LAT images, {missing} missing masks, "
             + (f"absent: {', '.join(self.absent)}, " if self.absent else "")
             + f"{len(self.problems)} problems"

@@ -37,8 +37,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-ANGLE_NAMES = ("PT", "MT", "TL")
-VERTEBRA_NAMES = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)])
+from spine_det.data.aasce import ANGLE_NAMES, VERTEBRA_NAMES  # noqa: F401  (the dataset's names, re-exported)
+
 CORNER_ORDER = ("TL", "TR", "BL", "BR")  # corner order of the (N, 4, 2) arrays, as in the dataset
 
 

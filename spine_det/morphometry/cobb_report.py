@@ -7,14 +7,12 @@ The glue between :mod:`~spine_det.morphometry.cobb` (angles from corners),
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from spine_det.data.io import DataError
 from spine_det.morphometry.cobb import ANGLE_NAMES, CobbResult, angle_scores, cobb_angles, smape_per_image
 from spine_det.morphometry.quads import quads_from_instances, quads_from_mask
 
@@ -24,17 +22,10 @@ ANGLE_COLOURS = {"PT": (60, 60, 255), "MT": (60, 220, 60), "TL": (255, 150, 40)}
 
 def read_landmarks_json(path: Union[str, Path]) -> Dict[str, object]:
     """``AP/landmarks.json`` -> {"corners": (N, 4, 2), "names": [...], "true": [PT, MT, TL] or None, "source_name"}."""
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            d = json.load(f)
-        corners = np.asarray(d["corners"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(path, f"unreadable landmarks file ({type(e).__name__}: {e})") from None
-    if corners.ndim != 3 or corners.shape[1:] != (4, 2):
-        raise DataError(path, f"'corners' has shape {corners.shape}, expected (N, 4, 2)")
-    names = list(d.get("vertebrae") or [])
-    if names and len(names) != len(corners):
-        raise DataError(path, f"{len(names)} vertebra names for {len(corners)} corner sets")
+    from spine_det.data.aasce import read_landmarks_file
+
+    d = read_landmarks_file(path)
+    corners, names = d["corners"], list(d.get("vertebrae") or [])
     true = None
     ca = d.get("cobb_angles")
     if isinstance(ca, dict) and all(k in ca for k in ANGLE_NAMES):
