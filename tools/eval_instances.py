@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {len(missing)} of {len(samples)} {a.split} images have no prediction in "
                          f"{a.pred_dir} (first: {missing[0]}); run tools/predict.py --data-root ... --split {a.split}")
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "per_image.csv", buf.getvalue())

@@ -269,7 +269,7 @@ def import_aasce(
     fields = ["folder", "split", "source_name", "width", "height", "corners_outside_image", "implausible_vertebrae",
               "vertebrae_in_mask"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(sorted(rows, key=lambda r: (r["split"], r["folder"])))
     atomic_write_text(out_path / INDEX_FILE, buf.getvalue())
