@@ -238,3 +238,28 @@ def test_init_weights_start_training_from_another_linknet(tmp_path):
     save_plain(other, {"model": {}, "view": "ap", "backbone": "resnet18"})
     with pytest.raises(CheckpointError):
         init_from_checkpoint(dst, str(other))
+
+
+def test_train_subset_is_nested_and_epoch_length_fixed(prepared, tmp_path):
+    """Label-efficiency runs: nested subsets of the training split, the same number of images per epoch."""
+    from spine_det.data.layout import nested_subset
+    from spine_det.engine.linknet_trainer import _loader, build_seg_datasets
+
+    manifest = prepared.manifest
+    train = [s for s in manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")]
+    assert len(train) >= 5
+    small, big = nested_subset(train, 3, seed=0), nested_subset(train, 4, seed=0)
+    assert len(small) == 3 and len(big) == 4 and {s.key for s in small} < {s.key for s in big}
+    assert [s.key for s in nested_subset(list(reversed(train)), 3, seed=0)] == [s.key for s in small]  # input order
+    assert any({s.key for s in nested_subset(train, 3, seed=k)} != {s.key for s in small} for k in range(1, 6))
+    assert len(nested_subset(train, 0)) == len(nested_subset(train, 10 ** 6)) == len(train)
+
+    cfg = _tiny_cfg(tmp_path / "run", 1, **{"DATA.TRAIN_SUBSET": 3, "SOLVER.EPOCH_IMAGES": 10})
+    ds = build_seg_datasets(cfg, manifest)
+    assert len(ds["train"]) == 3
+    assert {s.key for s in ds["train"].samples} == {s.key for s in small}
+    assert len(ds["val"]) == len(manifest.select(split="val", task="lat_vertebra"))  # validation unchanged
+    loader = _loader(ds["train"], 2, True, 0, 0, drop_last=True, epoch_images=10)
+    seen = [int(i) for b in loader for i in b["index"]]
+    assert len(seen) == 10 and set(seen) == {0, 1, 2}  # 3 images repeated to fill a 10-image epoch
+    assert len(_loader(ds["train"], 2, True, 0, 0, drop_last=True)) == 1  # default: one pass

@@ -187,6 +187,10 @@ def linknet_iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
 
     cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     solver = cfg.get("SOLVER", {})
+    subset = int((cfg.get("DATA", {}) or {}).get("TRAIN_SUBSET", 0) or 0)
+    if subset > 0:
+        n_train = min(n_train, subset)
+    n_train = int(solver.get("EPOCH_IMAGES", 0) or 0) or n_train  # a fixed epoch length wins
     b = max(1, int(solver.get("IMS_PER_BATCH", 1)))
     n = n_train // b if n_train > b else math.ceil(n_train / b)
     cap = int(solver.get("MAX_ITERS_PER_EPOCH", 0) or 0)

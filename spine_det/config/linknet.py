@@ -69,6 +69,9 @@ def get_linknet_cfg() -> CN:
     _C.SOLVER.IMS_PER_BATCH = 8  # total over all processes
     _C.SOLVER.MAX_EPOCHS = 200
     _C.SOLVER.MAX_ITERS_PER_EPOCH = 0  # >0 caps an epoch (smoke tests)
+    # >0: an epoch is this many images drawn from the training set (repeated when it is smaller), so
+    # runs on 25 or 481 images get the same schedule. 0 = one pass over the training set.
+    _C.SOLVER.EPOCH_IMAGES = 0
     _C.SOLVER.SCHEDULER = "plateau"  # "plateau" (ReduceLROnPlateau on val Dice) | "cosine" | "none"
     _C.SOLVER.PLATEAU_FACTOR = 0.5
     _C.SOLVER.PLATEAU_PATIENCE = 5
@@ -95,6 +98,9 @@ def get_linknet_cfg() -> CN:
     _C.DATA.ROOT = ""  # set by --data-root
     _C.DATA.CACHE_DIR = ""  # "" = spine_det.data.prepare.default_cache_dir
     _C.DATA.SEED = 0  # split seed (manifest)
+    # >0: train on a nested seeded subset of this many training images (label-efficiency runs; the
+    # validation split is unchanged). 0 = all of them.
+    _C.DATA.TRAIN_SUBSET = 0
 
     _C.OUTPUT_DIR = "./output/linknet"
     _C.SEED = 0

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from spine_det.data.io import IMAGE_SUFFIXES, DataError
 from spine_det.data.validate import CHECKS_VERSION, check_mask, check_name_collisions, clear_memo, decode_image_checked, prefetch, summarize_warnings
 from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
@@ -465,3 +467,17 @@ def _carve(
     kept, carved = split_patients(patients, fraction, seed)
     label = dict(patients)
     return [(p, label[p]) for p in kept], carved
+
+
+def nested_subset(samples: Sequence["ViewSample"], n: int, seed: int = 0) -> List["ViewSample"]:
+    """The first ``n`` samples of one seeded shuffle of ``samples`` (0 or n >= len: all of them).
+
+    Nested by construction: for one seed, the 25 images of a 25-image subset are among the 50 of the
+    50-image subset, so label-efficiency curves differ only by the images added. Order-independent:
+    samples are sorted by key before the shuffle.
+    """
+    ordered = sorted(samples, key=lambda s: s.key)
+    if n <= 0 or n >= len(ordered):
+        return ordered
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    return [ordered[i] for i in sorted(order[:n])]

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from spine_det.config.linknet import tasks_of
+from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
 from spine_det.engine import distributed as du
 from spine_det.evaluation.metrics import ScoreTable
@@ -224,6 +225,10 @@ def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset
     out = {}
     for split, aug in (("train", cfg.AUG), ("val", None)):
         samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
+        if split == "train" and cfg.DATA.TRAIN_SUBSET > 0:
+            n_all = len(samples)
+            samples = nested_subset(samples, cfg.DATA.TRAIN_SUBSET, cfg.DATA.SEED)
+            logger.info("DATA.TRAIN_SUBSET: training on %d of %d training images (split seed %d)", len(samples), n_all, cfg.DATA.SEED)
         out[split] = SegmentationDataset(
             samples,
             tasks,
@@ -276,13 +281,16 @@ def validate(model: torch.nn.Module, loader: DataLoader, tasks: Sequence[str], d
     return {"dice": float(np.mean(vals)) if vals else math.nan, "per_task": per_task}
 
 
-def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: bool = False) -> DataLoader:
+def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: bool = False, epoch_images: int = 0) -> DataLoader:
     if du.get_world_size() > 1:
+        if epoch_images > 0:
+            raise ValueError("SOLVER.EPOCH_IMAGES is not supported with several processes; set it to 0")
         sampler = DistributedSampler(ds, shuffle=train, seed=seed, drop_last=False)
     elif train:
         g = torch.Generator()
         g.manual_seed(seed)
-        sampler = RandomSampler(ds, generator=g)
+        # num_samples > len(ds) without replacement: whole reshuffled passes, then a partial one
+        sampler = RandomSampler(ds, generator=g, num_samples=epoch_images if epoch_images > 0 else None)
     else:
         sampler = SequentialSampler(ds)
     return DataLoader(
@@ -330,7 +338,8 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
     datasets = build_seg_datasets(cfg, manifest)
     per_proc = max(1, cfg.SOLVER.IMS_PER_BATCH // world)
     drop_last = len(datasets["train"]) > per_proc * world  # avoid a batch of 1 for BatchNorm
-    train_loader = _loader(datasets["train"], per_proc, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, drop_last)
+    train_loader = _loader(datasets["train"], per_proc, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, drop_last,
+                           epoch_images=cfg.SOLVER.EPOCH_IMAGES)
     val_loader = _loader(datasets["val"], cfg.TEST.IMS_PER_BATCH, False, 0, cfg.SEED) if len(datasets["val"]) else None
     if val_loader is None:
         logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")
