@@ -98,8 +98,8 @@ def get_linknet_cfg() -> CN:
     _C.DATA.ROOT = ""  # set by --data-root
     _C.DATA.CACHE_DIR = ""  # "" = spine_det.data.prepare.default_cache_dir
     _C.DATA.SEED = 0  # split seed (manifest)
-    # >0: train on a nested seeded subset of this many training images (label-efficiency runs; the
-    # validation split is unchanged). 0 = all of them.
+    # >0: train on a subset of this many training images, drawn with SEED and nested (one seed's 25
+    # are among its 50; label-efficiency runs); the validation split is unchanged. 0 = all of them.
     _C.DATA.TRAIN_SUBSET = 0
 
     _C.OUTPUT_DIR = "./output/linknet"

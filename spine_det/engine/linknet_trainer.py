@@ -227,8 +227,8 @@ def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset
         samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
         if split == "train" and cfg.DATA.TRAIN_SUBSET > 0:
             n_all = len(samples)
-            samples = nested_subset(samples, cfg.DATA.TRAIN_SUBSET, cfg.DATA.SEED)
-            logger.info("DATA.TRAIN_SUBSET: training on %d of %d training images (split seed %d)", len(samples), n_all, cfg.DATA.SEED)
+            samples = nested_subset(samples, cfg.DATA.TRAIN_SUBSET, cfg.SEED)
+            logger.info("DATA.TRAIN_SUBSET: training on %d of %d training images (drawn with SEED %d)", len(samples), n_all, cfg.SEED)
         out[split] = SegmentationDataset(
             samples,
             tasks,
