@@ -241,3 +241,31 @@ def tasks_of(cfg: CN) -> List[str]:
     if len(views) != 1:
         raise ValueError(f"TASKS must all be of one view, got {sorted(views)}")
     return tasks
+
+
+def linknet_profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
+    """Profile YAMLs of a LinkNet config (``full``/empty: none), shipped ``configs/linknet/profiles`` as fallback."""
+    if not profile or profile == "full":
+        return []
+    beside = Path(config_file).parent / "profiles" if config_file else None
+    if beside is None or not (beside / f"{profile}.yaml").is_file():
+        from spine_det import CONFIG_DIR
+
+        beside = CONFIG_DIR / "linknet" / "profiles"
+    return profile_files(config_file, profile, beside)
+
+
+def load_linknet_config(config_file: Optional[str | Path] = None, profile: Optional[str] = "full",
+                        opts: Sequence[str] = ()) -> CN:
+    """defaults <- config file <- profile <- opts, as ``spine_det.tools.train_linknet`` builds it (frozen)."""
+    from spine_det.config.safe import merge_from_file, merge_from_list
+
+    cfg = get_linknet_cfg()
+    if config_file:
+        merge_from_file(cfg, config_file)
+    for p in linknet_profile_files(config_file, profile):
+        merge_from_file(cfg, p)
+    if opts:
+        merge_from_list(cfg, list(opts))
+    cfg.freeze()
+    return cfg

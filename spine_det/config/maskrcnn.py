@@ -197,8 +197,14 @@ def get_spine_cfg(
     return cfg
 
 
+def load_maskrcnn_config(config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()):
+    """The final Mask R-CNN config (not frozen): :func:`get_spine_cfg`."""
+    return get_spine_cfg(config_file, profile=profile or "full", opts=opts)
+
+
 __all__ = [
     "PROFILES",
+    "load_maskrcnn_config",
     "VIEWS",
     "add_spine_config",
     "apply_profile",

@@ -18,12 +18,10 @@ import torch
 from spine_det.config.linknet import get_linknet_cfg, load_cfg, tasks_of
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, normalize, unletterbox
 from spine_det.engine.predictor import (
-    PREDICTORS,
     CheckpointError,
     SegmentationPredictor,
     TaskPrediction,
     check_grey_image,
-    register_predictor,
 )
 from spine_det.modeling.linknet import build_seg_model
 
@@ -44,6 +42,8 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
 
 class LinkNetPredictor(SegmentationPredictor):
     """``LinkNetPredictor(cfg, weights)(grey_uint8) -> {task: TaskPrediction}``."""
+
+    from spine_det.modeling.families.linknet import KEY as family_key
 
     def __init__(self, cfg: Any, weights: Optional[str] = None, device: Any = "cpu", model: Optional[torch.nn.Module] = None) -> None:
         self.cfg = cfg
@@ -103,10 +103,6 @@ class LinkNetPredictor(SegmentationPredictor):
         return out
 
 
-if "linknet" not in PREDICTORS:
-    register_predictor("linknet")(LinkNetPredictor)
-
-
 def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     inst = []
@@ -123,7 +119,7 @@ def _load(path: str) -> Dict[str, Any]:
     from spine_det.utils.checkpoint_io import load_plain, require_kind
 
     ck = load_plain(path)
-    require_kind(ck, "linknet", path)
+    require_kind(ck, LinkNetPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
     return ck

@@ -1,0 +1,127 @@
+"""Detectron2 Mask R-CNN as a model family.
+
+Trained by ``spine_det.tools.train_net`` (Detectron2's ``DefaultTrainer``, ``metrics.json``); predicts
+with :class:`spine_det.engine.predictor.MaskRCNNPredictor` (instances with score >= threshold, pasted).
+With ``--maskrcnn-init linknet`` the benchmark starts its R18 backbone from the LinkNet of the same
+task and seed (:func:`linknet_init_opts`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from spine_det.modeling.families._common import shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+
+KEY = "maskrcnn"
+INIT_FAMILY = "linknet"  # the family whose checkpoint --maskrcnn-init linknet starts from
+
+
+def config_file(task: str) -> Path:
+    return shipped_config(f"{task}.yaml")
+
+
+def eval_opts(out_dir: Path) -> List[str]:
+    """--eval-only scores whichever checkpoint the unit is judged by (best, else final), on test."""
+    best, final = Path(out_dir) / "model_best.pth", Path(out_dir) / "model_final.pth"
+    weights = best if best.is_file() or not final.is_file() else final
+    return ["MODEL.WEIGHTS", str(weights), "SPINE.EVAL.SPLITS", "('test',)"]
+
+
+def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
+    """Opts that start the R18 backbone from this benchmark's LinkNet of the same task and seed
+    (spine_det.modeling.backbone_init): MODEL.WEIGHTS, FrozenBN, LinkNet's pixel statistics. The
+    checkpoint's hash goes in too, so a retrained LinkNet retrains the Mask R-CNN that started from it."""
+    from spine_det.benchmark.plan import seed_suffix
+    from spine_det.benchmark.runner import file_sha1
+    from spine_det.modeling.backbone_init import linknet_pixel_stats
+
+    ck = Path(runs_dir) / INIT_FAMILY / f"{task}{seed_suffix(seed)}" / "model_best.pth"
+    if not ck.is_file():
+        raise FileNotFoundError(f"Mask R-CNN from LinkNet: {ck} is missing (the LinkNet unit of {task} failed or was "
+                                f"skipped)")
+    mean, std = linknet_pixel_stats()
+    return ["MODEL.WEIGHTS", str(ck), "MODEL.RESNETS.NORM", "FrozenBN",
+            "MODEL.PIXEL_MEAN", str([round(v, 4) for v in mean]), "MODEL.PIXEL_STD", str([round(v, 4) for v in std]),
+            "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
+
+
+def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
+    if getattr(options, "maskrcnn_init", "config") == INIT_FAMILY:
+        return linknet_init_opts(runs_dir, task, seed)
+    return []
+
+
+def read_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, Any]:
+    """Loss and validation Dice per iteration, and median s/iter, from Detectron2's ``metrics.json``."""
+    from spine_det.benchmark.cost import read_jsonl
+
+    recs = read_jsonl(Path(out_dir) / "metrics.json")
+    loss = [(r["iteration"], r["total_loss"]) for r in recs if "total_loss" in r and "iteration" in r]
+    keys = (f"{task}/dice", "mean/dice")
+    dice = []
+    for r in recs:
+        k = next((k for k in keys if r.get(k) is not None), None)
+        if k is not None:
+            dice.append((r.get("iteration", 0), r[k]))
+    times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
+    iters = max((r.get("iteration", -1) for r in recs if "total_loss" in r), default=-1) + 1
+    return {
+        "x_label": "iteration", "loss": loss, "val_dice": dice,
+        "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
+    }
+
+
+def max_mem_from_log(log_path: Path) -> Optional[float]:
+    """Largest ``max_mem: NNNM`` Detectron2 printed (CUDA training only)."""
+    if not Path(log_path).is_file():
+        return None
+    vals = [float(m) for m in re.findall(r"max_mem: (\d+)M", Path(log_path).read_text(errors="replace"))]
+    return max(vals) if vals else None
+
+
+def network_input(predictor: Any, image: np.ndarray) -> List[int]:
+    """The image resized to INPUT.MIN/MAX_SIZE_TEST, as the network sees it."""
+    return list(predictor.resize.get_transform(image).apply_image(image).shape[:2])
+
+
+def flops(predictor: Any, image: np.ndarray) -> Optional[float]:
+    import torch
+
+    from spine_det.benchmark.cost import gflops
+    from spine_det.data.mapper import grey_to_model_format
+
+    x = predictor.resize.get_transform(image).apply_image(image)
+    x = grey_to_model_format(x, predictor.input_format)
+    t = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+    return gflops(predictor.model, (t,), detectron2=True)
+
+
+def available() -> Optional[str]:
+    return None if importlib.util.find_spec("detectron2") is not None else "detectron2 is not installed"
+
+
+SPEC = MODEL_FAMILIES.register(ModelSpec(
+    key=KEY,
+    label="Mask R-CNN",
+    description="Detectron2 Mask R-CNN (R50-FPN from COCO; the cpu profile: R18-FPN-GN from random init)",
+    train_module="spine_det.tools.train_net",
+    config_file=config_file,
+    predictor="spine_det.engine.predictor:MaskRCNNPredictor",
+    load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
+    profile_files="spine_det.config.maskrcnn:profile_files",
+    checkpoints=("model_best.pth", "model_final.pth"),
+    done_markers=("model_final.pth",),
+    eval_opts=eval_opts,
+    plan_opts=plan_opts,
+    read_curves=read_curves,
+    flops=flops,
+    flops_input=network_input,
+    train_memory=max_mem_from_log,
+    available=available,
+    order=20,
+), replace=True)
