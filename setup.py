@@ -20,8 +20,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["spine_det", "spine_det.*"]),
-    package_data={"spine_det": ["resources/*"]},
+    # configs/ stays at the top of the repository (tools take `--config-file configs/...` from a
+    # checkout) and is installed as the package data folder spine_det/configs, found at run time by
+    # spine_det.config.paths.resolve_config_file (editable and non-editable installs alike).
+    packages=find_packages(include=["spine_det", "spine_det.*"]) + ["spine_det.configs"],
+    package_dir={"spine_det.configs": "configs"},
+    package_data={
+        "spine_det": ["resources/*"],
+        "spine_det.configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
+    },
     # Runtime only (what `make install` gives a user); the versions tested are pinned in
     # requirements/constraints.txt, which `make install` passes to pip.
     install_requires=[
