@@ -184,3 +184,24 @@ def test_engine_predictor_names_no_family_module():
     """engine/predictor.py no longer imports linknet_predictor by a string map: the registry does."""
     src = (Path(__file__).resolve().parents[1] / "spine_det" / "engine" / "predictor.py").read_text()
     assert "linknet_predictor" not in src and "_LAZY_MODULES" not in src
+
+
+def test_checkpoints_name_the_family_that_wrote_them(tmp_path):
+    from spine_det.modeling.registry import checkpoint_family, require_family
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    linknet = {"model": {"w": 0}, "cfg": "SPINE: {}", "model_name": "linknet"}
+    maskrcnn = {"model": {"backbone.bottom_up.stem.conv1.weight": 0}, "iteration": 3}
+    classifier = {"model": {}, "view": "ap", "backbone": "resnet18", "cfg": ""}
+    assert [checkpoint_family(d) for d in (linknet, maskrcnn, classifier, {"model": {}})] == \
+           ["linknet", "maskrcnn", "classifier", None]
+    toy = ModelSpec(key=TOY, label="Toy threshold", train_module="toy_pkg.train_toy", config_file=lambda t: tmp_path,
+                    predictor=ToyPredictor, recognizes=lambda d: "toy_threshold" in d)
+    MODEL_FAMILIES.register(toy)
+    try:
+        assert checkpoint_family({"toy_threshold": 3}) == TOY
+        with pytest.raises(CheckpointError, match="Toy threshold checkpoint; use --model toy_thresh .*train-toy"):
+            require_family({"toy_threshold": 3}, "linknet", "x.pth")
+        require_family({"toy_threshold": 3}, TOY, "x.pth")  # its own: fine
+    finally:
+        MODEL_FAMILIES.unregister(TOY)

@@ -116,10 +116,11 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 
 def _load(path: str) -> Dict[str, Any]:
     """A LinkNet checkpoint, read with ``weights_only=True`` (a planted pickle is refused, never run)."""
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     ck = load_plain(path)
-    require_kind(ck, LinkNetPredictor.family_key, path)
+    require_family(ck, LinkNetPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
     return ck

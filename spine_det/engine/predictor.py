@@ -158,7 +158,8 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
@@ -170,7 +171,7 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
         return
     if data is None:
         data = load_plain(checkpoint)  # weights_only=True: a planted pickle is refused, never run
-    require_kind(data, MaskRCNNPredictor.family_key, checkpoint)
+    require_family(data, MaskRCNNPredictor.family_key, checkpoint)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{checkpoint}: no model weights inside")
@@ -224,14 +225,15 @@ class MaskRCNNPredictor(SegmentationPredictor):
     ) -> "MaskRCNNPredictor":
         from spine_det.config import get_spine_cfg
 
-        from spine_det.utils.checkpoint_io import load_plain, require_kind
+        from spine_det.modeling.registry import require_family
+        from spine_det.utils.checkpoint_io import load_plain
 
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         data = None
         if str(checkpoint).endswith(".pth"):  # read first: a LinkNet/classifier file gets its own message
             data = load_plain(checkpoint)
-            require_kind(data, MaskRCNNPredictor.family_key, checkpoint)
+            require_family(data, MaskRCNNPredictor.family_key, checkpoint)
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint

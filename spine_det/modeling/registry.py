@@ -34,8 +34,8 @@ from fvcore.common.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelSpec", "ModelFamilyRegistry", "MODEL_FAMILIES", "UnknownModelError", "get_family", "family_keys",
-           "families", "load_families", "resolve"]
+__all__ = ["ModelSpec", "ModelFamilyRegistry", "MODEL_FAMILIES", "UnknownModelError", "checkpoint_family",
+           "get_family", "family_keys", "families", "load_families", "require_family", "resolve"]
 
 Resolvable = Union[str, Callable[..., Any]]
 
@@ -61,6 +61,10 @@ def _no_value(*args: Any, **kwargs: Any) -> None:
 
 def _always_available() -> Optional[str]:
     return None
+
+
+def _never(data: Any) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class ModelSpec:
     # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
     # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
     instance_masks: bool = False
+    # a loaded checkpoint (a dict, read as plain data) -> whether this family wrote it: lets a checkpoint
+    # given to the wrong model say which one it is, and predict default --model to its writer
+    recognizes: Callable[[Any], bool] = _never
     # files in the run folder that are the checkpoint, best first
     checkpoints: Tuple[str, ...] = ("model_best.pth",)
     # any present: training finished, the unit only evaluates (e.g. Detectron2's model_final.pth)
@@ -263,3 +270,31 @@ def families(available_only: bool = False) -> List[ModelSpec]:
 
 def family_keys() -> List[str]:
     return MODEL_FAMILIES.keys()
+
+
+def checkpoint_family(data: Any) -> Optional[str]:
+    """Who wrote a loaded checkpoint: a family's key, ``"classifier"``, or None (unknown)."""
+    for spec in families():
+        try:
+            if spec.recognizes(data):
+                return spec.key
+        except Exception:  # noqa: BLE001  (a reader's guess must not hide the real error)
+            continue
+    from spine_det.utils.checkpoint_io import checkpoint_kind
+
+    return checkpoint_kind(data)
+
+
+def require_family(data: Any, expected: str, path: Any) -> None:
+    """CheckpointError naming the right ``--model`` when ``data`` is recognisably another model's checkpoint."""
+    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError
+
+    kind = checkpoint_family(data)
+    if kind is None or kind == expected:
+        return
+    if kind in MODEL_FAMILIES._obj_map:
+        spec = MODEL_FAMILIES._obj_map[kind]
+        tool = spec.train_module.rsplit(".", 1)[-1].replace("_", "-")
+        raise CheckpointError(f"{path}: this is a {spec.label} checkpoint; use --model {kind} (spine-det predict) "
+                              f"or spine-det {tool}")
+    raise CheckpointError(f"{path}: {KIND_HINTS.get(kind, f'this is a {kind} checkpoint')}")

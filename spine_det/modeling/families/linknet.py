@@ -15,6 +15,11 @@ from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
 KEY = "linknet"
 
 
+def recognizes(data: Any) -> bool:
+    """The LinkNet trainer stores its network's name and its config text beside the weights."""
+    return isinstance(data, dict) and "model_name" in data and "cfg" in data
+
+
 def config_file(task: str) -> Path:
     return shipped_config(f"linknet/{task}.yaml")
 
@@ -78,6 +83,7 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     predictor="spine_det.engine.linknet_predictor:LinkNetPredictor",
     load_config="spine_det.config.linknet:load_linknet_config",
     profile_files="spine_det.config.linknet:linknet_profile_files",
+    recognizes=recognizes,
     checkpoints=("model_best.pth",),
     read_curves=read_curves,
     flops=flops,

@@ -21,6 +21,15 @@ KEY = "maskrcnn"
 INIT_FAMILY = "linknet"  # the family whose checkpoint --maskrcnn-init linknet starts from
 
 
+def recognizes(data: Any) -> bool:
+    """Detectron2's GeneralizedRCNN state dict (``backbone.``, ``roi_heads.``, ``proposal_generator.``)."""
+    if not isinstance(data, dict) or ("view" in data and "backbone" in data):
+        return False
+    state = data.get("model", data)
+    return isinstance(state, dict) and any(
+        str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state)
+
+
 def config_file(task: str) -> Path:
     return shipped_config(f"{task}.yaml")
 
@@ -131,6 +140,7 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
     profile_files="spine_det.config.maskrcnn:profile_files",
     instance_masks=True,
+    recognizes=recognizes,
     checkpoints=("model_best.pth", "model_final.pth"),
     done_markers=("model_final.pth",),
     eval_opts=eval_opts,
