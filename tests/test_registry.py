@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, Optional

@@ -8,7 +8,6 @@ the 8-connected components of each mask, scored by their mean probability.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import cv2
