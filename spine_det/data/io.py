@@ -173,8 +173,14 @@ def read_image(path: PathLike) -> np.ndarray:
     """Read an X-ray as a 2-D uint8 grey image (H, W), whatever its format or bit depth."""
     if is_dicom(path):
         return read_dicom(path)
-    a = _to_grey(_read_raw(path), path)
-    return _ensure_uint8(a)
+    return to_grey_uint8(_read_raw(path), path)
+
+
+def to_grey_uint8(a: np.ndarray, source: PathLike = "array") -> np.ndarray:
+    """An image array already in memory as the 2-D uint8 grey image the models take, by the rules
+    :func:`read_image` applies to files: colour (RGB order) to luma, 16-bit / float through the
+    robust percentile window, bool to 0/255. ``source`` names the array in a :class:`DataError`."""
+    return _ensure_uint8(_to_grey(np.asarray(a), source))
 
 
 def mask_values(a: np.ndarray) -> np.ndarray:
