@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from spine_det.utils.errors import DataError  # noqa: F401  (defined at the bottom layer; raised and caught as data.io.DataError)
+
 PathLike = Union[str, os.PathLike]
 
 IMAGE_SUFFIXES: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dcm")
@@ -20,28 +22,6 @@ TIFF_SUFFIXES: Tuple[str, ...] = (".tif", ".tiff")
 
 # Robust window used to bring 16-bit / float images to 8 bits.
 PERCENTILE_WINDOW: Tuple[float, float] = (0.5, 99.5)
-
-
-class DataError(ValueError):
-    """A bad input file: one clear line naming the file (and the patient, when known)."""
-
-    def __init__(self, file: PathLike, reason: str, patient: Optional[str] = None) -> None:
-        self.file = str(file)
-        self.reason = reason
-        self.patient = patient
-        where = f"patient {patient!r}: " if patient else ""
-        super().__init__(f"{where}{self.file}: {reason}")
-
-    def __reduce__(self):  # picklable across the conversion's process pool
-        return (DataError, (self.file, self.reason, self.patient))
-
-    def with_patient(self, patient: str) -> "DataError":
-        """The same error, now naming the patient."""
-        return DataError(self.file, self.reason, patient)
-
-    def as_problem(self) -> dict:
-        """The form stored in :attr:`Manifest.problems`."""
-        return {"patient": self.patient, "file": self.file, "reason": self.reason}
 
 
 def is_dicom(path: PathLike) -> bool:
