@@ -16,6 +16,8 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
+from spine_det.utils.errors import UserError
+
 PathLike = Union[str, os.PathLike]
 
 # Checkpoints of the package that no segmentation model family wrote, to tell a user who passed one to the
@@ -26,7 +28,7 @@ KIND_HINTS = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A missing or unusable checkpoint; one line naming the file."""
 
 
