@@ -84,7 +84,8 @@ def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
     """Which model family wrote ``checkpoint`` ("maskrcnn", "linknet", ...), read from the file;
     :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
     is not a segmentation model."""
-    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, checkpoint_kind, load_plain
+    from spine_det.modeling.registry import checkpoint_family as checkpoint_kind
+    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
 
     path = Path(checkpoint)
     if not path.is_file():

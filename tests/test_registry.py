@@ -64,9 +64,15 @@ def toy(tmp_path):
 def test_registry_lists_the_shipped_families_in_order_and_explains_unknown_keys():
     keys = family_keys()
     assert keys[:2] == ["linknet", "maskrcnn"]
+    from spine_det.config.paths import resolve_config_file
+
     for key in keys:
         spec = get_family(key)
-        assert spec.config_file("lat_vertebra").is_file() and spec.predictor_class().family_key == key
+        config = resolve_config_file(spec.config_file("lat_vertebra"))
+        assert spec.predictor_class().family_key == key
+        cfg = spec.get_config(config, "cpu", ["SEED", "5"])  # the family's own load chain, shared keys
+        assert list(cfg.SPINE.TASKS) == ["lat_vertebra"] and cfg.SEED == 5 and cfg.MODEL.DEVICE == "cpu"
+        assert spec.profile_yamls(config, "cpu") and spec.profile_yamls(config, "full") == []
     with pytest.raises(KeyError, match="unknown model 'unet'.*linknet"):
         get_family("unet")
     with pytest.raises(TypeError):
@@ -204,3 +210,26 @@ def test_checkpoints_name_the_family_that_wrote_them(tmp_path):
         require_family({"toy_threshold": 3}, TOY, "x.pth")  # its own: fine
     finally:
         MODEL_FAMILIES.unregister(TOY)
+
+
+def test_flops_come_from_what_the_predictor_feeds_its_network():
+    """No family-specific FLOP code in the benchmark: the predictor says what one forward pass is."""
+    import torch
+
+    from spine_det.benchmark.cost import count_parameters, gflops, model_flops
+    from spine_det.config.linknet import load_cfg, get_linknet_cfg
+    from spine_det.engine.linknet_predictor import LinkNetPredictor
+
+    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])
+    pred = LinkNetPredictor(cfg)
+    image = np.zeros((100, 70), np.uint8)
+    module, inputs = pred.flop_count_inputs(image)
+    assert module is pred.model and tuple(inputs[0].shape) == (1, 1, 64, 32)
+    g, size = model_flops(get_family("linknet"), pred, image)
+    assert size == [64, 32] and g == pytest.approx(gflops(pred.model, inputs)) and g > 0
+    # doubling the input area doubles the count of this fully convolutional network
+    cfg2 = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "128", "INPUT.WIDTH", "32"])
+    pred2 = LinkNetPredictor(cfg2, model=pred.model)
+    assert model_flops(get_family("linknet"), pred2, image)[0] == pytest.approx(2 * g, rel=1e-6)
+    assert count_parameters(pred.model) == sum(p.numel() for p in pred.model.parameters()) > 0
+    assert SegmentationPredictor().flop_count_inputs(image) is None and isinstance(module, torch.nn.Module)

@@ -8,7 +8,7 @@ the 8-connected components of each mask, scored by their mean probability.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -88,6 +88,12 @@ class LinkNetPredictor(SegmentationPredictor):
             logits = self.model(x)
         probs = torch.sigmoid(logits.float())[0].cpu().numpy()
         return unletterbox(probs, lb)
+
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """The network on one letterboxed input (its size does not depend on the image)."""
+        cfg = self.cfg
+        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=self.device)
+        return self.model, (x,)
 
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         probs = self.predict_probs(image)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
@@ -106,6 +106,11 @@ class SegmentationPredictor:
 
     def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
         raise NotImplementedError
+
+    def flop_count_inputs(self, image: np.ndarray) -> Optional[Tuple[Any, tuple]]:
+        """``(module, inputs)``: one forward pass of the network on ``image`` as this predictor feeds it,
+        in a form fvcore's FLOP counter can trace (the benchmark's GFLOPs column); None: cannot say."""
+        return None
 
     @classmethod
     def from_checkpoint(
@@ -245,6 +250,36 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
+
+    def _network_input(self, image: np.ndarray):
+        """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
+        import torch
+
+        from spine_det.data.mapper import grey_to_model_format
+
+        x = self.resize.get_transform(image).apply_image(image)
+        x = grey_to_model_format(x, self.input_format)
+        return torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
+        it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
+        caffe2 in v0.6)."""
+        import torch
+
+        class _Inference(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, image: torch.Tensor):
+                inst = self.m.inference([{"image": image}], do_postprocess=False)[0]
+                out = [inst.pred_boxes.tensor, inst.scores]
+                if inst.has("pred_masks"):
+                    out.append(inst.pred_masks)
+                return tuple(out)
+
+        return _Inference(self.model).eval(), (self._network_input(check_grey_image(image)),)
 
     def predict_instances(self, image: np.ndarray):
         """Detectron2 ``Instances`` (CPU) at the image's size."""
