@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, resolve
 
 KEY = "linknet"
 
@@ -36,3 +36,18 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     read_curves="spine_det.benchmark.curves:epoch_curves",
     order=10,
 ), replace=True)
+
+
+# The readers as functions, for families that reuse LinkNet's trainer and predictor (first interface);
+# a new spec names them instead: read_curves="spine_det.benchmark.curves:epoch_curves", flops=None.
+def read_curves(out_dir: Any, task: str, n_train: int) -> Any:
+    return resolve(SPEC.read_curves)(out_dir, task, n_train)
+
+
+def flops(predictor: Any, image: Any) -> Any:
+    module, inputs = predictor.flop_count_inputs(image)
+    return resolve("spine_det.benchmark.cost:gflops")(module, inputs)
+
+
+def network_input(predictor: Any, image: Any) -> Any:
+    return [int(predictor.cfg.INPUT.HEIGHT), int(predictor.cfg.INPUT.WIDTH)]
