@@ -63,13 +63,15 @@ def toy(tmp_path):
 
 def test_registry_lists_the_shipped_families_in_order_and_explains_unknown_keys():
     keys = family_keys()
-    assert keys[:2] == ["linknet", "maskrcnn"]
+    assert keys[:2] == ["linknet", "maskrcnn"]  # then whatever other families are installed, by their order
     from spine_det.config.paths import resolve_config_file
 
-    for key in keys:
+    assert get_family("linknet").predictor_class().family_key == "linknet"
+    assert get_family("maskrcnn").predictor_class().family_key == "maskrcnn"
+    for key in ("linknet", "maskrcnn"):
         spec = get_family(key)
         config = resolve_config_file(spec.config_file("lat_vertebra"))
-        assert spec.predictor_class().family_key == key
+        assert config.is_file() and issubclass(spec.predictor_class(), SegmentationPredictor)
         cfg = spec.get_config(config, "cpu", ["SEED", "5"])  # the family's own load chain, shared keys
         assert list(cfg.SPINE.TASKS) == ["lat_vertebra"] and cfg.SEED == 5 and cfg.MODEL.DEVICE == "cpu"
         assert spec.profile_yamls(config, "cpu") and spec.profile_yamls(config, "full") == []
@@ -91,7 +93,8 @@ def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
     o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"], seeds=[0, 1],
                          skip_models=["maskrcnn"], model_opts={TOY: ["TOY.LR", "0.1"]},
                          family_args=args.family_args)
-    assert [s.key for s in o.model_families()] == ["linknet", TOY]
+    assert [s.key for s in o.model_families()] == [k for k in family_keys() if k != "maskrcnn"]
+    assert o.model_families()[-1].key == TOY  # order 99: after the shipped families
     units = Benchmark(o).seg_units()
     toy_units = [u for u in units if u.model == TOY]
     assert [u.name for u in toy_units] == [f"{TOY}-lat_vertebra", f"{TOY}-lat_vertebra-seed1"]
@@ -129,7 +132,7 @@ def test_toy_family_columns_in_the_tables(toy, tmp_path):
                              TOY: {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75, "counts": {"images": 1}}}
     b.costs.append({"model": TOY, "task": "lat_vertebra", "parameters": 10, "gflops": 0.25})
     res = b.results()
-    assert list(res["segmentation"][0]["models"]) == ["otsu", "linknet", "maskrcnn", TOY]
+    assert list(res["segmentation"][0]["models"]) == ["otsu", *family_keys()] and family_keys()[-1] == TOY
     assert res["header"]["models"][TOY] == "Toy threshold" and res["header"]["notes"]["Toy start"] == "zero"
     paths = tables.write_results(tmp_path, res)
     md = paths["md"].read_text()

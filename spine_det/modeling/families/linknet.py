@@ -6,8 +6,10 @@ Declarative: the parts are named as ``"module:attr"`` and imported only when use
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from spine_det.modeling.families._common import shipped_config
 from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, resolve
 
 KEY = "linknet"
@@ -18,8 +20,8 @@ def recognizes(data: Any) -> bool:
     return isinstance(data, dict) and "model_name" in data and "cfg" in data
 
 
-def config_file(task: str) -> str:
-    return f"linknet/{task}.yaml"
+def config_file(task: str) -> Path:
+    return shipped_config(f"linknet/{task}.yaml")
 
 
 SPEC = MODEL_FAMILIES.register(ModelSpec(

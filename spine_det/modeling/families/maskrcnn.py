@@ -12,6 +12,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
+from spine_det.modeling.families._common import shipped_config
 from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, file_sha1, unit_dir
 
 KEY = "maskrcnn"
@@ -27,8 +28,8 @@ def recognizes(data: Any) -> bool:
         str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state)
 
 
-def config_file(task: str) -> str:
-    return f"{task}.yaml"
+def config_file(task: str) -> Path:
+    return shipped_config(f"{task}.yaml")
 
 
 def eval_opts(out_dir: Path) -> List[str]:
