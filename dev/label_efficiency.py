@@ -5,7 +5,7 @@
 
 For every training-set size n (0 = the whole training split) and both starts, one
 ``tools/train_linknet.py`` run on ``configs/linknet/ap_vertebra.yaml --profile cpu`` with
-``DATA.TRAIN_SUBSET n`` (nested seeded subsets: the 25 images are among the 50), the same schedule
+``DATALOADER.TRAIN_SUBSET n`` (nested seeded subsets: the 25 images are among the 50), the same schedule
 for every row (``SOLVER.EPOCH_IMAGES`` images per epoch, ``--epochs`` epochs; smaller sets are
 repeated), the best checkpoint on the unchanged validation split, and the package's own test-split
 evaluation. Resumable: a finished run (its test metrics exist) is skipped, an interrupted one resumes.
@@ -37,7 +37,7 @@ def train(args, n: int, start: str) -> None:
     d = run_dir(args.out, n, start, args.seed)
     if test_metrics(d):
         return
-    opts = ["DATA.TRAIN_SUBSET", str(n), "SOLVER.EPOCH_IMAGES", str(args.epoch_images),
+    opts = ["DATALOADER.TRAIN_SUBSET", str(n), "SOLVER.EPOCH_IMAGES", str(args.epoch_images),
             "SOLVER.MAX_EPOCHS", str(args.epochs), "SEED", str(args.seed), "OUTPUT_DIR", str(d)] + list(args.opts)
     if start == "phantom":
         opts += ["MODEL.INIT_WEIGHTS", str(args.phantom_checkpoint)]

@@ -12,13 +12,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from spine_det.data.coco import (
-    coco_json_name,
-    convert_dataset,
-    decode_segmentation,
-    instances_to_mask,
-    mask_to_instances,
-)
+from spine_det.data.coco import coco_json_name, convert_dataset
+from spine_det.data.rle import decode_segmentation, instances_to_mask, mask_to_instances
 from spine_det.data.io import DataError, read_mask
 from spine_det.data.layout import scan_dataset
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, get_task, tasks_of_view
@@ -234,10 +229,7 @@ def test_bad_mask_skipped_or_strict_without_partial_output(tmp_path: Path) -> No
 
 
 def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"spine_det.tools.{name}")
 
 
 def test_convert_tool(tmp_path: Path, monkeypatch, capsys) -> None:

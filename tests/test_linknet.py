@@ -95,7 +95,7 @@ def _tiny_cfg(out_dir, epochs, **extra):
     opts = ["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
             "SOLVER.MAX_EPOCHS", str(epochs), "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.003",
             "SOLVER.SCHEDULER", "plateau", "DATALOADER.NUM_WORKERS", "0", "AUG.ENABLED", "False",
-            "TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
+            "SPINE.TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
     for k, v in extra.items():
         opts += [k, str(v)]
     return load_cfg(get_linknet_cfg(), opts=opts)
@@ -211,7 +211,7 @@ def test_configs_load():
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
     with pytest.raises(ValueError):
-        tasks_of(load_cfg(get_linknet_cfg(), opts=["TASKS", "['ap_vertebra', 'lat_vertebra']"]))
+        tasks_of(load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
 
 
 def test_init_weights_start_training_from_another_linknet(tmp_path):
@@ -254,7 +254,7 @@ def test_train_subset_is_nested_and_epoch_length_fixed(prepared, tmp_path):
     assert any({s.key for s in nested_subset(train, 3, seed=k)} != {s.key for s in small} for k in range(1, 6))
     assert len(nested_subset(train, 0)) == len(nested_subset(train, 10 ** 6)) == len(train)
 
-    cfg = _tiny_cfg(tmp_path / "run", 1, **{"DATA.TRAIN_SUBSET": 3, "SOLVER.EPOCH_IMAGES": 10})
+    cfg = _tiny_cfg(tmp_path / "run", 1, **{"DATALOADER.TRAIN_SUBSET": 3, "SOLVER.EPOCH_IMAGES": 10})
     ds = build_seg_datasets(cfg, manifest)
     assert len(ds["train"]) == 3
     assert {s.key for s in ds["train"].samples} == {s.key for s in small}

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from spine_det.data.coco import decode_segmentation, instances_to_mask
+from spine_det.data.rle import decode_segmentation, instances_to_mask
 from spine_det.data.instances import (
     definitions_from_cfg,
     definitions_tag,
@@ -14,7 +14,8 @@ from spine_det.data.instances import (
     parse_spec,
     split_mask,
 )
-from spine_det.evaluation.thresholds import choose_best, choose_thresholds, load_thresholds, save_thresholds
+from spine_det.evaluation.threshold_tuning import choose_best, choose_thresholds
+from spine_det.evaluation.thresholds import load_thresholds, save_thresholds
 
 
 def _broken_line(h: int = 300, w: int = 80) -> np.ndarray:
@@ -101,7 +102,7 @@ def test_threshold_sweep_on_constructed_predictions(tmp_path):
     import torch
     from detectron2.structures import Boxes, Instances
 
-    from spine_det.evaluation.thresholds import evaluate_with, sweep
+    from spine_det.evaluation.threshold_tuning import evaluate_with, sweep
 
     h = w = 64
     gt = np.zeros((h, w), np.uint8)
@@ -156,7 +157,7 @@ def test_score_threshold_for_reads_tuned_file(tmp_path):
 
 
 def test_ablation_reuses_a_run_only_when_its_options_match(tmp_path, monkeypatch):
-    """tools/ablation_thin.py trains once per (task, variant); a run made with other options (here more
+    """dev/ablation_thin.py trains once per (task, variant); a run made with other options (here more
     iterations) is moved aside and trained again, and the set-aside run leaves the table."""
     import importlib.util
     import json
@@ -164,7 +165,7 @@ def test_ablation_reuses_a_run_only_when_its_options_match(tmp_path, monkeypatch
     from types import SimpleNamespace
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("tool_ablation_thin", root / "tools" / "ablation_thin.py")
+    spec = importlib.util.spec_from_file_location("tool_ablation_thin", root / "dev" / "ablation_thin.py")
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     calls = []

@@ -1,6 +1,7 @@
 """Tools on bad arguments: no silent wrong result, nothing written into the data, one-line errors."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -16,6 +17,9 @@ LINKNET_CFG = REPO / "configs" / "linknet" / "lat_vertebra.yaml"
 
 
 def _tool(name: str):
+    """``spine_det.tools.<name>``; a tool not yet moved into the package from ``tools/<name>.py``."""
+    if importlib.util.find_spec(f"spine_det.tools.{name}") is not None:
+        return importlib.import_module(f"spine_det.tools.{name}")
     spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -104,7 +108,7 @@ def _tiny_linknet_checkpoint(path: Path) -> None:
     from spine_det.modeling.linknet import build_seg_model
 
     cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
-                                            "INPUT.WIDTH", "32", "TASKS", "['lat_vertebra']"])
+                                            "INPUT.WIDTH", "32", "SPINE.TASKS", "['lat_vertebra']"])
     save_checkpoint(path, {"model": build_seg_model(cfg).state_dict(), "epoch": 1, "score": 0.5, "metric": "val_dice",
                            "tasks": ["lat_vertebra"], "cfg": cfg.dump(), "model_name": "linknet"})
 

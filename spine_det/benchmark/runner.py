@@ -1,8 +1,8 @@
 """Train-or-reuse units: one model on one task (or the classifier), run as a subprocess of its tool.
 
-A *unit* is one resumable, logged piece of the benchmark: ``tools/train_net.py``
-for Mask R-CNN on one task, ``tools/train_linknet.py`` for LinkNet on one task,
-``tools/train_classifier.py`` for the classifier. Running each in its own
+A *unit* is one resumable, logged piece of the benchmark: the training tool of one
+model family (``python -m spine_det.tools.<name>``, see :mod:`spine_det.modeling.registry`) on one
+task and seed, or ``spine_det.tools.train_classifier`` for the classifier. Running each in its own
 process keeps one unit's memory out of the next one's measurement, lets the
 tool's own ``--resume`` do the resuming, and gives every unit its own log file
 (``<out>/logs/<unit>.log``, streamed while it runs).
@@ -17,7 +17,6 @@ and trained afresh.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from spine_det.modeling.registry import file_sha1  # noqa: F401  (one SHA-1 of a file; used and re-exported here)
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class Unit:
     presence means the unit produced its numbers.
     """
 
-    name: str  # file-safe, e.g. "maskrcnn-lat_vertebra"
-    model: str  # "maskrcnn" | "linknet" | "classifier"
+    name: str  # file-safe, e.g. "<family key>-lat_vertebra"
+    model: str  # a model family's key, "classifier" or "morphometry"
     task: Optional[str]
     out_dir: Path
     commands: Dict[str, List[str]]
@@ -92,12 +92,6 @@ class Unit:
             return None
 
 
-def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint(path: Path) -> Dict[str, Any]:

@@ -8,22 +8,19 @@ the 8-connected components of each mask, scored by their mean probability.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_cfg, tasks_of
+from spine_det.config.linknet import get_linknet_cfg, load_linknet_config, tasks_of
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, normalize, unletterbox
 from spine_det.engine.predictor import (
-    PREDICTORS,
     CheckpointError,
     SegmentationPredictor,
     TaskPrediction,
     check_grey_image,
-    register_predictor,
 )
 from spine_det.modeling.linknet import build_seg_model
 
@@ -44,6 +41,8 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
 
 class LinkNetPredictor(SegmentationPredictor):
     """``LinkNetPredictor(cfg, weights)(grey_uint8) -> {task: TaskPrediction}``."""
+
+    from spine_det.modeling.families.linknet import KEY as family_key
 
     def __init__(self, cfg: Any, weights: Optional[str] = None, device: Any = "cpu", model: Optional[torch.nn.Module] = None) -> None:
         self.cfg = cfg
@@ -70,7 +69,7 @@ class LinkNetPredictor(SegmentationPredictor):
                         score_threshold: Optional[float] = None) -> "LinkNetPredictor":
         ck = _load(checkpoint)
         if config_file:
-            cfg = load_cfg(get_linknet_cfg(), config_file)
+            cfg = load_linknet_config(config_file)
         else:
             cfg = _cfg_from_checkpoint(ck, checkpoint)
         cfg.defrost()
@@ -90,6 +89,12 @@ class LinkNetPredictor(SegmentationPredictor):
         probs = torch.sigmoid(logits.float())[0].cpu().numpy()
         return unletterbox(probs, lb)
 
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """The network on one letterboxed input (its size does not depend on the image)."""
+        cfg = self.cfg
+        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=self.device)
+        return self.model, (x,)
+
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         probs = self.predict_probs(image)
         return {t: probs[i] >= self.threshold for i, t in enumerate(self.tasks)}
@@ -101,10 +106,6 @@ class LinkNetPredictor(SegmentationPredictor):
             mask = probs[i] >= self.threshold
             out[t] = TaskPrediction(mask=mask, instances=_components(mask, probs[i]))
         return out
-
-
-if "linknet" not in PREDICTORS:
-    register_predictor("linknet")(LinkNetPredictor)
 
 
 def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
@@ -120,10 +121,11 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 
 def _load(path: str) -> Dict[str, Any]:
     """A LinkNet checkpoint, read with ``weights_only=True`` (a planted pickle is refused, never run)."""
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     ck = load_plain(path)
-    require_kind(ck, "linknet", path)
+    require_family(ck, LinkNetPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
     return ck

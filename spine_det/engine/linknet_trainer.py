@@ -225,10 +225,10 @@ def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset
     out = {}
     for split, aug in (("train", cfg.AUG), ("val", None)):
         samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
-        if split == "train" and cfg.DATA.TRAIN_SUBSET > 0:
+        if split == "train" and cfg.DATALOADER.TRAIN_SUBSET > 0:
             n_all = len(samples)
-            samples = nested_subset(samples, cfg.DATA.TRAIN_SUBSET, cfg.SEED)
-            logger.info("DATA.TRAIN_SUBSET: training on %d of %d training images (drawn with SEED %d)", len(samples), n_all, cfg.SEED)
+            samples = nested_subset(samples, cfg.DATALOADER.TRAIN_SUBSET, cfg.SEED)
+            logger.info("DATALOADER.TRAIN_SUBSET: training on %d of %d training images (drawn with SEED %d)", len(samples), n_all, cfg.SEED)
         out[split] = SegmentationDataset(
             samples,
             tasks,
@@ -307,10 +307,11 @@ def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: boo
 def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu") -> Dict[str, List[str]]:
     """Start from another LinkNet checkpoint's weights (``MODEL.INIT_WEIGHTS``): every tensor whose name and
     shape match is copied; the rest (e.g. the last layer for another number of tasks) keep their init."""
-    from spine_det.utils.checkpoint_io import require_kind
+    from spine_det.modeling.families.linknet import KEY
+    from spine_det.modeling.registry import require_family
 
     ck = load_checkpoint(path, map_location=device)
-    require_kind(ck, "linknet", path)
+    require_family(ck, KEY, path)
     src = ck.get("model", ck) if isinstance(ck, dict) else None
     if not isinstance(src, dict):
         raise CheckpointError(f"{path}: not a LinkNet checkpoint (no model weights)")
@@ -505,7 +506,7 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
             meta = {
                 "dataset": f"spine_{t}_{split}", "split": split, "task": t, "checkpoint": str(weights),
                 "checkpoint_epoch": ck.get("epoch"), "threshold": cfg.TEST.THRESHOLD, "seed": cfg.SEED,
-                "split_seed": cfg.DATA.SEED, "model": cfg.MODEL.NAME, "input_size": [cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH],
+                "split_seed": cfg.SPINE.SPLIT_SEED, "model": cfg.MODEL.NAME, "input_size": [cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH],
                 "resolution": "original image size (probabilities resized back, bilinear)",
             }
             results[t] = table.write(Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{t}_{split}", meta)

@@ -1,48 +1,25 @@
 """Predictors: one grey X-ray in, one binary mask (and instances) per task out.
 
-A common interface so tools/predict.py and the comparison run Mask R-CNN and
-LinkNet the same way. A predictor is registered in :data:`PREDICTORS` under a
-short name (``@register_predictor("linknet")``) and built with ``from_checkpoint(checkpoint, config_file=None,
-device="cpu", score_threshold=None)``; LinkNet registers ``"linknet"`` in
-``spine_det/engine/linknet_predictor.py`` (imported lazily by
-:func:`build_predictor`).
+A common interface so ``spine_det.tools.predict`` and the benchmark run every model family the same
+way. Each family's :class:`~spine_det.modeling.registry.ModelSpec` names its predictor class (a
+:class:`SegmentationPredictor` built with ``from_checkpoint(checkpoint, config_file=None, device="cpu",
+score_threshold=None)``); :func:`build_predictor` looks the family up in the registry, which imports
+the class on first use. This module names no family's predictor module, so nothing imports back here
+in a circle.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from fvcore.common.registry import Registry
-
 from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
 
 logger = logging.getLogger(__name__)
 
-PREDICTORS = Registry("PREDICTORS")
-PREDICTORS.__doc__ = """Segmentation predictors by name ("maskrcnn", "linknet")."""
-
-# Modules that register predictors, imported on first use of their name.
-_LAZY_MODULES = {"linknet": "spine_det.engine.linknet_predictor"}
-
-
-def register_predictor(name: str):
-    """Class decorator: register a predictor under a short name (``"maskrcnn"``, ``"linknet"``)."""
-
-    def deco(cls):
-        PREDICTORS._do_register(name, cls)  # fvcore's register() would use the class name
-        cls.registry_name = name
-        return cls
-
-    return deco
-
-
-class UnknownPredictorError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+from spine_det.modeling.registry import UnknownModelError as UnknownPredictorError  # noqa: E402,F401  (old name)
 
 
 class BoxMasks:
@@ -125,9 +102,15 @@ class SegmentationPredictor:
     """Base class: ``predictor(grey_uint8_hw) -> {task: TaskPrediction}``."""
 
     tasks: List[str] = []
+    family_key: Optional[str] = None  # the registry key (set by the family's spec when it resolves the class)
 
     def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
         raise NotImplementedError
+
+    def flop_count_inputs(self, image: np.ndarray) -> Optional[Tuple[Any, tuple]]:
+        """``(module, inputs)``: one forward pass of the network on ``image`` as this predictor feeds it,
+        in a form fvcore's FLOP counter can trace (the benchmark's GFLOPs column); None: cannot say."""
+        return None
 
     @classmethod
     def from_checkpoint(
@@ -148,20 +131,16 @@ def check_grey_image(image: np.ndarray) -> np.ndarray:
 
 
 def get_predictor_class(name: str):
-    """Class registered under ``name``, importing its module on first use."""
-    if name not in PREDICTORS and name in _LAZY_MODULES:
-        try:
-            importlib.import_module(_LAZY_MODULES[name])
-        except ModuleNotFoundError as e:
-            raise UnknownPredictorError(f"predictor {name!r} is not available ({e})") from None
-    if name not in PREDICTORS:
-        known = sorted({*(k for k, _ in PREDICTORS), *_LAZY_MODULES})
-        raise UnknownPredictorError(f"unknown predictor {name!r}; expected one of {known}")
-    return PREDICTORS.get(name)
+    """The predictor class of the model family ``name`` (imported on first use)."""
+    from spine_det.modeling.registry import get_family
+
+    return get_family(name).predictor_class()
 
 
 def build_predictor(name: str, checkpoint: str, **kwargs: Any) -> SegmentationPredictor:
-    """``build_predictor("maskrcnn", "output/.../model_best.pth")``; kwargs go to ``from_checkpoint``."""
+    """``build_predictor(<family key>, "output/.../model_best.pth")``; kwargs go to ``from_checkpoint``
+    (``config_file``, ``device``, ``score_threshold``). The keys are those of
+    :mod:`spine_det.modeling.registry` (``spine_det.modeling.registry.family_keys()``)."""
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     return get_predictor_class(name).from_checkpoint(checkpoint, **kwargs)
@@ -184,7 +163,8 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
@@ -196,7 +176,7 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
         return
     if data is None:
         data = load_plain(checkpoint)  # weights_only=True: a planted pickle is refused, never run
-    require_kind(data, "maskrcnn", checkpoint)
+    require_family(data, MaskRCNNPredictor.family_key, checkpoint)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{checkpoint}: no model weights inside")
@@ -215,9 +195,10 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-@register_predictor("maskrcnn")
 class MaskRCNNPredictor(SegmentationPredictor):
     """Detectron2 Mask R-CNN as a semantic predictor (instances with score ≥ threshold, pasted)."""
+
+    from spine_det.modeling.families.maskrcnn import KEY as family_key
 
     def __init__(self, cfg, model=None, score_threshold: Optional[float] = None) -> None:
         import spine_det.compat  # noqa: F401
@@ -249,14 +230,15 @@ class MaskRCNNPredictor(SegmentationPredictor):
     ) -> "MaskRCNNPredictor":
         from spine_det.config import get_spine_cfg
 
-        from spine_det.utils.checkpoint_io import load_plain, require_kind
+        from spine_det.modeling.registry import require_family
+        from spine_det.utils.checkpoint_io import load_plain
 
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         data = None
         if str(checkpoint).endswith(".pth"):  # read first: a LinkNet/classifier file gets its own message
             data = load_plain(checkpoint)
-            require_kind(data, "maskrcnn", checkpoint)
+            require_family(data, MaskRCNNPredictor.family_key, checkpoint)
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
@@ -268,6 +250,36 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
+
+    def _network_input(self, image: np.ndarray):
+        """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
+        import torch
+
+        from spine_det.data.mapper import grey_to_model_format
+
+        x = self.resize.get_transform(image).apply_image(image)
+        x = grey_to_model_format(x, self.input_format)
+        return torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
+        it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
+        caffe2 in v0.6)."""
+        import torch
+
+        class _Inference(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, image: torch.Tensor):
+                inst = self.m.inference([{"image": image}], do_postprocess=False)[0]
+                out = [inst.pred_boxes.tensor, inst.scores]
+                if inst.has("pred_masks"):
+                    out.append(inst.pred_masks)
+                return tuple(out)
+
+        return _Inference(self.model).eval(), (self._network_input(check_grey_image(image)),)
 
     def predict_instances(self, image: np.ndarray):
         """Detectron2 ``Instances`` (CPU) at the image's size."""

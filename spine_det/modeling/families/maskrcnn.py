@@ -1,0 +1,105 @@
+"""Detectron2 Mask R-CNN as a model family.
+
+Trained by ``spine_det.tools.train_net`` (Detectron2's ``DefaultTrainer``, ``metrics.json``); predicts
+with :class:`spine_det.engine.predictor.MaskRCNNPredictor` (instances with score >= threshold, pasted).
+With ``--maskrcnn-init linknet`` the benchmark starts its R18 backbone from the LinkNet of the same
+task and seed (:func:`linknet_init_opts`). Declarative: the parts are named as ``"module:attr"`` and
+imported only when used.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+from spine_det.modeling.families._common import shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, file_sha1, unit_dir
+
+KEY = "maskrcnn"
+INIT_FAMILY = "linknet"  # the family whose checkpoint --maskrcnn-init linknet starts from
+
+
+def recognizes(data: Any) -> bool:
+    """Detectron2's GeneralizedRCNN state dict (``backbone.``, ``roi_heads.``, ``proposal_generator.``)."""
+    if not isinstance(data, dict) or ("view" in data and "backbone" in data):
+        return False
+    state = data.get("model", data)
+    return isinstance(state, dict) and any(
+        str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state)
+
+
+def config_file(task: str) -> Path:
+    return shipped_config(f"{task}.yaml")
+
+
+def eval_opts(out_dir: Path) -> List[str]:
+    """--eval-only scores whichever checkpoint the unit is judged by (best, else final), on test."""
+    best, final = Path(out_dir) / "model_best.pth", Path(out_dir) / "model_final.pth"
+    weights = best if best.is_file() or not final.is_file() else final
+    return ["MODEL.WEIGHTS", str(weights), "SPINE.EVAL.SPLITS", "('test',)"]
+
+
+def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
+    """Opts that start the R18 backbone from this benchmark's LinkNet of the same task and seed
+    (spine_det.modeling.backbone_init): MODEL.WEIGHTS, FrozenBN, LinkNet's pixel statistics. The
+    checkpoint's hash goes in too, so a retrained LinkNet retrains the Mask R-CNN that started from it."""
+    from spine_det.modeling.backbone_init import linknet_pixel_stats
+
+    ck = unit_dir(runs_dir, INIT_FAMILY, task, seed) / "model_best.pth"
+    if not ck.is_file():
+        raise FileNotFoundError(f"Mask R-CNN from LinkNet: {ck} is missing (the LinkNet unit of {task} failed or was "
+                                f"skipped)")
+    mean, std = linknet_pixel_stats()
+    return ["MODEL.WEIGHTS", str(ck), "MODEL.RESNETS.NORM", "FrozenBN",
+            "MODEL.PIXEL_MEAN", str([round(v, 4) for v in mean]), "MODEL.PIXEL_STD", str([round(v, 4) for v in std]),
+            "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
+
+
+def benchmark_args(group: Any) -> None:
+    group.add_argument("--maskrcnn-init", choices=("config", INIT_FAMILY), default="config",
+                       help="Mask R-CNN's starting weights: as its config says (default; the cpu profile: random "
+                            "init), or 'linknet': its ResNet18 backbone from this benchmark's LinkNet of the same "
+                            "task (trained first), for machines without pretrained weights")
+
+
+def _init(options: Any) -> str:
+    return (getattr(options, "family_args", None) or {}).get("maskrcnn_init", "config")
+
+
+def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
+    return linknet_init_opts(runs_dir, task, seed) if _init(options) == INIT_FAMILY else []
+
+
+def header_note(options: Any) -> Tuple[str, str]:
+    """The results header's line on where Mask R-CNN's weights came from."""
+    if _init(options) == INIT_FAMILY:
+        return ("Mask R-CNN weights", "backbone from this benchmark's LinkNet of the same task (--maskrcnn-init linknet)")
+    return ("Mask R-CNN weights", "as configured (cpu profile: random init)")
+
+
+def available() -> Optional[str]:
+    return None if importlib.util.find_spec("detectron2") is not None else "detectron2 is not installed"
+
+
+SPEC = MODEL_FAMILIES.register(ModelSpec(
+    key=KEY,
+    label="Mask R-CNN",
+    description="Detectron2 Mask R-CNN (R50-FPN from COCO; the cpu profile: R18-FPN-GN from random init)",
+    train_module="spine_det.tools.train_net",
+    config_file=config_file,
+    predictor="spine_det.engine.predictor:MaskRCNNPredictor",
+    load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
+    profile_files="spine_det.config.maskrcnn:profile_files",
+    instance_masks=True,
+    recognizes=recognizes,
+    checkpoints=("model_best.pth", "model_final.pth"),
+    done_markers=("model_final.pth",),
+    eval_opts=eval_opts,
+    plan_opts=plan_opts,
+    benchmark_args=benchmark_args,
+    header_note=header_note,
+    read_curves="spine_det.benchmark.curves:detectron2_curves",
+    train_memory="spine_det.benchmark.curves:detectron2_max_mem",
+    available=available,
+    order=20,
+), replace=True)
