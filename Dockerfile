@@ -35,10 +35,10 @@ COPY spine_det ./spine_det
 COPY tools ./tools
 COPY configs ./configs
 RUN pip install -c requirements/constraints.txt -e ".[bench]" \
-    && DETECTRON2_SOURCE=git DETECTRON2_COMMIT=${DETECTRON2_COMMIT} python tools/install_detectron2.py \
+    && DETECTRON2_SOURCE=git DETECTRON2_COMMIT=${DETECTRON2_COMMIT} python -m spine_det.tools.install_detectron2 \
     && mkdir -p /data /output && chown spine:spine /output
 
 USER 1000:1000
 VOLUME ["/data", "/output"]
 ENTRYPOINT ["python"]
-CMD ["-m", "spine_det.cli", "doctor"]
+CMD ["-m", "spine_det.tools", "doctor"]

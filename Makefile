@@ -35,10 +35,10 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): setup.py tools/install_detectron2.py $(CONSTRAINTS)
+$(STAMP): setup.py spine_det/tools/install_detectron2.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e .
-	$(BIN)/python tools/install_detectron2.py
+	$(BIN)/python -m spine_det.tools.install_detectron2
 	touch $@
 
 # Developers' extras, installed by the targets that need them (same pins).

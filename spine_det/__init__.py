@@ -7,6 +7,15 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# configs/ sits beside the package in a source checkout (the supported install is editable).
+# The source checkout (tools/ lives there); not part of an installed package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+def __getattr__(name: str):
+    # CONFIG_DIR: the shipped configs, found by spine_det.config.paths (checkout and installs alike);
+    # computed on first use so that `import spine_det` stays light.
+    if name == "CONFIG_DIR":
+        from spine_det.config.paths import config_dir
+
+        return config_dir()
+    raise AttributeError(f"module 'spine_det' has no attribute {name!r}")

@@ -34,13 +34,17 @@ def prepared(phantom_root, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def load_tool():
-    """``load_tool("measure_cobb")``: a ``tools/*.py`` entry point as a module, to call its ``main(argv)``."""
+    """``load_tool("measure_cobb")``: a tool as a module (``spine_det.tools.<name>``), to call its
+    ``main(argv)``; a tool not yet moved into the package is loaded from ``tools/<name>.py``."""
+    import importlib
     import importlib.util
     from pathlib import Path
 
     tools = Path(__file__).resolve().parents[1] / "tools"
 
     def load(name: str):
+        if importlib.util.find_spec(f"spine_det.tools.{name}") is not None:
+            return importlib.import_module(f"spine_det.tools.{name}")
         spec = importlib.util.spec_from_file_location(f"tool_{name}", tools / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

@@ -234,10 +234,7 @@ def test_bad_mask_skipped_or_strict_without_partial_output(tmp_path: Path) -> No
 
 
 def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"spine_det.tools.{name}")
 
 
 def test_convert_tool(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -1,5 +1,6 @@
 """The Detectron2 compatibility shims and the verified installer."""
-import importlib.util
+import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,19 +49,16 @@ def test_stand_in_not_installed_when_compiled_ops_exist(tmp_path, monkeypatch):
     fake.mkdir()
     (fake / "__init__.py").write_text("")
     (fake / "_C.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import spine_det.compat as c; "
-        "print(c.has_compiled_ops(), 'detectron2._C' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    code = "import sys; import spine_det.compat as c; print(c.has_compiled_ops(), 'detectron2._C' in sys.modules)"
+    # The fake package first on the path (PYTHONPATH, so the interpreter's own path is not edited).
+    path = os.pathsep.join([str(tmp_path), str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": path})
     assert out.stdout.split() == ["True", "False"]
 
 
 def _load_installer():
-    spec = importlib.util.spec_from_file_location("install_detectron2", ROOT / "tools" / "install_detectron2.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("spine_det.tools.install_detectron2")
 
 
 def test_installer_refuses_a_tampered_sdist(tmp_path):

@@ -3,7 +3,7 @@ import sys
 
 
 def test_doctor_exits_zero_and_names_detectron2():
-    out = subprocess.run([sys.executable, "-m", "spine_det.cli", "doctor", "--device", "cpu"],
+    out = subprocess.run([sys.executable, "-m", "spine_det.tools", "doctor", "--device", "cpu"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "detectron2 source" in out.stdout
@@ -11,7 +11,7 @@ def test_doctor_exits_zero_and_names_detectron2():
 
 
 def test_doctor_fails_with_one_line_on_a_bad_device():
-    out = subprocess.run([sys.executable, "-m", "spine_det.cli", "doctor", "--device", "nonsense"],
+    out = subprocess.run([sys.executable, "-m", "spine_det.tools", "doctor", "--device", "nonsense"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     assert out.stdout.strip().splitlines()[-1].startswith("doctor: FAILED:")

@@ -91,12 +91,9 @@ def test_prediction_folder_reader(tmp_path):
 
 
 def _run_tool(name, argv):
-    import importlib.util
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(argv)
+    return importlib.import_module(f"spine_det.tools.{name}").main(argv)
 
 
 def test_tools_measure_and_eval(phantom_root, tmp_path, monkeypatch, capsys):

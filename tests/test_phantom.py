@@ -252,11 +252,8 @@ def test_dataset_layout_determinism_and_refusal(tmp_path):
 
 
 def test_cli_help_and_refusal(tmp_path, capsys):
-    import importlib.util
+    from spine_det.tools import make_phantom as mod
 
-    spec = importlib.util.spec_from_file_location("make_phantom", Path(__file__).parents[1] / "tools" / "make_phantom.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     (tmp_path / "x.txt").write_text("x")
     assert mod.main(["--out", str(tmp_path), "--patients", "2", "--size", "128", "--quiet"]) == 2
     assert "refusing" in capsys.readouterr().err

@@ -156,7 +156,7 @@ def test_score_threshold_for_reads_tuned_file(tmp_path):
 
 
 def test_ablation_reuses_a_run_only_when_its_options_match(tmp_path, monkeypatch):
-    """tools/ablation_thin.py trains once per (task, variant); a run made with other options (here more
+    """dev/ablation_thin.py trains once per (task, variant); a run made with other options (here more
     iterations) is moved aside and trained again, and the set-aside run leaves the table."""
     import importlib.util
     import json
@@ -164,7 +164,7 @@ def test_ablation_reuses_a_run_only_when_its_options_match(tmp_path, monkeypatch
     from types import SimpleNamespace
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("tool_ablation_thin", root / "tools" / "ablation_thin.py")
+    spec = importlib.util.spec_from_file_location("tool_ablation_thin", root / "dev" / "ablation_thin.py")
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     calls = []

@@ -1,6 +1,7 @@
 """Tools on bad arguments: no silent wrong result, nothing written into the data, one-line errors."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -16,6 +17,9 @@ LINKNET_CFG = REPO / "configs" / "linknet" / "lat_vertebra.yaml"
 
 
 def _tool(name: str):
+    """``spine_det.tools.<name>``; a tool not yet moved into the package from ``tools/<name>.py``."""
+    if importlib.util.find_spec(f"spine_det.tools.{name}") is not None:
+        return importlib.import_module(f"spine_det.tools.{name}")
     spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,8 +1,10 @@
-"""Default configs of the LinkNet baseline and the Normal/Damaged classifier.
+"""Configs of the LinkNet baseline and the Normal/Damaged classifier (``add_*_config`` functions).
 
-Same style as the Mask R-CNN configs: a YAML names ``_BASE_`` (resolved next
-to the YAML) and overrides keys; command-line ``KEY VALUE`` pairs come last.
-``--profile cpu`` merges ``configs/<family>/profiles/cpu.yaml`` in between.
+Same system as the Mask R-CNN configs: a CfgNode gets the shared ``SPINE`` data keys
+(:func:`spine_det.config.common.add_spine_data_config`) and the family's own keys, a YAML names
+``_BASE_`` (resolved next to the YAML) and overrides keys, ``--profile`` merges by the one profile rule
+(:mod:`spine_det.config.profiles`), command-line ``KEY VALUE`` pairs come last, and
+:func:`spine_det.config.common.finalize_spine_config` derives what the tasks imply.
 """
 from __future__ import annotations
 
@@ -11,17 +13,26 @@ from typing import List, Optional, Sequence
 
 from fvcore.common.config import CfgNode as CN
 
-from spine_det.config.profiles import task_profile_file
+from spine_det.config.common import add_spine_data_config, finalize_spine_config, shipped_config, validate_tasks
+from spine_det.config.profiles import profile_files as _profile_files
 
-__all__ = ["get_linknet_cfg", "get_classifier_cfg", "load_cfg", "profile_files", "CN"]
+__all__ = ["add_linknet_config", "get_linknet_cfg", "get_classifier_cfg", "load_cfg", "load_linknet_config",
+           "linknet_profile_files", "profile_files", "CN"]
 
 
 def get_linknet_cfg() -> CN:
     """A fresh copy of the LinkNet defaults (the report's recipe, GPU-sized)."""
-    _C = CN()
-    _C.VERSION = 1
-    _C.TASKS = ["lat_vertebra"]  # one task, or several tasks of ONE view (multi-label, one sigmoid each)
+    cfg = CN()
+    cfg.VERSION = 1
+    add_spine_data_config(cfg)
+    # one task, or several tasks of ONE view (multi-label, one sigmoid each)
+    cfg.SPINE.TASKS = ["lat_vertebra"]
+    add_linknet_config(cfg)
+    return cfg
 
+
+def add_linknet_config(_C: CN) -> None:
+    """Add LinkNet's own keys (MODEL, INPUT, AUG, LOSS, SOLVER, EARLY_STOP, DATALOADER, TEST, OUTPUT_DIR, SEED)."""
     _C.MODEL = CN()
     _C.MODEL.NAME = "linknet"  # key of SEG_MODEL_REGISTRY
     _C.MODEL.IN_CHANNELS = 1  # 1: grey, ImageNet first conv summed over RGB; 3: grey replicated
@@ -91,14 +102,8 @@ def get_linknet_cfg() -> CN:
     _C.TEST.SPLIT = "test"
     _C.TEST.IMS_PER_BATCH = 4
 
-    _C.DATA = CN()
-    _C.DATA.ROOT = ""  # set by --data-root
-    _C.DATA.CACHE_DIR = ""  # "" = spine_det.data.prepare.default_cache_dir
-    _C.DATA.SEED = 0  # split seed (manifest)
-
-    _C.OUTPUT_DIR = "./output/linknet"
+    _C.OUTPUT_DIR = "./output/linknet/{tasks}"  # {tasks}: the task, or <view>_all (finalize_spine_config)
     _C.SEED = 0
-    return _C
 
 
 def get_classifier_cfg() -> CN:
@@ -187,21 +192,8 @@ def get_classifier_cfg() -> CN:
 
 def profile_files(config_file: Optional[str | Path], profile: Optional[str],
                   profile_dir: Optional[Path] = None) -> List[Path]:
-    """The YAML files ``profile`` merges, in order: the profile, then the task's own
-    ``<profile>/<config stem>.yaml`` if there is one. ``profile`` is a name (``cpu``) looked up in
-    ``profile_dir`` (default: the ``profiles/`` folder beside ``config_file``) or a path to a YAML file."""
-    if not profile:
-        return []
-    p = Path(profile)
-    if not p.suffix:
-        folder = profile_dir or (Path(config_file).parent / "profiles" if config_file else None)
-        if folder is None:
-            raise ValueError(f"profile {profile!r} needs a config file or a profile folder")
-        p = Path(folder) / f"{profile}.yaml"
-    if not p.is_file():
-        raise FileNotFoundError(f"profile not found: {p}")
-    task_p = task_profile_file(p, config_file) if config_file else None
-    return [p] if task_p is None else [p, task_p]
+    """The profile YAMLs (:mod:`spine_det.config.profiles`: beside the config, else in ``profile_dir``)."""
+    return _profile_files(config_file, profile, profile_dir)
 
 
 def load_cfg(
@@ -211,8 +203,8 @@ def load_cfg(
     opts: Optional[Sequence[str]] = None,
     profile_dir: Optional[Path] = None,
 ) -> CN:
-    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts; frozen
-    (``profile`` as in :func:`profile_files`)."""
+    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts <- derived keys;
+    frozen (``profile`` as in :func:`profile_files`)."""
     from spine_det.config.safe import merge_from_file, merge_from_list
 
     cfg = base.clone()
@@ -222,6 +214,8 @@ def load_cfg(
         merge_from_file(cfg, p)
     if opts:
         merge_from_list(cfg, opts)
+    if "SPINE" in cfg and "TASKS" in cfg.SPINE:
+        finalize_spine_config(cfg)
     cfg.freeze()
     return cfg
 
@@ -232,40 +226,18 @@ def dump_cfg(cfg: CN) -> str:
 
 def tasks_of(cfg: CN) -> List[str]:
     """Validated task list of a LinkNet config (all of one view)."""
-    from spine_det.tasks import get_task
-
-    tasks = [get_task(t).name for t in cfg.TASKS]
-    if not tasks:
-        raise ValueError("TASKS is empty")
-    views = {get_task(t).view for t in tasks}
-    if len(views) != 1:
-        raise ValueError(f"TASKS must all be of one view, got {sorted(views)}")
-    return tasks
+    return validate_tasks(cfg)
 
 
 def linknet_profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
-    """Profile YAMLs of a LinkNet config (``full``/empty: none), shipped ``configs/linknet/profiles`` as fallback."""
-    if not profile or profile == "full":
-        return []
-    beside = Path(config_file).parent / "profiles" if config_file else None
-    if beside is None or not (beside / f"{profile}.yaml").is_file():
-        from spine_det import CONFIG_DIR
-
-        beside = CONFIG_DIR / "linknet" / "profiles"
-    return profile_files(config_file, profile, beside)
+    """Profile YAMLs of a LinkNet config: beside it, else the shipped ``configs/linknet/profiles``."""
+    return _profile_files(config_file, profile, shipped_config("linknet/profiles"))
 
 
 def load_linknet_config(config_file: Optional[str | Path] = None, profile: Optional[str] = "full",
-                        opts: Sequence[str] = ()) -> CN:
-    """defaults <- config file <- profile <- opts, as ``spine_det.tools.train_linknet`` builds it (frozen)."""
-    from spine_det.config.safe import merge_from_file, merge_from_list
-
-    cfg = get_linknet_cfg()
-    if config_file:
-        merge_from_file(cfg, config_file)
-    for p in linknet_profile_files(config_file, profile):
-        merge_from_file(cfg, p)
-    if opts:
-        merge_from_list(cfg, list(opts))
-    cfg.freeze()
-    return cfg
+                        opts: Sequence[str] = (), data_root: Optional[str | Path] = None) -> CN:
+    """The one LinkNet load chain (``spine_det.tools.train_linknet``, the predictor, the benchmark):
+    defaults <- config file <- profile <- ``data_root`` <- opts <- derived keys; frozen."""
+    pre = ["SPINE.DATA_ROOT", str(data_root)] if data_root else []
+    return load_cfg(get_linknet_cfg(), str(config_file) if config_file else None, profile, [*pre, *opts],
+                    profile_dir=shipped_config("linknet/profiles"))

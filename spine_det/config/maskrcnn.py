@@ -1,7 +1,11 @@
-"""Spine-specific config keys for Detectron2 (``cfg.SPINE``) and the helpers that use them.
+"""Spine-specific config keys for Detectron2 (``cfg.SPINE``), the one Mask R-CNN load chain, and the
+helpers that use them.
 
 Follows PointRend's ``add_pointrend_config`` pattern: call :func:`add_spine_config`
 on a fresh ``get_cfg()`` *before* ``merge_from_file`` so our YAMLs may set the keys.
+:func:`get_spine_cfg` is the load chain every caller uses (``spine_det.tools.train_net``, the
+predictor, the benchmark, doctor): get_cfg -> add_spine_config -> YAML -> profile -> data root -> opts
+-> (training: LinkNet init) -> scratch norm -> device -> derived keys (:func:`finalize_maskrcnn_config`).
 """
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
-from spine_det.config.profiles import task_profile_file
-from spine_det.tasks import TASKS, VIEWS, get_task
+from spine_det.config.common import add_spine_data_config, finalize_spine_config, shipped_config, tasks_name, validate_tasks
+from spine_det.config.profiles import FULL, profile_yaml, task_profile_file
+from spine_det.config.profiles import profile_files as _profile_files
+from spine_det.tasks import VIEWS
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +30,12 @@ def add_spine_config(cfg) -> None:
     """Add the ``cfg.SPINE`` node (data location, tasks, augmentation, evaluation)."""
     from detectron2.config import CfgNode as CN
 
-    cfg.SPINE = CN()
-    # Data: the raw dataset folder; it is scanned and converted to COCO once, into CACHE_DIR
-    # (empty = spine_det.data.prepare.default_cache_dir, never inside DATA_ROOT).
-    cfg.SPINE.DATA_ROOT = ""
-    cfg.SPINE.CACHE_DIR = ""
-    cfg.SPINE.SPLIT_SEED = 0
-    # What the model predicts: a view ("ap"/"lat") and its task names; index = category id.
-    cfg.SPINE.VIEW = ""
-    cfg.SPINE.TASKS = []
+    # The shared data keys: DATA_ROOT (scanned and converted to COCO once, into CACHE_DIR; empty =
+    # spine_det.data.prepare.default_cache_dir, never inside DATA_ROOT), SPLIT_SEED, TASKS (index =
+    # category id) and VIEW (derived from TASKS).
+    add_spine_data_config(cfg)
+    # Derived from SPINE.TASKS by finalize_maskrcnn_config (0 = not set by a config).
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 0
     # Random init with FrozenBN cannot learn the norm layers: replace by this norm (or "" to fail).
     cfg.SPINE.SCRATCH_NORM = "GN"
     # sha1[:12] of the checkpoint MODEL.WEIGHTS starts from, when the benchmark starts Mask R-CNN from its own
@@ -66,28 +69,19 @@ def add_spine_config(cfg) -> None:
 
 
 def profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
-    """YAML of a profile, looked up in ``profiles/`` beside the config (None for ``full``)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-    if profile == "full":
-        return None
-    for folder in (Path(config_file).resolve().parent, Path(__file__).resolve().parents[2] / "configs"):
-        p = folder / "profiles" / f"{profile}.yaml"
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"profile {profile!r}: no profiles/{profile}.yaml beside {config_file}")
+    """YAML of a profile (None for ``full``): ``profiles/<profile>.yaml`` beside the config, else the shipped one."""
+    return profile_yaml(config_file, profile, shipped_config("profiles"))
 
 
 def task_profile_path(config_file: str | Path, profile: str) -> Optional[Path]:
     """``profiles/<profile>/<config stem>.yaml``: what one task changes in a profile, or None."""
-    if profile == "full":
-        return None
-    return task_profile_file(profile_path(config_file, profile), config_file)
+    p = profile_path(config_file, profile)
+    return None if p is None else task_profile_file(p, config_file)
 
 
 def profile_files(config_file: str | Path, profile: str) -> List[Path]:
     """The YAML files ``profile`` merges over ``config_file``, in order (none for ``full``)."""
-    return [p for p in (profile_path(config_file, profile), task_profile_path(config_file, profile)) if p is not None]
+    return _profile_files(config_file, profile, shipped_config("profiles"))
 
 
 def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
@@ -102,18 +96,31 @@ def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
 
 def spine_tasks(cfg) -> List[str]:
     """Task names of the config, validated against spine_det.tasks and NUM_CLASSES."""
-    tasks = [get_task(t).name for t in cfg.SPINE.TASKS]
-    if not tasks:
-        raise ValueError("config has no SPINE.TASKS; use one of the configs/<task>.yaml files")
-    views = {TASKS[t].view for t in tasks}
-    if len(views) != 1:
-        raise ValueError(f"SPINE.TASKS mixes views {sorted(views)}; one model predicts one view")
-    if cfg.SPINE.VIEW and cfg.SPINE.VIEW not in views:
-        raise ValueError(f"SPINE.VIEW={cfg.SPINE.VIEW!r} but SPINE.TASKS are of view {views.pop()!r}")
+    tasks = validate_tasks(cfg)
     if cfg.MODEL.ROI_HEADS.NUM_CLASSES != len(tasks):
         raise ValueError(
-            f"MODEL.ROI_HEADS.NUM_CLASSES={cfg.MODEL.ROI_HEADS.NUM_CLASSES} but SPINE.TASKS has {len(tasks)} tasks"
+            f"MODEL.ROI_HEADS.NUM_CLASSES={cfg.MODEL.ROI_HEADS.NUM_CLASSES} but SPINE.TASKS has {len(tasks)} tasks "
+            "(NUM_CLASSES is derived from SPINE.TASKS: leave it out of the config)"
         )
+    return tasks
+
+
+def finalize_maskrcnn_config(cfg) -> List[str]:
+    """Derive what SPINE.TASKS implies (spine_det.tasks), so leaf YAMLs say only what differs:
+    SPINE.VIEW, OUTPUT_DIR's ``{tasks}``, MODEL.ROI_HEADS.NUM_CLASSES (= number of tasks; a config that
+    sets another number fails in :func:`spine_tasks`) and, when not set, DATASETS.TRAIN / TEST
+    (``spine_<task or view>_train`` / ``_val``). A config without tasks is left as it is."""
+    tasks = finalize_spine_config(cfg)
+    if not tasks:
+        return tasks
+    if cfg.MODEL.ROI_HEADS.NUM_CLASSES == 0:
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(tasks)
+    name = tasks_name(tasks)
+    if not cfg.DATASETS.TRAIN:
+        cfg.DATASETS.TRAIN = (f"spine_{name}_train",)
+    if not cfg.DATASETS.TEST:
+        cfg.DATASETS.TEST = (f"spine_{name}_val",)
+    spine_tasks(cfg)
     return tasks
 
 
@@ -179,9 +186,12 @@ def fix_device(cfg) -> None:
 
 
 def get_spine_cfg(
-    config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()
+    config_file: str | Path | None = None, profile: str = FULL, opts: Sequence[str] = (),
+    data_root: str | Path | None = None, training: bool = False,
 ):
-    """get_cfg → add_spine_config → merge_from_file → profile → merge_from_list(opts) (not frozen)."""
+    """The one Mask R-CNN load chain (not frozen): get_cfg → add_spine_config → merge_from_file →
+    profile → ``data_root`` (SPINE.DATA_ROOT) → merge_from_list(opts) → (``training``: a LinkNet
+    MODEL.WEIGHTS fits the backbone to it) → scratch norm → device → derived keys."""
     from detectron2.config import get_cfg
 
     from spine_det.config.safe import merge_from_file, merge_from_list
@@ -191,15 +201,20 @@ def get_spine_cfg(
     if config_file is not None:
         merge_from_file(cfg, config_file)  # never Detectron2's allow_unsafe=True default
         apply_profile(cfg, config_file, profile)
+    if data_root:
+        cfg.SPINE.DATA_ROOT = str(Path(data_root).resolve())
     merge_from_list(cfg, opts)
+    if training:
+        fit_cfg_to_linknet_init(cfg)  # MODEL.WEIGHTS a LinkNet checkpoint: R18 backbone from its encoder
     fix_scratch_norm(cfg)
     fix_device(cfg)
+    finalize_maskrcnn_config(cfg)
     return cfg
 
 
-def load_maskrcnn_config(config_file: str | Path | None = None, profile: str = "full", opts: Sequence[str] = ()):
-    """The final Mask R-CNN config (not frozen): :func:`get_spine_cfg`."""
-    return get_spine_cfg(config_file, profile=profile or "full", opts=opts)
+def load_maskrcnn_config(config_file: str | Path | None = None, profile: str = FULL, opts: Sequence[str] = ()):
+    """The final Mask R-CNN config (not frozen), as the registry's ``load_config`` calls it."""
+    return get_spine_cfg(config_file, profile=profile or FULL, opts=opts)
 
 
 __all__ = [
@@ -211,6 +226,7 @@ __all__ = [
     "best_metric_key",
     "fix_device",
     "fix_scratch_norm",
+    "finalize_maskrcnn_config",
     "fit_cfg_to_linknet_init",
     "get_spine_cfg",
     "profile_files",

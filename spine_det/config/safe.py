@@ -55,11 +55,20 @@ def _explain(cfg: Any, exc: Exception, where: str) -> ConfigError:
 
 def merge_from_file(cfg: Any, path: str | Path) -> None:
     """``cfg.merge_from_file(path, allow_unsafe=False)`` (``_BASE_`` files included) with one-line errors."""
+    import copy
+
+    from spine_det.config.common import rename_old_keys
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        cfg.merge_from_file(str(p), allow_unsafe=False)
+        loaded = cfg.load_yaml_with_base(str(p), allow_unsafe=False)
+        renamed = rename_old_keys(cfg, copy.deepcopy(loaded), str(path))
+        if renamed != loaded:  # old key names (deprecated): merge the renamed mapping
+            cfg.merge_from_other_cfg(type(cfg)(renamed))
+        else:
+            cfg.merge_from_file(str(p), allow_unsafe=False)
     except yaml.constructor.ConstructorError as e:
         raise ConfigError(
             f"{path}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
@@ -73,9 +82,12 @@ def merge_from_file(cfg: Any, path: str | Path) -> None:
 
 def merge_from_list(cfg: Any, opts: Sequence[str]) -> None:
     """``cfg.merge_from_list(opts)`` (command-line KEY VALUE pairs) with one-line errors."""
+    from spine_det.config.common import rename_old_opts
+
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"config overrides come in KEY VALUE pairs; got an odd number: {opts}")
+    opts = rename_old_opts(cfg, opts)
     try:
         cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError, TypeError) as e:
@@ -90,6 +102,9 @@ def merge_yaml_text(cfg: Any, text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: not a config (a {type(data).__name__}, not a mapping)")
+    from spine_det.config.common import rename_old_keys
+
+    data = rename_old_keys(cfg, data, where)
     try:
         cfg.merge_from_other_cfg(type(cfg)(data))
     except (KeyError, ValueError, AssertionError, TypeError) as e:

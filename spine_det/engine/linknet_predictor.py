@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_cfg, tasks_of
+from spine_det.config.linknet import get_linknet_cfg, load_linknet_config, tasks_of
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, normalize, unletterbox
 from spine_det.engine.predictor import (
     CheckpointError,
@@ -70,7 +70,7 @@ class LinkNetPredictor(SegmentationPredictor):
                         score_threshold: Optional[float] = None) -> "LinkNetPredictor":
         ck = _load(checkpoint)
         if config_file:
-            cfg = load_cfg(get_linknet_cfg(), config_file)
+            cfg = load_linknet_config(config_file)
         else:
             cfg = _cfg_from_checkpoint(ck, checkpoint)
         cfg.defrost()

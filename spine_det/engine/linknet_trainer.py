@@ -496,7 +496,7 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
             meta = {
                 "dataset": f"spine_{t}_{split}", "split": split, "task": t, "checkpoint": str(weights),
                 "checkpoint_epoch": ck.get("epoch"), "threshold": cfg.TEST.THRESHOLD, "seed": cfg.SEED,
-                "split_seed": cfg.DATA.SEED, "model": cfg.MODEL.NAME, "input_size": [cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH],
+                "split_seed": cfg.SPINE.SPLIT_SEED, "model": cfg.MODEL.NAME, "input_size": [cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH],
                 "resolution": "original image size (probabilities resized back, bilinear)",
             }
             results[t] = table.write(Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{t}_{split}", meta)

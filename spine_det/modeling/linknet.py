@@ -135,7 +135,7 @@ def count_parameters(model: nn.Module) -> int:
 @SEG_MODEL_REGISTRY.register()
 def linknet(cfg: Any) -> nn.Module:
     """LinkNet from ``cfg.MODEL`` (NUM_CLASSES = number of tasks)."""
-    return LinkNet(num_classes=len(cfg.TASKS), in_channels=cfg.MODEL.IN_CHANNELS, pretrained=cfg.MODEL.PRETRAINED)
+    return LinkNet(num_classes=len(cfg.SPINE.TASKS), in_channels=cfg.MODEL.IN_CHANNELS, pretrained=cfg.MODEL.PRETRAINED)
 
 
 def build_seg_model(cfg: Any, device: Optional[torch.device | str] = None) -> nn.Module:

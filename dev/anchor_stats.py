@@ -7,19 +7,16 @@ lines / spinous processes, see spine_det.data.instances) and prints quantiles of
 width, height, sqrt(area) (the anchor "size") and aspect h/w (Detectron2's
 ASPECT_RATIOS), optionally rescaled to the network input (``--short-side``)::
 
-    python tools/anchor_stats.py --data-root datasets/phantom --tasks lat_anterior_line --instances per_level
+    python dev/anchor_stats.py --data-root datasets/phantom --tasks lat_anterior_line --instances per_level
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -5,7 +5,7 @@ Prints both parameter counts and training throughput (forward + backward +
 Adam step, images/s) on the same random input and device, and the ratios.
 smp is a benchmark-only dependency: it is imported here and nowhere else.
 
-  python tools/bench_linknet.py --size 256 --batch 4 --iters 10 --threads 1
+  python dev/bench_linknet.py --size 256 --batch 4 --iters 10 --threads 1
 """
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

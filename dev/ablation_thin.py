@@ -17,7 +17,7 @@ no dilation): once at Detectron2's fixed thresholds (score 0.5, mask 0.5) and on
 the thresholds chosen on val (saved as ``<run>/thresholds.json``). The table is written
 atomically after every run::
 
-    python tools/ablation_thin.py --data-root datasets/phantom --out output/ablation_thin \
+    python dev/ablation_thin.py --data-root datasets/phantom --out output/ablation_thin \
         --tasks lat_anterior_line --variants components+mask28,per_level+mask28 --iters 100
 """
 from __future__ import annotations
@@ -32,15 +32,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 ROOT = Path(__file__).resolve().parents[1]
 THIN_TASKS = ("lat_anterior_line", "lat_posterior_line", "ap_spinous_process")
 ATOMS: Dict[str, List[str]] = {
     "components": ["SPINE.INSTANCES.LINE", "components", "SPINE.INSTANCES.SPINOUS_PROCESS", "components"],
     "per_level": ["SPINE.INSTANCES.LINE", "per_level", "SPINE.INSTANCES.SPINOUS_PROCESS", "components"],
     "whole": ["SPINE.INSTANCES.LINE", "whole", "SPINE.INSTANCES.SPINOUS_PROCESS", "whole"],
-    # Anchors fitted to tools/anchor_stats.py: per-level pieces and spinous processes are ~15-40 px
+    # Anchors fitted to dev/anchor_stats.py: per-level pieces and spinous processes are ~15-40 px
     # (p2 anchors of 32 are too big), aspect h/w 2-13 (the default set stops at 4).
     "anchors": ["MODEL.ANCHOR_GENERATOR.SIZES", "[[16], [32], [64], [128], [256]]",
                 "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0, 2.0, 4.0, 8.0]]"],
@@ -81,7 +79,9 @@ def train(task: str, variant: str, args, run_dir: Path) -> Dict[str, Any]:
         from spine_det.benchmark.runner import set_aside
 
         logger.warning("%s/%s was trained with other options; moved to %s, training afresh", task, variant, set_aside(run_dir))
-    cmd = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(ROOT / "configs" / f"{task}.yaml"),
+    from spine_det.config.paths import resolve_config_file
+
+    cmd = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(resolve_config_file(f"{task}.yaml")),
            "--data-root", str(args.data_root), "--profile", args.profile, *opts]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,23 +9,20 @@
    spine Trainer (extra hooks + evaluator) on the CPU profile at a tiny size,
    side by side on the same phantom data. Target: ≤ 5% overhead.
 
-    python tools/bench_evaluator.py                 # both
-    python tools/bench_evaluator.py --part evaluator --images 60 --height 3000 --width 2000
+    python dev/bench_evaluator.py                 # both
+    python dev/bench_evaluator.py --part evaluator --images 60 --height 3000 --width 2000
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import spine_det.compat  # noqa: E402,F401
+import spine_det.compat,F401
 
 
 def synthetic_gt(height: int, width: int, n: int, rng: np.random.Generator):
@@ -102,12 +99,12 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
     from detectron2.engine import DefaultTrainer
 
     from spine_det.config import get_spine_cfg
+    from spine_det.config.paths import resolve_config_file
     from spine_det.data.phantom import generate_dataset
     from spine_det.engine.trainer import SpineTrainer, register_datasets
 
     torch.set_num_threads(threads)
     logging.getLogger("detectron2").setLevel(logging.WARNING)
-    root_dir = Path(__file__).resolve().parents[1]
 
     class BareTrainer(DefaultTrainer):  # Detectron2's defaults; our mapper only to read the images
         build_train_loader = SpineTrainer.build_train_loader
@@ -140,7 +137,7 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
             ("bare DefaultTrainer (eval off)", BareTrainer, ["TEST.EVAL_PERIOD", "0"]),
             ("spine Trainer", SpineTrainer, ["TEST.EVAL_PERIOD", str(iters // 2)]),
         ]:
-            cfg = get_spine_cfg(root_dir / "configs/lat_vertebra.yaml", "cpu",
+            cfg = get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), "cpu",
                                 opts + extra + ["OUTPUT_DIR", str(Path(tmp) / label.split()[0])])
             cfg.freeze()
             register_datasets(cfg)

@@ -1,0 +1,25 @@
+"""Report the environment (Detectron2 origin, torch, device) and run one Mask R-CNN forward pass."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-forward", action="store_true", help="only report versions, build no model")
+    args = p.parse_args(argv)
+    from spine_det.doctor import run_doctor
+
+    return run_doctor(device=args.device, forward=not args.no_forward)
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()

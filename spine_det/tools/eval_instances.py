@@ -1,0 +1,135 @@
+"""Score predicted instances object by object: how many vertebrae came out, merged or split.
+
+    python tools/predict.py --checkpoint runs/maskrcnn/ap_vertebra/model_best.pth --data-root DATA --split test --view ap --output pred/maskrcnn
+    python tools/eval_instances.py --data-root DATA --pred-dir pred/maskrcnn --task ap_vertebra --out results/instances_maskrcnn
+
+Ground truth: the task's instance label map (``<mask stem>_instances.png``, e.g. written by
+tools/import_aasce.py: one label per vertebra) or, without one, the 8-connected components of
+the mask. Predictions: ``<pred-dir>/<patient>/<view>/<task>_instances.png`` (Mask R-CNN) or, without
+one, ``<task>_mask.png`` (LinkNet and other semantic models) as its connected components or, with
+``--split-mask``, split into vertebrae at the discs as the Cobb-angle route does
+(spine_det.morphometry.quads.split_semantic). Conventions
+(detected = IoU >= 0.5 one-to-one; merge = one instance covering >= 30 % of two objects; split =
+one object covered >= 30 % by two instances) are in spine_det/evaluation/instance_quality.py.
+Writes per_image.csv, summary.json and summary.md to --out. An image without a prediction is an
+error (listed), never a silent zero.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+logger = logging.getLogger("spine_det.eval_instances")
+
+
+def components(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", required=True, type=Path, help="the dataset (ground truth)")
+    ap.add_argument("--pred-dir", required=True, type=Path, help="tools/predict.py --data-root output")
+    ap.add_argument("--task", default="ap_vertebra", help="task (default ap_vertebra)")
+    ap.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
+    ap.add_argument("--seed", type=int, default=0, help="split seed (as for every other tool)")
+    ap.add_argument("--expected", type=int, default=0,
+                    help="objects every image should have (e.g. 17 vertebrae T1-L5): adds the share of images "
+                         "with that many detected (the share with every *annotated* one is always given)")
+    ap.add_argument("--iou", type=float, default=0.5, help="IoU for a detection (default 0.5)")
+    ap.add_argument("--cover", type=float, default=0.3, help="share of an object's area for merge/split (default 0.3)")
+    ap.add_argument("--split-mask", action="store_true",
+                    help="semantic masks: split into vertebrae at the discs (as tools/measure_cobb.py --source mask) "
+                         "instead of taking connected components")
+    ap.add_argument("--out", required=True, type=Path, help="output folder (outside the data root)")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (0 < a.iou <= 1 and 0 < a.cover <= 1):
+        raise SystemExit("error: --iou and --cover must lie in (0, 1]")
+
+    from spine_det.data.io import DataError, read_label_map, read_mask
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.evaluation.instance_quality import match_instances, summarise
+    from spine_det.tasks import get_task
+    from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+
+    try:
+        task = get_task(a.task)
+    except KeyError as e:
+        raise SystemExit(f"error: {e.args[0]}") from None
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    root = a.data_root.expanduser().resolve()
+    try:
+        out = prepare_output(a.out, root)  # the one output guard: never inside the data root; writable
+    except OutputLocationError as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        manifest = prepare_dataset(root, seed=a.seed, convert=False).manifest
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    samples = manifest.select(split=a.split, task=task.name)
+    if not samples:
+        raise SystemExit(f"error: no {a.split} images with a {task.name} mask in {root}")
+    rows, matches, missing, pred_kind = [], [], [], set()
+    for s in samples:
+        pdir = a.pred_dir / s.key
+        inst, sem = pdir / f"{task.name}_instances.png", pdir / f"{task.name}_mask.png"
+        if not (inst.is_file() or sem.is_file()):
+            missing.append(str(pdir))
+            continue
+        shape = (s.height, s.width)
+        mask = read_mask(s.masks[task.name], shape=shape)
+        gt = read_label_map(s.instance_maps[task.name], shape=shape) * mask if task.name in s.instance_maps else components(mask)
+        if inst.is_file():
+            pred, kind = read_label_map(inst, shape=shape), "instances"
+        elif a.split_mask:
+            from spine_det.morphometry.quads import split_semantic
+
+            pred = np.zeros(shape, np.int32)
+            for k, piece in enumerate(split_semantic(read_mask(sem, shape=shape)), start=1):
+                pred[piece & (pred == 0)] = k
+            kind = "mask split at the discs"
+        else:
+            pred, kind = components(read_mask(sem, shape=shape)), "mask components"
+        pred_kind.add(kind)
+        m = match_instances(gt, pred, a.iou, a.cover)
+        matches.append(m)
+        rows.append({"image": s.key, "prediction": kind, **m.as_dict()})
+    if missing:
+        raise SystemExit(f"error: {len(missing)} of {len(samples)} {a.split} images have no prediction in "
+                         f"{a.pred_dir} (first: {missing[0]}); run tools/predict.py --data-root ... --split {a.split}")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "per_image.csv", buf.getvalue())
+    summary = {"task": task.name, "split": a.split, "data_root": str(root), "pred_dir": str(a.pred_dir.resolve()),
+               "predictions": sorted(pred_kind), "iou": a.iou, "cover": a.cover, **summarise(matches, a.expected)}
+    atomic_write_json(out / "summary.json", summary, indent=1)
+    md = [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()]
+    atomic_write_text(out / "summary.md", "| measure | value |\n|---|---|\n" + "\n".join(md) + "\n")
+    logger.info("%s %s: %.2f of %.2f objects detected per image, %.3f merges per image%s -> %s", task.name, a.split,
+                summary["detected_per_image"], summary["gt_per_image"], summary["merges_per_image"],
+                f", every annotated one in {100 * summary['images_with_all_detected']:.0f}% of images",
+                out)
+    return 0
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()

@@ -1,0 +1,262 @@
+"""Cobb angles (PT, MT, TL) per AP image, scored like the AASCE 2019 challenge.
+
+Angles follow the definition of the AASCE 2019 / SpineWeb-16 dataset's
+``angles.csv`` (see spine_det/morphometry/cobb.py): one direction per vertebra
+(left-side midpoint to right-side midpoint), PT = the largest angle between any
+two vertebrae, MT / TL by the dataset's S-curve rules.
+
+Inputs
+  --data-root ROOT   an imported dataset: per image ``<ROOT>/.../<patient>/AP/`` with
+                     ``AP.jpg``, ``landmarks.json`` ({"vertebrae", "corners" (N x 4 x
+                     [x, y] px, TL TR BL BR), "cobb_angles" {"PT","MT","TL"}, "source_name"}),
+                     ``Ap_Vertebra_instances.png`` (16-bit, k = k-th vertebra) and
+                     ``Ap_Vertebra.png`` (binary). The truth comes from landmarks.json.
+  --pred-dir DIR     predictions of tools/predict.py (``DIR/<patient>/ap/ap_vertebra_instances.png``
+                     or ``ap_vertebra_mask.png``). Without --data-root, every
+                     ``ap_vertebra_instances.json`` under DIR is measured (its image and
+                     height are read from it) and nothing is scored.
+
+--source
+  gt          the landmarks' corners (reproduces angles.csv: SMAPE ~0.01 %)
+  instances   one mask per vertebra: the predicted label map, or (no --pred-dir) the
+              data root's Ap_Vertebra_instances.png; each vertebra's corners are fitted
+  mask        one binary mask, split into vertebrae at the discs: the predicted mask
+              (LinkNet), or (no --pred-dir) the data root's Ap_Vertebra.png
+
+Outputs (in --out, never inside the data root or prediction folder)
+  cobb_angles.csv    per image: angles, end vertebrae of each curve, S-curve, vertebrae found,
+                     the truth and the image's SMAPE when known
+  overlays/*.png     the X-ray, every vertebra's endplates, the end vertebrae of each curve
+                     extended as lines, and the angle labels
+  summary.json/.md   SMAPE, MAE per angle (deg), mean vertebrae found, share with all 17
+
+Examples
+  python tools/measure_cobb.py --data-root data/aasce --split test --source gt --out out/cobb_gt
+  python tools/measure_cobb.py --data-root data/aasce --split test --source instances \\
+      --pred-dir out/pred_maskrcnn --out out/cobb_maskrcnn
+  python tools/measure_cobb.py --data-root data/aasce --split test --source mask \\
+      --pred-dir out/pred_linknet --out out/cobb_linknet
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+
+
+logger = logging.getLogger("spine_det.measure_cobb")
+
+TASK = "ap_vertebra"
+SPLIT_FOLDERS = {"train": ("training",), "test": ("test",), "all": None}
+
+
+def _ci_file(folder: Path, name: str) -> Optional[Path]:
+    """A file of the folder by case-insensitive name (stem only when ``name`` has no suffix)."""
+    from spine_det.data.io import IMAGE_SUFFIXES
+
+    if not folder.is_dir():
+        return None
+    low = name.lower()
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        if p.name.lower() == low or ("." not in name and p.stem.lower() == low and p.suffix.lower() in IMAGE_SUFFIXES):
+            return p
+    return None
+
+
+def dataset_items(root: Path, split: str) -> List[Dict[str, object]]:
+    """Every ``AP/landmarks.json`` under the root (in the split's top folder) -> item dicts."""
+    if not root.is_dir():
+        raise SystemExit(f"error: data root not found: {root}")
+    tops = SPLIT_FOLDERS[split]
+    items = []
+    for lm in sorted(root.rglob("*")):
+        if lm.name.lower() != "landmarks.json" or lm.parent.name.lower() != "ap":
+            continue
+        rel = lm.parent.parent.relative_to(root)
+        if tops is not None and rel.parts[0].lower() not in tops:
+            continue
+        ap = lm.parent
+        items.append({"key": f"{rel.as_posix()}/ap", "patient": rel.as_posix(), "landmarks": lm,
+                      "image": _ci_file(ap, "AP"), "instances": _ci_file(ap, "Ap_Vertebra_instances.png"),
+                      "mask": _ci_file(ap, "Ap_Vertebra.png")})
+    if not items:
+        raise SystemExit(f"error: no <patient>/AP/landmarks.json under {root}"
+                         + (f" in {'/'.join(tops)}" if tops else "") + " (is it an imported dataset?)")
+    return items
+
+
+def pred_items(pred_dir: Path) -> List[Dict[str, object]]:
+    """Prediction folder alone: every ``ap_vertebra_instances.json`` (written by tools/predict.py)."""
+    items = []
+    for js in sorted(pred_dir.rglob(f"{TASK}_instances.json")):
+        try:
+            d = json.loads(js.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            logger.error("skipped %s: %s", js, e)
+            continue
+        key = js.parent.relative_to(pred_dir).as_posix()
+        items.append({"key": key, "patient": key, "landmarks": None, "image": Path(d["image"]) if d.get("image") else None,
+                      "height": d.get("height"), "width": d.get("width"), "pred_folder": js.parent})
+    if not items:
+        raise SystemExit(f"error: no {TASK}_instances.json under {pred_dir} (written by tools/predict.py)")
+    return items
+
+
+def find_pred_file(pred_dir: Path, item: Dict[str, object], instances: bool) -> Optional[Path]:
+    from spine_det.morphometry.sources import find_prediction
+
+    keys = [str(item["key"])]
+    if str(item["key"]).endswith("/ap"):
+        keys.append(str(item["key"])[:-3] + "/AP")
+    for k in keys:
+        p = find_prediction(pred_dir, k, TASK, instances=instances)
+        if p is not None:
+            return p
+    folder = item.get("pred_folder")
+    if folder is not None:
+        for n in ([f"{TASK}_instances.png"] if instances else []) + [f"{TASK}_mask.png", f"{TASK}.png"]:
+            if (Path(folder) / n).is_file():
+                return Path(folder) / n
+    return None
+
+
+def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], shape: Tuple[int, int]):
+    """The masks to measure (list of instance masks or one binary mask), or None if absent."""
+    import cv2
+
+    from spine_det.data.io import read_mask
+    from spine_det.morphometry.quads import instances_from_label_map
+    from spine_det.morphometry.sources import load_prediction
+
+    if pred_dir is not None:
+        p = find_pred_file(pred_dir, item, instances=(source == "instances"))
+        return None if p is None else load_prediction(p, shape)
+    p = item["instances"] if source == "instances" else item["mask"]
+    if p is None:
+        return None
+    if source == "instances":
+        lab = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if lab is None:
+            from spine_det.data.io import DataError
+
+            raise DataError(p, "unreadable instance label image")
+        return instances_from_label_map(lab if lab.ndim == 2 else lab[..., 0])
+    return read_mask(p, shape)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=None, help="imported dataset (see Inputs above)")
+    p.add_argument("--pred-dir", type=Path, default=None, help="tools/predict.py output folder (see Inputs above)")
+    p.add_argument("--source", choices=("gt", "instances", "mask"), default="gt", help="what to measure (see above)")
+    p.add_argument("--split", choices=("train", "test", "all"), default="test",
+                   help="with --data-root: Training/ (train), Test/ (test) or both (default: test)")
+    p.add_argument("--fit", choices=("endplates", "rect"), default="endplates",
+                   help="corner fit per vertebra mask: endplate lines (default) or minimum-area rectangle")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--no-overlay", action="store_true", help="write only the CSV and the summary")
+    p.add_argument("--overlay-max-side", type=int, default=1600, help="overlay long side in px (default 1600)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.data_root is None and args.pred_dir is None:
+        print("error: give --data-root, --pred-dir, or both", file=sys.stderr)
+        return 2
+    if args.source == "gt" and args.data_root is None:
+        print("error: --source gt needs --data-root (the landmarks)", file=sys.stderr)
+        return 2
+    if args.data_root is None and args.source not in ("instances", "mask"):
+        print("error: without --data-root, --source must be instances or mask", file=sys.stderr)
+        return 2
+    for folder in (args.data_root, args.pred_dir):
+        if folder is not None and not folder.is_dir():
+            print(f"error: folder not found: {folder}", file=sys.stderr)
+            return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:  # the one output guard: never inside the data root or the prediction folder; writable
+        prepare_output(args.out, args.data_root, args.pred_dir, label="input folder")
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    import cv2
+
+    from spine_det.data.io import DataError, image_size, read_image
+    from spine_det.morphometry.cobb_report import (draw_overlay, corners_from_prediction, measure_one, read_landmarks_json,
+                                                   records_csv, summarise, summary_markdown)
+    from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
+
+    items = dataset_items(args.data_root, args.split) if args.data_root is not None else pred_items(args.pred_dir)
+    if args.limit:
+        items = items[: args.limit]
+    out = args.out.expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_overlay:
+        (out / "overlays").mkdir(exist_ok=True)
+    records: List[Dict[str, object]] = []
+    failed = 0
+    from tqdm import tqdm
+
+    for it in tqdm(items, desc=f"cobb/{args.source}", disable=len(items) < 2):
+        rec: Dict[str, object] = {"image": it["key"]}
+        try:
+            lm = read_landmarks_json(it["landmarks"]) if it.get("landmarks") else None
+            if it.get("height"):
+                h, w = int(it["height"]), int(it["width"])
+            elif it.get("image") is not None:
+                h, w = image_size(it["image"])
+            else:
+                raise DataError(it["key"], "no AP image and no recorded height")
+            names = None
+            if args.source == "gt":
+                corners, names = lm["corners"], lm["names"]
+            else:
+                pred = load_source(it, args.source, args.pred_dir, (h, w))
+                if pred is None:
+                    logger.warning("%s: no %s prediction; scored as 0 vertebrae", it["key"], args.source)
+                corners = corners_from_prediction(pred, args.fit)
+            rec.update(measure_one(corners, h, lm["true"] if lm else None, names))
+            if lm and lm.get("source_name"):
+                rec["source_name"] = lm["source_name"]
+            if not args.no_overlay and it.get("image") is not None and Path(it["image"]).is_file():
+                ov = draw_overlay(read_image(it["image"]), corners, rec.get("result"), args.overlay_max_side)
+                with atomic_path(out / "overlays" / (str(it["key"]).replace("/", "__") + ".png")) as tmp:
+                    cv2.imwrite(str(tmp), ov)
+        except (DataError, ValueError) as e:
+            logger.error("skipped %s: %s", it["key"], e)
+            rec["error"] = str(e)
+            failed += 1
+        rec.pop("result", None)
+        records.append(rec)
+    ok = [r for r in records if "error" not in r]
+    summary = summarise(ok, args.source)
+    summary.update({"failed": failed, "fit": args.fit,
+                    "inputs": {"data_root": str(args.data_root) if args.data_root else None,
+                               "pred_dir": str(args.pred_dir) if args.pred_dir else None, "split": args.split}})
+    atomic_write_text(out / "cobb_angles.csv", records_csv(records))
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    sm = summary.get("smape")
+    logger.info("%d image(s) -> %s%s%s", len(ok), out, f"; SMAPE {sm:.2f} %" if sm is not None else "",
+                f" ({failed} failed)" if failed else "")
+    return 1 if failed else 0
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()

@@ -1,0 +1,160 @@
+"""Draw the ground truth over the X-rays, to check the data before training (cf. Detectron2's tools/visualize_data.py).
+
+Example:
+    python tools/visualize_data.py --data-root "/data/spine" --out output/vis --source coco --split train --num 8
+
+--source masks draws the original mask files; --source coco draws the decoded
+COCO instances (each instance outlined, with its box), so the two can be compared.
+One colour per class; both views; one PNG per X-ray.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from spine_det.data.io import DataError, read_image, read_mask
+from spine_det.data.prepare import prepare_dataset
+from spine_det.tasks import SPLITS, TASKS, VIEWS, tasks_of_view
+from spine_det.utils.fileio import atomic_path
+
+logger = logging.getLogger("visualize_data")
+
+# BGR, distinct and visible on grey; one per task, same colour for the same class in both views.
+PALETTE: Dict[str, Tuple[int, int, int]] = {
+    "Vertebra": (60, 180, 255),
+    "Pedicle": (80, 220, 80),
+    "Spinous Process": (255, 120, 60),
+    "Disk Height": (220, 80, 220),
+    "Anterior Vertebral Line": (40, 40, 255),
+    "Posterior Vertebral Line": (255, 255, 40),
+}
+
+
+def colour(task: str) -> Tuple[int, int, int]:
+    return PALETTE.get(TASKS[task].class_name, (200, 200, 200))
+
+
+def overlay(image: np.ndarray, layers: List[Tuple[str, np.ndarray]], boxes: List[Tuple[str, List[float]]]) -> np.ndarray:
+    """Grey image + (task, bool mask) layers (filled 40 % and outlined) + optional (task, XYWH box)."""
+    import cv2
+
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR).astype(np.float32)
+    for task, m in layers:
+        if m.any():
+            out[m] = out[m] * 0.6 + np.array(colour(task), np.float32) * 0.4
+    out = out.astype(np.uint8)
+    thick = max(1, round(max(image.shape) / 800))
+    for task, m in layers:
+        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, colour(task), thick)
+    for task, (x, y, w, h) in boxes:
+        cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), colour(task), thick)
+    # Legend.
+    scale = max(0.5, max(image.shape) / 1500)
+    for i, (task, _) in enumerate(dict.fromkeys((t, None) for t, _ in layers)):
+        org = (10, int(30 * scale * (i + 1)))
+        cv2.putText(out, TASKS[task].class_name, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour(task), max(1, thick), cv2.LINE_AA)
+    return out
+
+
+def _coco_layers(coco_dir: Path, split: str) -> Dict[str, Tuple[List[Tuple[str, np.ndarray]], List]]:
+    """key → (per-instance layers, boxes) from the view JSONs (or the task JSONs when those are missing)."""
+    from spine_det.data.coco import coco_json_name, decode_segmentation
+
+    out: Dict[str, Tuple[list, list]] = {}
+    files = [coco_dir / coco_json_name(v, split) for v in VIEWS]
+    if not all(f.is_file() for f in files):
+        files = sorted(coco_dir.glob(f"spine_*_{split}.json"))
+    for f in files:
+        coco = json.loads(f.read_text())
+        tasks = {c["id"]: c.get("task") for c in coco["categories"]}
+        images = {img["id"]: img for img in coco["images"]}
+        for img in coco["images"]:
+            out.setdefault(img["key"], ([], []))
+        for a in coco["annotations"]:
+            img = images[a["image_id"]]
+            m = decode_segmentation(a["segmentation"], img["height"], img["width"])
+            layers, boxes = out[img["key"]]
+            layers.append((tasks[a["category_id"]], m))
+            boxes.append((tasks[a["category_id"]], a["bbox"]))
+    return out
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", required=True, help="folder with Training/ (and optionally Test/)")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--source", choices=("masks", "coco"), default="masks", help="draw the mask files or the COCO instances")
+    p.add_argument("--split", choices=SPLITS, default="train")
+    p.add_argument("--num", type=int, default=8, help="X-rays per view")
+    p.add_argument("--max-size", type=int, default=1400, help="longest side of the PNGs (0: full size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the patient-level splits")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $SPINE_DET_CACHE or ~/.cache/spine_det/...)")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad file instead of skipping it")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import cv2
+
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from spine_det.utils.paths import prepare_output
+
+        prepare_output(args.out, args.data_root)  # never inside the data root; writable
+        prepared = prepare_dataset(
+            args.data_root, cache_dir=args.cache_dir, seed=args.seed, strict=args.strict, convert=args.source == "coco"
+        )
+        coco = _coco_layers(prepared.coco_dir, args.split) if args.source == "coco" else {}
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    written = 0
+    for view in VIEWS:
+        for s in prepared.manifest.select(split=args.split, view=view)[: args.num]:
+            try:
+                image = read_image(s.image)
+                if args.source == "masks":
+                    layers = [
+                        (t.name, read_mask(s.masks[t.name], shape=image.shape))
+                        for t in tasks_of_view(view)
+                        if s.masks.get(t.name)
+                    ]
+                    boxes: list = []
+                else:
+                    layers, boxes = coco.get(s.key, ([], []))
+            except DataError as exc:
+                if args.strict:
+                    print(f"error: {exc.with_patient(s.patient_id)}", file=sys.stderr)
+                    return 2
+                logger.warning("skipped: %s", exc.with_patient(s.patient_id))
+                continue
+            vis = overlay(image, layers, boxes)
+            if args.max_size and max(vis.shape[:2]) > args.max_size:
+                f = args.max_size / max(vis.shape[:2])
+                vis = cv2.resize(vis, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{args.split}_{s.key}").strip("_") + f"_{args.source}.png"
+            with atomic_path(out_dir / name) as tmp:
+                if not cv2.imwrite(str(tmp), vis):
+                    raise OSError(f"cannot write {out_dir / name}")
+            written += 1
+    print(f"wrote {written} images to {out_dir}")
+    return 0
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()
