@@ -58,15 +58,13 @@ CHECKPOINT = "model_final.pth"  # in OUTPUT_DIR: link to nnU-Net's fold_0/checkp
 
 def get_nnunet_cfg() -> Any:
     """Defaults: nnU-Net's own schedule (1000 epochs x 250 iterations, GPU); the cpu profile shortens it."""
+    from spine_det.config.common import add_spine_data_config
     from spine_det.config.linknet import CN
 
     _C = CN()
     _C.VERSION = 1
-    _C.SPINE = CN()
+    add_spine_data_config(_C)  # SPINE.DATA_ROOT, CACHE_DIR, SPLIT_SEED, TASKS, VIEW
     _C.SPINE.TASKS = ["lat_vertebra"]  # exactly one task (label 1 of the nnU-Net dataset)
-    _C.SPINE.DATA_ROOT = ""
-    _C.SPINE.CACHE_DIR = ""  # "" = spine_det.data.prepare.default_cache_dir
-    _C.SPINE.SPLIT_SEED = 0  # the manifest's split seed
     _C.MODEL = CN()
     _C.MODEL.NAME = "nnunet"
     _C.MODEL.DEVICE = "auto"  # "auto" | "cpu" | "cuda"
@@ -87,7 +85,7 @@ def get_nnunet_cfg() -> Any:
     _C.NNUNET.COMPILE = False  # torch.compile on CUDA (nnU-Net's default is on; it costs minutes up front)
     _C.TEST = CN()
     _C.TEST.SPLIT = "test"
-    _C.OUTPUT_DIR = "./output/nnunet"
+    _C.OUTPUT_DIR = "./output/nnunet/{tasks}"  # {tasks}: filled in by finalize_spine_config
     _C.SEED = 0
     return _C
 
@@ -105,14 +103,18 @@ def load_config(config_file: Optional[str | Path] = None, profile: Optional[str]
                 opts: Sequence[str] = ()) -> Any:
     """defaults <- config file <- profile <- KEY VALUE opts (frozen); checks there is one task."""
     from spine_det.config.linknet import load_cfg
-    from spine_det.tasks import get_task
+    from spine_det.config.safe import ConfigError
 
     prof = None if not profile or profile == "full" else profile
-    cfg = load_cfg(get_nnunet_cfg(), str(config_file) if config_file else None, prof, list(opts),
-                   profile_dir=shipped_config("nnunet/profiles/cpu.yaml").parent)
+    try:
+        cfg = load_cfg(get_nnunet_cfg(), str(config_file) if config_file else None, prof, list(opts),
+                       profile_dir=shipped_config("nnunet/profiles/cpu.yaml").parent)
+    except ConfigError:
+        raise
+    except (KeyError, ValueError) as e:  # an unknown task, tasks of two views
+        raise ConfigError(f"{config_file}: {e.args[0] if e.args else e}") from None
     if len(cfg.SPINE.TASKS) != 1:
-        raise ValueError(f"nnU-Net runs one task at a time; TASKS is {list(cfg.SPINE.TASKS)}")
-    get_task(cfg.SPINE.TASKS[0])  # one-line error for an unknown task
+        raise ConfigError(f"{config_file}: nnU-Net runs one task at a time; SPINE.TASKS is {list(cfg.SPINE.TASKS)}")
     return cfg
 
 
@@ -263,7 +265,7 @@ def plan_and_preprocess(cfg: Any, dataset_id: int) -> str:
                                                                       preprocess)
 
     n = max(1, int(cfg.NNUNET.NUM_PROCESSES))
-    extract_fingerprints([dataset_id], num_processes=n, check_dataset_integrity=True, clean=True, verbose=False)
+    extract_fingerprints([dataset_id], num_processes=n, check_dataset_integrity=False, clean=True, verbose=False)  # our export is well-formed
     plans = plan_experiments([dataset_id], cfg.NNUNET.PLANNER)
     if plans != cfg.NNUNET.PLANS:
         logger.info("planner %s wrote plans %s", cfg.NNUNET.PLANNER, plans)
@@ -551,7 +553,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                     "with the package's metrics. Everything is written under OUTPUT_DIR (never inside the data root).",
         epilog="example: python -m spine_det.modeling.families.nnunet --config-file configs/nnunet/lat_vertebra.yaml "
                "--data-root DATA --profile cpu OUTPUT_DIR output/nnunet/lat_vertebra")
-    p.add_argument("--config-file", required=True, help="e.g. configs/nnunet/lat_vertebra.yaml")
+    p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. nnunet/lat_vertebra.yaml")
     p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/); or SPINE.DATA_ROOT")
     p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
     p.add_argument("--profile", help="merge configs/nnunet/profiles/<name>.yaml (cpu: a short smoke schedule); full: none")
@@ -572,12 +574,16 @@ def _main(args: argparse.Namespace) -> int:
         opts += ["SPINE.DATA_ROOT", args.data_root]
     if args.cache_dir:
         opts += ["SPINE.CACHE_DIR", args.cache_dir]
-    cfg = load_config(args.config_file, args.profile, opts)
+    from spine_det.config.paths import resolve_config_file
+
+    cfg = load_config(resolve_config_file(args.config_file), args.profile, opts)
     if not cfg.SPINE.DATA_ROOT:
         print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
         return 2
-    require_nnunet()
     prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
+    if available() is not None:
+        print(f"error: {INSTALL_HINT}", file=sys.stderr)
+        return 2
     prepared = prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED, convert=False)
     weights = None
     if not args.eval_only:
