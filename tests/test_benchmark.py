@@ -249,22 +249,21 @@ def test_classification_table_reads_views_and_selection():
 def test_morphometry_from_predictions_unit_speaks_the_tools_arguments(tmp_path):
     """The unit's two commands parse with predict.py's and eval_morphometry.py's own parsers, write to
     the folder the other reads, and a retrained model (other checkpoint bytes) changes the spec."""
-    import importlib.util
-    import runpy
+    import importlib
 
     from spine_det.benchmark import plan
 
     ck = tmp_path / "model_best.pth"
     ck.write_bytes(b"weights-1")
     unit = plan.morphometry_from_predictions_unit("maskrcnn", ck, tmp_path / "runs", str(tmp_path / "data"), 3)
-    pred_argv, eval_argv = unit.commands["train"][2:], unit.commands["eval"][2:]
-    spec = importlib.util.spec_from_file_location("tool_eval_morph", plan.tool("eval_morphometry.py"))
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    assert unit.commands["train"][1:3] == ["-m", "spine_det.tools.predict"]
+    assert unit.commands["eval"][1:3] == ["-m", "spine_det.tools.eval_morphometry"]
+    pred_argv, eval_argv = unit.commands["train"][3:], unit.commands["eval"][3:]
+    ev = importlib.import_module("spine_det.tools.eval_morphometry")
     e = ev.build_parser().parse_args(eval_argv)
     assert e.source == "maskrcnn" and e.split == "test" and e.seed == 3
-    # predict.py builds its parser inside main(): parse by running it up to the checkpoint check
-    predict_main = runpy.run_path(str(plan.tool("predict.py")), run_name="tool_predict")["main"]
+    # predict builds its parser inside main(): parse by running it up to the checkpoint check
+    predict_main = importlib.import_module("spine_det.tools.predict").main
     with pytest.raises(SystemExit) as err:
         predict_main(pred_argv)
     assert "checkpoint" in str(err.value) or "data" in str(err.value)  # it parsed, then refused the fake files
@@ -281,14 +280,17 @@ def test_a_unit_spec_follows_the_config_files_it_reads(tmp_path, monkeypatch):
 
     from spine_det import CONFIG_DIR
     from spine_det.benchmark import plan
+    from spine_det.config import paths
+    from spine_det.modeling.registry import get_family
 
     configs = tmp_path / "configs"
     shutil.copytree(CONFIG_DIR, configs)
-    monkeypatch.setattr(plan, "CONFIG_DIR", configs)
+    monkeypatch.setattr(paths, "config_dir", lambda: configs)
+    monkeypatch.setattr(plan, "config_dir", lambda: configs)
 
     def specs(profile="cpu"):
         args = (tmp_path / "runs", str(tmp_path / "data"), profile, 0, 0)
-        return {(m.__name__, t): m(t, *args).spec for m in (plan.maskrcnn_unit, plan.linknet_unit)
+        return {(f"{m}_unit", t): plan.training_unit(get_family(m), t, *args).spec for m in ("maskrcnn", "linknet")
                 for t in ("lat_anterior_line", "lat_vertebra")}
 
     before = specs()
@@ -325,8 +327,10 @@ def test_seed_statistics_mean_and_sample_sd_against_numpy():
 
 def test_several_seeds_get_their_own_units_and_the_table_says_mean_and_sd(tmp_path):
     from spine_det.benchmark import plan
+    from spine_det.modeling.registry import get_family
 
-    units = [plan.linknet_unit("lat_vertebra", tmp_path, str(tmp_path), "cpu", s, 0) for s in (0, 1, 2)]
+    units = [plan.training_unit(get_family("linknet"), "lat_vertebra", tmp_path, str(tmp_path), "cpu", s, 0)
+             for s in (0, 1, 2)]
     assert [u.out_dir.name for u in units] == ["lat_vertebra", "lat_vertebra-seed1", "lat_vertebra-seed2"]
     assert len({u.name for u in units}) == 3 and [u.spec["seed"] for u in units] == [0, 1, 2]
     assert all(str(s) in u.commands["train"] for u, s in zip(units, (0, 1, 2)))
@@ -346,20 +350,27 @@ def test_several_seeds_get_their_own_units_and_the_table_says_mean_and_sd(tmp_pa
 
 
 def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
+    from types import SimpleNamespace
+
     from spine_det.benchmark import plan
     from spine_det.benchmark.runner import file_sha1
+    from spine_det.modeling.families.maskrcnn import linknet_init_opts
+    from spine_det.modeling.registry import get_family
 
+    spec = get_family("maskrcnn")
     with pytest.raises(FileNotFoundError, match="LinkNet unit"):
-        plan.linknet_init_opts(tmp_path, "ap_vertebra", 0)
+        linknet_init_opts(tmp_path, "ap_vertebra", 0)
+    # only --maskrcnn-init linknet asks for them
+    assert spec.unit_opts(tmp_path, "ap_vertebra", 0, SimpleNamespace(family_args={"maskrcnn_init": "config"})) == []
     ck = tmp_path / "linknet" / "ap_vertebra-seed2" / "model_best.pth"
     ck.parent.mkdir(parents=True)
     ck.write_bytes(b"weights")
-    opts = plan.linknet_init_opts(tmp_path, "ap_vertebra", 2)
+    opts = spec.unit_opts(tmp_path, "ap_vertebra", 2, SimpleNamespace(family_args={"maskrcnn_init": "linknet"}))
     pairs = dict(zip(opts[::2], opts[1::2]))
     assert pairs["MODEL.WEIGHTS"] == str(ck) and pairs["MODEL.RESNETS.NORM"] == "FrozenBN"
     assert pairs["SPINE.INIT_CHECKPOINT_SHA1"] == file_sha1(ck)[:12]
-    unit = plan.maskrcnn_unit("ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0, opts=opts)
+    unit = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0, opts=opts)
     ck.write_bytes(b"retrained")  # a new LinkNet: the Mask R-CNN unit built from it has another spec
-    unit2 = plan.maskrcnn_unit("ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0,
-                               opts=plan.linknet_init_opts(tmp_path, "ap_vertebra", 2))
+    unit2 = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0,
+                               opts=linknet_init_opts(tmp_path, "ap_vertebra", 2))
     assert unit.spec != unit2.spec

@@ -1,4 +1,4 @@
-"""A few CPU iterations of tools/train_net.py on phantoms; --eval-only reproduces; predict.py writes outputs."""
+"""A few CPU iterations of spine_det.tools.train_net on phantoms; --eval-only reproduces; predict.py writes outputs."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,10 +13,7 @@ ITERS = 8  # enough to exercise periodic validation, checkpoints and resume
 
 
 def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"spine_det.tools.{name}")
 
 
 def _tiny_opts(prepared, out: Path, iters: int):
@@ -39,7 +36,7 @@ def trained(prepared, phantom_root, tmp_path_factory):
         ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
          *_tiny_opts(prepared, out, ITERS)]
     )
-    results = train_net.main(args)
+    results = train_net.train(args)
     return train_net, out, results
 
 
@@ -70,7 +67,7 @@ def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_p
         ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
          "--eval-only", *_tiny_opts(prepared, out2, ITERS), "MODEL.WEIGHTS", str(out / "model_best.pth")]
     )
-    again = train_net.main(args)
+    again = train_net.train(args)
     for split in ("val", "test"):
         a = json.loads((out / "inference" / f"spine_lat_vertebra_{split}" / "semantic_metrics.json").read_text())
         b = json.loads((out2 / "inference" / f"spine_lat_vertebra_{split}" / "semantic_metrics.json").read_text())

@@ -11,7 +11,6 @@ import pytest
 from spine_det.morphometry.evaluate import compare_patient, summarize
 from spine_det.morphometry.pipeline import MeasureConfig, measure_patient
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +132,9 @@ def test_predict_outputs_round_trip_into_morphometry(tmp_path):
     from spine_det.engine.predictor import TaskPrediction
     from spine_det.morphometry.sources import load_view_masks
 
-    spec = __import__("importlib.util").util.spec_from_file_location("tool_predict", TOOLS / "predict.py")
-    predict = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
+    import importlib
+
+    predict = importlib.import_module("spine_det.tools.predict")
     a = np.zeros((40, 30), bool)
     a[2:10, 5:20] = True
     b = np.zeros((40, 30), bool)
@@ -166,9 +165,9 @@ def test_eval_morphometry_from_instance_files_of_ground_truth(phantom_root, tmp_
     from spine_det.morphometry.vertebrae import components
 
     monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
-    spec = __import__("importlib.util").util.spec_from_file_location("tool_predict", TOOLS / "predict.py")
-    predict = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
+    import importlib
+
+    predict = importlib.import_module("spine_det.tools.predict")
     manifest = prepare_dataset(phantom_root, convert=False).manifest
     preds = tmp_path / "pred"
     for s in manifest.select(view="lat"):

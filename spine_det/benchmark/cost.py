@@ -2,7 +2,7 @@
 
 Training time and training peak RSS come from the runner (wall clock and
 ``wait4`` of the tool's process); s/iter and the curves from the tools' own
-logs. Inference figures are measured here, in a fresh process per unit
+logs, read by each model family's readers (:mod:`spine_det.modeling.registry`). Inference figures are measured here, in a fresh process per unit
 (``python -m spine_det.benchmark.cost``), so that peak memory belongs to that
 model alone: RSS via ``resource.getrusage`` on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA. GFLOPs are fvcore's count (one
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import re
 import resource
 import sys
@@ -28,7 +27,6 @@ from spine_det.utils.fileio import atomic_path, atomic_write_json
 logger = logging.getLogger(__name__)
 
 COST_FILE = "benchmark_cost.json"
-# Registry names tried in order (the class name is fvcore's default when registered without a name).
 PRED_DIR = "benchmark_predictions"
 
 
@@ -95,21 +93,10 @@ def gflops(model: Any, inputs: Any, detectron2: bool = False) -> Optional[float]
 
 
 def model_flops(name: str, predictor: Any, image: np.ndarray) -> Optional[float]:
-    """GFLOPs of ``predictor``'s network on ``image`` as the predictor would feed it."""
-    import torch
+    """GFLOPs of ``predictor``'s network on ``image`` as the predictor would feed it (the family's reader)."""
+    from spine_det.modeling.registry import get_family
 
-    if name == "maskrcnn":
-        from spine_det.data.mapper import grey_to_model_format
-
-        x = predictor.resize.get_transform(image).apply_image(image)
-        x = grey_to_model_format(x, predictor.input_format)
-        t = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
-        return gflops(predictor.model, (t,), detectron2=True)
-    if name == "linknet":
-        cfg = predictor.cfg
-        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=predictor.device)
-        return gflops(predictor.model, (x,))
-    return None
+    return get_family(name).gflops(predictor, image)
 
 
 def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) -> Dict[str, Any]:
@@ -146,61 +133,6 @@ def read_jsonl(path: Path) -> List[Dict[str, Any]]:
     return out
 
 
-def detectron2_curves(out_dir: Path, task: str) -> Dict[str, Any]:
-    """Loss and validation Dice per iteration, and median s/iter, from Detectron2's ``metrics.json``."""
-    recs = read_jsonl(Path(out_dir) / "metrics.json")
-    loss = [(r["iteration"], r["total_loss"]) for r in recs if "total_loss" in r and "iteration" in r]
-    keys = (f"{task}/dice", "mean/dice")
-    dice = []
-    for r in recs:
-        k = next((k for k in keys if r.get(k) is not None), None)
-        if k is not None:
-            dice.append((r.get("iteration", 0), r[k]))
-    times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
-    iters = max((r.get("iteration", -1) for r in recs if "total_loss" in r), default=-1) + 1
-    return {
-        "x_label": "iteration", "loss": loss, "val_dice": dice,
-        "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
-    }
-
-
-def linknet_curves(out_dir: Path, iters_per_epoch: Optional[int] = None) -> Dict[str, Any]:
-    """Loss and validation Dice per epoch from LinkNet's ``metrics.jsonl``; s/iter from epoch times."""
-    recs = read_jsonl(Path(out_dir) / "metrics.jsonl")
-    loss = [(r["epoch"], r["loss"]) for r in recs if r.get("loss") is not None]
-    dice = [(r["epoch"], r["val_dice"]) for r in recs if r.get("val_dice") is not None]
-    n_iter = sum(int(r["iters"]) for r in recs if r.get("iters")) or ((iters_per_epoch or 0) * len(recs))
-    t = sum(float(r.get("train_time_s", r.get("time_s", 0.0)) or 0.0) for r in recs)
-    return {
-        "x_label": "epoch", "loss": loss, "val_dice": dice,
-        "s_per_iter": t / n_iter if n_iter and t else None, "iterations": n_iter or None, "epochs": len(recs),
-        "s_per_iter_note": "" if any("train_time_s" in r for r in recs) else "epoch time incl. validation",
-    }
-
-
-def linknet_iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
-    """Iterations per epoch from the run's ``config.yaml`` (batch, epoch cap) and the train split size."""
-    p = Path(out_dir) / "config.yaml"
-    if not p.is_file() or n_train <= 0:
-        return None
-    import yaml
-
-    cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    solver = cfg.get("SOLVER", {})
-    b = max(1, int(solver.get("IMS_PER_BATCH", 1)))
-    n = n_train // b if n_train > b else math.ceil(n_train / b)
-    cap = int(solver.get("MAX_ITERS_PER_EPOCH", 0) or 0)
-    return min(n, cap) if cap > 0 else n
-
-
-def max_mem_from_log(log_path: Path) -> Optional[float]:
-    """Largest ``max_mem: NNNM`` Detectron2 printed (CUDA training only)."""
-    if not Path(log_path).is_file():
-        return None
-    vals = [float(m) for m in re.findall(r"max_mem: (\d+)M", Path(log_path).read_text(errors="replace"))]
-    return max(vals) if vals else None
-
-
 # --------------------------------------------------------------------------- the subprocess
 
 
@@ -211,6 +143,7 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
 
     from spine_det.data.io import read_image
     from spine_det.engine.predictor import build_predictor
+    from spine_det.modeling.registry import get_family
 
     t0 = time.perf_counter()
     predictor = build_predictor(name, checkpoint, device=device)
@@ -225,11 +158,9 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
         timing = time_inference(predictor, images)
         outs = timing.pop("outputs")
         result.update(timing)
-        result["gflops"] = model_flops(name, predictor, images[0])
-        if name == "maskrcnn":  # the network sees the image resized to INPUT.MIN/MAX_SIZE_TEST
-            result["gflops_input"] = list(predictor.resize.get_transform(images[0]).apply_image(images[0]).shape[:2])
-        else:
-            result["gflops_input"] = [int(predictor.cfg.INPUT.HEIGHT), int(predictor.cfg.INPUT.WIDTH)]
+        spec = get_family(name)
+        result["gflops"] = spec.gflops(predictor, images[0])
+        result["gflops_input"] = spec.gflops_input(predictor, images[0])  # the size the network sees
         if pred_dir is not None:
             pred_dir.mkdir(parents=True, exist_ok=True)
             # the figures may want more images than were timed: predict those untimed
@@ -247,8 +178,10 @@ def _safe(key: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="Measure one trained model's inference cost (run by tools/benchmark.py).")
-    p.add_argument("--model", required=True, choices=["maskrcnn", "linknet"])
+    from spine_det.modeling.registry import family_keys
+
+    p = argparse.ArgumentParser(description="Measure one trained model's inference cost (run by the benchmark).")
+    p.add_argument("--model", required=True, choices=family_keys(), help="a registered model family")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--manifest", required=True, help="manifest.json of the prepared data")

@@ -1,4 +1,8 @@
-"""The whole benchmark: data -> Otsu -> LinkNet / Mask R-CNN units -> cost -> classifier -> tables, figures.
+"""The whole benchmark: data -> Otsu -> one unit per registered model family, task and seed -> cost ->
+classifier -> tables, figures.
+
+The model families come from :mod:`spine_det.modeling.registry` (in their ``order``); nothing here
+names one.
 
 Every step is resumable: finished units are reused (see :mod:`.runner`), the
 cost of a unit is re-measured only when its checkpoint changed, Otsu is cheap
@@ -22,7 +26,8 @@ from spine_det.benchmark.baselines import run_otsu
 from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
-from spine_det.benchmark.tables import MODEL_NAMES, make_header, seed_statistics, write_results
+from spine_det.benchmark.tables import OTSU, make_header, model_names, seed_statistics, write_results
+from spine_det.modeling.registry import ModelSpec, families, get_family
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -38,18 +43,21 @@ class BenchmarkOptions:
     seeds: List[int] = field(default_factory=list)  # several training seeds (first = ``seed``); empty: [seed]
     split_seed: int = 0
     device: Optional[str] = None  # None: each tool's config decides
-    skip_maskrcnn: bool = False
-    skip_linknet: bool = False
+    skip_models: List[str] = field(default_factory=list)  # family keys not to run
     skip_classifier: bool = False
     force: bool = False
     fail_fast: bool = False
     echo: bool = False
     cost_images: int = 8
     figure_images: int = 4
-    maskrcnn_opts: List[str] = field(default_factory=list)
-    maskrcnn_init: str = "config"  # "config": MODEL.WEIGHTS as configured; "linknet": this benchmark's LinkNet
-    linknet_opts: List[str] = field(default_factory=list)
+    model_opts: Dict[str, List[str]] = field(default_factory=dict)  # family key -> its tool's KEY VALUE overrides
+    # the families' own benchmark options (ModelSpec.benchmark_args), by argparse dest
+    family_args: Dict[str, Any] = field(default_factory=dict)
     classifier_opts: List[str] = field(default_factory=list)
+
+    def model_families(self) -> List[ModelSpec]:
+        """The registered families this benchmark runs (not skipped), in order."""
+        return [s for s in families() if s.key not in self.skip_models]
 
 
 def _cost_device(opts: BenchmarkOptions) -> str:
@@ -107,15 +115,21 @@ def classification_table(metrics: Dict[str, Any]) -> Dict[str, Any]:
             "test_patients": src.get("patients"), "raw": metrics}
 
 
-MORPH_SOURCES = {"gt": "ground-truth masks", "maskrcnn": "Mask R-CNN lat_vertebra masks",
-                 "linknet": "LinkNet lat_vertebra masks"}
+def morph_source_name(source: str) -> str:
+    """What a morphometry source is, in words: ground truth, or a family's lat_vertebra masks."""
+    if source == "gt":
+        return "ground-truth masks"
+    try:
+        return f"{get_family(source).label} lat_vertebra masks"
+    except KeyError:
+        return source
 
 
 def morphometry_markdown(m: Dict[str, Any], source: str = "gt") -> str:
     def f(x: Any, p: int = 2) -> str:
         return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.{p}f}"
 
-    return (f"From {MORPH_SOURCES.get(source, source)} of the test patients ({m.get('patients', '–')} patients, "
+    return (f"From {morph_source_name(source)} of the test patients ({m.get('patients', '–')} patients, "
             f"{m.get('matched_levels', '–')}/{m.get('true_levels', '–')} levels matched): height MAE "
             f"{f(m.get('height_mae_pct'))} % of the true height, Genant grade kappa {f(m.get('grade_kappa_linear'), 3)}, "
             f"patient call accuracy {f(m.get('patient_accuracy'), 3)} (sensitivity {f(m.get('patient_sensitivity'), 3)}, "
@@ -165,9 +179,14 @@ class Benchmark:
         t0 = time.perf_counter()
         res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / "otsu")
         for t, s in res.items():
-            self.seg[t]["otsu"] = s
-            self.seg_files[t]["otsu"] = self.runs_dir / "otsu" / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
-        self.units.append({"unit": "otsu", "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
+            self.seg[t][OTSU] = s
+            self.seg_files[t][OTSU] = self.runs_dir / OTSU / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
+        self.units.append({"unit": OTSU, "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
+
+    @property
+    def model_keys(self) -> List[str]:
+        """The table's model columns: Otsu, then every family this benchmark runs."""
+        return [OTSU, *(s.key for s in self.o.model_families())]
 
     @property
     def seeds(self) -> List[int]:
@@ -175,21 +194,19 @@ class Benchmark:
         return list(dict.fromkeys(self.o.seeds or [self.o.seed]))
 
     def seg_units(self, model: Optional[str] = None) -> List[Unit]:
-        """LinkNet units, then Mask R-CNN units (or only ``model``'s). With ``maskrcnn_init == "linknet"``
-        a Mask R-CNN unit starts from the same task's and seed's LinkNet checkpoint: build those units
-        after the LinkNet units ran, so that the checkpoint's hash is in their spec."""
+        """One unit per family (in registry order), task and seed (or only ``model``'s). A family's
+        ``plan_opts`` may depend on an earlier family's checkpoint (Mask R-CNN from LinkNet): build a
+        family's units when its turn comes, so that the checkpoint's hash is in their spec."""
         o = self.o
         units = []
-        for name, skip, build, extra in (("linknet", o.skip_linknet, plan.linknet_unit, o.linknet_opts),
-                                         ("maskrcnn", o.skip_maskrcnn, plan.maskrcnn_unit, o.maskrcnn_opts)):
-            if skip or (model is not None and name != model):
+        for spec in o.model_families():
+            if model is not None and spec.key != model:
                 continue
             for t in o.tasks:
                 for seed in self.seeds:
-                    opts = list(extra)
-                    if name == "maskrcnn" and o.maskrcnn_init == "linknet":
-                        opts = plan.linknet_init_opts(self.runs_dir, t, seed) + opts
-                    units.append(build(t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed, o.device, opts))
+                    opts = spec.unit_opts(self.runs_dir, t, seed, o) + list(o.model_opts.get(spec.key, []))
+                    units.append(plan.training_unit(spec, t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed,
+                                                    o.device, opts))
         return units
 
     def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
@@ -218,21 +235,19 @@ class Benchmark:
             return  # curves, cost and figures are the first seed's
         self.seg[task][unit.model] = _read_json(unit.result_path) or {}
         self.seg_files[task][unit.model] = unit.result_path
-        if unit.model == "maskrcnn":
-            curves = cost_mod.detectron2_curves(unit.out_dir, task)
-        else:
-            n_train = len(self.manifest.select(split="train", task=task))
-            curves = cost_mod.linknet_curves(unit.out_dir, cost_mod.linknet_iters_per_epoch(unit.out_dir, n_train))
+        spec = get_family(unit.model)
+        n_train = len(self.manifest.select(split="train", task=task))
+        curves = spec.curves(unit.out_dir, task, n_train)
         self.curves[task][unit.model] = curves
         c = self.measure_cost(unit, stamp)
         train_mem = train_peak_rss_mb(stamp)
-        d2_mem = cost_mod.max_mem_from_log(self.log_dir / f"{unit.name}.log") if unit.model == "maskrcnn" else None
+        tool_mem = spec.train_peak_memory_mb(self.log_dir / f"{unit.name}.log")  # e.g. Detectron2's CUDA max_mem
         self.costs.append({
             "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
             "s_per_iter": curves.get("s_per_iter"), "s_per_iter_note": curves.get("s_per_iter_note", ""),
             "iterations": curves.get("iterations"), "images_per_s": c.get("images_per_s"),
             "parameters": c.get("parameters"), "gflops": c.get("gflops"),
-            "train_peak_memory_mb": d2_mem if d2_mem else train_mem,
+            "train_peak_memory_mb": tool_mem if tool_mem else train_mem,
             "inference_peak_memory_mb": c.get("peak_memory_mb"), "memory_kind": c.get("memory_kind"),
             "cost_error": c.get("error"),
         })
@@ -263,8 +278,8 @@ class Benchmark:
         return data
 
     def run_classifier(self, i: int, n: int) -> None:
-        if not plan.tool("train_classifier.py").is_file():
-            self.classification = {"note": "not run: tools/train_classifier.py is not in this checkout"}
+        if not plan.tool_available("train_classifier"):
+            self.classification = {"note": "not run: spine_det.tools.train_classifier is not in this installation"}
             self.units.append({"unit": "classifier", "status": "missing tool", "wall_s": None, "log": ""})
             return
         o = self.o
@@ -281,14 +296,14 @@ class Benchmark:
     def run_morphometry(self, i: int, n: int) -> None:
         """The morphometry patient call from ground-truth masks and, where this benchmark trained a
         ``lat_vertebra`` model, from its predicted masks; one classification row per source."""
-        if not (plan.tool("eval_morphometry.py").is_file() and (plan.PROJECT_ROOT / "spine_det" / "morphometry").is_dir()):
+        if not plan.tool_available("eval_morphometry"):
             return
         units = [("gt", plan.morphometry_unit(self.runs_dir, self.o.data_root, self.o.split_seed))]
-        for model in ("maskrcnn", "linknet"):
-            ck = self.runs_dir / model / "lat_vertebra" / "model_best.pth"
+        for spec in self.o.model_families():
+            ck = self.runs_dir / spec.key / "lat_vertebra" / spec.checkpoints[0]
             if "lat_vertebra" in self.o.tasks and ck.is_file():
-                units.append((model, plan.morphometry_from_predictions_unit(
-                    model, ck, self.runs_dir, self.o.data_root, self.o.split_seed, self.o.device)))
+                units.append((spec.key, plan.morphometry_from_predictions_unit(
+                    spec.key, ck, self.runs_dir, self.o.data_root, self.o.split_seed, self.o.device)))
         self.morphometry = {"sources": {}}
         for source, unit in units:
             try:
@@ -305,11 +320,11 @@ class Benchmark:
             m = (_read_json(unit.result_path) or {}).get("metrics", {})
             self.morphometry["sources"][source] = {"metrics": m, "markdown": morphometry_markdown(m, source)}
             if source != "gt":
-                self.costs.append({"model": f"morphometry ({MORPH_SOURCES[source]})", "task": "lat_vertebra",
+                self.costs.append({"model": f"morphometry ({morph_source_name(source)})", "task": "lat_vertebra",
                                    "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
                                    "train_peak_memory_mb": train_peak_rss_mb(stamp)})
             row = {"key": f"morphometry_{source}" if source != "gt" else "morphometry",
-                   "name": f"morphometry patient call ({MORPH_SOURCES[source]}, rule fitted on train)",
+                   "name": f"morphometry patient call ({morph_source_name(source)}, rule fitted on train)",
                    "accuracy": m.get("patient_accuracy"), "sensitivity": m.get("patient_sensitivity"),
                    "specificity": m.get("patient_specificity"), "auc": None, "selected": False,
                    "confusion_matrix": m.get("patient_confusion")}
@@ -317,7 +332,7 @@ class Benchmark:
                 self.classification = {"rows": [], "note": (self.classification or {}).get("note")}
             self.classification["rows"].append(row)
         self.morphometry["markdown"] = "\n\n".join(
-            v.get("markdown") or f"{MORPH_SOURCES[k]}: {v.get('note')}" for k, v in self.morphometry["sources"].items())
+            v.get("markdown") or f"{morph_source_name(k)}: {v.get('note')}" for k, v in self.morphometry["sources"].items())
 
     # -- results -----------------------------------------------------------------------
     def results(self) -> Dict[str, Any]:
@@ -330,7 +345,7 @@ class Benchmark:
                 logger.warning("%s: the models were scored on different test images: %s", t,
                                {m: len(s) for m, s in ids.items() if s is not None})
             rows.append({"task": t, "test_images": len(self.manifest.select(split="test", task=t)),
-                         "same_images": same, "models": {m: self.seg[t].get(m) for m in ("otsu", "linknet", "maskrcnn")},
+                         "same_images": same, "models": {m: self.seg[t].get(m) for m in self.model_keys},
                          "seeds": {m: seed_statistics(per_seed) for m, per_seed in self.seg_seeds[t].items()
                                    if len(self.seeds) > 1}})
         from spine_det.evaluation.metrics import ScoreTable
@@ -338,8 +353,8 @@ class Benchmark:
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
         header = make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
                              self.o.profile, _cost_device(self.o), seeds=self.seeds)
-        header["maskrcnn_init"] = ("backbone from this benchmark's LinkNet of the same task (--maskrcnn-init linknet)"
-                                   if self.o.maskrcnn_init == "linknet" else "as configured (cpu profile: random init)")
+        header["models"] = {s.key: s.label for s in self.o.model_families()}
+        header["notes"] = dict(n for n in (s.benchmark_note(self.o) for s in self.o.model_families()) if n)
         return {
             "header": header,
             "convention": conv,
@@ -365,16 +380,17 @@ class Benchmark:
             from spine_det.data.io import read_image
 
             chosen = samples[: self.o.figure_images]
-            preds["otsu"] = {s.key: otsu_predict(read_image(s.image)) for s in chosen}
-            for m in ("linknet", "maskrcnn"):
-                d = self.runs_dir / m / t / cost_mod.PRED_DIR
+            preds[OTSU] = {s.key: otsu_predict(read_image(s.image)) for s in chosen}
+            for spec in self.o.model_families():
+                d = self.runs_dir / spec.key / t / cost_mod.PRED_DIR
                 if d.is_dir():
-                    preds[m] = figures.load_predictions(d, keys)
+                    preds[spec.key] = figures.load_predictions(d, keys)
+            names = model_names()
             try:
-                p = figures.overlay_grid(t, chosen, preds, fig_dir / f"{t}_overlays.png", MODEL_NAMES, self.o.figure_images)
+                p = figures.overlay_grid(t, chosen, preds, fig_dir / f"{t}_overlays.png", names, self.o.figure_images)
                 if p:
                     out.append(p)
-                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", MODEL_NAMES)
+                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", names)
                 if p:
                     out.append(p)
             except Exception as e:  # noqa: BLE001  (a picture must not lose the tables)
@@ -386,10 +402,24 @@ class Benchmark:
         self.prepare()
         self.run_otsu()
         self.write()
-        n = len(self.seg_units()) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
+        specs = self.o.model_families()
+        # counted, not built: a family's units are built when its turn comes (it may start from another's)
+        n = len(specs) * len(self.o.tasks) * len(self.seeds) + (0 if self.o.skip_classifier or not self.classifier_offered else 2)
         i = 0
-        for model in ("linknet", "maskrcnn"):
-            for unit in self.seg_units(model):  # built when their turn comes (Mask R-CNN may start from LinkNet)
+        for spec in specs:
+            why = spec.available()
+            try:
+                units = self.seg_units(spec.key) if why is None else []
+            except FileNotFoundError as e:  # e.g. the checkpoint another family was to start from
+                why = str(e)
+            if why is not None:
+                logger.error("%s: not run (%s)", spec.label, why)
+                self.units.append({"unit": spec.key, "status": "FAILED", "wall_s": None, "log": "", "error": why})
+                n -= len(self.o.tasks) * len(self.seeds)
+                if self.o.fail_fast:
+                    raise UnitError(f"{spec.label}: {why}")
+                continue
+            for unit in units:
                 i += 1
                 stamp = self.run_one(unit, i, n)
                 if stamp is not None:

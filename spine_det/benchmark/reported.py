@@ -16,8 +16,16 @@ from spine_det.tasks import get_task
 REPORTED_LABEL = "reported on the private dataset"
 REPORTED_CITATION = "Raman & Kapoor, 'Segmentation of a Novel Spine Dataset' (seed report), test set, mean per image"
 RESOURCE = Path(__file__).resolve().parent.parent / "resources" / "reported_results.csv"
-# Model names in the report's CSV -> our model keys.
-MODEL_KEYS = {"LinkNet": "linknet", "Mask R-CNN": "maskrcnn"}
+
+
+def model_keys() -> Dict[str, str]:
+    """Model names in the report's CSV -> our model keys: a registered family's label (or its key)."""
+    from spine_det.modeling.registry import families
+
+    out: Dict[str, str] = {}
+    for s in families():
+        out[s.label] = out[s.key] = s.key
+    return out
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ class ReportedScore:
     """One (model, task) row of the report's tables."""
 
     source: str
-    model: str  # our key: "linknet" | "maskrcnn"
+    model: str  # our key: a registered model family
     task: str
     dice: float
     jaccard: float
@@ -39,10 +47,11 @@ def load_reported(path: Optional[Path | str] = None) -> Dict[Tuple[str, str], Re
     if not path.is_file():
         raise FileNotFoundError(f"reported results not found: {path}")
     out: Dict[Tuple[str, str], ReportedScore] = {}
+    keys = model_keys()
     with open(path, newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.DictReader(f), start=2):
             try:
-                model = MODEL_KEYS[row["model"]]
+                model = keys[row["model"]]
                 task = get_task(row["task"]).name
                 score = ReportedScore(
                     source=row["source"], model=model, task=task,
@@ -55,6 +64,8 @@ def load_reported(path: Optional[Path | str] = None) -> Dict[Tuple[str, str], Re
 
 
 def reported_rows(tasks: List[str], path: Optional[Path | str] = None) -> List[ReportedScore]:
-    """The report's rows for ``tasks``, in task then model order."""
+    """The report's rows for ``tasks``, in task then model (registry) order."""
+    from spine_det.modeling.registry import family_keys
+
     table = load_reported(path)
-    return [table[(m, t)] for t in tasks for m in ("linknet", "maskrcnn") if (m, t) in table]
+    return [table[(m, t)] for t in tasks for m in family_keys() if (m, t) in table]

@@ -1,8 +1,8 @@
 """Train-or-reuse units: one model on one task (or the classifier), run as a subprocess of its tool.
 
-A *unit* is one resumable, logged piece of the benchmark: ``tools/train_net.py``
-for Mask R-CNN on one task, ``tools/train_linknet.py`` for LinkNet on one task,
-``tools/train_classifier.py`` for the classifier. Running each in its own
+A *unit* is one resumable, logged piece of the benchmark: the training tool of one
+model family (``python -m spine_det.tools.<name>``, see :mod:`spine_det.modeling.registry`) on one
+task and seed, or ``spine_det.tools.train_classifier`` for the classifier. Running each in its own
 process keeps one unit's memory out of the next one's measurement, lets the
 tool's own ``--resume`` do the resuming, and gives every unit its own log file
 (``<out>/logs/<unit>.log``, streamed while it runs).
@@ -53,8 +53,8 @@ class Unit:
     presence means the unit produced its numbers.
     """
 
-    name: str  # file-safe, e.g. "maskrcnn-lat_vertebra"
-    model: str  # "maskrcnn" | "linknet" | "classifier"
+    name: str  # file-safe, e.g. "<family key>-lat_vertebra"
+    model: str  # a model family's key, "classifier" or "morphometry"
     task: Optional[str]
     out_dir: Path
     commands: Dict[str, List[str]]

@@ -20,9 +20,33 @@ from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
 OURS = "this run"
-MODEL_NAMES = {"otsu": "Otsu threshold", "linknet": "LinkNet", "maskrcnn": "Mask R-CNN", "classifier": "Normal/Damaged classifier"}
-SEG_MODELS = ("otsu", "linknet", "maskrcnn")
+OTSU = "otsu"  # the benchmark's untrained reference column (spine_det.benchmark.baselines), not a model family
+FIXED_NAMES = {OTSU: "Otsu threshold", "classifier": "Normal/Damaged classifier"}
 CLS_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_names() -> Dict[str, str]:
+    """Display name of every model key: Otsu, the registered families' labels, the classifier."""
+    from spine_det.modeling.registry import families
+
+    return {OTSU: FIXED_NAMES[OTSU], **{s.key: s.label for s in families()}, "classifier": FIXED_NAMES["classifier"]}
+
+
+def seg_models(results: Mapping[str, Any]) -> Dict[str, str]:
+    """The segmentation table's model columns of ``results`` (key -> label), Otsu first: the families
+    the run recorded in its header, else those present in its rows."""
+    names = model_names()
+    recorded = results.get("header", {}).get("models")
+    if recorded:
+        return {OTSU: names[OTSU], **dict(recorded)}
+    keys: List[str] = []
+    for r in results.get("segmentation", []):
+        keys += [k for k in r.get("models", {}) if k not in keys]
+    keys = [OTSU] + [k for k in keys if k != OTSU]
+    return {k: names.get(k, k) for k in keys}
 
 
 # --------------------------------------------------------------------------- header
@@ -166,16 +190,18 @@ def _md_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def render_markdown(results: Mapping[str, Any]) -> str:
     h = results["header"]
-    out: List[str] = ["# spine_det benchmark: Mask R-CNN vs LinkNet on the same test images", ""]
+    models = seg_models(results)
+    trained = {k: v for k, v in models.items() if k != OTSU}
+    out: List[str] = [f"# spine_det benchmark: {' vs '.join(trained.values()) or 'Otsu'} on the same test images", ""]
     sp = h["split_patients"]
     out.append(_md_table(["", ""], [
         ["data", f"`{h['data']}` — {h['data_summary']}"],
         ["split (patients)", f"train {sp['train']} / val {sp['val']} / test {sp['test']} (split seed {h['split_seed']})"],
         ["test images per task", ", ".join(f"{t} {n}" for t, n in h["test_images"].items())],
         ["seed", h["seed"] if len(h.get("seeds") or [h["seed"]]) == 1
-         else f"{', '.join(map(str, h['seeds']))} (training seeds; LinkNet / Mask R-CNN cells: mean ± sd over them)"],
+         else f"{', '.join(map(str, h['seeds']))} (training seeds; {' / '.join(trained.values())} cells: mean ± sd over them)"],
         ["profile", h["profile"]],
-        ["Mask R-CNN weights", h.get("maskrcnn_init", "as configured")],
+        *([k, v] for k, v in (h.get("notes") or {}).items()),
         ["git commit", h["git_commit"]],
         ["versions", ", ".join(f"{k} {v}" for k, v in h["versions"].items())],
         ["device", h["device"]],
@@ -185,17 +211,18 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             "Dice / Jaccard / TPR, mean over test images, all from the same metric code "
             "(`spine_det.evaluation.metrics.ScoreTable`). " + results.get("convention", ""), ""]
     rep = {(r["model"], r["task"]): r for r in results.get("reported", [])}
-    head = ["task", "test images", "Otsu threshold (trivial baseline)", "LinkNet", "Mask R-CNN",
-            f"LinkNet — {REPORTED_LABEL}", f"Mask R-CNN — {REPORTED_LABEL}"]
+    with_reported = [k for k in trained if any(m == k for m, _ in rep)]
+    head = ["task", "test images", f"{models[OTSU]} (trivial baseline)", *trained.values(),
+            *(f"{trained[k]} — {REPORTED_LABEL}" for k in with_reported)]
     rows = []
     for r in results["segmentation"]:
         m = r["models"]
         n = r.get("test_images")
         flag = "" if r.get("same_images", True) else " ⚠ image sets differ"
         st = r.get("seeds") or {}
-        rows.append([r["task"], f"{n}{flag}", _triple(m.get("otsu")), _seeded_triple(m.get("linknet"), st.get("linknet")),
-                     _seeded_triple(m.get("maskrcnn"), st.get("maskrcnn")),
-                     _triple(rep.get(("linknet", r["task"]))), _triple(rep.get(("maskrcnn", r["task"])))])
+        rows.append([r["task"], f"{n}{flag}", _triple(m.get(OTSU)),
+                     *(_seeded_triple(m.get(k), st.get(k)) for k in trained),
+                     *(_triple(rep.get((k, r["task"]))) for k in with_reported)])
     out.append(_md_table(head, rows))
     out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
             "report's own private dataset (978 patients), not on the data above, and are shown for orientation only; "
@@ -203,9 +230,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
 
     out += ["## Cost", ""]
     crow = []
+    names = {**model_names(), **trained}
     for c in results.get("cost", []):
         crow.append([
-            MODEL_NAMES.get(c["model"], c["model"]), c.get("task") or "–", _dur(c.get("train_wall_s")),
+            names.get(c["model"], c["model"]), c.get("task") or "–", _dur(c.get("train_wall_s")),
             _dur(c.get("train_cpu_s")),
             _f(c.get("s_per_iter"), 3) + (" ¹" if c.get("s_per_iter_note") else ""), _f(c.get("iterations")),
             _f(c.get("images_per_s"), 2),

@@ -145,13 +145,9 @@ def finalize_spine_config(cfg: Any) -> List[str]:
 
 
 def shipped_config(name: str) -> "Path":
-    """A config shipped with the package (``"linknet/lat_vertebra.yaml"``, ``"profiles"``) as a path."""
-    from pathlib import Path
+    """A config file or folder shipped with the package (``"linknet/lat_vertebra.yaml"``,
+    ``"linknet/profiles"``) as a path, in a checkout and in an installed package alike."""
+    from spine_det.config.paths import config_dir, resolve_config_file
 
-    try:
-        from spine_det.config.paths import resolve_config_file
-    except ImportError:  # a checkout without the shipped-configs resolver
-        from spine_det import CONFIG_DIR
-
-        return CONFIG_DIR / name
-    return Path(resolve_config_file(name))
+    folder = config_dir() / name
+    return folder if folder.is_dir() else resolve_config_file(name)

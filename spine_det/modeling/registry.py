@@ -91,6 +91,9 @@ class ModelSpec:
     load_config: Optional[Resolvable] = None
     # (config_file, profile) -> the profile YAMLs merged over config_file, in order (hashed by the benchmark)
     profile_files: Optional[Resolvable] = None
+    # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
+    # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
+    instance_masks: bool = False
     # files in the run folder that are the checkpoint, best first
     checkpoints: Tuple[str, ...] = ("model_best.pth",)
     # any present: training finished, the unit only evaluates (e.g. Detectron2's model_final.pth)
@@ -109,6 +112,11 @@ class ModelSpec:
     flops_input: Resolvable = _no_value
     # path of the unit's log -> training peak memory in MB the tool printed (None: the runner's peak RSS)
     train_memory: Resolvable = _no_value
+    # argparse group -> None: the family's own options of the benchmark tool (``--<key>-...``); their
+    # parsed values reach plan_opts / header_note as ``options.family_args[dest]``
+    benchmark_args: Resolvable = _no_value
+    # benchmark options -> (row label, text) for the results header (how this family was set up), or None
+    header_note: Resolvable = _no_value
     # None when usable, else one line saying why not (a missing optional package): the benchmark skips it
     available: Callable[[], Optional[str]] = _always_available
     # order among families (benchmark units and table columns): lower first; ties by registration
@@ -146,6 +154,12 @@ class ModelSpec:
 
     def train_peak_memory_mb(self, log_path: Path) -> Optional[float]:
         return resolve(self.train_memory)(log_path)
+
+    def add_benchmark_args(self, group: Any) -> None:
+        resolve(self.benchmark_args)(group)
+
+    def benchmark_note(self, options: Any) -> Optional[Tuple[str, str]]:
+        return resolve(self.header_note)(options)
 
     def eval_command_opts(self, out_dir: Path) -> List[str]:
         return [] if self.eval_opts is None else list(resolve(self.eval_opts)(out_dir))

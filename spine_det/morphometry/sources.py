@@ -3,14 +3,16 @@
 Prediction folder convention (written by ``tools/predict.py``; any of these is accepted,
 first match wins), with ``<key>`` = ``ViewSample.key`` (``<patient_id>/<view>``)::
 
-    <pred-dir>/<key>/<task>_instances.npz   # "masks" (N, H, W) bool [+ "scores" (N,)]   (Mask R-CNN)
-    <pred-dir>/<key>/<task>_instances.png   # integer label map, 0 = background        (Mask R-CNN)
-    <pred-dir>/<key>/<task>_mask.png        # binary mask (LinkNet, or pasted Mask R-CNN)
+    <pred-dir>/<key>/<task>_instances.npz   # "masks" (N, H, W) bool [+ "scores" (N,)]   (instance models)
+    <pred-dir>/<key>/<task>_instances.png   # integer label map, 0 = background        (instance models)
+    <pred-dir>/<key>/<task>_mask.png        # binary mask (every model)
     <pred-dir>/<key>/<task>.png             # binary mask
     <pred-dir>/<key>/<Mask_Stem>.png        # binary mask named like the dataset's masks
 
 Binary masks are split into 8-connected components; instance files keep
-touching vertebrae apart, which is why Mask R-CNN output is measured from them.
+touching vertebrae apart, which is why the output of a model family with instance masks
+(``ModelSpec.instance_masks``, e.g. Mask R-CNN) is measured from them. A source is ``gt`` or the
+key of a registered model family (:mod:`spine_det.modeling.registry`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,26 @@ from spine_det.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("gt", "linknet", "maskrcnn")
+GT = "gt"
+
+
+def __getattr__(name: str):
+    if name == "SOURCES":  # computed: ground truth, then every registered model family
+        return sources()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def sources() -> tuple:
+    """Valid ``source`` values: ``gt`` and the key of every registered model family."""
+    from spine_det.modeling.registry import family_keys
+
+    return (GT, *family_keys())
+
+
+def _reads_instances(source: str) -> bool:
+    from spine_det.modeling.registry import get_family
+
+    return get_family(source).instance_masks
 LAT_TASKS = ("lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_posterior_line")
 AP_TASKS = ("ap_vertebra", "ap_pedicle")
 INSTANCE_TASKS = ("lat_vertebra", "ap_vertebra")
@@ -87,19 +108,20 @@ def load_view_masks(
     score_threshold: float = 0.5,
 ) -> Dict[str, Optional[MaskOrInstances]]:
     """Masks of one ViewSample for morphometry (task name -> mask / instances / None)."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    known = sources()
+    if source not in known:
+        raise ValueError(f"unknown source {source!r}; expected one of {known}")
     tasks = LAT_TASKS if sample.view == "lat" else AP_TASKS
     shape = (sample.height, sample.width)
     out: Dict[str, Optional[MaskOrInstances]] = {}
     for task in tasks:
-        if source == "gt":
+        if source == GT:
             path = sample.masks.get(task)
             out[task] = read_mask(path, shape) if path else None
             continue
         if pred_dir is None:
             raise ValueError(f"--pred-dir is required for source {source!r}")
-        p = find_prediction(pred_dir, sample.key, task, instances=(source == "maskrcnn" and task in INSTANCE_TASKS))
+        p = find_prediction(pred_dir, sample.key, task, instances=_reads_instances(source) and task in INSTANCE_TASKS)
         if p is None:
             logger.debug("no %s prediction for %s in %s", task, sample.key, pred_dir)
         out[task] = load_prediction(p, shape, score_threshold) if p is not None else None

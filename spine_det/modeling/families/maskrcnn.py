@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -50,10 +50,26 @@ def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
             "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
 
 
+def benchmark_args(group: Any) -> None:
+    group.add_argument("--maskrcnn-init", choices=("config", INIT_FAMILY), default="config",
+                       help="Mask R-CNN's starting weights: as its config says (default; the cpu profile: random "
+                            "init), or 'linknet': its ResNet18 backbone from this benchmark's LinkNet of the same "
+                            "task (trained first), for machines without pretrained weights")
+
+
+def _init(options: Any) -> str:
+    return (getattr(options, "family_args", None) or {}).get("maskrcnn_init", "config")
+
+
 def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
-    if getattr(options, "maskrcnn_init", "config") == INIT_FAMILY:
-        return linknet_init_opts(runs_dir, task, seed)
-    return []
+    return linknet_init_opts(runs_dir, task, seed) if _init(options) == INIT_FAMILY else []
+
+
+def header_note(options: Any) -> Tuple[str, str]:
+    """The results header's line on where Mask R-CNN's weights came from."""
+    if _init(options) == INIT_FAMILY:
+        return ("Mask R-CNN weights", "backbone from this benchmark's LinkNet of the same task (--maskrcnn-init linknet)")
+    return ("Mask R-CNN weights", "as configured (cpu profile: random init)")
 
 
 def read_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, Any]:
@@ -114,10 +130,13 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     predictor="spine_det.engine.predictor:MaskRCNNPredictor",
     load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
     profile_files="spine_det.config.maskrcnn:profile_files",
+    instance_masks=True,
     checkpoints=("model_best.pth", "model_final.pth"),
     done_markers=("model_final.pth",),
     eval_opts=eval_opts,
     plan_opts=plan_opts,
+    benchmark_args=benchmark_args,
+    header_note=header_note,
     read_curves=read_curves,
     flops=flops,
     flops_input=network_input,

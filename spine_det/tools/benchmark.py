@@ -1,0 +1,171 @@
+"""Every registered model family vs an Otsu baseline on the same test images, with the report's figures beside them.
+
+  spine-det benchmark --profile cpu --data-root output/demo/data --out output/demo/results \\
+      --tasks lat_vertebra,ap_spinous_process
+  python -m spine_det.tools.benchmark --profile full --data-root DATA --out output/bench --tasks all
+
+Trains (or reuses finished checkpoints of) one model per registered family
+(spine_det.modeling.registry: LinkNet, Mask R-CNN, ...) and task, each a logged,
+resumable subprocess `python -m <family's training tool>` (logs stream to
+<out>/logs/<unit>.log), scores all with the same metric code, runs the
+classifier, and writes results.md / .csv / .json and <out>/figures/. Re-running
+skips finished units; --force retrains; --skip-<model> leaves a family out.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from spine_det.modeling.registry import families
+
+    specs = families()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="models: " + "; ".join(f"{s.key} = {s.description or s.label}" for s in specs))
+    p.add_argument("--profile", choices=["cpu", "full"], default="cpu", help="profile passed to every tool (default cpu)")
+    p.add_argument("--data-root", required=True, help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
+    p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every model (default 0)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="train every model's unit once per seed (e.g. 0,1,2) and report mean ± sd "
+                        "over them; seed 0 keeps the single-seed folders, others get <task>-seed<k>")
+    p.add_argument("--split-seed", type=int, default=0, help="patient split seed (default 0); same for every model")
+    p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
+    for s in specs:
+        p.add_argument(f"--skip-{s.key.replace('_', '-')}", dest=f"skip_{s.key}", action="store_true",
+                       help=f"do not run {s.label}")
+    p.add_argument("--skip-classifier", action="store_true")
+    p.add_argument("--force", action="store_true", help="retrain every unit even if finished")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed unit (default: go on)")
+    p.add_argument("--verbose", action="store_true", help="echo the tools' output to the terminal as well")
+    p.add_argument("--make-phantom", type=int, metavar="N", default=None,
+                   help="if --data-root does not exist and lies under --out, first generate N phantom patients there")
+    p.add_argument("--phantom-size", type=int, default=512, help="image height of --make-phantom (default 512)")
+    p.add_argument("--cost-images", type=int, default=8, help="test images timed per model (default 8)")
+    p.add_argument("--figure-images", type=int, default=4, help="test images per overlay figure (default 4)")
+    family_dests = []
+    for s in specs:  # each family's own options (e.g. --maskrcnn-init)
+        group = p.add_argument_group(f"{s.label} options")
+        before = len(group._group_actions)
+        s.add_benchmark_args(group)
+        family_dests += [a.dest for a in group._group_actions[before:]]
+    for key in [s.key for s in specs] + ["classifier"]:
+        p.add_argument(f"--{key.replace('_', '-')}-opts", dest=f"{key}_opts", nargs="*", default=[], metavar="KEY VALUE",
+                       help=f"config overrides passed to the {key} tool")
+    args = p.parse_args(argv)
+    args.family_args = {d: getattr(args, d) for d in family_dests}
+    return args
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("benchmark")
+    from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
+    from spine_det.benchmark.runner import UnitError, run_logged
+    from spine_det.tasks import parse_tasks
+
+    try:
+        tasks = parse_tasks(args.tasks)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    data = Path(args.data_root)
+    if not data.exists():
+        if args.make_phantom and _under(data, args.out):
+            cmd = [sys.executable, "-m", "spine_det.tools.make_phantom", "--out", str(data),
+                   "--patients", str(args.make_phantom), "--seed", str(args.split_seed), "--size", str(args.phantom_size)]
+            log.info("generating %d phantom patients in %s", args.make_phantom, data)
+            res = run_logged(cmd, args.out / "logs" / "make_phantom.log", label="make_phantom")
+            if res.returncode != 0:
+                print(f"error: phantom generation failed; see {args.out / 'logs' / 'make_phantom.log'}", file=sys.stderr)
+                return 1
+        else:
+            hint = (" (add --make-phantom N to generate phantom data there)" if _under(data, args.out)
+                    else "; give an existing dataset folder")
+            print(f"error: data root not found: {data}{hint}", file=sys.stderr)
+            return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(args.out, data)  # never inside the data root (the data may lie under --out); writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seeds = [args.seed]
+    if args.seeds:
+        try:
+            seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
+        except ValueError:
+            print(f"error: --seeds takes comma-separated integers, got {args.seeds!r}", file=sys.stderr)
+            return 2
+        if not seeds or any(s < 0 for s in seeds):
+            print(f"error: --seeds takes non-negative integers, got {args.seeds!r}", file=sys.stderr)
+            return 2
+    from spine_det.modeling.registry import family_keys
+
+    keys = family_keys()
+    opts = BenchmarkOptions(
+        data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=seeds[0], seeds=seeds,
+        split_seed=args.split_seed, device=args.device,
+        skip_models=[k for k in keys if getattr(args, f"skip_{k}", False)],
+        skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,
+        cost_images=args.cost_images, figure_images=args.figure_images,
+        model_opts={k: list(getattr(args, f"{k}_opts", [])) for k in keys},
+        family_args=args.family_args, classifier_opts=args.classifier_opts,
+    )
+    try:
+        out = Benchmark(opts).run()
+    except UnitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    res = out["results"]
+    print("\n" + summary_text(res, out["paths"]["md"]))
+    return 1 if any(u["status"] == "FAILED" for u in res["units"]) else 0
+
+
+def summary_text(res, md_path) -> str:
+    from spine_det.benchmark.tables import seg_models
+
+    models = seg_models(res)
+    lines = ["== benchmark summary ==", f"data: {res['header']['data_summary']}",
+             f"profile {res['header']['profile']}, seed(s) {', '.join(map(str, res['header'].get('seeds') or [res['header']['seed']]))}, "
+             f"commit {res['header']['git_commit']}", ""]
+    lines.append(f"{'task':22s} " + " ".join(f"{label + ' Dice':>18s}" for label in models.values()))
+    for r in res["segmentation"]:
+        cells = []
+        for m in models:
+            s, st = r["models"].get(m), (r.get("seeds") or {}).get(m)
+            if st and st.get("n", 0) > 1:
+                cells.append(f"{st['mean']['dice']:.4f} ± {st['sd']['dice']:.4f}".rjust(18))
+            else:
+                cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
+        lines.append(f"{r['task']:22s} " + " ".join(cells))
+    lines.append("")
+    for u in res["units"]:
+        w = u.get("wall_s")
+        lines.append(f"  {u['unit']:32s} {u['status']:12s} {'' if w is None else f'{w:7.1f} s'}")
+    lines.append(f"\ntotal {res.get('total_wall_s', 0):.1f} s; results: {md_path}  (figures in {Path(md_path).parent / 'figures'})")
+    return "\n".join(lines)
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()

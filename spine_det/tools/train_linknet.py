@@ -1,0 +1,96 @@
+"""Train and evaluate the LinkNet baseline on one task (or one view, multi-label).
+
+  spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA --profile cpu
+  python -m spine_det.tools.train_linknet --config-file configs/linknet/lat_vertebra.yaml --data-root DATA --eval-only
+  torchrun --nproc_per_node 4 -m spine_det.tools.train_linknet --config-file linknet/ap_all.yaml --data-root DATA
+
+--config-file is a YAML path or the name of a shipped config (linknet/<task>.yaml). After training,
+the best-validation checkpoint (model_best.pth) is scored on the test split at the original
+resolution: <OUTPUT_DIR>/inference/spine_<task>_test/.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. linknet/lat_vertebra.yaml")
+    p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/); or set SPINE.DATA_ROOT")
+    p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    p.add_argument("--profile", default="full",
+                   help="full (default: the config as written), a name merged from profiles/<name>.yaml beside the "
+                        "config or shipped with linknet/ (e.g. cpu), or a YAML path")
+    p.add_argument("--eval-only", action="store_true", help="only score MODEL.WEIGHTS (default OUTPUT_DIR/model_best.pth)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint.pth")
+    p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_EPOCHS 10")
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from spine_det.utils.cli import run_reporting_user_errors
+
+    return run_reporting_user_errors(_main, parse_args(argv))
+
+
+def _main(args: argparse.Namespace) -> int:
+    from spine_det.config.linknet import load_linknet_config
+    from spine_det.config.paths import resolve_config_file
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.engine import distributed as du
+    from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    opts = list(args.opts)
+    if args.cache_dir:
+        opts = ["SPINE.CACHE_DIR", args.cache_dir, *opts]
+    cfg = load_linknet_config(resolve_config_file(args.config_file), args.profile, opts, data_root=args.data_root)
+    if not cfg.SPINE.DATA_ROOT:
+        print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
+        return 2
+    from spine_det.utils.paths import OutputLocationError, prepare_output
+
+    try:
+        prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
+    except OutputLocationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    du.init_from_env(cfg.MODEL.DEVICE)
+
+    def prepare():
+        return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
+                               convert=False)
+
+    # Rank 0 scans first (cached manifest), the others then read it.
+    if du.is_main_process():
+        prepared = prepare()
+    du.synchronize()
+    if not du.is_main_process():
+        prepared = prepare()
+    logging.getLogger("train_linknet").info("data: %s", prepared.manifest.summary())
+    try:
+        if not args.eval_only:
+            summary = train_linknet(cfg, prepared.manifest, resume=args.resume)
+            logging.getLogger("train_linknet").info("training done: %s", summary)
+            if args.no_test:
+                return 0
+            weights = summary["best_checkpoint"]
+        else:
+            weights = None
+        evaluate_linknet(cfg, prepared.manifest, weights=weights)
+    finally:
+        du.cleanup()
+    return 0
+
+
+def invoke_main() -> None:
+    """The console entry point: run :func:`main` on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()

@@ -1,0 +1,131 @@
+"""Train / evaluate Detectron2 Mask R-CNN on the spine X-ray dataset.
+
+Detectron2's ``tools/train_net.py`` idiom over the spine_det package:
+
+    python tools/train_net.py --config-file configs/lat_vertebra.yaml --data-root DATA
+    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA --profile cpu
+    python -m spine_det.tools.train_net --config-file configs/lat_vertebra.yaml --data-root DATA --resume
+    python tools/train_net.py --config-file configs/lat_vertebra.yaml --data-root DATA --eval-only \
+        MODEL.WEIGHTS output/maskrcnn/lat_vertebra/model_best.pth
+
+--config-file is a YAML path or the name of a shipped config (<task>.yaml).
+
+The data folder is scanned and converted to COCO once, into a cache outside it.
+Validation (val split) runs every TEST.EVAL_PERIOD iterations and keeps the best
+Dice as ``model_best.pth``; after training that model is evaluated on
+SPINE.EVAL.SPLITS (val and test). Results: ``OUTPUT_DIR/inference/<dataset>/``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import List, Optional
+
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from spine_det.config import get_spine_cfg
+from spine_det.engine.trainer import (
+    SpineTrainer,
+    evaluate_splits,
+    final_evaluation,
+    load_for_eval,
+    register_datasets,
+)
+from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
+
+logger = logging.getLogger("spine_det.train_net")
+
+
+def build_evaluator(cfg, dataset_name, output_folder=None, checkpoint: str = ""):
+    """Semantic Dice/Jaccard/TPR per task (+ COCO AP if SPINE.EVAL.COCO_AP)."""
+    return build_spine_evaluator(cfg, dataset_name, output_folder, checkpoint=checkpoint)
+
+
+class Trainer(SpineTrainer):
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None, checkpoint: str = ""):
+        return build_evaluator(cfg, dataset_name, output_folder, checkpoint)
+
+
+def setup(args):
+    """The one load chain (:func:`spine_det.config.get_spine_cfg`, for training) → freeze → default_setup."""
+    from spine_det.config.paths import resolve_config_file
+
+    args.config_file = str(resolve_config_file(args.config_file))
+    cfg = get_spine_cfg(args.config_file, args.profile, args.opts, data_root=args.data_root or None, training=True)
+    cfg.freeze()
+    from spine_det.utils.paths import prepare_output
+
+    if comm.is_main_process():
+        prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
+    default_setup(cfg, args)
+    # default_setup configures the "detectron2" logger; ours logs under "spine_det".
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="spine_det", abbrev_name="spine")
+    return cfg
+
+
+def train(args):
+    """What Detectron2's ``tools/train_net.py`` calls ``main(args)``: one process's run (``launch`` starts it)."""
+    cfg = setup(args)
+    register_datasets(cfg)
+
+    if args.eval_only:
+        if not cfg.MODEL.WEIGHTS:
+            raise SystemExit("--eval-only needs a checkpoint: MODEL.WEIGHTS path/to/model_best.pth")
+        model = load_for_eval(Trainer, cfg, cfg.MODEL.WEIGHTS)
+        return evaluate_splits(Trainer, cfg, model, cfg.SPINE.EVAL.SPLITS, cfg.MODEL.WEIGHTS)
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+    return final_evaluation(Trainer, cfg)
+
+
+def get_parser():
+    parser = default_argument_parser(epilog=__doc__)
+    parser.add_argument("--data-root", default="", metavar="DIR", help="spine dataset folder (Training/{Normal,Damaged}/...)")
+    parser.add_argument(
+        "--profile", default="full",
+        help="full (default): the config as written; cpu: merge profiles/cpu.yaml (R18-GN, small inputs, random "
+             "init) beside the config or shipped; or a YAML path",
+    )
+    return parser
+
+
+def _run(args) -> None:
+    from spine_det.config.safe import ConfigError
+    from spine_det.data.io import DataError
+    from spine_det.engine.predictor import CheckpointError
+    from spine_det.engine.trainer import WeightsUnavailableError
+
+    try:
+        launch(
+            train,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except (WeightsUnavailableError, CheckpointError, ConfigError, DataError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv`` (default: the command line) and run; 0 on success."""
+    args = get_parser().parse_args(argv)
+    print("Command Line Args:", args)
+    _run(args)
+    return 0
+
+
+def invoke_main() -> None:
+    """The console entry point: run on ``sys.argv`` and exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    invoke_main()
