@@ -12,7 +12,8 @@ architecture and any of its encoders run by name::
         MODEL.NAME smp_fpn MODEL.SMP.ENCODER efficientnet-b0
 
 The benchmarked families (one ``ModelSpec`` each) share the task configs ``configs/smp/<task>.yaml``
-and differ by ``MODEL.NAME`` (:data:`FAMILIES`). Encoders start from random weights:
+(each LinkNet's ``configs/linknet/<task>.yaml`` with another ``MODEL.NAME``) and differ by
+``MODEL.NAME`` (:data:`FAMILIES`, passed by the benchmark through ``plan_opts``). Encoders start from random weights:
 ``MODEL.SMP.ENCODER_WEIGHTS imagenet`` (with ``MODEL.PRETRAINED True``) downloads them from the
 Hugging Face Hub, and says what to do when the network refuses. Needs ``pip install 'spine_det[smp]'``.
 """
