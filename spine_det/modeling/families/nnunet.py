@@ -413,6 +413,8 @@ class NNUNetPredictor(SegmentationPredictor):
     def __init__(self, model_dir: Path, checkpoint: Dict[str, Any], meta: Dict[str, Any], device: Any = "cpu",
                  mirroring: bool = True, tile_step: float = 0.5) -> None:
         require_nnunet()
+        for k in ENV_KEYS:  # prediction needs none of them; set, nnunetv2's import does not warn that they are not
+            os.environ.setdefault(k, str(model_dir))
         import torch
         from batchgenerators.utilities.file_and_folder_operations import load_json
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -538,6 +540,35 @@ def read_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, Any]:
             "s_per_iter_note": "epoch time incl. validation iterations; val Dice is nnU-Net's pseudo Dice on patches"}
 
 
+def network_input(predictor: Any, image: np.ndarray) -> List[int]:
+    """The patch nnU-Net's network sees (the image is covered by sliding windows of it)."""
+    return [int(v) for v in predictor.predictor.configuration_manager.patch_size]
+
+
+def sliding_windows(predictor: Any, image: np.ndarray) -> int:
+    """Forward passes per image: sliding-window tiles (an image smaller than the patch is padded to it)
+    times the mirrored copies of test-time mirroring."""
+    from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+    p = predictor.predictor
+    patch = [int(v) for v in p.configuration_manager.patch_size]
+    size = [max(a, b) for a, b in zip(_scaled(image.shape, predictor.max_side), patch)]
+    tiles = int(np.prod([len(s) for s in compute_steps_for_sliding_window(size, patch, p.tile_step_size)]))
+    axes = p.allowed_mirroring_axes if p.use_mirroring else None
+    return tiles * (2 ** len(axes) if axes else 1)
+
+
+def flops(predictor: Any, image: np.ndarray) -> Optional[float]:
+    """GFLOPs per image: one patch's forward pass times :func:`sliding_windows`."""
+    import torch
+
+    from spine_det.benchmark.cost import gflops
+
+    x = torch.zeros(1, 1, *network_input(predictor, image), device=predictor.device)
+    one = gflops(predictor.model, (x,))
+    return None if one is None else one * sliding_windows(predictor, image)
+
+
 def config_file(task: str) -> Path:
     return shipped_config(f"nnunet/{task}.yaml")
 
@@ -616,6 +647,8 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     checkpoints=(CHECKPOINT,),
     done_markers=(CHECKPOINT,),
     read_curves=read_curves,
+    flops=flops,
+    flops_input=network_input,
     available=available,
     order=40,
 ), replace=True)
