@@ -127,7 +127,7 @@ def evaluate(task: str, run_dir: Path, args) -> Dict[str, Any]:
     from spine_det.config import get_spine_cfg
     from spine_det.data.mapper import SpineDatasetMapper
     from spine_det.engine.trainer import SpineTrainer, load_for_eval, register_datasets
-    from spine_det.evaluation import thresholds as th
+    from spine_det.evaluation import threshold_tuning as th
     from spine_det.utils.fileio import atomic_write_json
 
     cfg = get_spine_cfg(run_dir / "config.yaml")

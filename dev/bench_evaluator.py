@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-import spine_det.compat,F401
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 
 
 def synthetic_gt(height: int, width: int, n: int, rng: np.random.Generator):

@@ -1,21 +1,33 @@
 """spine_det: spine X-ray segmentation with Detectron2 Mask R-CNN, a LinkNet baseline and a
 ResNet50 Normal/Damaged classifier, compared on the same images with the same metrics.
 
-Modules that import Detectron2 import :mod:`spine_det.compat` first.
+The public Python API is :class:`spine_det.Predictor` (``spine_det.api``); the tools are
+``spine-det <command>`` (``spine_det.tools``). Modules that import Detectron2 import
+:mod:`spine_det.compat` first.
 """
 from pathlib import Path
 
 __version__ = "0.1.0"
+__all__ = ["Predictor", "Prediction", "Instances", "__version__"]
 
 # The source checkout (tools/ lives there); not part of an installed package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Names imported on first use, so that `import spine_det` loads neither torch nor Detectron2.
+_LAZY = {"Predictor": "spine_det.api", "Prediction": "spine_det.api", "Instances": "spine_det.api"}
+
 
 def __getattr__(name: str):
-    # CONFIG_DIR: the shipped configs, found by spine_det.config.paths (checkout and installs alike);
-    # computed on first use so that `import spine_det` stays light.
-    if name == "CONFIG_DIR":
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "CONFIG_DIR":  # the shipped configs (checkout and installs alike)
         from spine_det.config.paths import config_dir
 
         return config_dir()
     raise AttributeError(f"module 'spine_det' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY, "CONFIG_DIR"])

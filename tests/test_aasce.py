@@ -148,7 +148,7 @@ def test_import_refuses_to_overwrite_or_write_into_the_source(tmp_path):
 def test_imported_dataset_is_unlabelled_ap_only_with_one_instance_per_vertebra(tmp_path, caplog):
     import logging
 
-    from spine_det.data.coco import decode_segmentation
+    from spine_det.data.rle import decode_segmentation
     from spine_det.data.prepare import prepare_dataset
 
     write_source(tmp_path / "src", n_train=5, n_test=2)

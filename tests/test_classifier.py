@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from spine_det.modeling.classifier import binary_classification_metrics, combine_views, roc_auc, select_view_strategy
+from spine_det.evaluation.classification import binary_classification_metrics, combine_views, rates, roc_auc, select_view_strategy
 
 
 def test_metrics_hand_made():
@@ -21,6 +21,20 @@ def test_metrics_hand_made():
     assert m["roc_auc"] == pytest.approx(11 / 12)
     assert roc_auc([0, 1], [0.5, 0.5]) == 0.5 and roc_auc([0, 1], [0.9, 0.1]) == 0.0
     assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_rates_hand_made_and_undefined():
+    r = rates([True, True, False, False, False], [True, False, True, False, False])
+    assert (r["tp"], r["fn"], r["tn"], r["fp"], r["n"]) == (1, 1, 2, 1, 5)
+    assert r["confusion_matrix"] == [[2, 1], [1, 1]]
+    assert r["accuracy"] == pytest.approx(3 / 5) and r["sensitivity"] == 0.5 and r["specificity"] == pytest.approx(2 / 3)
+    assert r["balanced_accuracy"] == pytest.approx(0.5 * (0.5 + 2 / 3))
+    no_pos = rates([False, False], [True, False])
+    assert math.isnan(no_pos["sensitivity"]) and no_pos["specificity"] == 0.5 and math.isnan(no_pos["balanced_accuracy"])
+    assert rates([False, False], [True, False], undefined=0.0)["balanced_accuracy"] == 0.25  # the grading fit's rule
+    assert math.isnan(rates([], [])["accuracy"])
+    with pytest.raises(ValueError, match="differ in shape"):
+        rates([True], [True, False])
 
 
 def test_select_view_strategy_picks_best():

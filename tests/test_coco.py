@@ -12,13 +12,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from spine_det.data.coco import (
-    coco_json_name,
-    convert_dataset,
-    decode_segmentation,
-    instances_to_mask,
-    mask_to_instances,
-)
+from spine_det.data.coco import coco_json_name, convert_dataset
+from spine_det.data.rle import decode_segmentation, instances_to_mask, mask_to_instances
 from spine_det.data.io import DataError, read_mask
 from spine_det.data.layout import scan_dataset
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, get_task, tasks_of_view

@@ -141,7 +141,7 @@ def _rows(path: Path):
 def test_train_linknet_two_processes_then_same_eval_in_one(tmp_path, phantom_root):
     task = "lat_vertebra"
     out = tmp_path / "linknet"
-    base = [sys.executable, str(ROOT / "tools" / "train_linknet.py"), "--config-file",
+    base = [sys.executable, "-m", "spine_det.tools.train_linknet", "--config-file",
             str(ROOT / "configs" / "linknet" / f"{task}.yaml"), "--data-root", str(phantom_root),
             "--cache-dir", str(tmp_path / "cache"), "--profile", "cpu"]
     opts = ["OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1", "SOLVER.MAX_ITERS_PER_EPOCH", "2", "INPUT.HEIGHT", "64",
@@ -152,10 +152,9 @@ def test_train_linknet_two_processes_then_same_eval_in_one(tmp_path, phantom_roo
     assert (out / "model_best.pth").is_file() and (out / "metrics.jsonl").is_file()
     assert two and len({r["image_id"] for r in two}) == len(two)  # every test image once, gathered from both ranks
     metrics.unlink()
-    import runpy
+    from spine_det.tools.train_linknet import main as tool_main
 
-    tool_main = runpy.run_path(str(ROOT / "tools" / "train_linknet.py"), run_name="linknet_tool")["main"]
-    assert tool_main(base[2:] + ["--eval-only"] + opts) == 0  # one process, in this one
+    assert tool_main(base[3:] + ["--eval-only"] + opts) == 0  # one process, in this one
     one = _rows(metrics)
     assert [r["image_id"] for r in one] == [r["image_id"] for r in two]
     for a, b in zip(one, two):

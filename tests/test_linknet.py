@@ -95,7 +95,7 @@ def _tiny_cfg(out_dir, epochs, **extra):
     opts = ["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
             "SOLVER.MAX_EPOCHS", str(epochs), "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.003",
             "SOLVER.SCHEDULER", "plateau", "DATALOADER.NUM_WORKERS", "0", "AUG.ENABLED", "False",
-            "TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
+            "SPINE.TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
     for k, v in extra.items():
         opts += [k, str(v)]
     return load_cfg(get_linknet_cfg(), opts=opts)
@@ -211,7 +211,7 @@ def test_configs_load():
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
     with pytest.raises(ValueError):
-        tasks_of(load_cfg(get_linknet_cfg(), opts=["TASKS", "['ap_vertebra', 'lat_vertebra']"]))
+        tasks_of(load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
 
 
 def test_init_weights_start_training_from_another_linknet(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spine_det.data.coco import instances_to_mask
+from spine_det.data.rle import instances_to_mask
 from spine_det.data.io import DataError, read_mask
 from spine_det.data.prepare import prepare_dataset
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, tasks_of_view

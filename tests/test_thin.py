@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from spine_det.data.coco import decode_segmentation, instances_to_mask
+from spine_det.data.rle import decode_segmentation, instances_to_mask
 from spine_det.data.instances import (
     definitions_from_cfg,
     definitions_tag,
@@ -14,7 +14,8 @@ from spine_det.data.instances import (
     parse_spec,
     split_mask,
 )
-from spine_det.evaluation.thresholds import choose_best, choose_thresholds, load_thresholds, save_thresholds
+from spine_det.evaluation.threshold_tuning import choose_best, choose_thresholds
+from spine_det.evaluation.thresholds import load_thresholds, save_thresholds
 
 
 def _broken_line(h: int = 300, w: int = 80) -> np.ndarray:
@@ -101,7 +102,7 @@ def test_threshold_sweep_on_constructed_predictions(tmp_path):
     import torch
     from detectron2.structures import Boxes, Instances
 
-    from spine_det.evaluation.thresholds import evaluate_with, sweep
+    from spine_det.evaluation.threshold_tuning import evaluate_with, sweep
 
     h = w = 64
     gt = np.zeros((h, w), np.uint8)

@@ -18,10 +18,11 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from spine_det.benchmark.curves import read_jsonl  # noqa: F401  (its old home)
 from spine_det.utils.fileio import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -52,37 +53,12 @@ def peak_memory(device: str) -> Dict[str, Any]:
     return {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS"}
 
 
-def _detectron2_tensor_model(model: Any) -> Any:
-    """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run it.
-
-    (Detectron2's own ``utils.analysis.FlopCountAnalysis`` goes through ``detectron2.export``,
-    which imports caffe2 in v0.6.)
-    """
-    import torch
-
-    class _Inference(torch.nn.Module):
-        def __init__(self, m: Any) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, image: torch.Tensor):
-            inst = self.m.inference([{"image": image}], do_postprocess=False)[0]
-            out = [inst.pred_boxes.tensor, inst.scores]
-            if inst.has("pred_masks"):
-                out.append(inst.pred_masks)
-            return tuple(out)
-
-    return _Inference(model).eval()
-
-
-def gflops(model: Any, inputs: Any, detectron2: bool = False) -> Optional[float]:
+def gflops(model: Any, inputs: Any) -> Optional[float]:
     """fvcore FLOP count of one forward pass, in GFLOPs (None if the model cannot be traced)."""
     import torch
     from fvcore.nn import FlopCountAnalysis
 
     try:
-        if detectron2:
-            model = _detectron2_tensor_model(model)
         fca = FlopCountAnalysis(model, inputs)
         fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         with torch.no_grad():
@@ -92,11 +68,16 @@ def gflops(model: Any, inputs: Any, detectron2: bool = False) -> Optional[float]
         return None
 
 
-def model_flops(name: str, predictor: Any, image: np.ndarray) -> Optional[float]:
-    """GFLOPs of ``predictor``'s network on ``image`` as the predictor would feed it (the family's reader)."""
-    from spine_det.modeling.registry import get_family
-
-    return get_family(name).gflops(predictor, image)
+def model_flops(spec: Any, predictor: Any, image: np.ndarray) -> Tuple[Optional[float], Optional[List[int]]]:
+    """(GFLOPs, [H, W] the network sees) of ``predictor``'s network on ``image`` as the predictor feeds it:
+    the family's own counter when its spec has one, else the predictor's ``flop_count_inputs``."""
+    if spec.flops is not None:
+        return spec.gflops(predictor, image), spec.gflops_input(predictor, image)
+    found = predictor.flop_count_inputs(image)
+    if found is None:
+        return None, None
+    module, inputs = found
+    return gflops(module, inputs), [int(v) for v in inputs[0].shape[-2:]]
 
 
 def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) -> Dict[str, Any]:
@@ -116,13 +97,6 @@ def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) 
     return {"images_per_s": len(images) / dt if dt > 0 else None, "inference_images": len(images), "outputs": outs}
 
 
-# --------------------------------------------------------------------------- logs
-
-
-def read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    out = []
-    if not path.is_file():
-        return out
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         line = line.strip()
         if line:
@@ -158,9 +132,8 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
         timing = time_inference(predictor, images)
         outs = timing.pop("outputs")
         result.update(timing)
-        spec = get_family(name)
-        result["gflops"] = spec.gflops(predictor, images[0])
-        result["gflops_input"] = spec.gflops_input(predictor, images[0])  # the size the network sees
+        # and the size the network sees it at
+        result["gflops"], result["gflops_input"] = model_flops(get_family(name), predictor, images[0])
         if pred_dir is not None:
             pred_dir.mkdir(parents=True, exist_ok=True)
             # the figures may want more images than were timed: predict those untimed

@@ -12,6 +12,7 @@ import numpy as np
 
 from spine_det.evaluation.metrics import binary_scores
 from spine_det.utils.fileio import atomic_path
+from spine_det.utils.overlay import overlay_gt_pred
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +24,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def overlay(image: np.ndarray, gt: np.ndarray, pred: Optional[np.ndarray], alpha: float = 0.45) -> np.ndarray:
-    """RGB float image: grey X-ray, GT green, prediction red (agreement shows yellow)."""
-    base = np.repeat((image.astype(np.float32) / 255.0)[..., None], 3, axis=2)
-    color = np.zeros_like(base)
-    color[..., 1] = gt
-    if pred is not None:
-        color[..., 0] = pred
-    m = (color.sum(axis=2) > 0)[..., None]
-    return np.where(m, (1 - alpha) * base + alpha * color, base).clip(0, 1)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -62,7 +52,7 @@ def overlay_grid(task: str, samples: Sequence[Any], predictions: Mapping[str, Ma
     for i, s in enumerate(samples):
         img = read_image(s.image)
         gt = read_mask(s.masks[task], shape=img.shape)
-        axes[i][0].imshow(overlay(img, gt, None))
+        axes[i][0].imshow(overlay_gt_pred(img, gt, None))
         axes[i][0].set_title(f"ground truth\n{s.key}", fontsize=7)
         for j, m in enumerate(models, start=1):
             pred = predictions[m].get(s.key)
@@ -71,7 +61,7 @@ def overlay_grid(task: str, samples: Sequence[Any], predictions: Mapping[str, Ma
                 ax.imshow(img, cmap="gray")
                 ax.set_title(f"{(titles or {}).get(m, m)}\n–", fontsize=8)
             else:
-                ax.imshow(overlay(img, gt, pred))
+                ax.imshow(overlay_gt_pred(img, gt, pred))
                 ax.set_title(f"{(titles or {}).get(m, m)}\nDice {binary_scores(pred, gt)['dice']:.3f}", fontsize=8)
     for ax in np.ravel(axes):
         ax.axis("off")

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 from spine_det.benchmark.runner import Unit, file_sha1
 from spine_det.config.linknet import profile_files as yacs_profile_files
 from spine_det.config.paths import config_dir, resolve_config_file
-from spine_det.modeling.registry import ModelSpec
+from spine_det.modeling.registry import ModelSpec, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 
 TOOLS_PACKAGE = "spine_det.tools"
 
@@ -68,12 +68,6 @@ def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str,
     return digest
 
 
-def seed_suffix(seed: int) -> str:
-    """Folder / unit-name suffix of a training seed: none for seed 0 (the runs of a single-seed
-    benchmark keep their names), ``-seed<k>`` otherwise, so several seeds never share a folder."""
-    return "" if int(seed) == 0 else f"-seed{int(seed)}"
-
-
 def _profile_arg(profile: str) -> Optional[str]:
     """The ``--profile`` the classifier tool gets (none for ``full``)."""
     return None if profile == "full" else profile
@@ -85,8 +79,8 @@ def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, pr
     """One model family on one task and seed: ``python -m <spec.train_module>`` (train, ``--resume``,
     ``--eval-only`` scoring test), in ``runs/<key>/<task>[-seed<k>]``. ``opts`` go last (the family's
     ``plan_opts`` and the user's ``--<key>-opts``)."""
-    out = Path(runs_dir) / spec.key / f"{task}{seed_suffix(seed)}"
-    config = Path(spec.config_file(task))
+    out = unit_dir(runs_dir, spec.key, task, seed)
+    config = resolve_config_file(spec.config_file(task))
     base = [python, "-m", spec.train_module, "--config-file", str(config), "--data-root", str(data_root),
             "--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]

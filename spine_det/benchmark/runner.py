@@ -17,7 +17,6 @@ and trained afresh.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from spine_det.modeling.registry import file_sha1  # noqa: F401  (one SHA-1 of a file; used and re-exported here)
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -92,12 +92,6 @@ class Unit:
             return None
 
 
-def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint(path: Path) -> Dict[str, Any]:

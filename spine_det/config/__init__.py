@@ -1,13 +1,24 @@
-"""Detectron2 config for spine_det: ``add_spine_config`` and friends."""
+"""spine_det's one config system: CfgNodes built with ``add_*_config`` functions.
+
+* :mod:`.common`   the ``SPINE`` data keys every family shares, old key names, the finalize step
+* :mod:`.profiles` the one ``--profile`` rule
+* :mod:`.maskrcnn` Detectron2's config + ``add_spine_config`` and the one Mask R-CNN load chain
+* :mod:`.linknet`  LinkNet's (and the classifier's) configs
+* :mod:`.safe`     merging without running YAML, one-line errors
+* :mod:`.paths`    where the shipped configs are
+"""
+from .common import add_spine_data_config, finalize_spine_config  # noqa: F401
 from .maskrcnn import (  # noqa: F401
     PROFILES,
     add_spine_config,
     apply_profile,
     best_metric_key,
+    finalize_maskrcnn_config,
     fix_device,
     fix_scratch_norm,
     fit_cfg_to_linknet_init,
     get_spine_cfg,
+    load_maskrcnn_config,
     profile_path,
     spine_tasks,
     split_dataset_names,

@@ -14,10 +14,12 @@ from typing import Any, List, Optional, Sequence
 
 import yaml
 
+from spine_det.utils.errors import UserError
+
 __all__ = ["ConfigError", "merge_from_file", "merge_from_list", "merge_yaml_text", "nearest_key"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used: one line naming the file or the key."""
 
 

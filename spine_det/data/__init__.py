@@ -1,6 +1,6 @@
 """Dataset layer: read the spine X-ray layout, split patients, convert masks to COCO, register with Detectron2.
 
-Importing this package is cheap: ``coco`` (pycocotools, cv2) and ``register``
+Importing this package is cheap: ``rle`` / ``coco`` (pycocotools, cv2) and ``register``
 (Detectron2) are loaded only when one of their names is first used.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from spine_det.data.layout import Manifest, ViewSample, scan_dataset, split_pati
 from spine_det.data.prepare import PreparedData, default_cache_dir, prepare_dataset
 
 _LAZY = {
-    "mask_to_instances": "spine_det.data.coco",
-    "instances_to_mask": "spine_det.data.coco",
+    "mask_to_instances": "spine_det.data.rle",
+    "instances_to_mask": "spine_det.data.rle",
     "convert_dataset": "spine_det.data.coco",
     "coco_json_name": "spine_det.data.coco",
     "register_spine_datasets": "spine_det.data.register",

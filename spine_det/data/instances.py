@@ -1,6 +1,7 @@
 """What one Mask R-CNN *instance* is, per task: a registry of instance definitions.
 
-A binary task mask becomes COCO instances when it is converted (``spine_det.data.coco``).
+A binary task mask becomes COCO instances when it is converted (``spine_det.data.coco``, encoded by
+``spine_det.data.rle``).
 For vertebrae a connected component is the natural instance; for a 2000-px-long,
 2-px-wide vertebral line it is not: one component gives a box as tall as the spine
 that the 28×28/56×56 mask head must fill with a 1-px curve. A definition maps a
@@ -101,11 +102,11 @@ def split_mask(mask: np.ndarray, spec: str = DEFAULT_DEFINITION) -> List[np.ndar
 def mask_to_instances_as(mask: np.ndarray, spec: str = DEFAULT_DEFINITION) -> List[dict]:
     """COCO annotations (without ids) of ``mask`` under definition ``spec``; their union is ``mask > 0``.
 
-    ``components`` is exactly :func:`spine_det.data.coco.mask_to_instances` (polygons where
+    ``components`` is exactly :func:`spine_det.data.rle.mask_to_instances` (polygons where
     exact). Other definitions encode each piece as one instance: the exact polygon when the
     piece is one hole-free component, else a compressed RLE of the piece.
     """
-    from spine_det.data.coco import mask_to_instances, piece_to_instance
+    from spine_det.data.rle import mask_to_instances, piece_to_instance
 
     name, _ = parse_spec(spec)
     if name == DEFAULT_DEFINITION:

@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from spine_det.utils.errors import DataError  # noqa: F401  (defined at the bottom layer; raised and caught as data.io.DataError)
+
 PathLike = Union[str, os.PathLike]
 
 IMAGE_SUFFIXES: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dcm")
@@ -20,28 +22,6 @@ TIFF_SUFFIXES: Tuple[str, ...] = (".tif", ".tiff")
 
 # Robust window used to bring 16-bit / float images to 8 bits.
 PERCENTILE_WINDOW: Tuple[float, float] = (0.5, 99.5)
-
-
-class DataError(ValueError):
-    """A bad input file: one clear line naming the file (and the patient, when known)."""
-
-    def __init__(self, file: PathLike, reason: str, patient: Optional[str] = None) -> None:
-        self.file = str(file)
-        self.reason = reason
-        self.patient = patient
-        where = f"patient {patient!r}: " if patient else ""
-        super().__init__(f"{where}{self.file}: {reason}")
-
-    def __reduce__(self):  # picklable across the conversion's process pool
-        return (DataError, (self.file, self.reason, self.patient))
-
-    def with_patient(self, patient: str) -> "DataError":
-        """The same error, now naming the patient."""
-        return DataError(self.file, self.reason, patient)
-
-    def as_problem(self) -> dict:
-        """The form stored in :attr:`Manifest.problems`."""
-        return {"patient": self.patient, "file": self.file, "reason": self.reason}
 
 
 def is_dicom(path: PathLike) -> bool:
@@ -173,8 +153,14 @@ def read_image(path: PathLike) -> np.ndarray:
     """Read an X-ray as a 2-D uint8 grey image (H, W), whatever its format or bit depth."""
     if is_dicom(path):
         return read_dicom(path)
-    a = _to_grey(_read_raw(path), path)
-    return _ensure_uint8(a)
+    return to_grey_uint8(_read_raw(path), path)
+
+
+def to_grey_uint8(a: np.ndarray, source: PathLike = "array") -> np.ndarray:
+    """An image array already in memory as the 2-D uint8 grey image the models take, by the rules
+    :func:`read_image` applies to files: colour (RGB order) to luma, 16-bit / float through the
+    robust percentile window, bool to 0/255. ``source`` names the array in a :class:`DataError`."""
+    return _ensure_uint8(_to_grey(np.asarray(a), source))
 
 
 def mask_values(a: np.ndarray) -> np.ndarray:

@@ -52,17 +52,15 @@ from spine_det.engine.linknet_trainer import (
     seed_everything,
     set_rng_state,
 )
-from spine_det.utils.checkpoint_io import restore_training_state
-from spine_det.modeling.classifier import (
+from spine_det.evaluation.classification import (
     STRATEGIES,
     binary_classification_metrics,
-    build_classifier,
     combine_views,
-    describe_backbone,
-    predict_probs,
     select_view_strategy,
 )
+from spine_det.modeling.classifier import build_classifier, describe_backbone, predict_probs
 from spine_det.tasks import LABELS, VIEWS
+from spine_det.utils.checkpoint_io import restore_training_state
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)

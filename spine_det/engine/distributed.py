@@ -15,6 +15,8 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
+from spine_det.utils.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UserError, RuntimeError):
     """The configured device does not exist here (``cuda`` on a machine without a GPU)."""
 
 

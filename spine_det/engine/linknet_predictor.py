@@ -8,8 +8,7 @@ the 8-connected components of each mask, scored by their mean probability.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -90,6 +89,12 @@ class LinkNetPredictor(SegmentationPredictor):
         probs = torch.sigmoid(logits.float())[0].cpu().numpy()
         return unletterbox(probs, lb)
 
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """The network on one letterboxed input (its size does not depend on the image)."""
+        cfg = self.cfg
+        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=self.device)
+        return self.model, (x,)
+
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         probs = self.predict_probs(image)
         return {t: probs[i] >= self.threshold for i, t in enumerate(self.tasks)}
@@ -116,10 +121,11 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 
 def _load(path: str) -> Dict[str, Any]:
     """A LinkNet checkpoint, read with ``weights_only=True`` (a planted pickle is refused, never run)."""
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     ck = load_plain(path)
-    require_kind(ck, LinkNetPredictor.family_key, path)
+    require_family(ck, LinkNetPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
     return ck

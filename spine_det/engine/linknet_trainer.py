@@ -299,10 +299,11 @@ def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: boo
 def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu") -> Dict[str, List[str]]:
     """Start from another LinkNet checkpoint's weights (``MODEL.INIT_WEIGHTS``): every tensor whose name and
     shape match is copied; the rest (e.g. the last layer for another number of tasks) keep their init."""
-    from spine_det.utils.checkpoint_io import require_kind
+    from spine_det.modeling.families.linknet import KEY
+    from spine_det.modeling.registry import require_family
 
     ck = load_checkpoint(path, map_location=device)
-    require_kind(ck, "linknet", path)
+    require_family(ck, KEY, path)
     src = ck.get("model", ck) if isinstance(ck, dict) else None
     if not isinstance(src, dict):
         raise CheckpointError(f"{path}: not a LinkNet checkpoint (no model weights)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
@@ -107,6 +107,11 @@ class SegmentationPredictor:
     def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
         raise NotImplementedError
 
+    def flop_count_inputs(self, image: np.ndarray) -> Optional[Tuple[Any, tuple]]:
+        """``(module, inputs)``: one forward pass of the network on ``image`` as this predictor feeds it,
+        in a form fvcore's FLOP counter can trace (the benchmark's GFLOPs column); None: cannot say."""
+        return None
+
     @classmethod
     def from_checkpoint(
         cls,
@@ -158,7 +163,8 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    from spine_det.utils.checkpoint_io import load_plain, require_kind
+    from spine_det.modeling.registry import require_family
+    from spine_det.utils.checkpoint_io import load_plain
 
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
@@ -170,7 +176,7 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
         return
     if data is None:
         data = load_plain(checkpoint)  # weights_only=True: a planted pickle is refused, never run
-    require_kind(data, MaskRCNNPredictor.family_key, checkpoint)
+    require_family(data, MaskRCNNPredictor.family_key, checkpoint)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{checkpoint}: no model weights inside")
@@ -224,14 +230,15 @@ class MaskRCNNPredictor(SegmentationPredictor):
     ) -> "MaskRCNNPredictor":
         from spine_det.config import get_spine_cfg
 
-        from spine_det.utils.checkpoint_io import load_plain, require_kind
+        from spine_det.modeling.registry import require_family
+        from spine_det.utils.checkpoint_io import load_plain
 
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         data = None
         if str(checkpoint).endswith(".pth"):  # read first: a LinkNet/classifier file gets its own message
             data = load_plain(checkpoint)
-            require_kind(data, MaskRCNNPredictor.family_key, checkpoint)
+            require_family(data, MaskRCNNPredictor.family_key, checkpoint)
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
@@ -243,6 +250,36 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
+
+    def _network_input(self, image: np.ndarray):
+        """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
+        import torch
+
+        from spine_det.data.mapper import grey_to_model_format
+
+        x = self.resize.get_transform(image).apply_image(image)
+        x = grey_to_model_format(x, self.input_format)
+        return torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
+        """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
+        it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
+        caffe2 in v0.6)."""
+        import torch
+
+        class _Inference(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, image: torch.Tensor):
+                inst = self.m.inference([{"image": image}], do_postprocess=False)[0]
+                out = [inst.pred_boxes.tensor, inst.scores]
+                if inst.has("pred_masks"):
+                    out.append(inst.pred_masks)
+                return tuple(out)
+
+        return _Inference(self.model).eval(), (self._network_input(check_grey_image(image)),)
 
     def predict_instances(self, image: np.ndarray):
         """Detectron2 ``Instances`` (CPU) at the image's size."""

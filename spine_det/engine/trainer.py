@@ -159,7 +159,7 @@ def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
         ckpt = out / "model_final.pth"
     model = load_for_eval(trainer_cls, cfg, str(ckpt))
     if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0 and comm.is_main_process():  # "tuned": choose on val, save with the model
-        from spine_det.evaluation.thresholds import tune_on_val
+        from spine_det.evaluation.threshold_tuning import tune_on_val
 
         tune_on_val(trainer_cls, cfg, model)
     comm.synchronize()

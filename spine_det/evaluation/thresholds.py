@@ -1,25 +1,20 @@
-"""Paste thresholds (instance score, mask probability) chosen on the validation split, per task.
+"""Paste thresholds (instance score, mask probability) per task: the saved choice and its use.
 
 Detectron2's defaults (score ≥ 0.5 to keep an instance, mask probability ≥ 0.5 to paste
-a pixel) are tuned for COCO objects. For a 1–2 px line the mask head's probabilities
-rarely reach 0.5 across the whole width, and a model trained briefly scores its
-instances low: both thresholds decide between Dice 0 and a usable mask. We run the
-model once on the val split keeping the raw (unpasted) mask probabilities, paste at
-every grid point, score with the very metric of the evaluator (no dilation, same
-conventions) and keep the best per task. The choice is saved with the model as
-``<OUTPUT_DIR>/thresholds.json`` and read back where the model is evaluated.
+a pixel) are tuned for COCO objects; for thin lines and briefly trained models both decide
+between Dice 0 and a usable mask. With ``SPINE.EVAL.SCORE_THRESHOLD < 0`` ("tuned") they are
+chosen on the validation split by :mod:`spine_det.evaluation.threshold_tuning`, saved with the
+model as ``<OUTPUT_DIR>/thresholds.json``, and read back here wherever the model is evaluated or
+used for prediction. This module knows nothing of the evaluator, so the evaluator can use it.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
-import math
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional
 
-import numpy as np
 
 import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
 from spine_det.utils.fileio import atomic_write_json
@@ -27,99 +22,7 @@ from spine_det.utils.fileio import atomic_write_json
 logger = logging.getLogger(__name__)
 
 THRESHOLDS_FILE = "thresholds.json"
-SCORE_GRID: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-MASK_GRID: Tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)
 DEFAULT = (0.5, 0.5)  # (score, mask) threshold of Detectron2
-
-
-def choose_best(table: Mapping[Tuple[float, float], float], default: Tuple[float, float] = DEFAULT) -> Tuple[float, float]:
-    """Grid point ``(score_thr, mask_thr)`` with the highest mean Dice; ties go to the one nearest ``default``.
-
-    NaN entries are ignored; an empty/all-NaN table returns ``default``.
-    """
-    best: Optional[Tuple[float, float]] = None
-    best_key: Optional[tuple] = None
-    for point, dice in table.items():
-        if dice is None or math.isnan(dice):
-            continue
-        dist = abs(point[0] - default[0]) + abs(point[1] - default[1])
-        key = (round(float(dice), 12), -dist)
-        if best_key is None or key > best_key:
-            best, best_key = (float(point[0]), float(point[1])), key
-    return best if best is not None else default
-
-
-def collect_raw_predictions(model, data_loader, max_images: Optional[int] = None) -> List[Tuple[dict, Any]]:
-    """(input dict, raw Instances at network resolution with mask probabilities) for every image."""
-    import torch
-    from tqdm import tqdm
-
-    out: List[Tuple[dict, Any]] = []
-    model.eval()
-    with torch.no_grad():
-        for inputs in tqdm(data_loader, desc="predict (raw)", leave=False):
-            raws = model.inference(inputs, do_postprocess=False)
-            for inp, raw in zip(inputs, raws):
-                inp = {k: v for k, v in inp.items() if k != "image"}
-                out.append((inp, raw.to("cpu")))
-            if max_images and len(out) >= max_images:
-                break
-    return out
-
-
-def paste(raw, height: int, width: int, mask_threshold: float):
-    """Detectron2's postprocessing of one raw result at the original size, with our mask threshold."""
-    from detectron2.modeling.postprocessing import detector_postprocess
-
-    return detector_postprocess(copy.deepcopy(raw), height, width, mask_threshold=mask_threshold)
-
-
-def sweep(
-    preds: Sequence[Tuple[dict, Any]],
-    tasks: Sequence[str],
-    score_grid: Sequence[float] = SCORE_GRID,
-    mask_grid: Sequence[float] = MASK_GRID,
-) -> Dict[str, Dict[Tuple[float, float], Dict[str, float]]]:
-    """Per task and grid point, the mean Dice/Jaccard/TPR over images (the evaluator's metric)."""
-    from spine_det.data.io import read_mask
-    from spine_det.evaluation.metrics import METRICS, ScoreTable
-    from spine_det.evaluation.semantic_evaluator import SparseMask, instances_to_task_masks, score_sparse
-
-    tables: Dict[str, Dict[Tuple[float, float], ScoreTable]] = {
-        t: {(s, m): ScoreTable() for s in score_grid for m in mask_grid} for t in tasks
-    }
-    gt_cache: Dict[Tuple[str, Tuple[int, int]], SparseMask] = {}
-    for inp, raw in preds:
-        h, w = int(inp["height"]), int(inp["width"])
-        files = inp.get("mask_files") or {}
-        for m in mask_grid:
-            inst = paste(raw, h, w, m)
-            for s in score_grid:
-                masks = instances_to_task_masks(inst, tasks, s, (h, w))
-                for t in tasks:
-                    f = files.get(t)
-                    if not f:
-                        continue
-                    key = (f, (h, w))
-                    if key not in gt_cache:
-                        gt_cache[key] = SparseMask.from_dense(read_mask(f, (h, w)))
-                    tables[t][(s, m)].extend([{"image_id": inp["image_id"], **score_sparse(masks[t], gt_cache[key])}])
-    return {
-        t: {p: {k: float(tab.summary()[k]) for k in METRICS} for p, tab in per.items() if tab.rows}
-        for t, per in tables.items()
-    }
-
-
-def choose_thresholds(
-    swept: Mapping[str, Mapping[Tuple[float, float], Mapping[str, float]]], default: Tuple[float, float] = DEFAULT
-) -> Dict[str, Dict[str, float]]:
-    """Per task: the best grid point on mean Dice, with its validation scores."""
-    out: Dict[str, Dict[str, float]] = {}
-    for task, table in swept.items():
-        s, m = choose_best({p: v["dice"] for p, v in table.items()}, default)
-        vals = table.get((s, m), {})
-        out[task] = {"score_threshold": s, "mask_threshold": m, **{f"val_{k}": float(v) for k, v in vals.items()}}
-    return out
 
 
 def save_thresholds(output_dir: str | Path, chosen: Mapping[str, Mapping[str, float]], meta: Optional[Mapping[str, Any]] = None) -> Path:
@@ -205,50 +108,12 @@ def with_tuned_mask_threshold(cfg, model):
     return cls(base, thr).eval()
 
 
-def tune_on_val(trainer_cls, cfg, model, split: str = "val") -> Dict[str, Dict[str, float]]:
-    """Sweep the thresholds on ``split`` of the config's datasets and save ``OUTPUT_DIR/thresholds.json``."""
-    from spine_det.config import split_dataset_names
-
-    tasks = list(cfg.SPINE.TASKS)
-    preds: List[Tuple[dict, Any]] = []
-    for name in split_dataset_names(cfg, split):
-        preds += collect_raw_predictions(model, trainer_cls.build_test_loader(cfg, name))
-    if not preds:
-        logger.warning("no %s images: thresholds not tuned", split)
-        return {}
-    chosen = choose_thresholds(sweep(preds, tasks))
-    path = save_thresholds(cfg.OUTPUT_DIR, chosen, {"split": split, "images": len(preds)})
-    logger.info("Thresholds chosen on %s (%d images), saved to %s: %s", split, len(preds), path, chosen)
-    return chosen
-
-
-def evaluate_with(
-    preds: Sequence[Tuple[dict, Any]], tasks: Sequence[str], chosen: Mapping[str, Mapping[str, float]]
-) -> Dict[str, Dict[str, float]]:
-    """Per task, mean Dice/Jaccard/TPR at that task's chosen thresholds (e.g. on the test split)."""
-    out: Dict[str, Dict[str, float]] = {}
-    for t in tasks:
-        c = chosen.get(t, {"score_threshold": DEFAULT[0], "mask_threshold": DEFAULT[1]})
-        res = sweep(preds, [t], (c["score_threshold"],), (c["mask_threshold"],))
-        out[t] = next(iter(res[t].values())) if res.get(t) else {}
-    return out
-
-
 __all__ = [
     "DEFAULT",
-    "MASK_GRID",
-    "SCORE_GRID",
     "THRESHOLDS_FILE",
-    "choose_best",
-    "choose_thresholds",
-    "collect_raw_predictions",
-    "evaluate_with",
     "load_thresholds",
-    "paste",
+    "mask_threshold_for",
     "save_thresholds",
     "score_threshold_for",
-    "sweep",
-    "mask_threshold_for",
-    "tune_on_val",
     "with_tuned_mask_threshold",
 ]

@@ -74,10 +74,11 @@ def is_linknet_checkpoint(path: str) -> bool:
     p = Path(str(path))
     if not str(path) or "://" in str(path) or p.suffix.lower() != ".pth" or not p.is_file():
         return False
-    from spine_det.utils.checkpoint_io import CheckpointError, checkpoint_kind, load_plain
+    from spine_det.modeling.families.linknet import recognizes
+    from spine_det.utils.checkpoint_io import CheckpointError, load_plain
 
     try:
-        return checkpoint_kind(load_plain(p)) == "linknet"
+        return recognizes(load_plain(p))
     except (CheckpointError, OSError, RuntimeError, ValueError):
         return False
 
@@ -101,9 +102,9 @@ def fit_cfg_to_linknet_init(cfg: Any) -> bool:
 
 def convert_loaded(loaded: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Detectron2 checkpoint dict for a loaded LinkNet checkpoint, or None if it is not one."""
-    from spine_det.utils.checkpoint_io import checkpoint_kind
+    from spine_det.modeling.families.linknet import recognizes
 
-    if checkpoint_kind(loaded) != "linknet":
+    if not recognizes(loaded):
         return None
     return {"model": linknet_to_detectron2(loaded["model"])}
 

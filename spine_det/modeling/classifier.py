@@ -1,15 +1,13 @@
-"""Normal/Damaged classifier (ResNet50 as in the report) and its view-combination rule.
+"""Normal/Damaged classifier: the network (ResNet50 as in the report, or a slim ResNet for CPU).
 
-The report trained one ResNet50 on AP images and one on LAT images, then kept
-whichever of "AP only", "LAT only" and "average of the two probabilities" was
-most accurate on a balanced validation set. :func:`select_view_strategy` is
-that rule; :func:`binary_classification_metrics` gives every figure we report.
+The report trained one ResNet50 on AP images and one on LAT images, then kept whichever of
+"AP only", "LAT only" and "average of the two probabilities" was most accurate on a balanced
+validation set; that rule and every figure reported live in :mod:`spine_det.evaluation.classification`.
 """
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,7 +17,6 @@ from spine_det.modeling.linknet import adapt_first_conv
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES: Tuple[str, ...] = ("average", "ap", "lat")  # order = tie-break preference
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 SLIM_BACKBONES = {"resnet10s": (16, 32, 64, 128), "resnet10m": (24, 48, 96, 192)}
 BACKBONES = TORCHVISION_BACKBONES + tuple(SLIM_BACKBONES)
@@ -111,80 +108,6 @@ def build_classifier(cfg: Any) -> nn.Module:
     model.imagenet_init = imagenet  # for labelling outputs
     model.fc = nn.Sequential(nn.Dropout(cfg.MODEL.DROPOUT), nn.Linear(model.fc.in_features, 1))
     return model
-
-
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half); NaN if one class is absent."""
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def binary_classification_metrics(labels: Sequence[int], probs: Sequence[float], threshold: float = 0.5) -> Dict[str, Any]:
-    """Accuracy, sensitivity (Damaged recall), specificity (Normal recall), ROC-AUC, confusion matrix.
-
-    ``confusion_matrix`` is [[TN, FP], [FN, TP]] with rows = truth (Normal, Damaged).
-    """
-    y = np.asarray(labels).astype(int)
-    p = np.asarray(probs, dtype=np.float64)
-    if y.shape != p.shape:
-        raise ValueError(f"labels {y.shape} and probabilities {p.shape} differ in shape")
-    pred = (p >= threshold).astype(int)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    tn = int(((pred == 0) & (y == 0)).sum())
-    fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
-    n = len(y)
-    return {
-        "n": n,
-        "accuracy": (tp + tn) / n if n else math.nan,
-        "sensitivity": tp / (tp + fn) if tp + fn else math.nan,
-        "specificity": tn / (tn + fp) if tn + fp else math.nan,
-        "roc_auc": roc_auc(y, p),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "threshold": threshold,
-    }
-
-
-def combine_views(probs_ap: Sequence[float], probs_lat: Sequence[float]) -> Dict[str, np.ndarray]:
-    """Per-patient probabilities of each strategy; a missing view (NaN) falls back to the other."""
-    ap = np.asarray(probs_ap, dtype=np.float64)
-    lat = np.asarray(probs_lat, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        avg = np.where(np.isnan(ap), lat, np.where(np.isnan(lat), ap, (ap + lat) / 2.0))
-    return {
-        "average": avg,
-        "ap": np.where(np.isnan(ap), lat, ap),
-        "lat": np.where(np.isnan(lat), ap, lat),
-    }
-
-
-def select_view_strategy(
-    val_probs_ap: Sequence[float], val_probs_lat: Sequence[float], labels: Sequence[int], threshold: float = 0.5
-) -> Tuple[str, Dict[str, float]]:
-    """The report's rule: the most accurate of AP only, LAT only and their average, on validation.
-
-    Returns ``(name, {name: accuracy})``. Ties go to the higher ROC-AUC, then to
-    the order of :data:`STRATEGIES` (average first: it uses both X-rays).
-    """
-    y = np.asarray(labels).astype(int)
-    combos = combine_views(val_probs_ap, val_probs_lat)
-    acc = {k: binary_classification_metrics(y, v, threshold)["accuracy"] for k, v in combos.items()}
-    auc = {k: roc_auc(y, v) for k, v in combos.items()}
-
-    def key(name: str) -> Tuple[float, float, int]:
-        a = acc[name] if not math.isnan(acc[name]) else -1.0
-        u = auc[name] if not math.isnan(auc[name]) else -1.0
-        return (a, u, -STRATEGIES.index(name))
-
-    best = max(STRATEGIES, key=key)
-    return best, {k: acc[k] for k in STRATEGIES}
 
 
 @torch.no_grad()

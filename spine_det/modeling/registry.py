@@ -14,9 +14,11 @@ one module under :mod:`spine_det.modeling.families` (plus its configs):
 
 Registration is by import, as in Detectron2 projects: :func:`load_families` imports every module of
 :mod:`spine_det.modeling.families` (and of the ``spine_det.model_families`` entry-point group), and
-everything that lists families calls it first. A spec must stay cheap to import: the heavy parts
-(torch models, Detectron2, optional packages) are named as ``"module:attribute"`` strings or imported
-inside its callables, so that listing families never needs a family's dependencies.
+everything that lists families calls it first. A spec is declarative and cheap to import: its parts
+(the predictor class, the config loader, the curve readers) are named as ``"module:attr"`` strings
+and resolved only when used, like the names in a Detectron2 config. So listing families needs none
+of their dependencies, and the family modules import nothing from the layers above ``modeling``
+(config, engine, benchmark): those layers call into the registry, never the other way round.
 
 Otsu is not a family: it is the benchmark's fixed, untrained reference column
 (:mod:`spine_det.benchmark.baselines`), with no config, checkpoint or predictor to register.
@@ -34,8 +36,8 @@ from fvcore.common.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelSpec", "ModelFamilyRegistry", "MODEL_FAMILIES", "UnknownModelError", "get_family", "family_keys",
-           "families", "load_families", "resolve"]
+__all__ = ["ModelSpec", "ModelFamilyRegistry", "MODEL_FAMILIES", "UnknownModelError", "checkpoint_family",
+           "get_family", "family_keys", "families", "load_families", "require_family", "resolve"]
 
 Resolvable = Union[str, Callable[..., Any]]
 
@@ -59,8 +61,34 @@ def _no_value(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+def seed_suffix(seed: int) -> str:
+    """Folder / unit-name suffix of a training seed: none for seed 0 (the runs of a single-seed
+    benchmark keep their names), ``-seed<k>`` otherwise, so several seeds never share a folder."""
+    return "" if int(seed) == 0 else f"-seed{int(seed)}"
+
+
+def unit_dir(runs_dir: Union[str, Path], key: str, task: str, seed: int = 0) -> Path:
+    """Where the benchmark trains family ``key`` on ``task`` with ``seed``: ``runs/<key>/<task>[-seed<k>]``."""
+    return Path(runs_dir) / key / f"{task}{seed_suffix(seed)}"
+
+
+def file_sha1(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    """SHA-1 of a file's bytes (a checkpoint's identity in the benchmark's specs)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _always_available() -> Optional[str]:
     return None
+
+
+def _never(data: Any) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -74,15 +102,16 @@ class ModelSpec:
             [--resume | --eval-only] OUTPUT_DIR <out> SEED <seed> SPINE.SPLIT_SEED <split seed>
             [MODEL.DEVICE <device>] <--KEY-opts> [<eval_opts(out)> with --eval-only]
 
-    and must leave ``checkpoints[0]`` (or a later fallback) and
+    (``spine_det.benchmark.plan.training_unit``) and must leave ``checkpoints[0]`` (or a later fallback) and
     ``<out>/inference/spine_<task>_test/semantic_metrics.json`` (the shared ScoreTable's summary).
     """
 
     key: str  # "linknet": --model value, runs/<key>/ folder, unit names, result keys
     label: str  # "LinkNet": table column, figure legend
     train_module: str  # "spine_det.tools.train_linknet": launched as ``python -m <train_module>``
-    # task name -> the family's default config of that task (a path, via spine_det.config.paths)
-    config_file: Callable[[str], Path]
+    # task name -> the family's default config of that task: a shipped config's name ("linknet/<task>.yaml",
+    # found by spine_det.config.paths.resolve_config_file) or a path
+    config_file: Callable[[str], Union[str, Path]]
     # the predictor class (a SegmentationPredictor with ``from_checkpoint(checkpoint, config_file=None,
     # device="cpu", score_threshold=None)``), as "module:Class" so that registering imports nothing heavy
     predictor: Resolvable
@@ -94,6 +123,9 @@ class ModelSpec:
     # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
     # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
     instance_masks: bool = False
+    # a loaded checkpoint (a dict, read as plain data) -> whether this family wrote it: lets a checkpoint
+    # given to the wrong model say which one it is, and predict default --model to its writer
+    recognizes: Callable[[Any], bool] = _never
     # files in the run folder that are the checkpoint, best first
     checkpoints: Tuple[str, ...] = ("model_best.pth",)
     # any present: training finished, the unit only evaluates (e.g. Detectron2's model_final.pth)
@@ -106,10 +138,11 @@ class ModelSpec:
     # (out_dir, task, n_train_images) -> {"x_label", "loss": [(x, v)], "val_dice": [(x, v)], "s_per_iter",
     # "iterations", "s_per_iter_note"} from the run's own logs
     read_curves: Resolvable = _no_curves
-    # (predictor, grey uint8 image) -> GFLOPs of one forward pass, or None
-    flops: Resolvable = _no_value
-    # (predictor, grey uint8 image) -> [height, width] the network sees
-    flops_input: Resolvable = _no_value
+    # (predictor, grey uint8 image) -> GFLOPs of one forward pass, or None; None: the benchmark counts
+    # with fvcore what the predictor's ``flop_count_inputs(image)`` gives
+    flops: Optional[Resolvable] = None
+    # (predictor, grey uint8 image) -> [height, width] the network sees (with ``flops``)
+    flops_input: Optional[Resolvable] = None
     # path of the unit's log -> training peak memory in MB the tool printed (None: the runner's peak RSS)
     train_memory: Resolvable = _no_value
     # argparse group -> None: the family's own options of the benchmark tool (``--<key>-...``); their
@@ -147,10 +180,10 @@ class ModelSpec:
         return resolve(self.read_curves)(out_dir, task, n_train)
 
     def gflops(self, predictor: Any, image: Any) -> Optional[float]:
-        return resolve(self.flops)(predictor, image)
+        return None if self.flops is None else resolve(self.flops)(predictor, image)
 
     def gflops_input(self, predictor: Any, image: Any) -> Optional[List[int]]:
-        return resolve(self.flops_input)(predictor, image)
+        return None if self.flops_input is None else resolve(self.flops_input)(predictor, image)
 
     def train_peak_memory_mb(self, log_path: Path) -> Optional[float]:
         return resolve(self.train_memory)(log_path)
@@ -263,3 +296,31 @@ def families(available_only: bool = False) -> List[ModelSpec]:
 
 def family_keys() -> List[str]:
     return MODEL_FAMILIES.keys()
+
+
+def checkpoint_family(data: Any) -> Optional[str]:
+    """Who wrote a loaded checkpoint: a family's key, ``"classifier"``, or None (unknown)."""
+    for spec in families():
+        try:
+            if spec.recognizes(data):
+                return spec.key
+        except Exception:  # noqa: BLE001  (a reader's guess must not hide the real error)
+            continue
+    from spine_det.utils.checkpoint_io import checkpoint_kind
+
+    return checkpoint_kind(data)
+
+
+def require_family(data: Any, expected: str, path: Any) -> None:
+    """CheckpointError naming the right ``--model`` when ``data`` is recognisably another model's checkpoint."""
+    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError
+
+    kind = checkpoint_family(data)
+    if kind is None or kind == expected:
+        return
+    if kind in MODEL_FAMILIES._obj_map:
+        spec = MODEL_FAMILIES._obj_map[kind]
+        tool = spec.train_module.rsplit(".", 1)[-1].replace("_", "-")
+        raise CheckpointError(f"{path}: this is a {spec.label} checkpoint; use --model {kind} (spine-det predict) "
+                              f"or spine-det {tool}")
+    raise CheckpointError(f"{path}: {KIND_HINTS.get(kind, f'this is a {kind} checkpoint')}")

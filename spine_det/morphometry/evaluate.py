@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from spine_det.evaluation.classification import rates
+
 HEIGHT_KEYS = (("ha", "anterior_height_px"), ("hm", "middle_height_px"), ("hp", "posterior_height_px"))
 
 
@@ -113,21 +115,19 @@ def summarize(comparisons: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     for a, b in zip(t, p):
         conf[a, b] += 1
     out["grade_confusion_true_by_pred"] = conf.tolist()
-    fr_t = np.array(t) >= 1
-    fr_p = np.array(p) >= 1
-    out["fracture_sensitivity"] = float((fr_t & fr_p).sum() / max(1, fr_t.sum())) if graded else float("nan")
-    out["fracture_specificity"] = float((~fr_t & ~fr_p).sum() / max(1, (~fr_t).sum())) if graded else float("nan")
+    # a level is "fractured" at grade >= 1; an absent class scores 0 here (as this table always has)
+    fr = rates(np.array(t) >= 1, np.array(p) >= 1, undefined=0.0)
+    out["fracture_sensitivity"] = float(fr["sensitivity"]) if graded else float("nan")
+    out["fracture_specificity"] = float(fr["specificity"]) if graded else float("nan")
     ap_rows = [r for c in comparisons for r in c["ap_levels"]]
     for k in ("width", "ipd"):
         e = [x for x in (_pct_err(r[k], r["true_" + k]) for r in ap_rows) if x is not None]
         out[f"ap_{k}_mae_pct"] = float(np.mean(e)) if e else float("nan")
-    y = np.array([c["label"] == "Damaged" for c in comparisons])
-    yp = np.array([c["call"] == "Damaged" for c in comparisons])
-    out["patient_accuracy"] = float((y == yp).mean()) if len(y) else float("nan")
-    out["patient_sensitivity"] = float((y & yp).sum() / y.sum()) if y.sum() else float("nan")
-    out["patient_specificity"] = float((~y & ~yp).sum() / (~y).sum()) if (~y).sum() else float("nan")
-    out["patient_confusion"] = {"tp": int((y & yp).sum()), "fn": int((y & ~yp).sum()),
-                                "tn": int((~y & ~yp).sum()), "fp": int((~y & yp).sum())}
+    pt = rates([c["label"] == "Damaged" for c in comparisons], [c["call"] == "Damaged" for c in comparisons])
+    out["patient_accuracy"] = float(pt["accuracy"])
+    out["patient_sensitivity"] = float(pt["sensitivity"])
+    out["patient_specificity"] = float(pt["specificity"])
+    out["patient_confusion"] = {k: pt[k] for k in ("tp", "fn", "tn", "fp")}
     return out
 
 

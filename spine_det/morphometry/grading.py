@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from spine_det.evaluation.classification import rates
+
 GENANT_BOUNDS = (0.20, 0.25, 0.40)
 
 
@@ -175,10 +177,7 @@ def fit_patient_rule(
     for mg in (3, 2, 1):
         scores = []
         for lt in grid:
-            pred = (g >= mg) | (lis >= lt)
-            tpr = (pred & y).sum() / max(1, y.sum())
-            tnr = (~pred & ~y).sum() / max(1, (~y).sum())
-            scores.append(round(0.5 * (tpr + tnr), 9))
+            scores.append(round(rates(y, (g >= mg) | (lis >= lt), undefined=0.0)["balanced_accuracy"], 9))
         scores = np.array(scores)
         top = scores.max()
         if top > best_score:

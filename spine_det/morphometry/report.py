@@ -88,7 +88,7 @@ def draw_ap(image: np.ndarray, ap: Dict[str, Any]) -> np.ndarray:
     return img
 
 
-def overlay(lat_image: Optional[np.ndarray], ap_image: Optional[np.ndarray], record: Dict[str, Any]) -> np.ndarray:
+def draw_record(lat_image: Optional[np.ndarray], ap_image: Optional[np.ndarray], record: Dict[str, Any]) -> np.ndarray:
     """LAT (and AP beside it, scaled to the same height) with measurements and the patient call."""
     panels = []
     lis = record.get("config", {}).get("grading", {}).get("listhesis_pct", 10.0)
@@ -120,7 +120,7 @@ def write_report(
     paths = {"json": str(out / f"{name}.json")}
     atomic_write_json(paths["json"], record)
     if lat_image is not None or ap_image is not None:
-        img = overlay(lat_image, ap_image, record)
+        img = draw_record(lat_image, ap_image, record)
         paths["png"] = str(out / f"{name}.png")
         with atomic_path(paths["png"]) as tmp:
             if not cv2.imwrite(str(tmp), img):

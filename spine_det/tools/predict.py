@@ -145,10 +145,10 @@ def probability(text: str) -> float:
 
 def model_of_checkpoint(checkpoint: str) -> str:
     """The family key a checkpoint was written by (what --model defaults to); one-line error if unknown."""
-    from spine_det.modeling.registry import family_keys
-    from spine_det.utils.checkpoint_io import checkpoint_kind, load_plain
+    from spine_det.modeling.registry import checkpoint_family, family_keys
+    from spine_det.utils.checkpoint_io import load_plain
 
-    kind = checkpoint_kind(load_plain(checkpoint)) if str(checkpoint).endswith(".pth") else None
+    kind = checkpoint_family(load_plain(checkpoint)) if str(checkpoint).endswith(".pth") else None
     if kind not in family_keys():
         raise SystemExit(f"error: {checkpoint}: cannot tell which model wrote it; give --model "
                          f"({', '.join(family_keys())})")

@@ -21,52 +21,17 @@ import numpy as np
 
 from spine_det.data.io import DataError, read_image, read_mask
 from spine_det.data.prepare import prepare_dataset
-from spine_det.tasks import SPLITS, TASKS, VIEWS, tasks_of_view
+from spine_det.tasks import SPLITS, VIEWS, tasks_of_view
 from spine_det.utils.fileio import atomic_path
+from spine_det.utils.overlay import overlay_masks
 
 logger = logging.getLogger("visualize_data")
-
-# BGR, distinct and visible on grey; one per task, same colour for the same class in both views.
-PALETTE: Dict[str, Tuple[int, int, int]] = {
-    "Vertebra": (60, 180, 255),
-    "Pedicle": (80, 220, 80),
-    "Spinous Process": (255, 120, 60),
-    "Disk Height": (220, 80, 220),
-    "Anterior Vertebral Line": (40, 40, 255),
-    "Posterior Vertebral Line": (255, 255, 40),
-}
-
-
-def colour(task: str) -> Tuple[int, int, int]:
-    return PALETTE.get(TASKS[task].class_name, (200, 200, 200))
-
-
-def overlay(image: np.ndarray, layers: List[Tuple[str, np.ndarray]], boxes: List[Tuple[str, List[float]]]) -> np.ndarray:
-    """Grey image + (task, bool mask) layers (filled 40 % and outlined) + optional (task, XYWH box)."""
-    import cv2
-
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR).astype(np.float32)
-    for task, m in layers:
-        if m.any():
-            out[m] = out[m] * 0.6 + np.array(colour(task), np.float32) * 0.4
-    out = out.astype(np.uint8)
-    thick = max(1, round(max(image.shape) / 800))
-    for task, m in layers:
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, colour(task), thick)
-    for task, (x, y, w, h) in boxes:
-        cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), colour(task), thick)
-    # Legend.
-    scale = max(0.5, max(image.shape) / 1500)
-    for i, (task, _) in enumerate(dict.fromkeys((t, None) for t, _ in layers)):
-        org = (10, int(30 * scale * (i + 1)))
-        cv2.putText(out, TASKS[task].class_name, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour(task), max(1, thick), cv2.LINE_AA)
-    return out
 
 
 def _coco_layers(coco_dir: Path, split: str) -> Dict[str, Tuple[List[Tuple[str, np.ndarray]], List]]:
     """key → (per-instance layers, boxes) from the view JSONs (or the task JSONs when those are missing)."""
-    from spine_det.data.coco import coco_json_name, decode_segmentation
+    from spine_det.data.coco import coco_json_name
+    from spine_det.data.rle import decode_segmentation
 
     out: Dict[str, Tuple[list, list]] = {}
     files = [coco_dir / coco_json_name(v, split) for v in VIEWS]
@@ -138,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     return 2
                 logger.warning("skipped: %s", exc.with_patient(s.patient_id))
                 continue
-            vis = overlay(image, layers, boxes)
+            vis = overlay_masks(image, layers, boxes)
             if args.max_size and max(vis.shape[:2]) > args.max_size:
                 f = args.max_size / max(vis.shape[:2])
                 vis = cv2.resize(vis, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)

@@ -16,17 +16,19 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
+from spine_det.utils.errors import UserError
+
 PathLike = Union[str, os.PathLike]
 
-# What each of the package's models stores, to tell a user who passed one to the wrong tool.
+# Checkpoints of the package that no segmentation model family wrote, to tell a user who passed one to the
+# wrong tool. The model families recognise their own (ModelSpec.recognizes, spine_det.modeling.registry:
+# checkpoint_family / require_family).
 KIND_HINTS = {
-    "linknet": "this is a LinkNet checkpoint; use --model linknet (tools/predict.py) or tools/train_linknet.py",
-    "classifier": "this is a Normal/Damaged classifier checkpoint (tools/train_classifier.py), not a segmentation model",
-    "maskrcnn": "this is a Detectron2 Mask R-CNN checkpoint; use --model maskrcnn (tools/predict.py) or tools/train_net.py",
+    "classifier": "this is a Normal/Damaged classifier checkpoint (spine-det train-classifier), not a segmentation model",
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A missing or unusable checkpoint; one line naming the file."""
 
 
@@ -100,24 +102,10 @@ def _numpy_globals() -> list:
 
 
 def checkpoint_kind(data: Any) -> Optional[str]:
-    """"linknet", "classifier", "maskrcnn" or None (unknown) for a loaded checkpoint dict."""
-    if not isinstance(data, dict):
-        return None
-    if "model_name" in data and "cfg" in data:
-        return "linknet"
-    if "view" in data and "backbone" in data:
+    """``"classifier"`` or None for a loaded checkpoint dict (segmentation families: the model registry)."""
+    if isinstance(data, dict) and "view" in data and "backbone" in data:
         return "classifier"
-    state = data.get("model", data)
-    if isinstance(state, dict) and any(str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state):
-        return "maskrcnn"
     return None
-
-
-def require_kind(data: Any, expected: str, path: PathLike) -> None:
-    """CheckpointError when ``data`` is recognisably another of the package's models."""
-    kind = checkpoint_kind(data)
-    if kind is not None and kind != expected:
-        raise CheckpointError(f"{path}: {KIND_HINTS[kind]}")
 
 
 def restore_training_state(ck: Dict[str, Any], model: Any, optimizer: Any, scheduler: Any = None, scaler: Any = None,

@@ -4,15 +4,14 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from spine_det.utils.errors import UserError
+
 
 def user_errors() -> tuple:
-    """The exception types that mean bad input (a config, a checkpoint, a data file, a device), not a bug."""
-    from spine_det.config.safe import ConfigError
-    from spine_det.data.io import DataError
-    from spine_det.engine.distributed import DeviceUnavailableError
-    from spine_det.utils.checkpoint_io import CheckpointError
-
-    return (ConfigError, CheckpointError, DataError, DeviceUnavailableError, FileNotFoundError)
+    """The exception types that mean bad input (a config, a checkpoint, a data file, a device), not a
+    bug: every :class:`~spine_det.utils.errors.UserError` (ConfigError, CheckpointError, DataError,
+    DeviceUnavailableError, ...) and a missing file."""
+    return (UserError, FileNotFoundError)
 
 
 def run_reporting_user_errors(fn: Callable[[Any], int], args: Any) -> int:

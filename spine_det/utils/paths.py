@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
-from spine_det.data.io import DataError
+from spine_det.utils.errors import DataError
 
 PathLike = Union[str, os.PathLike]
 

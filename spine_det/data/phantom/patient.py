@@ -11,10 +11,19 @@ from spine_det.data.phantom.anatomy import (
     Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline, make_frames,
 )
 from spine_det.data.phantom.masks import draw_masks
-from spine_det.data.phantom.render import render_view
+from spine_det.data.phantom.ap_render import render_ap
+from spine_det.data.phantom.render import render_lumbar
 from spine_det.tasks import LABELS
 
 SCHEMA_VERSION = 2
+
+
+def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
+    """Render one view; returns an (H, W) uint8 grey radiograph. AP is the full-spine painter
+    (:func:`ap_render.render_ap`, built on :mod:`render`'s painters), LAT the lumbar field."""
+    if fr.view == "ap":
+        return render_ap(spine, fr, rng, patient_id)
+    return render_lumbar(spine, fr, rng, patient_id)
 
 
 def patient_id(index: int) -> str:

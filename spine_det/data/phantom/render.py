@@ -408,15 +408,6 @@ def _markers(img: np.ndarray, fr: Frame, rng: np.random.Generator, patient_id: s
                     int(rng.integers(200, 256)), max(int(round(1.5 * fs)), 1), cv2.LINE_AA)
 
 
-def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
-    """Render one view; returns an (H, W) uint8 grey radiograph (AP: :func:`ap_render.render_ap`)."""
-    if fr.view == "ap":
-        from spine_det.data.phantom.ap_render import render_ap  # it builds on this module's painters
-
-        return render_ap(spine, fr, rng, patient_id)
-    return render_lumbar(spine, fr, rng, patient_id)
-
-
 def render_lumbar(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
     """The lumbar-field painter (LAT, or an AP of T9..pelvis drawn as 2-D shapes); (H, W) uint8 grey."""
     h, w = fr.height, fr.width

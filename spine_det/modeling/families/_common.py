@@ -1,2 +1,12 @@
-"""Helpers shared by family modules (not a family: modules starting with ``_`` are not loaded as one)."""
-from spine_det.config.common import shipped_config  # noqa: F401  (configs/<name> as a path)
+"""Helpers for family modules (not a family: modules starting with ``_`` are not loaded as one)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spine_det.modeling.registry import resolve
+
+
+def shipped_config(name: str) -> Path:
+    """A config shipped with the package (``"smp/lat_vertebra.yaml"``) as a path. A family's
+    ``config_file`` may return the name itself instead: the benchmark resolves it."""
+    return resolve("spine_det.config.paths:resolve_config_file")(name)

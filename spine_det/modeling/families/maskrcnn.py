@@ -3,22 +3,29 @@
 Trained by ``spine_det.tools.train_net`` (Detectron2's ``DefaultTrainer``, ``metrics.json``); predicts
 with :class:`spine_det.engine.predictor.MaskRCNNPredictor` (instances with score >= threshold, pasted).
 With ``--maskrcnn-init linknet`` the benchmark starts its R18 backbone from the LinkNet of the same
-task and seed (:func:`linknet_init_opts`).
+task and seed (:func:`linknet_init_opts`). Declarative: the parts are named as ``"module:attr"`` and
+imported only when used.
 """
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
-
-import numpy as np
+from typing import Any, List, Optional, Tuple
 
 from spine_det.modeling.families._common import shipped_config
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, file_sha1, unit_dir
 
 KEY = "maskrcnn"
 INIT_FAMILY = "linknet"  # the family whose checkpoint --maskrcnn-init linknet starts from
+
+
+def recognizes(data: Any) -> bool:
+    """Detectron2's GeneralizedRCNN state dict (``backbone.``, ``roi_heads.``, ``proposal_generator.``)."""
+    if not isinstance(data, dict) or ("view" in data and "backbone" in data):
+        return False
+    state = data.get("model", data)
+    return isinstance(state, dict) and any(
+        str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state)
 
 
 def config_file(task: str) -> Path:
@@ -36,11 +43,9 @@ def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
     """Opts that start the R18 backbone from this benchmark's LinkNet of the same task and seed
     (spine_det.modeling.backbone_init): MODEL.WEIGHTS, FrozenBN, LinkNet's pixel statistics. The
     checkpoint's hash goes in too, so a retrained LinkNet retrains the Mask R-CNN that started from it."""
-    from spine_det.benchmark.plan import seed_suffix
-    from spine_det.benchmark.runner import file_sha1
     from spine_det.modeling.backbone_init import linknet_pixel_stats
 
-    ck = Path(runs_dir) / INIT_FAMILY / f"{task}{seed_suffix(seed)}" / "model_best.pth"
+    ck = unit_dir(runs_dir, INIT_FAMILY, task, seed) / "model_best.pth"
     if not ck.is_file():
         raise FileNotFoundError(f"Mask R-CNN from LinkNet: {ck} is missing (the LinkNet unit of {task} failed or was "
                                 f"skipped)")
@@ -72,51 +77,6 @@ def header_note(options: Any) -> Tuple[str, str]:
     return ("Mask R-CNN weights", "as configured (cpu profile: random init)")
 
 
-def read_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, Any]:
-    """Loss and validation Dice per iteration, and median s/iter, from Detectron2's ``metrics.json``."""
-    from spine_det.benchmark.cost import read_jsonl
-
-    recs = read_jsonl(Path(out_dir) / "metrics.json")
-    loss = [(r["iteration"], r["total_loss"]) for r in recs if "total_loss" in r and "iteration" in r]
-    keys = (f"{task}/dice", "mean/dice")
-    dice = []
-    for r in recs:
-        k = next((k for k in keys if r.get(k) is not None), None)
-        if k is not None:
-            dice.append((r.get("iteration", 0), r[k]))
-    times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
-    iters = max((r.get("iteration", -1) for r in recs if "total_loss" in r), default=-1) + 1
-    return {
-        "x_label": "iteration", "loss": loss, "val_dice": dice,
-        "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
-    }
-
-
-def max_mem_from_log(log_path: Path) -> Optional[float]:
-    """Largest ``max_mem: NNNM`` Detectron2 printed (CUDA training only)."""
-    if not Path(log_path).is_file():
-        return None
-    vals = [float(m) for m in re.findall(r"max_mem: (\d+)M", Path(log_path).read_text(errors="replace"))]
-    return max(vals) if vals else None
-
-
-def network_input(predictor: Any, image: np.ndarray) -> List[int]:
-    """The image resized to INPUT.MIN/MAX_SIZE_TEST, as the network sees it."""
-    return list(predictor.resize.get_transform(image).apply_image(image).shape[:2])
-
-
-def flops(predictor: Any, image: np.ndarray) -> Optional[float]:
-    import torch
-
-    from spine_det.benchmark.cost import gflops
-    from spine_det.data.mapper import grey_to_model_format
-
-    x = predictor.resize.get_transform(image).apply_image(image)
-    x = grey_to_model_format(x, predictor.input_format)
-    t = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
-    return gflops(predictor.model, (t,), detectron2=True)
-
-
 def available() -> Optional[str]:
     return None if importlib.util.find_spec("detectron2") is not None else "detectron2 is not installed"
 
@@ -131,16 +91,15 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
     profile_files="spine_det.config.maskrcnn:profile_files",
     instance_masks=True,
+    recognizes=recognizes,
     checkpoints=("model_best.pth", "model_final.pth"),
     done_markers=("model_final.pth",),
     eval_opts=eval_opts,
     plan_opts=plan_opts,
     benchmark_args=benchmark_args,
     header_note=header_note,
-    read_curves=read_curves,
-    flops=flops,
-    flops_input=network_input,
-    train_memory=max_mem_from_log,
+    read_curves="spine_det.benchmark.curves:detectron2_curves",
+    train_memory="spine_det.benchmark.curves:detectron2_max_mem",
     available=available,
     order=20,
 ), replace=True)

@@ -1,0 +1,167 @@
+"""The public Python API: load a trained model, segment one X-ray.
+
+    from spine_det import Predictor
+
+    predictor = Predictor.from_checkpoint("output/lat_vertebra/model_best.pth")
+    result = predictor.predict("scan.dcm")           # a path (PNG/JPEG/TIFF/DICOM) or a numpy image
+    mask = result.masks["lat_vertebra"]              # bool (H, W) at the image's own size
+    boxes, scores = result.instances["lat_vertebra"].boxes, result.instances["lat_vertebra"].scores
+
+The model behind it (Mask R-CNN, LinkNet, ...) is told by the checkpoint itself and built through
+:func:`spine_det.engine.predictor.build_predictor`, the same path ``spine-det predict`` takes, so
+the Python API and the tool give the same masks.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+ImageLike = Union[np.ndarray, str, os.PathLike]
+
+
+@dataclass
+class Instances:
+    """The objects found for one task, best score first where the model ranks them.
+
+    ``boxes`` (N, 4) float ``x0, y0, x1, y1`` in pixels (Detectron2's XYXY), ``scores`` (N,),
+    ``areas`` (N,) pixels; ``masks`` (N, H, W) bool, one per object, where the model gives them
+    (Mask R-CNN: touching vertebrae stay apart here, while the task's mask merges them), else None
+    (LinkNet's objects are the connected components of its mask)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    areas: np.ndarray
+    masks: Optional[Any] = None
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass
+class Prediction:
+    """What :meth:`Predictor.predict` returns for one image: per task a binary mask and its instances."""
+
+    masks: Dict[str, np.ndarray]
+    instances: Dict[str, Instances]
+    image_shape: tuple
+    # The predictor's own per-task output (spine_det.engine.predictor.TaskPrediction), e.g. for label_map().
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def tasks(self) -> List[str]:
+        return list(self.masks)
+
+    def label_map(self, task: str) -> np.ndarray:
+        """uint16 (H, W): 0 background, k = instance k of ``task`` (1-based, ``instances`` order)."""
+        return self.raw[task].label_map()
+
+
+def _instances(task_prediction: Any) -> Instances:
+    dets = task_prediction.instances
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)], np.float32).reshape(-1, 4)
+    scores = np.array([d.get("score", 1.0) for d in dets], np.float32)
+    areas = np.array([d.get("area", 0) for d in dets], np.int64)
+    return Instances(boxes=boxes, scores=scores, areas=areas, masks=task_prediction.instance_masks)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"``: CUDA when torch sees a GPU, else CPU; anything else is checked and returned."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    from spine_det.engine.distributed import check_device
+
+    check_device(device)
+    return device
+
+
+def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
+    """Which model family wrote ``checkpoint`` ("maskrcnn", "linknet", ...), read from the file;
+    :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
+    is not a segmentation model."""
+    from spine_det.modeling.registry import checkpoint_family as checkpoint_kind
+    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    if path.suffix != ".pth":  # a Detectron2 model-zoo .pkl: only Mask R-CNN reads those
+        return "maskrcnn"
+    kind = checkpoint_kind(load_plain(path))
+    if kind is None:
+        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model='maskrcnn' or 'linknet'")
+    if kind == "classifier":
+        raise CheckpointError(f"{checkpoint}: {KIND_HINTS[kind]}")
+    return kind
+
+
+class Predictor:
+    """A trained segmentation model, ready to predict images one at a time.
+
+    Build it with :meth:`from_checkpoint`; :meth:`predict` (or calling it) takes an image and
+    returns a :class:`Prediction`."""
+
+    def __init__(self, predictor: Any, model: str) -> None:
+        self.predictor = predictor  # a spine_det.engine.predictor.SegmentationPredictor
+        self.model = model
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Union[str, os.PathLike],
+        config_file: Optional[Union[str, os.PathLike]] = None,
+        device: str = "auto",
+        model: Optional[str] = None,
+        score_threshold: Optional[float] = None,
+    ) -> "Predictor":
+        """Load a checkpoint written by ``spine-det train-net`` / ``train-linknet`` (``model_best.pth``).
+
+        ``config_file``: the model's config (a path, or a shipped config name such as
+        ``"lat_vertebra.yaml"``); default: the one saved with the checkpoint. ``device``: ``"auto"``
+        (CUDA when available), ``"cpu"`` or ``"cuda"``. ``model``: the family, read from the
+        checkpoint when not given. ``score_threshold``: Mask R-CNN's instance score / LinkNet's
+        probability threshold (default: the config's, or the one tuned on validation)."""
+        from spine_det.engine.predictor import build_predictor
+
+        name = model or checkpoint_model(path)
+        kwargs: Dict[str, Any] = {"device": resolve_device(device)}
+        if config_file is not None:
+            from spine_det.config.paths import resolve_config_file
+
+            kwargs["config_file"] = str(resolve_config_file(config_file))
+        if score_threshold is not None:
+            kwargs["score_threshold"] = float(score_threshold)
+        return cls(build_predictor(name, str(path), **kwargs), name)
+
+    @property
+    def tasks(self) -> List[str]:
+        """The tasks the model segments, e.g. ``["lat_vertebra"]``."""
+        return list(self.predictor.tasks)
+
+    def predict(self, image: ImageLike) -> Prediction:
+        """Segment one image: a file path (PNG, JPEG, TIFF or DICOM, read by the package's own
+        readers) or a numpy array (grey (H, W), or colour (H, W, 3) in RGB order; 16-bit and float
+        images are windowed as files are). Masks come back at the image's own size."""
+        from spine_det.data.io import read_image, to_grey_uint8
+
+        if isinstance(image, (str, os.PathLike)):
+            grey = read_image(image)
+        else:
+            grey = to_grey_uint8(image)
+        out = self.predictor(grey)
+        return Prediction(
+            masks={t: np.asarray(p.mask, bool) for t, p in out.items()},
+            instances={t: _instances(p) for t, p in out.items()},
+            image_shape=tuple(grey.shape),
+            raw=out,
+        )
+
+    __call__ = predict
+
+    def __repr__(self) -> str:
+        return f"Predictor(model={self.model!r}, tasks={self.tasks})"

@@ -1,0 +1,157 @@
+"""One config system: leaf YAMLs that leave out what the tasks imply give the same final configs as the
+old ones that spelled it out; shared key names (old ones still read); one profile rule."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spine_det.config import get_spine_cfg, spine_tasks
+from spine_det.config.linknet import get_linknet_cfg, load_linknet_config
+from spine_det.config.paths import resolve_config_file
+from spine_det.config.safe import merge_yaml_text
+
+BASE = resolve_config_file("Base-SpineMaskRCNN.yaml")
+LINKNET_BASE = resolve_config_file("linknet/Base-LinkNet.yaml")
+
+# The leaf configs as they were before the finalize step derived NUM_CLASSES, DATASETS, VIEW, OUTPUT_DIR
+# (verbatim but for the _BASE_ path, and LinkNet's old top-level TASKS).
+OLD_MASKRCNN = {
+    "lat_vertebra": """
+MODEL:
+  ROI_HEADS:
+    NUM_CLASSES: 1
+INPUT:
+  RANDOM_FLIP: "none"
+DATASETS:
+  TRAIN: ("spine_lat_vertebra_train",)
+  TEST: ("spine_lat_vertebra_val",)
+SPINE:
+  VIEW: "lat"
+  TASKS: ["lat_vertebra"]
+OUTPUT_DIR: "./output/maskrcnn/lat_vertebra"
+""",
+    "ap_all": """
+MODEL:
+  ROI_HEADS:
+    NUM_CLASSES: 3
+  ROI_MASK_HEAD:
+    POOLER_RESOLUTION: 28
+DATASETS:
+  TRAIN: ("spine_ap_train",)
+  TEST: ("spine_ap_val",)
+SPINE:
+  VIEW: "ap"
+  TASKS: ["ap_vertebra", "ap_spinous_process", "ap_pedicle"]
+OUTPUT_DIR: "./output/maskrcnn/ap_all"
+""",
+    "lat_anterior_line": """
+MODEL:
+  ROI_HEADS:
+    NUM_CLASSES: 1
+  ROI_MASK_HEAD:
+    POOLER_RESOLUTION: 28
+INPUT:
+  RANDOM_FLIP: "none"
+DATASETS:
+  TRAIN: ("spine_lat_anterior_line_train",)
+  TEST: ("spine_lat_anterior_line_val",)
+SPINE:
+  INSTANCES:
+    LINE: "per_level"
+  EVAL:
+    SCORE_THRESHOLD: -1.0
+  VIEW: "lat"
+  TASKS: ["lat_anterior_line"]
+OUTPUT_DIR: "./output/maskrcnn/lat_anterior_line"
+""",
+}
+OLD_LINKNET = {
+    "lat_all": """
+TASKS: ["lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_anterior_line", "lat_posterior_line"]
+LOSS:
+  NAME: "bce_dice"
+OUTPUT_DIR: "./output/linknet/lat_all"
+""",
+    "ap_vertebra": """
+TASKS: ["ap_vertebra"]
+OUTPUT_DIR: "./output/linknet/ap_vertebra"
+""",
+}
+
+
+def _old_leaf(tmp_path: Path, name: str, base: Path, body: str) -> Path:
+    p = tmp_path / f"{name}.yaml"  # same stem: the task's own profile file applies as to the shipped one
+    p.write_text(f'_BASE_: "{base}"\n{body}')
+    return p
+
+
+@pytest.mark.parametrize("profile", ["full", "cpu"])
+@pytest.mark.parametrize("name", sorted(OLD_MASKRCNN))
+def test_trimmed_maskrcnn_leaf_gives_the_old_final_config(tmp_path, name, profile):
+    old = get_spine_cfg(_old_leaf(tmp_path, name, BASE, OLD_MASKRCNN[name]), profile=profile)
+    new = get_spine_cfg(resolve_config_file(f"{name}.yaml"), profile=profile)
+    assert new.dump() == old.dump()
+    leaf = yaml.safe_load(resolve_config_file(f"{name}.yaml").read_text())
+    assert "DATASETS" not in leaf and "OUTPUT_DIR" not in leaf and "VIEW" not in leaf["SPINE"]
+    assert "ROI_HEADS" not in leaf.get("MODEL", {})  # NUM_CLASSES: said once, by the finalize step
+
+
+@pytest.mark.parametrize("profile", ["full", "cpu"])
+@pytest.mark.parametrize("name", sorted(OLD_LINKNET))
+def test_trimmed_linknet_leaf_gives_the_old_final_config(tmp_path, name, profile, caplog):
+    with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
+        old = load_linknet_config(_old_leaf(tmp_path, name, LINKNET_BASE, OLD_LINKNET[name]), profile)
+    assert "config key TASKS is deprecated, read as SPINE.TASKS" in caplog.text
+    new = load_linknet_config(resolve_config_file(f"linknet/{name}.yaml"), profile)
+    assert new.dump() == old.dump()
+    assert new.OUTPUT_DIR == f"./output/linknet/{name}" and new.SPINE.VIEW == name[: name.index("_")]
+
+
+def test_finalize_derives_from_the_tasks_and_refuses_a_contradiction():
+    cfg = get_spine_cfg(resolve_config_file("lat_vertebra.yaml"),
+                        opts=["SPINE.TASKS", "['lat_vertebra', 'lat_disk_height', 'lat_spinous_process', "
+                                             "'lat_anterior_line', 'lat_posterior_line']"])
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 5 and cfg.DATASETS.TRAIN == ("spine_lat_train",)
+    assert cfg.OUTPUT_DIR == "./output/maskrcnn/lat_all" and cfg.SPINE.VIEW == "lat"
+    assert get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), opts=["OUTPUT_DIR", "/tmp/x"]).OUTPUT_DIR == "/tmp/x"
+    with pytest.raises(ValueError, match="NUM_CLASSES=2 but SPINE.TASKS has 5 tasks.*derived"):
+        get_spine_cfg(resolve_config_file("lat_all.yaml"), opts=["MODEL.ROI_HEADS.NUM_CLASSES", "2"])
+    with pytest.raises(ValueError, match="mixes views"):
+        load_linknet_config(None, opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"])
+    bare = get_spine_cfg()  # no tasks: nothing derived, nothing refused
+    assert list(bare.SPINE.TASKS) == [] and bare.MODEL.ROI_HEADS.NUM_CLASSES == 0
+
+
+def test_shared_keys_and_old_names(tmp_path, caplog):
+    m = get_spine_cfg(resolve_config_file("ap_vertebra.yaml"), data_root=tmp_path, opts=["SPINE.SPLIT_SEED", "4"])
+    ln = load_linknet_config(resolve_config_file("linknet/ap_vertebra.yaml"), data_root=tmp_path,
+                             opts=["SPINE.SPLIT_SEED", "4"])
+    for cfg in (m, ln):
+        assert (cfg.SPINE.DATA_ROOT, cfg.SPINE.SPLIT_SEED, list(cfg.SPINE.TASKS), cfg.SPINE.VIEW) == \
+               (str(tmp_path), 4, ["ap_vertebra"], "ap")
+    with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
+        old = load_linknet_config(None, opts=["DATA.ROOT", "/d", "DATA.SEED", "3", "DATA.CACHE_DIR", "/c"])
+    assert (old.SPINE.DATA_ROOT, old.SPINE.SPLIT_SEED, old.SPINE.CACHE_DIR) == ("/d", 3, "/c")
+    assert "DATA.SEED is deprecated, read as SPINE.SPLIT_SEED" in caplog.text
+    # the config text stored in a LinkNet checkpoint written before the rename still loads
+    stored = "TASKS: [lat_vertebra, lat_disk_height]\nDATA:\n  ROOT: /data\n  SEED: 2\n  CACHE_DIR: ''\n"
+    cfg = merge_yaml_text(get_linknet_cfg(), stored, "ckpt")
+    assert list(cfg.SPINE.TASKS) == ["lat_vertebra", "lat_disk_height"] and cfg.SPINE.SPLIT_SEED == 2
+    assert "DATA" not in cfg and "TASKS" not in cfg
+
+
+def test_one_profile_rule_for_every_family(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text("SOLVER:\n  BASE_LR: 0.123\n")
+    assert get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile=str(own)).SOLVER.BASE_LR == 0.123
+    assert load_linknet_config(resolve_config_file("linknet/lat_vertebra.yaml"), str(own)).SOLVER.BASE_LR == 0.123
+    # a config outside the shipped folder still finds its family's shipped profile
+    leaf = tmp_path / "lat_vertebra.yaml"
+    leaf.write_text(f'_BASE_: "{LINKNET_BASE}"\nSPINE:\n  TASKS: [lat_vertebra]\n')
+    assert load_linknet_config(leaf, "cpu").MODEL.DEVICE == "cpu"
+    with pytest.raises(FileNotFoundError, match="profile 'gpu9'"):
+        get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="gpu9")
+    assert spine_tasks(get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="full")) == ["lat_vertebra"]

@@ -1,0 +1,238 @@
+"""A model family is one registered object: a toy family defined here, and registered nowhere else,
+shows up in the benchmark's plan and tables, in predict, in the cost tool and in the morphometry
+sources, without any other module naming it."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+import pytest
+
+from spine_det.engine.predictor import SegmentationPredictor, TaskPrediction
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, family_keys, get_family
+
+TOY = "toy_thresh"
+
+
+class ToyPredictor(SegmentationPredictor):
+    """Foreground = pixels above a threshold read from the 'checkpoint' (a text file)."""
+
+    def __init__(self, threshold: int, tasks=("lat_vertebra",)) -> None:
+        self.threshold = threshold
+        self.tasks = list(tasks)
+        self.model = __import__("torch").nn.Conv2d(1, 1, 3)  # 10 parameters, for the cost columns
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str, config_file: Optional[str] = None, device: str = "cpu",
+                        score_threshold: Optional[float] = None) -> "ToyPredictor":
+        t = int(Path(checkpoint).read_text())
+        return cls(int(round(255 * score_threshold)) if score_threshold is not None else t)
+
+    def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
+        return {t: TaskPrediction(mask=np.asarray(image) > self.threshold) for t in self.tasks}
+
+
+def _toy_args(group) -> None:
+    group.add_argument("--toy-thresh-start", default="zero")
+
+
+@pytest.fixture
+def toy(tmp_path):
+    config = tmp_path / "toy" / "lat_vertebra.yaml"
+    config.parent.mkdir()
+    config.write_text("SPINE:\n  TASKS: [lat_vertebra]\n")
+    spec = ModelSpec(
+        key=TOY, label="Toy threshold", description="a test family", train_module="toy_pkg.train",
+        config_file=lambda task: tmp_path / "toy" / f"{task}.yaml", predictor=ToyPredictor,
+        checkpoints=("toy.ckpt",), eval_opts=lambda out: ["TOY.EVAL", "1"],
+        plan_opts=lambda runs, task, seed, o: ["TOY.START", o.family_args.get("toy_thresh_start", "?")],
+        benchmark_args=_toy_args, header_note=lambda o: ("Toy start", o.family_args.get("toy_thresh_start")),
+        read_curves=lambda out, task, n: {"x_label": "step", "loss": [(1, 0.5)], "val_dice": [], "iterations": 1},
+        flops=lambda p, img: 0.25, flops_input=lambda p, img: list(img.shape), order=99,
+    )
+    MODEL_FAMILIES.register(spec)
+    yield spec
+    MODEL_FAMILIES.unregister(TOY)
+    assert TOY not in family_keys()
+
+
+def test_registry_lists_the_shipped_families_in_order_and_explains_unknown_keys():
+    keys = family_keys()
+    assert keys[:2] == ["linknet", "maskrcnn"]  # then whatever other families are installed, by their order
+    from spine_det.config.paths import resolve_config_file
+
+    assert get_family("linknet").predictor_class().family_key == "linknet"
+    assert get_family("maskrcnn").predictor_class().family_key == "maskrcnn"
+    for key in ("linknet", "maskrcnn"):
+        spec = get_family(key)
+        config = resolve_config_file(spec.config_file("lat_vertebra"))
+        assert config.is_file() and issubclass(spec.predictor_class(), SegmentationPredictor)
+        cfg = spec.get_config(config, "cpu", ["SEED", "5"])  # the family's own load chain, shared keys
+        assert list(cfg.SPINE.TASKS) == ["lat_vertebra"] and cfg.SEED == 5 and cfg.MODEL.DEVICE == "cpu"
+        assert spec.profile_yamls(config, "cpu") and spec.profile_yamls(config, "full") == []
+    with pytest.raises(KeyError, match="unknown model 'unet'.*linknet"):
+        get_family("unet")
+    with pytest.raises(TypeError):
+        MODEL_FAMILIES.register({"key": "x"})
+
+
+def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
+    from spine_det.benchmark.pipeline import Benchmark
+    from spine_det.tools.benchmark import parse_args
+
+    args = parse_args(["--data-root", "D", "--out", str(tmp_path / "o"), "--skip-maskrcnn", "--toy-thresh-start", "one",
+                       "--toy-thresh-opts", "TOY.LR", "0.1"])
+    assert args.family_args["toy_thresh_start"] == "one" and args.toy_thresh_opts == ["TOY.LR", "0.1"]
+    from spine_det.benchmark.pipeline import BenchmarkOptions
+
+    o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"], seeds=[0, 1],
+                         skip_models=["maskrcnn"], model_opts={TOY: ["TOY.LR", "0.1"]},
+                         family_args=args.family_args)
+    assert [s.key for s in o.model_families()] == [k for k in family_keys() if k != "maskrcnn"]
+    assert o.model_families()[-1].key == TOY  # order 99: after the shipped families
+    units = Benchmark(o).seg_units()
+    toy_units = [u for u in units if u.model == TOY]
+    assert [u.name for u in toy_units] == [f"{TOY}-lat_vertebra", f"{TOY}-lat_vertebra-seed1"]
+    u = toy_units[1]
+    assert u.out_dir == tmp_path / "o" / "runs" / TOY / "lat_vertebra-seed1"
+    train = u.commands["train"]
+    assert train[1:3] == ["-m", "toy_pkg.train"] and train[train.index("--config-file") + 1] == str(tmp_path / "toy" / "lat_vertebra.yaml")
+    pairs = dict(zip(train[train.index("OUTPUT_DIR")::2], train[train.index("OUTPUT_DIR") + 1::2]))
+    assert pairs["SEED"] == "1" and pairs["SPINE.SPLIT_SEED"] == "0" and pairs["TOY.START"] == "one"
+    assert pairs["TOY.LR"] == "0.1" and "--resume" in u.commands["resume"]
+    assert u.commands["eval"][-2:] == ["TOY.EVAL", "1"] and u.checkpoints == ["toy.ckpt"]
+    assert "toy/lat_vertebra.yaml" in "".join(u.spec["configs"])  # the config's hash: an edit retrains
+
+
+def test_toy_family_columns_in_the_tables(toy, tmp_path):
+    from spine_det.benchmark import tables
+    from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
+    from spine_det.tools.benchmark import summary_text
+
+    class Manifest:
+        def summary(self):
+            return "3 patients"
+
+        def patients(self, split=None):
+            return ["p"]
+
+        def select(self, split=None, view=None, task=None):
+            return [None]
+
+    o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"],
+                         family_args={"toy_thresh_start": "zero"})
+    b = Benchmark(o)
+    b.prepared = SimpleNamespace(manifest=Manifest())
+    b.seg["lat_vertebra"] = {"otsu": {"dice": 0.1, "jaccard": 0.05, "tpr": 0.2},
+                             TOY: {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75, "counts": {"images": 1}}}
+    b.costs.append({"model": TOY, "task": "lat_vertebra", "parameters": 10, "gflops": 0.25})
+    res = b.results()
+    assert list(res["segmentation"][0]["models"]) == ["otsu", *family_keys()] and family_keys()[-1] == TOY
+    assert res["header"]["models"][TOY] == "Toy threshold" and res["header"]["notes"]["Toy start"] == "zero"
+    paths = tables.write_results(tmp_path, res)
+    md = paths["md"].read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| task |"))
+    assert "| Toy threshold |" in head and head.index("Mask R-CNN") < head.index("Toy threshold")
+    assert "0.6250 / 0.4545 / 0.7500" in md and "| Toy start | zero |" in md
+    assert "| Toy threshold | lat_vertebra |" in md  # the cost table names it by its label
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert {r["value"] for r in rows if r["model"] == TOY and r["metric"] == "dice"} == {"0.625"}
+    assert "Toy threshold Dice" in summary_text(res, paths["md"])
+
+
+def test_toy_family_in_predict_cost_and_morphometry(toy, tmp_path):
+    from spine_det.benchmark import cost
+    from spine_det.data.layout import ViewSample
+    from spine_det.morphometry.sources import SOURCES, load_view_masks
+    from spine_det.tools.predict import main as predict
+
+    img = np.zeros((20, 30), np.uint8)
+    img[5:15, 10:20] = 200
+    img[0, 0] = 90
+    cv2.imwrite(str(tmp_path / "x.png"), img)
+    ck = tmp_path / "toy.ckpt"
+    ck.write_text("100")
+    out = tmp_path / "pred"
+    assert predict(["--model", TOY, "--checkpoint", str(ck), "--input", str(tmp_path / "x.png"), "--output", str(out)]) == 0
+    mask = cv2.imread(str(out / "x" / "lat_vertebra_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert np.array_equal(mask, img > 100)
+    out2 = tmp_path / "pred2"  # --score-threshold reaches the family's predictor: 0.3 * 255 ~ 76 < 90
+    assert predict(["--model", TOY, "--checkpoint", str(ck), "--input", str(tmp_path / "x.png"), "--output", str(out2),
+                    "--score-threshold", "0.3"]) == 0
+    assert (cv2.imread(str(out2 / "x" / "lat_vertebra_mask.png"), cv2.IMREAD_GRAYSCALE) > 0).sum() == 101
+
+    sample = SimpleNamespace(image=str(tmp_path / "x.png"), key="p/lat")
+    res = cost.measure(TOY, str(ck), "lat_vertebra", [sample], n_images=1, keep_predictions=1,
+                       pred_dir=tmp_path / "cost")
+    assert res["parameters"] == 10 and res["gflops"] == 0.25 and res["gflops_input"] == [20, 30]
+    assert (tmp_path / "cost" / "p_lat.png").is_file()
+
+    assert TOY in SOURCES
+    (tmp_path / "pd" / "p" / "lat").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "pd" / "p" / "lat" / "lat_vertebra_mask.png"), mask.astype(np.uint8) * 255)
+    s = ViewSample("p", "Normal", "test", "lat", "x.png", {}, 20, 30)
+    assert load_view_masks(s, TOY, tmp_path / "pd")["lat_vertebra"].sum() == mask.sum()
+
+
+def test_build_predictor_keeps_its_signature_and_errors():
+    from spine_det.engine.predictor import CheckpointError, build_predictor
+
+    with pytest.raises(CheckpointError, match="not found"):
+        build_predictor("linknet", "/nonexistent/model_best.pth", device="cpu")
+    with pytest.raises(KeyError, match="unknown model"):
+        build_predictor("nope", __file__)
+
+
+def test_engine_predictor_names_no_family_module():
+    """engine/predictor.py no longer imports linknet_predictor by a string map: the registry does."""
+    src = (Path(__file__).resolve().parents[1] / "spine_det" / "engine" / "predictor.py").read_text()
+    assert "linknet_predictor" not in src and "_LAZY_MODULES" not in src
+
+
+def test_checkpoints_name_the_family_that_wrote_them(tmp_path):
+    from spine_det.modeling.registry import checkpoint_family, require_family
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    linknet = {"model": {"w": 0}, "cfg": "SPINE: {}", "model_name": "linknet"}
+    maskrcnn = {"model": {"backbone.bottom_up.stem.conv1.weight": 0}, "iteration": 3}
+    classifier = {"model": {}, "view": "ap", "backbone": "resnet18", "cfg": ""}
+    assert [checkpoint_family(d) for d in (linknet, maskrcnn, classifier, {"model": {}})] == \
+           ["linknet", "maskrcnn", "classifier", None]
+    toy = ModelSpec(key=TOY, label="Toy threshold", train_module="toy_pkg.train_toy", config_file=lambda t: tmp_path,
+                    predictor=ToyPredictor, recognizes=lambda d: "toy_threshold" in d)
+    MODEL_FAMILIES.register(toy)
+    try:
+        assert checkpoint_family({"toy_threshold": 3}) == TOY
+        with pytest.raises(CheckpointError, match="Toy threshold checkpoint; use --model toy_thresh .*train-toy"):
+            require_family({"toy_threshold": 3}, "linknet", "x.pth")
+        require_family({"toy_threshold": 3}, TOY, "x.pth")  # its own: fine
+    finally:
+        MODEL_FAMILIES.unregister(TOY)
+
+
+def test_flops_come_from_what_the_predictor_feeds_its_network():
+    """No family-specific FLOP code in the benchmark: the predictor says what one forward pass is."""
+    import torch
+
+    from spine_det.benchmark.cost import count_parameters, gflops, model_flops
+    from spine_det.config.linknet import load_cfg, get_linknet_cfg
+    from spine_det.engine.linknet_predictor import LinkNetPredictor
+
+    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])
+    pred = LinkNetPredictor(cfg)
+    image = np.zeros((100, 70), np.uint8)
+    module, inputs = pred.flop_count_inputs(image)
+    assert module is pred.model and tuple(inputs[0].shape) == (1, 1, 64, 32)
+    g, size = model_flops(get_family("linknet"), pred, image)
+    assert size == [64, 32] and g == pytest.approx(gflops(pred.model, inputs)) and g > 0
+    # doubling the input area doubles the count of this fully convolutional network
+    cfg2 = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "128", "INPUT.WIDTH", "32"])
+    pred2 = LinkNetPredictor(cfg2, model=pred.model)
+    assert model_flops(get_family("linknet"), pred2, image)[0] == pytest.approx(2 * g, rel=1e-6)
+    assert count_parameters(pred.model) == sum(p.numel() for p in pred.model.parameters()) > 0
+    assert SegmentationPredictor().flop_count_inputs(image) is None and isinstance(module, torch.nn.Module)
