@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spine_det.modeling.families import nnunet as fam
+from spine_det.engine import nnunet as fam
+from spine_det.modeling.families.nnunet import config_file
+from spine_det.tools.train_nnunet import main as train_nnunet_main
 
 TASK = "lat_vertebra"
 HAS_NNUNET = importlib.util.find_spec("nnunetv2") is not None
@@ -39,7 +41,7 @@ def test_one_task_per_run():
     from spine_det.config.safe import ConfigError
 
     with pytest.raises(ConfigError, match="one task at a time"):
-        fam.load_config(fam.config_file(TASK), "cpu", ["SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']"])
+        fam.load_config(config_file(TASK), "cpu", ["SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']"])
 
 
 def test_export_follows_the_manifest_and_leaves_the_data_root_alone(prepared, tmp_path):
@@ -83,7 +85,7 @@ def test_splits_file(tmp_path):
 
 
 def test_output_inside_the_data_root_is_refused(phantom_root, capsys):
-    rc = fam.main(["--config-file", "nnunet/lat_vertebra.yaml", "--data-root", str(phantom_root), "--profile", "cpu",
+    rc = train_nnunet_main(["--config-file", "nnunet/lat_vertebra.yaml", "--data-root", str(phantom_root), "--profile", "cpu",
                    "OUTPUT_DIR", str(phantom_root / "runs")])
     assert rc != 0 and "data root" in capsys.readouterr().err
     assert not (phantom_root / "runs").exists()
@@ -110,14 +112,18 @@ def test_train_predict_score_end_to_end(prepared, phantom_root, tmp_path, monkey
             "--cache-dir", str(tmp_path / "cache"),
             "OUTPUT_DIR", str(out), "NNUNET.EPOCHS", "1", "NNUNET.ITERS_PER_EPOCH", "2", "NNUNET.VAL_ITERS_PER_EPOCH", "1",
             "NNUNET.BATCH_SIZE", "2", "NNUNET.MAX_SIDE", "64", "NNUNET.NUM_PROCESSES", "0"]
-    assert fam.main(argv) == 0
+    assert train_nnunet_main(argv) == 0
     ck = out / fam.CHECKPOINT
     assert ck.is_symlink() and ck.resolve().name == "checkpoint_final.pth"
     res = json.loads((out / "inference" / f"spine_{TASK}_test" / "semantic_metrics.json").read_text())
     n_test = len(prepared.manifest.select(split="test", task=TASK))
     assert res["model"] == "nnunet" and res["counts"]["images"] == n_test > 0 and 0.0 <= res["dice"] <= 1.0
-    curves = fam.read_curves(out, TASK)
+    from spine_det.modeling.registry import get_family
+
+    spec = get_family("nnunet")
+    curves = spec.curves(out, TASK, 0)
     assert curves["iterations"] == 2 and len(curves["loss"]) == 1 and curves["s_per_iter"] > 0
+    assert spec.recognizes(__import__("torch").load(ck, weights_only=True))
 
     from spine_det.data.io import read_image
     from spine_det.engine.predictor import build_predictor
@@ -128,8 +134,10 @@ def test_train_predict_score_end_to_end(prepared, phantom_root, tmp_path, monkey
     p = pred(img)[TASK]
     assert p.mask.shape == img.shape and p.mask.dtype == bool
     assert all(i["area"] > 0 for i in p.instances) and sum(i["area"] for i in p.instances) == int(p.mask.sum())
+    module, (x,) = pred.flop_count_inputs(img)  # the cost table's FLOPs: every patch the image needs
+    assert x.shape[0] == pred.sliding_windows(img) >= 1 and list(x.shape[-2:]) == list(pred.predictor.configuration_manager.patch_size)
 
     # --resume after a finished run trains nothing and re-scores the same checkpoint
-    assert fam.main(["--resume", *argv]) == 0
+    assert train_nnunet_main(["--resume", *argv]) == 0
     again = json.loads((out / "inference" / f"spine_{TASK}_test" / "semantic_metrics.json").read_text())
     assert again["dice"] == res["dice"]

@@ -19,8 +19,8 @@ KEYS = ("smp_unet", "smp_unetplusplus", "smp_fpn", "smp_deeplabv3plus")
 def _cfg(name="smp_unet", *opts, task="lat_vertebra", profile="cpu"):
     from spine_det.modeling.registry import get_family
 
-    spec = get_family(name)
-    return spec.get_config(spec.config_file(task), profile, list(opts))
+    spec = get_family(name)  # as the benchmark runs it: the family's plan opts, then the user's
+    return spec.get_config(spec.config_file(task), profile, [*spec.unit_opts(None, task, 0, None), *opts])
 
 
 def test_families_registered_and_differ_from_linknet_by_the_network_only():
@@ -101,7 +101,10 @@ def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
     res = evaluate_linknet(cfg, prepared.manifest)["lat_vertebra"]
     data = json.loads((out / "inference" / "spine_lat_vertebra_test" / "semantic_metrics.json").read_text())
     assert data["model"] == "smp_unet" and data["counts"]["images"] > 0 and not math.isnan(res["dice"])
-    curves = fam.read_curves(out, "lat_vertebra", len(prepared.manifest.select(split="train", task="lat_vertebra")))
+    from spine_det.modeling.registry import get_family
+
+    n_train = len(prepared.manifest.select(split="train", task="lat_vertebra"))
+    curves = get_family("smp_unet").curves(out, "lat_vertebra", n_train)
     assert [e for e, _ in curves["loss"]] == [1, 2]
 
     pred = build_predictor("smp_unet", str(out / "model_best.pth"))  # the network comes back from the checkpoint

@@ -16,12 +16,13 @@ The benchmarked families (one ``ModelSpec`` each) share the task configs ``confi
 ``MODEL.NAME`` (:data:`FAMILIES`, passed by the benchmark through ``plan_opts``). Encoders start from random weights:
 ``MODEL.SMP.ENCODER_WEIGHTS imagenet`` (with ``MODEL.PRETRAINED True``) downloads them from the
 Hugging Face Hub, and says what to do when the network refuses. Needs ``pip install 'spine_det[smp]'``.
+Declarative: the parts are named as ``"module:attr"`` and imported only when used.
 """
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from spine_det.modeling.families._common import shipped_config
 from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
@@ -127,38 +128,11 @@ def config_file(task: str) -> Path:
     return shipped_config(f"smp/{task}.yaml")
 
 
-def _load_config_for(name: str):
-    def load_config(config_file: Optional[str | Path] = None, profile: Optional[str] = "full",
-                    opts: Sequence[str] = ()) -> Any:
-        """The LinkNet load chain with ``MODEL.NAME`` set to this architecture (before the user's opts)."""
-        from spine_det.config.linknet import load_linknet_config
-
-        return load_linknet_config(config_file, profile, ["MODEL.NAME", name, *opts])
-
-    return load_config
-
-
 def _plan_opts_for(name: str):
     def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
         return ["MODEL.NAME", name]
 
     return plan_opts
-
-
-def read_curves(out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
-    from spine_det.modeling.families.linknet import read_curves as linknet_curves
-
-    return linknet_curves(out_dir, task, n_train)
-
-
-def flops(predictor: Any, image: Any) -> Optional[float]:
-    from spine_det.modeling.families.linknet import flops as linknet_flops
-
-    return linknet_flops(predictor, image)
-
-
-def network_input(predictor: Any, image: Any) -> List[int]:
-    return [int(predictor.cfg.INPUT.HEIGHT), int(predictor.cfg.INPUT.WIDTH)]
 
 
 SPECS = {
@@ -170,13 +144,11 @@ SPECS = {
         train_module="spine_det.tools.train_linknet",
         config_file=config_file,
         predictor="spine_det.engine.linknet_predictor:LinkNetPredictor",
-        load_config=_load_config_for(key),
+        load_config="spine_det.config.linknet:load_linknet_config",  # MODEL.NAME as the YAML says: see plan_opts
         profile_files="spine_det.config.linknet:linknet_profile_files",
         checkpoints=("model_best.pth",),
         plan_opts=_plan_opts_for(key),
-        read_curves=read_curves,
-        flops=flops,
-        flops_input=network_input,
+        read_curves="spine_det.benchmark.curves:epoch_curves",
         available=available,
         order=order,
         extra={"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[key]},
