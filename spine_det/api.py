@@ -84,17 +84,21 @@ def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
     """Which model family wrote ``checkpoint`` ("maskrcnn", "linknet", ...), read from the file;
     :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
     is not a segmentation model."""
-    from spine_det.modeling.registry import checkpoint_family as checkpoint_kind
     from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
+
+    try:  # the model registry, where each family recognises its own checkpoints
+        from spine_det.modeling.registry import checkpoint_family as who_wrote
+    except ImportError:  # a package without the registry: the checkpoint kinds it knows
+        from spine_det.utils.checkpoint_io import checkpoint_kind as who_wrote
 
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     if path.suffix != ".pth":  # a Detectron2 model-zoo .pkl: only Mask R-CNN reads those
         return "maskrcnn"
-    kind = checkpoint_kind(load_plain(path))
+    kind = who_wrote(load_plain(path))
     if kind is None:
-        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model='maskrcnn' or 'linknet'")
+        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model=<family>, e.g. 'maskrcnn'")
     if kind == "classifier":
         raise CheckpointError(f"{checkpoint}: {KIND_HINTS[kind]}")
     return kind

@@ -21,8 +21,7 @@ Why each shim exists:
    ``torch.ops.detectron2`` rather than ``_C``, so that one op fails with torch's
    own "no such operator" error.
 3. ``pkg_resources`` (used by ``detectron2.model_zoo`` in v0.6 and in main) was
-   removed from setuptools 81+; setup.py pins ``setuptools<81``. Here we only
-   turn the bare ImportError into a message that says so.
+   removed from setuptools 81+; setup.py pins ``setuptools<81`` (no shim needed here).
 """
 from __future__ import annotations
 
@@ -35,23 +34,6 @@ from typing import Optional
 _INSTALL_HINT = (
     "this Detectron2 has no compiled ops (installed from PyPI's Python-only sources); "
     "build the official one with `DETECTRON2_SOURCE=git make install` on a machine that reaches GitHub"
-)
-
-# Ops of detectron2._C (v0.6 and main) that have no Python fallback.
-COMPILED_OPS = (
-    "box_iou_rotated",
-    "nms_rotated",
-    "roi_align_rotated_forward",
-    "roi_align_rotated_backward",
-    "deform_conv_forward",
-    "deform_conv_backward_input",
-    "deform_conv_backward_filter",
-    "modulated_deform_conv_forward",
-    "modulated_deform_conv_backward",
-    "COCOevalAccumulate",
-    "COCOevalEvaluateImages",
-    "InstanceAnnotation",
-    "ImageEvaluation",
 )
 
 
@@ -115,16 +97,6 @@ def _install_compiled_ops_stand_in() -> None:
     sys.modules["detectron2._C"] = _CompiledOpsStandIn()
 
 
-def _check_pkg_resources() -> None:
-    try:
-        import pkg_resources  # noqa: F401  (imported for its side effect of being importable)
-    except ImportError as exc:  # setuptools >= 81
-        raise ImportError(
-            "Detectron2's model_zoo needs `pkg_resources`, removed in setuptools 81: "
-            "run `pip install 'setuptools<81'` (make install does)"
-        ) from exc
-
-
 def apply() -> None:
     """Apply every shim that is needed; safe to call many times."""
     _patch_pillow()
@@ -134,11 +106,6 @@ def apply() -> None:
 def uses_stand_in() -> bool:
     """True when ``detectron2._C`` is our stand-in rather than the compiled extension."""
     return bool(getattr(sys.modules.get("detectron2._C"), "is_spine_det_stand_in", False))
-
-
-def require_model_zoo() -> None:
-    """Call before ``detectron2.model_zoo`` to get a clear error about setuptools."""
-    _check_pkg_resources()
 
 
 apply()

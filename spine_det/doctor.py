@@ -84,10 +84,10 @@ def _forward_once(device: str):
     """Build the package's Mask R-CNN (CPU profile: random init, GN) and run one image through it."""
     import torch
 
-    from spine_det import CONFIG_DIR
     from spine_det.config import get_spine_cfg
+    from spine_det.config.paths import resolve_config_file
 
-    cfg = get_spine_cfg(CONFIG_DIR / "lat_vertebra.yaml", profile="cpu", opts=["MODEL.DEVICE", device])
+    cfg = get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="cpu", opts=["MODEL.DEVICE", device])
     from detectron2.modeling import build_model  # after get_spine_cfg imported spine_det.compat
 
     model = build_model(cfg).eval()

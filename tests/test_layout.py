@@ -1,9 +1,8 @@
 """Layout scanning, patient-level seeded splits, problems reporting, manifest caching."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import cv2
 import numpy as np

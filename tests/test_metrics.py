@@ -79,3 +79,24 @@ def test_paste_instances_is_the_union_above_threshold():
     assert np.array_equal(paste_instances(torch.from_numpy(masks), torch.from_numpy(scores), 0.5, (10, 12)), expected)
     assert not paste_instances(masks, scores, 0.95, (10, 12)).any()
     assert not paste_instances(np.zeros((0, 10, 12), bool), np.zeros(0), 0.5, (10, 12)).any()
+
+
+def test_score_files_written_from_a_table(tmp_path):
+    """ScoreTable computes, score_files writes: the summary JSON (+ meta) and the per-image CSV,
+    sorted by image id, NaN written empty."""
+    import csv
+    import json
+
+    from spine_det.evaluation.score_files import PER_IMAGE_FILE, SUMMARY_FILE, write_scores
+
+    t = ScoreTable()
+    gt = np.zeros((4, 4), bool)
+    gt[1:3, 1:3] = True
+    t.add("b", gt, gt)
+    t.add("a", np.zeros((4, 4), bool), np.zeros((4, 4), bool))  # both empty: TPR undefined
+    result = write_scores(t, tmp_path / "out", {"model": "x"})
+    assert result == json.loads((tmp_path / "out" / SUMMARY_FILE).read_text())
+    assert result["model"] == "x" and result["dice"] == 1.0 and result["counts"]["images"] == 2
+    rows = list(csv.DictReader((tmp_path / "out" / PER_IMAGE_FILE).open()))
+    assert [r["image_id"] for r in rows] == ["a", "b"] and rows[0]["tpr"] == "" and float(rows[1]["tpr"]) == 1.0
+    assert not hasattr(ScoreTable, "write")  # no file I/O on the table itself

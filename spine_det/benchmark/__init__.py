@@ -1,8 +1,12 @@
-"""Side-by-side benchmark: Mask R-CNN vs LinkNet vs an Otsu baseline on the same test images.
+"""Side-by-side benchmark: every registered model family (spine_det.modeling.registry: LinkNet,
+Mask R-CNN, ...) and an Otsu baseline on the same test images.
 
-``tools/benchmark.py`` is the entry point. The pieces:
+``spine_det.tools.benchmark`` (``spine-det benchmark``) is the entry point. The pieces:
 
+* :mod:`.plan`      the units' command lines, one per family, task and seed, from the families' specs
+* :mod:`.pipeline`  the whole run, looping over the registered families
 * :mod:`.runner`    train-or-reuse units (one subprocess of a tool each, logged, resumable)
+* :mod:`.curves`    training curves from the tools' logs, by log format
 * :mod:`.baselines` the Otsu threshold baseline, scored with the shared ScoreTable
 * :mod:`.cost`      parameters, GFLOPs, inference speed, peak memory, training time
 * :mod:`.reported`  the seed report's own figures (private dataset), never mixed with ours

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 import numpy as np
 
 from spine_det.evaluation.metrics import ScoreTable
+from spine_det.evaluation.score_files import write_scores
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,6 @@ def run_otsu(manifest: Any, tasks: Sequence[str], out_root: Path | str, split: s
         table = score_otsu(tqdm(samples, desc=f"otsu {task}", leave=False, disable=None), task)
         dt = time.perf_counter() - t0
         meta = {"model": "otsu", "task": task, "split": split, "images_per_s": len(samples) / dt if dt > 0 else None}
-        results[task] = table.write(out_root / task / "inference" / f"spine_{task}_{split}", meta)
+        results[task] = write_scores(table, out_root / task / "inference" / f"spine_{task}_{split}", meta)
         logger.info("otsu %s: dice %.4f on %d %s images", task, results[task]["dice"], len(samples), split)
     return results

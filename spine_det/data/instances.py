@@ -22,7 +22,7 @@ Config: ``SPINE.INSTANCES.LINE`` (tasks ``*_line``), ``SPINE.INSTANCES.SPINOUS_P
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 from fvcore.common.registry import Registry

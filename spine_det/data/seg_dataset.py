@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np

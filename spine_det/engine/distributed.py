@@ -91,15 +91,6 @@ def all_gather_object(obj: Any) -> List[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """The ``src`` rank's object on every rank (e.g. the early-stopping decision)."""
-    if not is_dist() or get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def all_reduce_mean(value: float, device: torch.device | None = None) -> float:
     """Mean of a float over ranks."""
     if not is_dist() or get_world_size() == 1:
@@ -107,11 +98,6 @@ def all_reduce_mean(value: float, device: torch.device | None = None) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=device or "cpu")
     dist.all_reduce(t)
     return float(t.item()) / get_world_size()
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DDP wrapper (what gets saved)."""
-    return model.module if hasattr(model, "module") else model
 
 
 def cleanup() -> None:

@@ -33,6 +33,7 @@ from spine_det.config.linknet import tasks_of
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
 from spine_det.engine import distributed as du
 from spine_det.evaluation.metrics import ScoreTable
+from spine_det.evaluation.score_files import write_scores
 from spine_det.modeling.linknet import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
@@ -500,7 +501,7 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
                 "split_seed": cfg.SPINE.SPLIT_SEED, "model": cfg.MODEL.NAME, "input_size": [cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH],
                 "resolution": "original image size (probabilities resized back, bilinear)",
             }
-            results[t] = table.write(Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{t}_{split}", meta)
+            results[t] = write_scores(table, Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{t}_{split}", meta)
             logger.info("%s %s: dice %.4f jaccard %.4f tpr %.4f (%d images)", t, split, results[t]["dice"],
                         results[t]["jaccard"], results[t]["tpr"], results[t]["counts"]["images"])
     du.synchronize()

@@ -15,7 +15,7 @@ Label maps: 0 = background, k > 0 = one object / instance (any integer ids).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 

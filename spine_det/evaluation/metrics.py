@@ -12,16 +12,11 @@ Conventions (the report averaged per image; we do the same and fix the empty cas
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
 import numpy as np
-
-from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
 METRICS = ("dice", "jaccard", "tpr")
 
@@ -127,23 +122,3 @@ class ScoreTable:
             "TPR left out where gt is empty"
         )
         return out
-
-    def write(self, out_dir: Path | str, meta: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-        """Write ``semantic_metrics.json`` (summary + meta) and ``semantic_per_image.csv`` atomically."""
-        out_dir = Path(out_dir)
-        result = {**self.summary(), **dict(meta or {})}
-        atomic_write_json(out_dir / "semantic_metrics.json", result)
-        atomic_write_text(out_dir / "semantic_per_image.csv", self.to_csv())
-        return result
-
-    def to_csv(self) -> str:
-        rows = sorted(self.rows, key=lambda r: str(r["image_id"]))
-        keys: List[str] = []
-        for r in rows:
-            keys.extend(k for k in r if k not in keys)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys or ["image_id", *METRICS])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
-        return buf.getvalue()

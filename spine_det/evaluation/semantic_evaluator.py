@@ -28,6 +28,7 @@ from detectron2.utils import comm
 
 from spine_det.data.io import read_mask
 from spine_det.evaluation.metrics import METRICS, ScoreTable, binary_scores, paste_instances
+from spine_det.evaluation.score_files import PER_IMAGE_FILE, SUMMARY_FILE, per_image_csv, write_scores
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -362,15 +363,15 @@ class SpineSemanticEvaluator(DatasetEvaluator):
         meta = self._meta()
         if len(summaries) == 1:
             (task,) = summaries
-            tables[task].write(out, {**meta, "task": task})
+            write_scores(tables[task], out, {**meta, "task": task})
             return
         # One model for several tasks: a table per task, and the per-task means on top.
         for task, table in tables.items():
             if table.rows:
-                table.write(out / task, {**meta, "task": task})
+                write_scores(table, out / task, {**meta, "task": task})
         top = {**results["mean"], "tasks": summaries, "mean_over": "tasks", **meta}
-        atomic_write_json(out / "semantic_metrics.json", top)
-        atomic_write_text(out / "semantic_per_image.csv", ScoreTable([r for t in tables.values() for r in t.rows]).to_csv())
+        atomic_write_json(out / SUMMARY_FILE, top)
+        atomic_write_text(out / PER_IMAGE_FILE, per_image_csv(r for t in tables.values() for r in t.rows))
 
     def _log(self, results) -> None:
         lines = [f"Semantic metrics on {self._dataset_name} (score ≥ {self._threshold:g}, mean over images):"]

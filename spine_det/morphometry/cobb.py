@@ -39,7 +39,7 @@ import numpy as np
 
 from spine_det.data.aasce import ANGLE_NAMES, VERTEBRA_NAMES  # noqa: F401  (the dataset's names, re-exported)
 
-CORNER_ORDER = ("TL", "TR", "BL", "BR")  # corner order of the (N, 4, 2) arrays, as in the dataset
+# Corner order of the (N, 4, 2) arrays, as in the dataset: TL, TR, BL, BR.
 
 
 @dataclass

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -36,7 +36,6 @@ FRAGMENT_AREA = 0.45  # area < this x median -> fragment (a split vertebra or a 
 MIN_AREA_FRACTION = 0.08  # components under this x median area are dropped as noise
 
 SPLIT_GAP = 0.55  # centroid gap < this x median spacing -> two pieces of one vertebra
-CORNER_NAMES = ("sup_a", "sup_b", "inf_b", "inf_a")
 BAD_FLAGS = ("merged", "fragment", "partial", "split")  # bodies not measured / not used as neighbours
 
 
@@ -384,7 +383,3 @@ def instances_from_label_map(labels: np.ndarray) -> List[np.ndarray]:
     """Instance masks from an integer label image (0 = background)."""
     lab = np.asarray(labels)
     return [lab == v for v in np.unique(lab) if v != 0]
-
-
-def corner_dict(b: Body, names: Sequence[str] = CORNER_NAMES) -> Dict[str, List[float]]:
-    return {n: [float(b.corners[i, 0]), float(b.corners[i, 1])] for i, n in enumerate(names)}

@@ -36,7 +36,6 @@ _RIB_LEN = {"T9": 230.0, "T10": 210.0, "T11": 150.0, "T12": 95.0}  # LAT rib arc
 # AP rib cage: lateral reach of rib k (T1..T12) as a share of the thorax half-width; ribs 11-12 float.
 RIB_REACH = np.array([0.42, 0.60, 0.72, 0.80, 0.87, 0.92, 0.96, 0.99, 1.0, 0.98, 0.86, 0.58])
 
-FRACTURE_TYPES = ("none", "wedge", "biconcave", "crush", "burst")
 _GRADE_LOSS = {1: (0.205, 0.245), 2: (0.26, 0.39), 3: (0.41, 0.58)}
 _LEVEL_RISK = np.array([0.5, 1.0, 2.0, 2.0, 1.2, 0.8, 0.6, 0.4])  # fracture risk over LEVELS
 

@@ -19,7 +19,6 @@ Every structure adds its line integral (e-folds) to one map ``A``:
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 import cv2
 import numpy as np

@@ -23,7 +23,7 @@ above half the maximum, i.e. more than half covered, is foreground).
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict
 
 import cv2
 import numpy as np
