@@ -510,6 +510,7 @@ def evaluate_nnunet(cfg: Any, manifest: Any, weights: Optional[str] = None, spli
     ``<OUTPUT_DIR>/inference/spine_<task>_<split>/semantic_metrics.json`` and ``semantic_per_image.csv``."""
     from spine_det.data.io import read_image, read_mask
     from spine_det.evaluation.metrics import ScoreTable
+    from spine_det.evaluation.score_files import write_scores
 
     split = split or cfg.TEST.SPLIT
     task = task_of(cfg)
@@ -530,7 +531,7 @@ def evaluate_nnunet(cfg: Any, manifest: Any, weights: Optional[str] = None, spli
             "split_seed": int(cfg.SPINE.SPLIT_SEED), "model": KEY, "max_side": int(cfg.NNUNET.MAX_SIDE),
             "resolution": "original image size (label map scaled back, nearest)",
             "predict_s_per_image": round((time.perf_counter() - t0) / max(1, len(samples)), 3)}
-    res = table.write(Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{task}_{split}", meta)
+    res = write_scores(table, Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{task}_{split}", meta)
     logger.info("%s %s: dice %.4f jaccard %.4f tpr %.4f (%d images)", task, split, res["dice"], res["jaccard"],
                 res["tpr"], res["counts"]["images"])
     return res
