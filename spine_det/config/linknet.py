@@ -42,6 +42,10 @@ def add_linknet_config(_C: CN) -> None:
     # LinkNet checkpoint to start training from (e.g. one trained on the phantom: pre-training without
     # downloads); "" = random init or MODEL.PRETRAINED's ImageNet encoder. Ignored when --resume resumes.
     _C.MODEL.INIT_WEIGHTS = ""
+    # segmentation_models_pytorch networks (MODEL.NAME smp_unet, smp_fpn, ...: spine_det.modeling.families.smp)
+    _C.MODEL.SMP = CN()
+    _C.MODEL.SMP.ENCODER = "resnet34"  # any smp encoder name (resnet34, efficientnet-b0, tu-convnext_tiny, ...)
+    _C.MODEL.SMP.ENCODER_WEIGHTS = ""  # "" = random init; "imagenet" downloads (needs MODEL.PRETRAINED True)
 
     _C.INPUT = CN()
     _C.INPUT.HEIGHT = 512  # network input; images are letterboxed (aspect kept, zero padded)

@@ -140,6 +140,12 @@ def linknet(cfg: Any) -> nn.Module:
 
 def build_seg_model(cfg: Any, device: Optional[torch.device | str] = None) -> nn.Module:
     """Build the model named by ``cfg.MODEL.NAME`` from :data:`SEG_MODEL_REGISTRY`."""
+    if cfg.MODEL.NAME not in SEG_MODEL_REGISTRY:  # networks a family module brings (e.g. smp_*)
+        from spine_det.modeling.registry import families, resolve
+
+        for spec in families():
+            if "register_networks" in spec.extra:
+                resolve(spec.extra["register_networks"])()
     model = SEG_MODEL_REGISTRY.get(cfg.MODEL.NAME)(cfg)
     if device is not None:
         model = model.to(device)

@@ -1,0 +1,52 @@
+"""nnU-Net v2 (Isensee et al., Nature Methods 2021) as a model family: the self-configuring baseline.
+
+Trained by ``spine_det.tools.train_nnunet``: the task exported to nnU-Net's raw 2-D PNG format (the
+manifest's train/val split as fold 0), planned and preprocessed through nnunetv2's API, the stock
+``nnUNetTrainer`` run for ``NNUNET.EPOCHS`` x ``NNUNET.ITERS_PER_EPOCH`` (nnU-Net's 1000 x 250 by
+default; the cpu profile is a smoke schedule), test images predicted and scored with the package's
+metrics (:mod:`spine_det.engine.nnunet`). ``model_final.pth`` in the run folder links to nnU-Net's
+final checkpoint. Declarative: the parts are named as ``"module:attr"`` and imported only when used.
+Needs ``pip install 'spine_det[nnunet]'``.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Optional
+
+from spine_det.modeling.families._common import shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+
+KEY = "nnunet"
+INSTALL_HINT = "nnU-Net v2 is not installed: pip install 'spine_det[nnunet]' (or: pip install nnunetv2)"
+
+
+def available() -> Optional[str]:
+    return None if importlib.util.find_spec("nnunetv2") is not None else INSTALL_HINT
+
+
+def recognizes(data: Any) -> bool:
+    """nnU-Net v2 checkpoints hold its trainer's name, init arguments and network weights."""
+    return isinstance(data, dict) and {"network_weights", "init_args", "trainer_name"} <= set(data)
+
+
+def config_file(task: str) -> Path:
+    return shipped_config(f"nnunet/{task}.yaml")
+
+
+SPEC = MODEL_FAMILIES.register(ModelSpec(
+    key=KEY,
+    label="nnU-Net v2",
+    description="nnU-Net v2, self-configuring U-Net (2d configuration, nnUNetTrainer; cpu profile: a short schedule)",
+    train_module="spine_det.tools.train_nnunet",
+    config_file=config_file,
+    predictor="spine_det.engine.nnunet:NNUNetPredictor",
+    load_config="spine_det.engine.nnunet:load_config",
+    profile_files="spine_det.engine.nnunet:profile_files",
+    recognizes=recognizes,
+    checkpoints=("model_final.pth",),
+    done_markers=("model_final.pth",),
+    read_curves="spine_det.benchmark.curves:epoch_curves",
+    available=available,
+    order=40,
+), replace=True)
