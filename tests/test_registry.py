@@ -93,7 +93,8 @@ def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
     o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"], seeds=[0, 1],
                          skip_models=["maskrcnn"], model_opts={TOY: ["TOY.LR", "0.1"]},
                          family_args=args.family_args)
-    assert [s.key for s in o.model_families()] == [k for k in family_keys() if k != "maskrcnn"]
+    defaults = [k for k in family_keys() if get_family(k).benchmark_default]  # smp / nnU-Net only when named
+    assert [s.key for s in o.model_families()] == [k for k in defaults if k != "maskrcnn"]
     assert o.model_families()[-1].key == TOY  # order 99: after the shipped families
     units = Benchmark(o).seg_units()
     toy_units = [u for u in units if u.model == TOY]
@@ -132,7 +133,8 @@ def test_toy_family_columns_in_the_tables(toy, tmp_path):
                              TOY: {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75, "counts": {"images": 1}}}
     b.costs.append({"model": TOY, "task": "lat_vertebra", "parameters": 10, "gflops": 0.25})
     res = b.results()
-    assert list(res["segmentation"][0]["models"]) == ["otsu", *family_keys()] and family_keys()[-1] == TOY
+    defaults = [k for k in family_keys() if get_family(k).benchmark_default]
+    assert list(res["segmentation"][0]["models"]) == ["otsu", *defaults] and defaults[-1] == TOY
     assert res["header"]["models"][TOY] == "Toy threshold" and res["header"]["notes"]["Toy start"] == "zero"
     paths = tables.write_results(tmp_path, res)
     md = paths["md"].read_text()
@@ -236,3 +238,22 @@ def test_flops_come_from_what_the_predictor_feeds_its_network():
     assert model_flops(get_family("linknet"), pred2, image)[0] == pytest.approx(2 * g, rel=1e-6)
     assert count_parameters(pred.model) == sum(p.numel() for p in pred.model.parameters()) > 0
     assert SegmentationPredictor().flop_count_inputs(image) is None and isinstance(module, torch.nn.Module)
+
+
+def test_models_option_names_the_families_to_run(toy, tmp_path):
+    """Optional baselines run only when named, so installing smp never lengthens the demo."""
+    from spine_det.benchmark.pipeline import BenchmarkOptions
+    from spine_det.tools.benchmark import main
+
+    spec = get_family(TOY)
+    object.__setattr__(spec, "benchmark_default", False)  # the spec is a frozen dataclass
+    try:
+        o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"])
+        assert TOY not in [s.key for s in o.model_families()] and "linknet" in [s.key for s in o.model_families()]
+        o.models = [TOY, "linknet"]
+        assert [s.key for s in o.model_families()] == ["linknet", TOY]  # registry order, not the option's
+        o.skip_models = ["linknet"]
+        assert [s.key for s in o.model_families()] == [TOY]
+    finally:
+        object.__setattr__(spec, "benchmark_default", True)
+    assert main(["--data-root", str(tmp_path), "--out", str(tmp_path / "o2"), "--models", "linknet,no_such"]) == 2

@@ -44,6 +44,7 @@ class BenchmarkOptions:
     split_seed: int = 0
     device: Optional[str] = None  # None: each tool's config decides
     skip_models: List[str] = field(default_factory=list)  # family keys not to run
+    models: Optional[List[str]] = None  # family keys to run; None: every family with benchmark_default
     skip_classifier: bool = False
     force: bool = False
     fail_fast: bool = False
@@ -57,7 +58,8 @@ class BenchmarkOptions:
 
     def model_families(self) -> List[ModelSpec]:
         """The registered families this benchmark runs (not skipped), in order."""
-        return [s for s in families() if s.key not in self.skip_models]
+        chosen = [s for s in families() if (s.key in self.models if self.models is not None else s.benchmark_default)]
+        return [s for s in chosen if s.key not in self.skip_models]
 
 
 def _cost_device(opts: BenchmarkOptions) -> str:

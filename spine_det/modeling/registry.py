@@ -154,6 +154,9 @@ class ModelSpec:
     available: Callable[[], Optional[str]] = _always_available
     # order among families (benchmark units and table columns): lower first; ties by registration
     order: int = 100
+    # whether a plain benchmark runs it; the others run when named (``--models``), so installing an
+    # optional package never lengthens the demo or changes its table
+    benchmark_default: bool = True
     extra: Dict[str, Any] = field(default_factory=dict)  # family-specific facts (free form)
 
     # -- resolved parts ------------------------------------------------------------------
@@ -311,12 +314,21 @@ def checkpoint_family(data: Any) -> Optional[str]:
     return checkpoint_kind(data)
 
 
+def same_trainer(key: str) -> List[str]:
+    """Families trained by the same tool as ``key`` (smp's networks by the LinkNet trainer): their
+    checkpoints share one format, so one's predictor and weight initialisation read the others'."""
+    if key not in MODEL_FAMILIES._obj_map:
+        return []
+    module = MODEL_FAMILIES._obj_map[key].train_module
+    return [s.key for s in families() if s.train_module == module]
+
+
 def require_family(data: Any, expected: str, path: Any) -> None:
     """CheckpointError naming the right ``--model`` when ``data`` is recognisably another model's checkpoint."""
     from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError
 
     kind = checkpoint_family(data)
-    if kind is None or kind == expected:
+    if kind is None or kind == expected or kind in same_trainer(expected):
         return
     if kind in MODEL_FAMILIES._obj_map:
         spec = MODEL_FAMILIES._obj_map[kind]

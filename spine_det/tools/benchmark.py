@@ -36,6 +36,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "over them; seed 0 keeps the single-seed folders, others get <task>-seed<k>")
     p.add_argument("--split-seed", type=int, default=0, help="patient split seed (default 0); same for every model")
     p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
+    p.add_argument("--models", default=None, metavar="KEY,KEY",
+                   help="model families to run, by key, or 'all' (default: "
+                        + ",".join(s.key for s in specs if s.benchmark_default) + "; the others, e.g. "
+                        + ",".join(s.key for s in specs if not s.benchmark_default)[:80] + ", run only when named)")
     for s in specs:
         p.add_argument(f"--skip-{s.key.replace('_', '-')}", dest=f"skip_{s.key}", action="store_true",
                        help=f"do not run {s.label}")
@@ -118,10 +122,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     from spine_det.modeling.registry import family_keys
 
     keys = family_keys()
+    models = None
+    if args.models:
+        models = keys if args.models.strip() == "all" else [k.strip().replace("-", "_") for k in args.models.split(",") if k.strip()]
+        unknown = [k for k in models if k not in keys]
+        if unknown:
+            print(f"error: --models: unknown model family {', '.join(unknown)}; registered: {', '.join(keys)}", file=sys.stderr)
+            return 2
     opts = BenchmarkOptions(
         data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=seeds[0], seeds=seeds,
         split_seed=args.split_seed, device=args.device,
-        skip_models=[k for k in keys if getattr(args, f"skip_{k}", False)],
+        skip_models=[k for k in keys if getattr(args, f"skip_{k}", False)], models=models,
         skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,
         cost_images=args.cost_images, figure_images=args.figure_images,
         model_opts={k: list(getattr(args, f"{k}_opts", [])) for k in keys},

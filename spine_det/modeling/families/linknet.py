@@ -16,8 +16,13 @@ KEY = "linknet"
 
 
 def recognizes(data: Any) -> bool:
-    """The LinkNet trainer stores its network's name and its config text beside the weights."""
-    return isinstance(data, dict) and "model_name" in data and "cfg" in data
+    """The LinkNet trainer stores its network's name and its config text beside the weights; a network
+    another family registers under its own key (smp's ``smp_unet`` ...) is that family's."""
+    if not (isinstance(data, dict) and "model_name" in data and "cfg" in data):
+        return False
+    from spine_det.modeling.registry import family_keys
+
+    return data["model_name"] == KEY or data["model_name"] not in family_keys()
 
 
 def config_file(task: str) -> Path:

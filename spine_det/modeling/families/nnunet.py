@@ -49,4 +49,5 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     read_curves="spine_det.benchmark.curves:epoch_curves",
     available=available,
     order=40,
+    benchmark_default=False,  # a long self-configuring baseline: run with --models
 ), replace=True)

@@ -128,6 +128,14 @@ def config_file(task: str) -> Path:
     return shipped_config(f"smp/{task}.yaml")
 
 
+def _recognizer_for(name: str):
+    def recognizes(data: Any) -> bool:
+        """A LinkNet-trainer checkpoint whose network is this architecture."""
+        return isinstance(data, dict) and "cfg" in data and data.get("model_name") == name
+
+    return recognizes
+
+
 def _plan_opts_for(name: str):
     def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
         return ["MODEL.NAME", name]
@@ -148,9 +156,11 @@ SPECS = {
         profile_files="spine_det.config.linknet:linknet_profile_files",
         checkpoints=("model_best.pth",),
         plan_opts=_plan_opts_for(key),
+        recognizes=_recognizer_for(key),
         read_curves="spine_det.benchmark.curves:epoch_curves",
         available=available,
         order=order,
+        benchmark_default=False,  # a baseline beside the report's two models: run with --models
         extra={"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[key]},
     ), replace=True)
     for key, (label, order) in FAMILIES.items()
