@@ -20,7 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 TASK = "ap_vertebra"
 
 
@@ -41,9 +40,8 @@ def train(args, n: int, start: str) -> None:
             "SOLVER.MAX_EPOCHS", str(args.epochs), "SEED", str(args.seed), "OUTPUT_DIR", str(d)] + list(args.opts)
     if start == "phantom":
         opts += ["MODEL.INIT_WEIGHTS", str(args.phantom_checkpoint)]
-    cmd = [sys.executable, str(ROOT / "tools" / "train_linknet.py"), "--config-file",
-           str(ROOT / "configs" / "linknet" / f"{TASK}.yaml"), "--profile", "cpu", "--data-root", str(args.data_root),
-           "--resume"] + opts
+    cmd = [sys.executable, "-m", "spine_det.tools.train_linknet", "--config-file", f"linknet/{TASK}.yaml",
+           "--profile", "cpu", "--data-root", str(args.data_root), "--resume"] + opts
     d.mkdir(parents=True, exist_ok=True)
     print(f"[label-efficiency] n={n or 'all'} start={start} seed={args.seed}: {' '.join(cmd)}", flush=True)
     with open(d.parent / f"{d.name}.log", "a") as log:
@@ -108,6 +106,9 @@ def write(args, rows: list) -> None:
             label = {"random": "random init", "phantom": "phantom pre-trained"}[start] + f" ({max(ns)} seed{'s' * (max(ns) > 1)})"
             ax.errorbar(xs, ys, yerr=[0 if sd != sd else sd for sd in sds], fmt=style, capsize=3, label=label)
     ax.set_xscale("log")
+    ticks = sorted({args.full_n if r["n_train"] == "all" else r["n_train"] for r in summary})
+    ax.set_xticks(ticks, [f"{t} (all)" if t == args.full_n else str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("real training films")
     ax.set_ylabel("test Dice (128 real films)")
     ax.set_title("LinkNet ap_vertebra, AASCE 2019 test split", fontsize=9)
