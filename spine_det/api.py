@@ -81,20 +81,22 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
-    """Which model family wrote ``checkpoint`` ("maskrcnn", "linknet", ...), read from the file;
+    """Which model family wrote ``checkpoint`` (a registry key), read from the file;
     :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
     is not a segmentation model."""
     from spine_det.modeling.registry import checkpoint_family as who_wrote  # each family knows its own files
+    from spine_det.modeling.registry import family_keys, family_of_suffix
     from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
 
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
-    if path.suffix != ".pth":  # a Detectron2 model-zoo .pkl: only Mask R-CNN reads those
-        return "maskrcnn"
+    if path.suffix != ".pth" and family_of_suffix(path.suffix):  # e.g. Detectron2's model-zoo .pkl
+        return family_of_suffix(path.suffix)
     kind = who_wrote(load_plain(path))
     if kind is None:
-        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model=<family>, e.g. 'maskrcnn'")
+        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model=<family>, "
+                              f"one of {', '.join(family_keys())}")
     if kind == "classifier":
         raise CheckpointError(f"{checkpoint}: {KIND_HINTS[kind]}")
     return kind

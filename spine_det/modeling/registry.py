@@ -128,6 +128,9 @@ class ModelSpec:
     recognizes: Callable[[Any], bool] = _never
     # files in the run folder that are the checkpoint, best first
     checkpoints: Tuple[str, ...] = ("model_best.pth",)
+    # file suffixes its checkpoints may have besides ".pth" (Detectron2's model-zoo ".pkl"): a file of
+    # such a suffix is told by its name alone
+    other_checkpoint_suffixes: Tuple[str, ...] = ()
     # any present: training finished, the unit only evaluates (e.g. Detectron2's model_final.pth)
     done_markers: Tuple[str, ...] = ()
     # out_dir -> extra KEY VALUE opts of the --eval-only command (which checkpoint, which splits)
@@ -321,6 +324,12 @@ def same_trainer(key: str) -> List[str]:
         return []
     module = MODEL_FAMILIES._obj_map[key].train_module
     return [s.key for s in families() if s.train_module == module]
+
+
+def family_of_suffix(suffix: str) -> Optional[str]:
+    """The one family whose checkpoints may end in ``suffix`` (other than ".pth"), else None."""
+    keys = [s.key for s in families() if suffix in s.other_checkpoint_suffixes]
+    return keys[0] if len(keys) == 1 else None
 
 
 def require_family(data: Any, expected: str, path: Any) -> None:

@@ -92,6 +92,7 @@ SPEC = MODEL_FAMILIES.register(ModelSpec(
     profile_files="spine_det.config.maskrcnn:profile_files",
     instance_masks=True,
     recognizes=recognizes,
+    other_checkpoint_suffixes=(".pkl",),  # Detectron2 model-zoo weights
     checkpoints=("model_best.pth", "model_final.pth"),
     done_markers=("model_final.pth",),
     eval_opts=eval_opts,
