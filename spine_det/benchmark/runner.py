@@ -92,8 +92,6 @@ class Unit:
             return None
 
 
-
-
 def fingerprint(path: Path) -> Dict[str, Any]:
     """What identifies a checkpoint: its content hash (size and name for the reader)."""
     return {"file": path.name, "size": path.stat().st_size, "sha1": file_sha1(path)}
@@ -130,10 +128,6 @@ def _result_checkpoint(path: Path) -> Optional[str]:
         return None
     ck = data.get("checkpoint") if isinstance(data, dict) else None
     return ck if isinstance(ck, str) and ck else None
-
-
-def is_finished(unit: Unit) -> bool:
-    return finished_reason(unit) is None
 
 
 @dataclass

@@ -230,10 +230,6 @@ def load_cfg(
     return cfg
 
 
-def dump_cfg(cfg: CN) -> str:
-    return cfg.dump()
-
-
 def tasks_of(cfg: CN) -> List[str]:
     """Validated task list of a LinkNet config (all of one view)."""
     return validate_tasks(cfg)

@@ -138,10 +138,6 @@ def best_metric_key(cfg) -> str:
     return f"{tasks[0]}/dice" if len(tasks) == 1 else "mean/dice"
 
 
-def uses_pretrained_weights(cfg) -> bool:
-    return bool(cfg.MODEL.WEIGHTS)
-
-
 def fix_scratch_norm(cfg) -> None:
     """Random init: train every stage, and swap FrozenBN (which cannot learn) for SPINE.SCRATCH_NORM,
     with a warning (or fail).
