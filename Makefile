@@ -18,7 +18,7 @@ PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check -
 DETECTRON2_SOURCE ?= auto
 DEMO_OUT      ?= output/demo
 DEMO_PATIENTS ?= 240   # the classifier needs ~240 patients to learn on the phantom (120 stays at chance)
-DEMO_TASKS    ?= lat_vertebra   # ~20 min on 2 cores (15.6 min measured + 4.5 min of morphometry from predicted masks); with lat_anterior_line ~50 min (estimated: lines train at short side 768)
+DEMO_TASKS    ?= lat_vertebra   # ~14 min on 2 cores (13.9 min measured at ab41ae2, morphometry from predicted masks included); with lat_anterior_line ~50 min (estimated: lines train at short side 768)
 # The demo runs shorter schedules than the cpu profiles so that the whole demo fits 20 min on 2 cores.
 DEMO_MASKRCNN_OPTS ?= SOLVER.MAX_ITER 120 SOLVER.STEPS "(100,)" SOLVER.WARMUP_ITERS 20 TEST.EVAL_PERIOD 60 SOLVER.CHECKPOINT_PERIOD 60
 DEMO_LINKNET_OPTS  ?= SOLVER.MAX_EPOCHS 4
