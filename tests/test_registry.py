@@ -136,6 +136,9 @@ def test_toy_family_columns_in_the_tables(toy, tmp_path):
     defaults = [k for k in family_keys() if get_family(k).benchmark_default]
     assert list(res["segmentation"][0]["models"]) == ["otsu", *defaults] and defaults[-1] == TOY
     assert res["header"]["models"][TOY] == "Toy threshold" and res["header"]["notes"]["Toy start"] == "zero"
+    assert "Toy threshold options" not in res["header"]["notes"]  # no overrides, no row
+    b.o.model_opts = {TOY: ["TOY.LR", "0.1"]}
+    assert b.results()["header"]["notes"]["Toy threshold options"] == "`TOY.LR 0.1`"  # the table says what ran
     paths = tables.write_results(tmp_path, res)
     md = paths["md"].read_text()
     head = next(line for line in md.splitlines() if line.startswith("| task |"))

@@ -357,6 +357,9 @@ class Benchmark:
                              self.o.profile, _cost_device(self.o), seeds=self.seeds)
         header["models"] = {s.key: s.label for s in self.o.model_families()}
         header["notes"] = dict(n for n in (s.benchmark_note(self.o) for s in self.o.model_families()) if n)
+        for s in self.o.model_families():  # a row's settings beyond its config: the --<key>-opts overrides
+            if self.o.model_opts.get(s.key):
+                header["notes"][f"{s.label} options"] = "`" + " ".join(map(str, self.o.model_opts[s.key])) + "`"
         return {
             "header": header,
             "convention": conv,
