@@ -40,25 +40,7 @@ def linknet_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def _write_dicom(path: Path, grey: np.ndarray) -> None:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = grey.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = (grey.astype(np.uint16) * 16).tobytes()  # 12-bit-like values: windowed on reading
-    ds.save_as(str(path), enforce_file_format=True)
-
-
-def test_readme_example_runs_as_written(linknet_checkpoint, tmp_path, monkeypatch):
+def test_readme_example_runs_as_written(linknet_checkpoint, tmp_path, monkeypatch, write_dicom):
     """The README's Python block, with only its checkpoint and image paths pointed at test files."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- api-example[^>]*-->\s*```python\n(.*?)```", text, re.S).group(1)
@@ -66,7 +48,7 @@ def test_readme_example_runs_as_written(linknet_checkpoint, tmp_path, monkeypatc
     ckpt_in_readme = re.search(r'from_checkpoint\("([^"]+)"\)', block).group(1)
     image_in_readme = re.search(r'predict\("([^"]+)"\)', block).group(1)
     assert image_in_readme.endswith(".dcm")
-    _write_dicom(tmp_path / "scan.dcm", _image())
+    write_dicom(tmp_path / "scan.dcm", _image().astype(np.uint16) * 16)  # 12-bit-like values: windowed on reading
     code = block.replace(ckpt_in_readme, str(linknet_checkpoint)).replace(image_in_readme, str(tmp_path / "scan.dcm"))
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -48,33 +48,12 @@ def test_16bit_percentile_window(tmp_path: Path, suffix: str) -> None:
     assert image_size(path) == a.shape
 
 
-def _write_dicom(path: Path, stored: np.ndarray, photometric: str, window=None) -> None:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleSlope, ds.RescaleIntercept = "2", "-1000"
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = str(window[0]), str(window[1])
-    ds.PixelData = stored.astype(np.uint16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-
-
-def test_dicom_monochrome1_rescale_window(tmp_path: Path) -> None:
+def test_dicom_monochrome1_rescale_window(tmp_path: Path, write_dicom) -> None:
     # Stored values → modality values 2*v - 1000; window centre 40, width 401 → [-160.5, 239.5].
     values = np.array([[-400.0, -160, 40, 240, 600, -60]])
     stored = (values + 1000) / 2
     path = tmp_path / "x.dcm"
-    _write_dicom(path, stored, "MONOCHROME1", window=(40, 401))
+    write_dicom(path, stored, "MONOCHROME1", rescale=(2, -1000), window=(40, 401))
     out = read_image(path)
     assert out.dtype == np.uint8 and out.shape == (1, 6)
     low, high = 40 - 0.5 - 200, 40 - 0.5 + 200
@@ -86,10 +65,10 @@ def test_dicom_monochrome1_rescale_window(tmp_path: Path) -> None:
     assert image_size(path) == (1, 6)
 
 
-def test_dicom_monochrome2_without_window(tmp_path: Path) -> None:
+def test_dicom_monochrome2_without_window(tmp_path: Path, write_dicom) -> None:
     stored = _ramp16(10, 12) // 2
     path = tmp_path / "y.dcm"
-    _write_dicom(path, stored, "MONOCHROME2")
+    write_dicom(path, stored, "MONOCHROME2", rescale=(2, -1000))
     out = read_image(path)
     assert np.all(np.diff(out.ravel().astype(int)) >= 0) and out.min() == 0 and out.max() == 255
 
