@@ -67,14 +67,15 @@ def collect(args) -> list:
 
 
 def summarise(rows: list) -> list:
-    """Mean and sample SD of test Dice per (size, start) over seeds."""
-    import numpy as np
+    """Mean and sample SD of test Dice per (size, start) over seeds (the benchmark's seed_statistics)."""
+    from spine_det.benchmark.tables import seed_statistics
 
     out = []
     for key in dict.fromkeys((r["n_train"], r["start"]) for r in rows):
-        d = [r["test_dice"] for r in rows if (r["n_train"], r["start"]) == key]
-        out.append({"n_train": key[0], "start": key[1], "seeds": len(d), "mean": float(np.mean(d)),
-                    "sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")})
+        per_seed = {r["seed"]: {"dice": r["test_dice"], "jaccard": r["test_jaccard"], "tpr": r["test_tpr"]}
+                    for r in rows if (r["n_train"], r["start"]) == key}
+        st = seed_statistics(per_seed)
+        out.append({"n_train": key[0], "start": key[1], "seeds": st["n"], "mean": st["mean"]["dice"], "sd": st["sd"]["dice"]})
     return out
 
 
@@ -90,7 +91,7 @@ def write(args, rows: list) -> None:
               f"{r['test_tpr']:.3f} | {r['best_val_dice']:.3f} | {r['epochs']} |" for r in rows]
     summary = summarise(rows)
     lines += ["", "| real training images | start | seeds | test Dice mean ± sd |", "|---|---|---|---|"]
-    lines += [f"| {s['n_train']} | {s['start']} | {s['seeds']} | {s['mean']:.3f} ± {s['sd']:.3f} |" for s in summary]
+    lines += [f"| {s['n_train']} | {s['start']} | {s['seeds']} | {s['mean']:.3f} ± {'–' if s['sd'] is None else format(s['sd'], '.3f')} |" for s in summary]
     (out / "label_efficiency.md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
@@ -104,7 +105,7 @@ def write(args, rows: list) -> None:
         if pts:
             xs, ys, sds, ns = zip(*pts)
             label = {"random": "random init", "phantom": "phantom pre-trained"}[start] + f" ({max(ns)} seed{'s' * (max(ns) > 1)})"
-            ax.errorbar(xs, ys, yerr=[0 if sd != sd else sd for sd in sds], fmt=style, capsize=3, label=label)
+            ax.errorbar(xs, ys, yerr=[sd or 0 for sd in sds], fmt=style, capsize=3, label=label)
     ax.set_xscale("log")
     ticks = sorted({args.full_n if r["n_train"] == "all" else r["n_train"] for r in summary})
     ax.set_xticks(ticks, [f"{t} (all)" if t == args.full_n else str(t) for t in ticks])
