@@ -137,7 +137,9 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert (out / "model_best.pth").is_file() and (out / LAST_CHECKPOINT).is_file()
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in recs] == [1, 2, 3]
-    assert {"loss", "val_dice", "lr", "time_s"} <= set(recs[0])
+    assert {"loss", "val_dice", "lr", "time_s", "iters"} <= set(recs[0])
+    n_train = len([s for s in manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")])
+    assert [r["iters"] for r in recs] == [n_train // 2] * 3  # batch 2, last partial batch dropped
     assert s1["best_epoch"] >= 1
     assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 3
 

@@ -60,7 +60,8 @@ def detectron2_max_mem(log_path: Path) -> Optional[float]:
 
 
 def iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
-    """Iterations per epoch from the run's ``config.yaml`` (batch, epoch cap) and the train split size."""
+    """Iterations per epoch from the run's ``config.yaml`` (batch, epoch cap) and the train split size:
+    for runs whose ``metrics.jsonl`` predates the trainer's own per-epoch ``iters``."""
     p = Path(out_dir) / "config.yaml"
     if not p.is_file() or n_train <= 0:
         return None
@@ -68,10 +69,6 @@ def iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
 
     cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     solver = cfg.get("SOLVER", {})
-    subset = int((cfg.get("DATALOADER", {}) or {}).get("TRAIN_SUBSET", 0) or 0)
-    if subset > 0:
-        n_train = min(n_train, subset)
-    n_train = int(solver.get("EPOCH_IMAGES", 0) or 0) or n_train  # a fixed epoch length wins
     b = max(1, int(solver.get("IMS_PER_BATCH", 1)))
     n = n_train // b if n_train > b else math.ceil(n_train / b)
     cap = int(solver.get("MAX_ITERS_PER_EPOCH", 0) or 0)

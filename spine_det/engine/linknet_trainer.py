@@ -396,6 +396,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
 
         n_iter = len(train_loader) if cfg.SOLVER.MAX_ITERS_PER_EPOCH <= 0 else min(len(train_loader), cfg.SOLVER.MAX_ITERS_PER_EPOCH)
         bar = tqdm(total=n_iter, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False, disable=not du.is_main_process(), dynamic_ncols=True)
+        steps = 0
         for it, batch in enumerate(train_loader):
             if it >= n_iter:
                 break
@@ -417,6 +418,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
             total += float(loss.item()) * image.shape[0]
             n += image.shape[0]
             bar.set_postfix(loss=f"{total / max(n, 1):.4f}", lr=f"{current_lr(optimizer):.2e}")
+            steps += 1
             bar.update(1)
         bar.close()
         train_loss = du.all_reduce_mean(total / max(n, 1), device)
@@ -447,6 +449,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         log.append({
             "epoch": epoch + 1, "loss": train_loss, "val_dice": val["dice"], "val_dice_per_task": val["per_task"],
             "lr": lr, "time_s": round(elapsed, 3), "best_val_dice": early.best, "improved": improved,
+            "iters": steps,  # optimizer steps this epoch: the cost table reads them, no re-derivation
         })
         if du.is_main_process():
             logger.info("epoch %d/%d loss %.4f val dice %.4f lr %.2e %.1fs%s", epoch + 1, cfg.SOLVER.MAX_EPOCHS, train_loss,
