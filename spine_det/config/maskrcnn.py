@@ -47,6 +47,11 @@ def add_spine_config(cfg) -> None:
     cfg.SPINE.INPUT.ROTATION = 0.0  # max |angle| in degrees; 0 = off
     cfg.SPINE.INPUT.BRIGHTNESS = (1.0, 1.0)  # intensity scale range; (1, 1) = off
     cfg.SPINE.INPUT.CONTRAST = (1.0, 1.0)  # contrast scale range; (1, 1) = off
+    # (height, width) in pixels of a random crop taken AFTER the resize, when training; (0, 0) = off.
+    # Detectron2's INPUT.CROP crops before the resize, which then scales the crop back up to the
+    # same short side: no pixels saved. Thin structures need the upscaled resolution, not the whole
+    # field in every step; a crop after the resize keeps the first and pays for a part of the second.
+    cfg.SPINE.INPUT.CROP_AFTER_RESIZE = (0, 0)
 
     # What one instance is when a task's mask is converted to COCO (spine_det.data.instances):
     # "components" (8-connected, the default), "whole", or "per_level" (LEVELS horizontal bands).

@@ -36,11 +36,24 @@ def grey_to_model_format(grey: np.ndarray, image_format: str) -> np.ndarray:
     raise ValueError(f"INPUT.FORMAT {image_format!r} is not supported for grey X-rays (use BGR, RGB or L)")
 
 
+def crop_after_resize_size(cfg) -> tuple:
+    """``SPINE.INPUT.CROP_AFTER_RESIZE`` as (height, width) ints; (0, 0) = off. Rejects half-set values."""
+    size = tuple(int(v) for v in cfg.SPINE.INPUT.CROP_AFTER_RESIZE)
+    if len(size) != 2 or any(v < 0 for v in size) or (0 in size and size != (0, 0)):
+        raise ValueError(f"SPINE.INPUT.CROP_AFTER_RESIZE must be (height, width) > 0, or (0, 0) for off; got {size}")
+    return size
+
+
 def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
-    """Resize (+ flip) as Detectron2 builds it, then rotation and intensity jitter when training."""
+    """Resize (+ flip) as Detectron2 builds it, then (training only) a crop of the resized image,
+    rotation and intensity jitter."""
     augs = utils.build_augmentation(cfg, is_train)
     if not is_train:
         return augs
+    crop = crop_after_resize_size(cfg)
+    if crop != (0, 0):
+        # RandomCrop("absolute") takes min(crop, image) per side, so small images pass whole.
+        augs.insert(1, T.RandomCrop("absolute", crop))
     sp = cfg.SPINE.INPUT
     if sp.ROTATION > 0:
         augs.append(T.RandomRotation([-sp.ROTATION, sp.ROTATION], expand=False, sample_style="range"))
@@ -51,12 +64,25 @@ def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     return augs
 
 
+def _polygons_to_rle(dataset_dict: dict) -> None:
+    """Replace polygon segmentations by the same masks as COCO RLE, in place (crop-safe without shapely)."""
+    from pycocotools import mask as mask_util
+
+    h, w = dataset_dict["height"], dataset_dict["width"]
+    for ann in dataset_dict["annotations"]:
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg:
+            ann["segmentation"] = mask_util.merge(mask_util.frPyObjects(seg, h, w))
+
+
 class SpineDatasetMapper(DatasetMapper):
     """DatasetMapper that reads images with spine_det's reader (grey, DICOM, 16-bit)."""
 
     @configurable
-    def __init__(self, is_train: bool, **kwargs):
+    def __init__(self, is_train: bool, *, polygons_to_rle: bool = False, **kwargs):
         super().__init__(is_train, **kwargs)
+        # Detectron2 crops polygons with shapely (not a dependency); a crop crops RLE masks instead.
+        self.polygons_to_rle = polygons_to_rle
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -65,8 +91,11 @@ class SpineDatasetMapper(DatasetMapper):
         if cfg.INPUT.CROP.ENABLED and is_train:
             ret["augmentations"].insert(0, T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
         # Rotated boxes are loose: take tight boxes from the rotated masks.
-        if is_train and cfg.MODEL.MASK_ON and (cfg.SPINE.INPUT.ROTATION > 0 or cfg.INPUT.CROP.ENABLED):
+        # (and cropped ones: a piece cut by the crop gets the box of what is left of it)
+        cropped = cfg.INPUT.CROP.ENABLED or crop_after_resize_size(cfg) != (0, 0)
+        if is_train and cfg.MODEL.MASK_ON and (cfg.SPINE.INPUT.ROTATION > 0 or cropped):
             ret["recompute_boxes"] = True
+        ret["polygons_to_rle"] = bool(is_train and cropped)
         return ret
 
     def __call__(self, dataset_dict):
@@ -85,5 +114,7 @@ class SpineDatasetMapper(DatasetMapper):
             dataset_dict.pop("annotations", None)
             return dataset_dict
         if "annotations" in dataset_dict:
+            if self.polygons_to_rle:
+                _polygons_to_rle(dataset_dict)
             self._transform_annotations(dataset_dict, transforms, image_shape)
         return dataset_dict
