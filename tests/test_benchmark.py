@@ -349,6 +349,41 @@ def test_several_seeds_get_their_own_units_and_the_table_says_mean_and_sd(tmp_pa
     assert sd and float(sd[0]["value"]) == pytest.approx(0.03)
 
 
+def test_late_gain_tells_a_rising_curve_from_a_flat_one():
+    from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE, late_gain
+
+    rising = [(100, 0.1), (200, 0.3), (300, 0.4), (400, 0.5), (500, 0.55), (600, 0.6)]
+    assert late_gain(rising) == pytest.approx(0.6 - 0.5)  # cut at 475: best of 500/600 vs best of 100-400
+    flat = [(1, 0.5), (2, 0.7), (3, 0.72), (4, 0.71), (5, 0.73), (6, 0.72), (7, 0.72), (8, 0.725)]
+    g = late_gain(flat)
+    assert g == pytest.approx(0.725 - 0.73) and g < LATE_GAIN_TOLERANCE
+    assert late_gain([(5, 0.4), (1, 0.1), (3, 0.2)]) == pytest.approx(0.4 - 0.2)  # order does not matter
+    assert late_gain([]) is None and late_gain([(1, 0.5)]) is None
+    assert late_gain([(1, 0.5), (1, 0.6)]) is None  # one step: nothing before the cut
+
+
+def test_table_flags_a_model_still_learning_in_any_seed(tmp_path):
+    res = _results()
+    for r in res["segmentation"]:
+        r["late_gain"] = {"maskrcnn": {0: 0.001, 1: 0.15, 2: None}, "linknet": {0: -0.01}}
+    paths = tables.write_results(tmp_path, res)
+    md = paths["md"].read_text()
+    seg = md.split("## Segmentation")[1].split("## Cost")[0]
+    rows = [line for line in seg.splitlines() if line.startswith("| ") and not line.startswith("| task")]
+    assert rows and all(line.count("↗") == 1 for line in rows)
+    head = [c.strip() for c in seg.splitlines()[next(i for i, l in enumerate(seg.splitlines()) if l.startswith("| task"))].split("|")]
+    for line in rows:
+        cells = [c.strip() for c in line.split("|")]
+        assert cells[head.index("Mask R-CNN")].endswith("↗") and not cells[head.index("LinkNet")].endswith("↗")
+    assert "not converged" in seg
+    csv_rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert {r["metric"] for r in csv_rows if r["model"] == "maskrcnn" and "gain" in r["metric"]} == \
+        {"val_dice_gain_last_quarter_seed0", "val_dice_gain_last_quarter_seed1", "val_dice_gain_last_quarter_seed2"}
+    for r in res["segmentation"]:
+        r["late_gain"] = {"maskrcnn": {0: 0.01}}
+    assert "↗" not in tables.render_markdown(res)
+
+
 def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
     from types import SimpleNamespace
 

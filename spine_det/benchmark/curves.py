@@ -10,12 +10,15 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ["read_jsonl", "detectron2_curves", "detectron2_max_mem", "epoch_curves", "epoch_metrics_curves",
-           "iters_per_epoch"]
+           "iters_per_epoch", "late_gain", "LATE_GAIN_TOLERANCE"]
+
+# A run whose validation Dice still rose by more than this over its last quarter is flagged "not converged".
+LATE_GAIN_TOLERANCE = 0.02
 
 
 def read_jsonl(path: Path) -> List[Dict[str, Any]]:
@@ -92,3 +95,21 @@ def epoch_metrics_curves(out_dir: Path, iters: Optional[int] = None) -> Dict[str
 def epoch_curves(out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
     """:func:`epoch_metrics_curves` with iterations per epoch from the run's config (a family's ``read_curves``)."""
     return epoch_metrics_curves(out_dir, iters_per_epoch(out_dir, n_train))
+
+
+def late_gain(val_dice: Sequence[Tuple[float, float]], tail: float = 0.25) -> Optional[float]:
+    """How much the best validation Dice of the last ``tail`` of training beats the best before it.
+
+    ``val_dice``: (step, Dice) points. Above :data:`LATE_GAIN_TOLERANCE` the run was still learning when
+    it stopped (its schedule is too short to call its figure converged); at or below it the curve had
+    flattened, or fallen. None when there are no points on both sides of the cut."""
+    pts = sorted((float(x), float(y)) for x, y in val_dice if y is not None)
+    if len(pts) < 2:
+        return None
+    first, last = pts[0][0], pts[-1][0]
+    cut = last - tail * (last - first)
+    before = [y for x, y in pts if x < cut]
+    after = [y for x, y in pts if x >= cut]
+    if not before or not after:
+        return None
+    return max(after) - max(before)

@@ -71,28 +71,47 @@ def overlay_grid(task: str, samples: Sequence[Any], predictions: Mapping[str, Ma
 
 
 def training_curves(task: str, curves: Mapping[str, Mapping[str, Any]], out_path: Path,
-                    titles: Optional[Mapping[str, str]] = None) -> Optional[Path]:
-    """Loss and validation Dice per model (each on its own x axis: epochs for LinkNet, iterations for Mask R-CNN)."""
-    curves = {m: c for m, c in curves.items() if c and (c.get("loss") or c.get("val_dice"))}
-    if not curves:
+                    titles: Optional[Mapping[str, str]] = None,
+                    seed_curves: Optional[Mapping[str, Mapping[int, Mapping[str, Any]]]] = None) -> Optional[Path]:
+    """Loss and validation Dice per model (each on its own x axis: epochs for LinkNet, iterations for Mask R-CNN).
+
+    ``seed_curves`` (``{model: {seed: curves}}``): a model trained with several seeds gets one line per
+    seed, so that a reader sees whether the validation curve flattens in every run, not in one."""
+    runs: Dict[str, Dict[Any, Mapping[str, Any]]] = {}
+    for m, c in curves.items():
+        by_seed = {k: v for k, v in sorted(((seed_curves or {}).get(m) or {}).items()) if v}
+        runs[m] = by_seed if len(by_seed) > 1 else {None: c}
+    for m, by_seed in (seed_curves or {}).items():  # a model whose first seed is missing still shows its others
+        if m not in runs and by_seed:
+            runs[m] = dict(sorted(by_seed.items()))
+    runs = {m: {k: c for k, c in r.items() if c and (c.get("loss") or c.get("val_dice"))} for m, r in runs.items()}
+    runs = {m: r for m, r in runs.items() if r}
+    if not runs:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(len(curves), 2, figsize=(9, 3.0 * len(curves)), squeeze=False)
-    for i, (m, c) in enumerate(curves.items()):
+    fig, axes = plt.subplots(len(runs), 2, figsize=(9, 3.0 * len(runs)), squeeze=False)
+    for i, (m, by_seed) in enumerate(runs.items()):
         name = (titles or {}).get(m, m)
         for j, (key, ylabel) in enumerate((("loss", "training loss"), ("val_dice", "validation Dice"))):
             ax = axes[i][j]
-            pts = c.get(key) or []
-            if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, marker="." if len(pts) < 50 else None)
-            ax.set_xlabel(c.get("x_label", "step"))
+            x_label = "step"
+            for seed, c in by_seed.items():
+                pts = c.get(key) or []
+                x_label = c.get("x_label", x_label)
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(x, y, marker="." if len(pts) < 50 else None, lw=1.2,
+                            label=None if seed is None else f"seed {seed}")
+            ax.set_xlabel(x_label)
             ax.set_ylabel(ylabel)
             ax.set_title(f"{name}: {ylabel}", fontsize=9)
             ax.grid(alpha=0.3)
             if key == "val_dice":
                 ax.set_ylim(0, 1)
-    fig.suptitle(f"{task}: training curves", fontsize=10)
+                if len(by_seed) > 1:
+                    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{task}: training curves" + (", one line per seed" if any(len(r) > 1 for r in runs.values()) else ""),
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, out_path)
 

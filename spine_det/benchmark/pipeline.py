@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional
 from spine_det.benchmark import cost as cost_mod
 from spine_det.benchmark import figures, plan
 from spine_det.benchmark.baselines import run_otsu
+from spine_det.benchmark.curves import late_gain
 from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
@@ -153,6 +154,8 @@ class Benchmark:
         self.seg_files: Dict[str, Dict[str, Path]] = {t: {} for t in opts.tasks}
         self.costs: List[Dict[str, Any]] = []
         self.curves: Dict[str, Dict[str, Any]] = {t: {} for t in opts.tasks}
+        # every seed's training curves, {task: {model: {seed: curves}}}: the figure draws one line per seed
+        self.seed_curves: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
         self.classification: Optional[Dict[str, Any]] = None
         self.morphometry: Optional[Dict[str, Any]] = None
         self.prepared = None
@@ -233,13 +236,14 @@ class Benchmark:
         assert task is not None
         seed = int(unit.spec.get("seed", self.o.seed))
         self.seg_seeds[task].setdefault(unit.model, {})[seed] = _read_json(unit.result_path) or {}
-        if seed != self.seeds[0]:
-            return  # curves, cost and figures are the first seed's
-        self.seg[task][unit.model] = _read_json(unit.result_path) or {}
-        self.seg_files[task][unit.model] = unit.result_path
         spec = get_family(unit.model)
         n_train = len(self.manifest.select(split="train", task=task))
         curves = spec.curves(unit.out_dir, task, n_train)
+        self.seed_curves[task].setdefault(unit.model, {})[seed] = curves
+        if seed != self.seeds[0]:
+            return  # the tables' curves, cost and overlays are the first seed's
+        self.seg[task][unit.model] = _read_json(unit.result_path) or {}
+        self.seg_files[task][unit.model] = unit.result_path
         self.curves[task][unit.model] = curves
         c = self.measure_cost(unit, stamp)
         train_mem = train_peak_rss_mb(stamp)
@@ -349,7 +353,9 @@ class Benchmark:
             rows.append({"task": t, "test_images": len(self.manifest.select(split="test", task=t)),
                          "same_images": same, "models": {m: self.seg[t].get(m) for m in self.model_keys},
                          "seeds": {m: seed_statistics(per_seed) for m, per_seed in self.seg_seeds[t].items()
-                                   if len(self.seeds) > 1}})
+                                   if len(self.seeds) > 1},
+                         "late_gain": {m: {seed: late_gain(c.get("val_dice") or []) for seed, c in sorted(by_seed.items())}
+                                       for m, by_seed in self.seed_curves[t].items()}})
         from spine_det.evaluation.metrics import ScoreTable
 
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
@@ -395,7 +401,8 @@ class Benchmark:
                 p = figures.overlay_grid(t, chosen, preds, fig_dir / f"{t}_overlays.png", names, self.o.figure_images)
                 if p:
                     out.append(p)
-                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", names)
+                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", names,
+                                            seed_curves=self.seed_curves.get(t, {}))
                 if p:
                     out.append(p)
             except Exception as e:  # noqa: BLE001  (a picture must not lose the tables)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE
 from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 
@@ -173,6 +174,14 @@ def _seeded_triple(single: Optional[Mapping[str, Any]], stats: Optional[Mapping[
     return f"{dice} / {_f(mean['jaccard'])} / {_f(mean['tpr'])} (n={stats['n']}{miss})"
 
 
+RISING_MARK = " ↗"
+
+
+def still_rising(gains: Optional[Mapping[Any, Optional[float]]]) -> List[Any]:
+    """The seeds whose validation Dice still rose by more than the tolerance over their last quarter."""
+    return [k for k, g in (gains or {}).items() if g is not None and g > LATE_GAIN_TOLERANCE]
+
+
 def _dur(s: Optional[float]) -> str:
     if s is None:
         return "–"
@@ -220,10 +229,15 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         n = r.get("test_images")
         flag = "" if r.get("same_images", True) else " ⚠ image sets differ"
         st = r.get("seeds") or {}
+        rising = {k: still_rising((r.get("late_gain") or {}).get(k)) for k in trained}
         rows.append([r["task"], f"{n}{flag}", _triple(m.get(OTSU)),
-                     *(_seeded_triple(m.get(k), st.get(k)) for k in trained),
+                     *(_seeded_triple(m.get(k), st.get(k)) + (RISING_MARK if rising[k] else "") for k in trained),
                      *(_triple(rep.get((k, r["task"]))) for k in with_reported)])
     out.append(_md_table(head, rows))
+    if any(still_rising(g) for r in results["segmentation"] for g in (r.get("late_gain") or {}).values()):
+        out += ["", f"{RISING_MARK.strip()} not converged: in at least one seed the validation Dice rose by more than "
+                f"{LATE_GAIN_TOLERANCE} over the last quarter of training (`figures/<task>_curves.png`); a longer "
+                "schedule may change that figure."]
     out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
             "report's own private dataset (978 patients), not on the data above, and are shown for orientation only; "
             "they are not results of this run.", ""]
@@ -297,6 +311,9 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
                 add("segmentation", ours, model, r["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
                 add("segmentation", ours, model, r["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
             add("segmentation", ours, model, r["task"], "seeds", " ".join(map(str, st["seeds"])))
+        for model, gains in (r.get("late_gain") or {}).items():
+            for seed, g in gains.items():
+                add("segmentation", ours, model, r["task"], f"val_dice_gain_last_quarter_seed{seed}", g)
     for r in results.get("reported", []):
         for m in ("dice", "jaccard", "tpr"):
             add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
