@@ -80,10 +80,10 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
+def checkpoint_model(checkpoint: Union[str, os.PathLike], how_to_choose: str = "pass model=<family>") -> str:
     """Which model family wrote ``checkpoint`` (a registry key), read from the file;
     :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
-    is not a segmentation model."""
+    is not a segmentation model (``how_to_choose``: what the caller's user should do then)."""
     from spine_det.modeling.registry import checkpoint_family as who_wrote  # each family knows its own files
     from spine_det.modeling.registry import family_keys, family_of_suffix
     from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
@@ -95,7 +95,7 @@ def checkpoint_model(checkpoint: Union[str, os.PathLike]) -> str:
         return family_of_suffix(path.suffix)
     kind = who_wrote(load_plain(path))
     if kind is None:
-        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; pass model=<family>, "
+        raise CheckpointError(f"{checkpoint}: cannot tell which model wrote it; {how_to_choose}, "
                               f"one of {', '.join(family_keys())}")
     if kind == "classifier":
         raise CheckpointError(f"{checkpoint}: {KIND_HINTS[kind]}")

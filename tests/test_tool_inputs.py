@@ -142,6 +142,22 @@ def test_predict_keeps_same_stem_inputs_apart_and_refuses_bad_numbers(tmp_path, 
                           "--device", "cuda"])
 
 
+def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tmp_path):
+    predict = _tool("predict")
+    ck = tmp_path / "model_best.pth"
+    _tiny_linknet_checkpoint(ck)
+    inp = tmp_path / "in.png"
+    cv2.imwrite(str(inp), (np.arange(40 * 30) % 251).astype(np.uint8).reshape(40, 30))
+    assert predict.main(["--checkpoint", str(ck), "--input", str(inp), "--output", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "in" / "lat_vertebra_mask.png").is_file()
+    unknown = tmp_path / "weights.pth"
+    torch.save({"state": {"w": torch.zeros(1)}}, unknown)  # nothing says who wrote it
+    with pytest.raises(SystemExit, match="cannot tell which model wrote it; give --model, one of linknet, maskrcnn"):
+        predict.main(["--checkpoint", str(unknown), "--input", str(inp), "--output", str(tmp_path / "out2")])
+    with pytest.raises(SystemExit, match="checkpoint not found"):
+        predict.main(["--checkpoint", str(tmp_path / "none.pth"), "--input", str(inp), "--output", str(tmp_path / "o3")])
+
+
 def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -144,15 +144,10 @@ def probability(text: str) -> float:
 
 
 def model_of_checkpoint(checkpoint: str) -> str:
-    """The family key a checkpoint was written by (what --model defaults to); one-line error if unknown."""
-    from spine_det.modeling.registry import checkpoint_family, family_keys
-    from spine_det.utils.checkpoint_io import load_plain
+    """The family key a checkpoint was written by (what --model defaults to): the Python API's answer."""
+    from spine_det.api import checkpoint_model
 
-    kind = checkpoint_family(load_plain(checkpoint)) if str(checkpoint).endswith(".pth") else None
-    if kind not in family_keys():
-        raise SystemExit(f"error: {checkpoint}: cannot tell which model wrote it; give --model "
-                         f"({', '.join(family_keys())})")
-    return kind
+    return checkpoint_model(checkpoint, how_to_choose="give --model")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
