@@ -29,10 +29,6 @@ import numpy as np
 
 logger = logging.getLogger("spine_det.predict")
 
-# One colour (BGR) per task, in spine_det.tasks order.
-_COLOURS = [(0, 0, 255), (0, 200, 0), (255, 0, 0), (0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 128, 255), (128, 0, 255)]
-
-
 def list_inputs(path: Path) -> List[Path]:
     from spine_det.data.io import IMAGE_SUFFIXES
 
@@ -46,22 +42,11 @@ def list_inputs(path: Path) -> List[Path]:
     raise SystemExit(f"error: input not found: {path}")
 
 
-def overlay(grey: np.ndarray, masks: Dict[str, np.ndarray], task_order: List[str]) -> np.ndarray:
-    """Grey image with each task's mask tinted in its colour."""
-    from spine_det.tasks import TASK_NAMES
-
-    out = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
-    for task in task_order:
-        colour = np.array(_COLOURS[TASK_NAMES.index(task) % len(_COLOURS)] if task in TASK_NAMES else (0, 0, 255), np.float32)
-        m = masks[task]
-        out[m] = 0.55 * out[m] + 0.45 * colour
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
 def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
     import cv2
 
     from spine_det.utils.fileio import atomic_path, atomic_write_json
+    from spine_det.utils.overlay import overlay_masks
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, p in preds.items():
@@ -69,7 +54,9 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
                           {"image": str(source), "task": task, "height": int(grey.shape[0]), "width": int(grey.shape[1]),
                            "bbox_mode": "XYWH", "instances": p.instances})
         with atomic_path(out_dir / f"{task}_overlay.png") as tmp:
-            cv2.imwrite(str(tmp), overlay(grey, {task: p.mask}, [task]))
+            # the task's colour of every other tool's pictures; an instance model's boxes drawn too
+            boxes = [(task, i["bbox"]) for i in p.instances if "bbox" in i] if p.instance_masks is not None else []
+            cv2.imwrite(str(tmp), overlay_masks(grey, [(task, p.mask)], boxes=boxes))
         if p.instance_masks is not None:
             with atomic_path(out_dir / f"{task}_instances.png") as tmp:
                 cv2.imwrite(str(tmp), p.label_map())
