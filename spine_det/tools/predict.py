@@ -29,6 +29,7 @@ import numpy as np
 
 logger = logging.getLogger("spine_det.predict")
 
+
 def list_inputs(path: Path) -> List[Path]:
     from spine_det.data.io import IMAGE_SUFFIXES
 
