@@ -30,13 +30,14 @@ import logging
 import sys
 from typing import List, Optional
 
+from spine_det.utils.cli import add_data_args
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default="classifier/Base-Classifier.yaml",
                    help="a YAML file, or a config shipped with the package (default classifier/Base-Classifier.yaml)")
-    p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
-    p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    add_data_args(p, config_key=None)
     p.add_argument("--profile", help="merge configs/classifier/profiles/<name>.yaml (e.g. cpu) or a YAML path")
     p.add_argument("--resume", action="store_true",
                    help="continue each view from OUTPUT_DIR/last_checkpoint_<view>.pth (a finished view is not retrained)")

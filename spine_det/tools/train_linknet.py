@@ -15,12 +15,13 @@ import logging
 import sys
 from typing import List, Optional
 
+from spine_det.utils.cli import add_data_args
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. linknet/lat_vertebra.yaml")
-    p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/); or set SPINE.DATA_ROOT")
-    p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    add_data_args(p)
     p.add_argument("--profile", default="full",
                    help="full (default: the config as written), a name merged from profiles/<name>.yaml beside the "
                         "config or shipped with linknet/ (e.g. cpu), or a YAML path")

@@ -16,12 +16,13 @@ import logging
 import sys
 from typing import List, Optional
 
+from spine_det.utils.cli import add_data_args
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. nnunet/lat_vertebra.yaml")
-    p.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/); or SPINE.DATA_ROOT")
-    p.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    add_data_args(p)
     p.add_argument("--profile", default="full",
                    help="full (default: nnU-Net's 1000 x 250 schedule), cpu (a short smoke schedule: profiles/cpu.yaml "
                         "beside the config or shipped with nnunet/), or a YAML path")

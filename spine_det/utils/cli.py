@@ -1,8 +1,9 @@
-"""What every tool does with the errors a user can fix: one line naming the file or key, no traceback."""
+"""What the tools share on the command line: the data options, and one line (no traceback) for the
+errors a user can fix."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from spine_det.utils.errors import UserError
 
@@ -21,3 +22,11 @@ def run_reporting_user_errors(fn: Callable[[Any], int], args: Any) -> int:
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def add_data_args(parser: Any, config_key: Optional[str] = "SPINE.DATA_ROOT") -> None:
+    """``--data-root`` and ``--cache-dir``, as every training tool takes them (``config_key``: the config
+    key that may name the data root instead, said in the help; None if the tool has none)."""
+    parser.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)"
+                        + (f"; or set {config_key}" if config_key else ""))
+    parser.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
