@@ -409,3 +409,63 @@ def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
     unit2 = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 2, 0,
                                opts=linknet_init_opts(tmp_path, "ap_vertebra", 2))
     assert unit.spec != unit2.spec
+
+
+# --------------------------------------------------------------------------- transfer (a second data set)
+
+
+def test_transfer_unit_scores_the_trained_checkpoint_on_the_other_data_and_writes_elsewhere(tmp_path):
+    from spine_det.benchmark import plan
+    from spine_det.modeling.registry import get_family
+
+    spec = get_family("maskrcnn")
+    real = tmp_path / "real"
+    real.mkdir()
+    trained = plan.training_unit(spec, "ap_vertebra", tmp_path / "runs", str(tmp_path / "phantom"), "cpu", 1, 0,
+                                 opts=["SOLVER.MAX_ITER", "9"])
+    trained.out_dir.mkdir(parents=True)
+    ck = trained.out_dir / "model_best.pth"
+    ck.write_bytes(b"weights")
+    unit = plan.transfer_unit(spec, trained, str(real), tmp_path / "runs" / "transfer-real", "cpu", 0,
+                              opts=["SOLVER.MAX_ITER", "9"])
+    cmd = unit.commands["eval"]
+    assert list(unit.commands) == ["eval"] and "--eval-only" in cmd  # never trains
+    assert cmd[cmd.index("--data-root") + 1] == str(real) and cmd[-2:] == ["MODEL.WEIGHTS", str(ck)]
+    assert cmd[cmd.index("--config-file") + 1] == trained.commands["train"][trained.commands["train"].index("--config-file") + 1]
+    assert "SOLVER.MAX_ITER" in cmd  # the same options: the model sees the input it was trained at
+    out = Path(cmd[cmd.index("OUTPUT_DIR") + 1])
+    assert out == unit.out_dir == tmp_path / "runs" / "transfer-real" / "maskrcnn" / "ap_vertebra-seed1"
+    assert not out.is_relative_to(trained.out_dir) and unit.name == "maskrcnn-ap_vertebra-seed1-on-real"
+    assert unit.checkpoint_path() == ck.resolve() and unit.spec["trained"] == trained.spec
+
+    # finished once its result names the checkpoint; retraining the model scores it again
+    def fake(cmd, log_path, **kw):
+        unit.result_path.parent.mkdir(parents=True, exist_ok=True)
+        unit.result_path.write_text(json.dumps({"dice": 0.4, "checkpoint": str(ck)}))
+        return ProcessResult(0, 0.1, 10.0)
+
+    assert not run_unit(unit, tmp_path / "logs", runner=fake)["skipped"]
+    assert run_unit(unit, tmp_path / "logs", runner=_never)["skipped"]
+    assert ck.read_bytes() == b"weights" and not (trained.out_dir / "inference").exists()  # the trained run untouched
+    ck.write_bytes(b"retrained")
+    assert "changed" in finished_reason(unit)
+
+
+def test_transfer_table_is_its_own_section_and_csv_source(tmp_path):
+    res = _results()
+    res["header"]["seeds"] = [0, 1]
+    stats = tables.seed_statistics({0: {"dice": 0.50, "jaccard": 0.3, "tpr": 0.6}, 1: {"dice": 0.56, "jaccard": 0.4, "tpr": 0.7}})
+    res["transfer"] = {"data": "datasets/aasce", "data_summary": "609 patients", "test_patients": 128, "rows": [
+        {"task": "ap_vertebra", "test_images": 128, "models": {"otsu": {"dice": 0.2, "jaccard": 0.1, "tpr": 0.9},
+                                                            "linknet": {"dice": 0.50, "jaccard": 0.3, "tpr": 0.6}},
+         "seeds": {"linknet": stats}}]}
+    paths = tables.write_results(tmp_path, res)
+    md = paths["md"].read_text()
+    seg, rest = md.split("## Transfer", 1)
+    assert "0.5300 ± 0.0424" not in seg and "0.5300 ± 0.0424 / 0.3500 / 0.6500 (n=2)" in rest.split("## Cost")[0]
+    assert "`output/demo/data`, scored on `datasets/aasce`" in rest and "128 test patients" in rest
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    moved = [r for r in rows if r["section"] == "transfer"]
+    assert moved and all("scored on datasets/aasce" in r["source"] for r in moved)
+    assert {float(r["value"]) for r in moved if r["metric"] == "dice" and r["model"] == "otsu"} == {0.2}
+    assert "## Transfer" not in tables.render_markdown(_results())  # no second data set, no section

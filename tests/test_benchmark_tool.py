@@ -39,3 +39,45 @@ def test_benchmark_tool_missing_data_root(tmp_path, capsys, bench_main):
     assert bench_main(["--data-root", str(out / "data"), "--out", str(out), "--skip-classifier"]) == 2
     assert "--make-phantom" in capsys.readouterr().err
     assert bench_main(["--data-root", str(tmp_path / "elsewhere"), "--out", str(out)]) == 2
+
+
+def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(tmp_path, phantom_root, monkeypatch,
+                                                                              bench_main):
+    """A tiny LinkNet trained on one phantom is scored on another's test split: the numbers are those an
+    independent predict-and-score loop gives on that second data set, and a re-run reuses everything."""
+    import csv
+
+    from spine_det.data.io import read_image, read_mask
+    from spine_det.data.phantom import generate_dataset
+    from spine_det.data.prepare import prepare_dataset
+    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.evaluation.metrics import binary_scores
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    other = tmp_path / "other"
+    generate_dataset(other, 5, seed=11, size=192, progress=False)
+    out = tmp_path / "results"
+    argv = ["--profile", "cpu", "--data-root", str(phantom_root), "--out", str(out), "--tasks", "lat_vertebra",
+            "--models", "linknet", "--skip-classifier", "--cost-images", "1", "--figure-images", "1",
+            "--transfer-root", str(other), "--linknet-opts", "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64",
+            "INPUT.WIDTH", "48", "SOLVER.MAX_EPOCHS", "1", "DATALOADER.NUM_WORKERS", "0"]
+    assert bench_main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    row = res["transfer"]["rows"][0]
+    scored = out / "runs" / "transfer-other" / "linknet" / "lat_vertebra" / "inference" / "spine_lat_vertebra_test"
+    js = json.loads((scored / "semantic_metrics.json").read_text())
+    ck = out / "runs" / "linknet" / "lat_vertebra" / "model_best.pth"
+    assert row["task"] == "lat_vertebra" and row["models"]["linknet"]["dice"] == js["dice"]
+    assert js["checkpoint"] == str(ck) and row["models"]["otsu"]["dice"] is not None
+    test = prepare_dataset(other, cache_dir=tmp_path / "cache2").manifest.select(split="test", task="lat_vertebra")
+    with open(scored / "semantic_per_image.csv", newline="") as f:
+        assert {r["image_id"] for r in csv.DictReader(f)} == {s.key for s in test}  # the second data set's images
+    pred = LinkNetPredictor.from_checkpoint(str(ck))
+    dice = [binary_scores(pred.predict_masks(read_image(s.image))["lat_vertebra"],
+                          read_mask(s.masks["lat_vertebra"], shape=read_image(s.image).shape))["dice"] for s in test]
+    assert js["dice"] == pytest.approx(sum(dice) / len(dice), abs=1e-9)
+    assert "## Transfer: trained on" in (out / "results.md").read_text()
+    assert bench_main(argv) == 0  # resumed: the trained model and its transfer score are reused
+    units = {u["unit"]: u["status"] for u in json.loads((out / "results.json").read_text())["units"]}
+    assert units["linknet-lat_vertebra"] == "reused" and units["linknet-lat_vertebra-on-other"] == "reused"
+    assert bench_main(argv[:-13] + ["--transfer-root", str(phantom_root)]) == 2  # the training data is no second set

@@ -76,6 +76,33 @@ def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_p
         assert again[split]["lat_vertebra"]["dice"] == pytest.approx(results[split]["lat_vertebra"]["dice"], abs=1e-12)
 
 
+def test_eval_only_elsewhere_reads_the_thresholds_tuned_for_the_checkpoint(trained, prepared, phantom_root, tmp_path):
+    """Scoring a model on another dataset writes to another OUTPUT_DIR; its tuned thresholds come along."""
+    import shutil
+
+    from spine_det.evaluation.thresholds import save_thresholds
+
+    train_net, out, _ = trained
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy(out / "model_best.pth", model_dir / "model_best.pth")
+
+    def score_threshold_used(dest: Path) -> float:
+        args = train_net.get_parser().parse_args(
+            ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root",
+             str(phantom_root), "--eval-only", *_tiny_opts(prepared, dest, ITERS), "MODEL.WEIGHTS",
+             str(model_dir / "model_best.pth"), "SPINE.EVAL.SCORE_THRESHOLD", "-1.0", "SPINE.EVAL.SPLITS", "('test',)",
+             "SPINE.EVAL.COCO_AP", "False"])
+        train_net.train(args)
+        js = json.loads((dest / "inference" / "spine_lat_vertebra_test" / "semantic_metrics.json").read_text())
+        return js["score_threshold"]
+
+    assert score_threshold_used(tmp_path / "none") == 0.5  # nothing tuned anywhere: Detectron2's default
+    save_thresholds(model_dir, {"lat_vertebra": {"score_threshold": 0.85, "mask_threshold": 0.5}})
+    assert score_threshold_used(tmp_path / "elsewhere") == 0.85
+    assert not (tmp_path / "elsewhere" / "thresholds.json").exists()  # read where it was, not copied
+
+
 def test_predict_tool_writes_mask_instances_overlay(trained, phantom_root, tmp_path):
     _, out, _ = trained
     predict = _load_tool("predict")

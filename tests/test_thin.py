@@ -150,6 +150,21 @@ def test_score_threshold_for_reads_tuned_file(tmp_path):
     assert wrapped.model is base and wrapped.mask_threshold == 0.4
     cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5  # fixed thresholds: the plain model again
     assert with_tuned_mask_threshold(cfg, wrapped) is base
+    # a model evaluated elsewhere: its own folder's file first, then OUTPUT_DIR's, and only when tuned
+    from spine_det.evaluation.thresholds import thresholds_beside_checkpoint
+
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = -1.0
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    assert thresholds_beside_checkpoint(cfg, model_dir / "model_best.pth") == tmp_path
+    save_thresholds(model_dir, {"lat_anterior_line": {"score_threshold": 0.35, "mask_threshold": 0.3}})
+    assert thresholds_beside_checkpoint(cfg, model_dir / "model_best.pth") == model_dir.resolve()
+    cfg.SPINE.EVAL.THRESHOLDS_DIR = str(model_dir)
+    assert score_threshold_for(cfg, ["lat_anterior_line"]) == 0.35
+    assert mask_threshold_for(cfg, ["lat_anterior_line"]) == 0.3
+    cfg.SPINE.EVAL.THRESHOLDS_DIR = ""
+    cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5
+    assert thresholds_beside_checkpoint(cfg, model_dir / "model_best.pth") is None
     cfg.SPINE.EVAL.SCORE_THRESHOLD = -1.0
     (tmp_path / "thresholds.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="thresholds.json"):

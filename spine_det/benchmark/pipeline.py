@@ -56,6 +56,9 @@ class BenchmarkOptions:
     # the families' own benchmark options (ModelSpec.benchmark_args), by argparse dest
     family_args: Dict[str, Any] = field(default_factory=dict)
     classifier_opts: List[str] = field(default_factory=list)
+    # another data set (e.g. real radiographs) on whose test split every trained model is also scored,
+    # untouched by training, checkpoint selection and threshold tuning; None: no transfer table
+    transfer_root: Optional[str] = None
 
     def model_families(self) -> List[ModelSpec]:
         """The registered families this benchmark runs (not skipped), in order."""
@@ -159,6 +162,9 @@ class Benchmark:
         self.classification: Optional[Dict[str, Any]] = None
         self.morphometry: Optional[Dict[str, Any]] = None
         self.prepared = None
+        self.transfer_prepared = None
+        # task -> model -> seed -> summary of the model scored on the transfer data set's test split
+        self.transfer: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
 
     # -- steps -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -169,6 +175,24 @@ class Benchmark:
         missing = [t for t in self.o.tasks if not self.prepared.manifest.select(split="test", task=t)]
         if missing:
             logger.warning("no test images with masks for %s: their rows stay empty", ", ".join(missing))
+        if self.o.transfer_root:
+            self.transfer_prepared = prepare_dataset(self.o.transfer_root, seed=self.o.split_seed, convert=False)
+            logger.info("transfer data: %s", self.transfer_prepared.manifest.summary())
+            missing = [t for t in self.o.tasks if not self.transfer_prepared.manifest.select(split="test", task=t)]
+            if missing:
+                logger.warning("the transfer data set has no test images with masks for %s: not scored there",
+                               ", ".join(missing))
+
+    @property
+    def transfer_dir(self) -> Path:
+        """``runs/transfer-<name>``: where models trained here are scored on the transfer data set."""
+        return self.runs_dir / f"transfer-{plan.transfer_name(str(self.o.transfer_root))}"
+
+    def transfer_tasks(self) -> List[str]:
+        """The tasks with test images in the transfer data set (none without one)."""
+        if self.transfer_prepared is None:
+            return []
+        return [t for t in self.o.tasks if self.transfer_prepared.manifest.select(split="test", task=t)]
 
     @property
     def manifest(self):
@@ -187,6 +211,12 @@ class Benchmark:
             self.seg[t][OTSU] = s
             self.seg_files[t][OTSU] = self.runs_dir / OTSU / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
         self.units.append({"unit": OTSU, "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
+        if self.transfer_tasks():
+            t0 = time.perf_counter()
+            for t, s in run_otsu(self.transfer_prepared.manifest, self.transfer_tasks(), self.transfer_dir / OTSU).items():
+                self.transfer[t][OTSU] = {self.seeds[0]: s}
+            self.units.append({"unit": f"{OTSU}-on-{plan.transfer_name(str(self.o.transfer_root))}", "status": "computed",
+                               "wall_s": time.perf_counter() - t0, "log": ""})
 
     @property
     def model_keys(self) -> List[str]:
@@ -213,6 +243,28 @@ class Benchmark:
                     units.append(plan.training_unit(spec, t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed,
                                                     o.device, opts))
         return units
+
+    def run_transfer(self, trained: Unit) -> None:
+        """Score a trained unit's checkpoint on the transfer data set's test split (its own unit)."""
+        spec = get_family(trained.model)
+        seed = int(trained.spec.get("seed", self.o.seed))
+        opts = spec.unit_opts(self.runs_dir, str(trained.task), seed, self.o) + list(self.o.model_opts.get(spec.key, []))
+        unit = plan.transfer_unit(spec, trained, str(self.o.transfer_root), self.transfer_dir, self.o.profile,
+                                  self.o.split_seed, self.o.device, opts)
+        logger.info("%s: scoring on %s", trained.name, self.o.transfer_root)
+        t0 = time.perf_counter()
+        try:
+            stamp = run_unit(unit, self.log_dir, force=self.o.force, echo=self.o.echo)
+        except UnitError as e:
+            logger.error("%s", e)
+            self.units.append({"unit": unit.name, "status": "FAILED", "wall_s": time.perf_counter() - t0,
+                               "log": str(self.log_dir / f"{unit.name}.log"), "error": str(e)})
+            if self.o.fail_fast:
+                raise
+            return
+        self.units.append({"unit": unit.name, "status": "reused" if stamp.get("skipped") else "ran",
+                           "wall_s": time.perf_counter() - t0, "log": str(self.log_dir / f"{unit.name}.log")})
+        self.transfer[str(trained.task)].setdefault(trained.model, {})[seed] = _read_json(unit.result_path) or {}
 
     def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
         logger.info("[%d/%d] %s", i, n, unit.name)
@@ -370,12 +422,29 @@ class Benchmark:
             "header": header,
             "convention": conv,
             "segmentation": rows,
+            "transfer": self.transfer_results(),
             "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
             "cost": self.costs,
             "classification": self.classification,
             "morphometry": self.morphometry,
             "units": self.units,
         }
+
+    def transfer_results(self) -> Optional[Dict[str, Any]]:
+        """The transfer table: every trained model on the transfer data set's test split (None without one)."""
+        if self.transfer_prepared is None:
+            return None
+        m = self.transfer_prepared.manifest
+        rows = []
+        for t in self.transfer_tasks():
+            by_model = self.transfer.get(t, {})
+            first = self.seeds[0]
+            rows.append({"task": t, "test_images": len(m.select(split="test", task=t)),
+                         "models": {k: (by_model.get(k) or {}).get(first) for k in self.model_keys},
+                         "seeds": {k: seed_statistics(per_seed) for k, per_seed in by_model.items()
+                                   if len(self.seeds) > 1 and k != OTSU}})
+        return {"data": str(self.o.transfer_root), "data_summary": m.summary(),
+                "test_patients": len(m.patients(split="test")), "rows": rows}
 
     def write(self) -> Dict[str, Path]:
         return write_results(self.out, self.results())
@@ -436,6 +505,8 @@ class Benchmark:
                 stamp = self.run_one(unit, i, n)
                 if stamp is not None:
                     self.collect_seg(unit, stamp)
+                    if unit.task in self.transfer_tasks():
+                        self.run_transfer(unit)
                 self.write()
         if not self.o.skip_classifier and self.classifier_offered:
             self.run_classifier(n - 1, n)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from spine_det.benchmark.runner import Unit, file_sha1
 from spine_det.config.linknet import profile_files as yacs_profile_files
@@ -73,6 +73,18 @@ def _profile_arg(profile: str) -> Optional[str]:
     return None if profile == "full" else profile
 
 
+def _tool_argv(spec: ModelSpec, task: str, data_root: str, profile: str, out: Path, seed: int, split_seed: int,
+               device: Optional[str], python: str) -> Tuple[List[str], List[str], Path]:
+    """(tool and data part, KEY VALUE part, config file) of a family's command line on one task and seed."""
+    config = resolve_config_file(spec.config_file(task))
+    base = [python, "-m", spec.train_module, "--config-file", str(config), "--data-root", str(data_root),
+            "--profile", profile]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
+    if device:
+        common += ["MODEL.DEVICE", device]
+    return base, common, config
+
+
 def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, profile: str, seed: int,
                   split_seed: int, device: Optional[str] = None, opts: Sequence[str] = (),
                   python: str = sys.executable) -> Unit:
@@ -80,12 +92,7 @@ def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, pr
     ``--eval-only`` scoring test), in ``runs/<key>/<task>[-seed<k>]``. ``opts`` go last (the family's
     ``plan_opts`` and the user's ``--<key>-opts``)."""
     out = unit_dir(runs_dir, spec.key, task, seed)
-    config = resolve_config_file(spec.config_file(task))
-    base = [python, "-m", spec.train_module, "--config-file", str(config), "--data-root", str(data_root),
-            "--profile", profile]
-    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
-    if device:
-        common += ["MODEL.DEVICE", device]
+    base, common, config = _tool_argv(spec, task, data_root, profile, out, seed, split_seed, device, python)
     common += list(opts)
     return Unit(
         name=f"{spec.key}-{task}{seed_suffix(seed)}", model=spec.key, task=task, out_dir=out,
@@ -98,6 +105,36 @@ def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, pr
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device, "configs": config_digest(config, spec.profile_yamls(config, profile))},
         done_markers=list(spec.done_markers),
+    )
+
+
+def transfer_name(transfer_root: str) -> str:
+    """A file-safe name of a transfer data set: its folder's name (``datasets/aasce`` -> ``aasce``)."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(transfer_root).resolve().name)
+    return name.strip("._") or "data"
+
+
+def transfer_unit(spec: ModelSpec, trained: Unit, transfer_root: str, transfer_dir: Path, profile: str,
+                  split_seed: int, device: Optional[str] = None, opts: Sequence[str] = (),
+                  python: str = sys.executable) -> Unit:
+    """Score ``trained``'s checkpoint on the test split of another data set (e.g. a phantom-trained model
+    on real radiographs): the family's ``--eval-only`` with ``--data-root transfer_root``, writing to
+    ``transfer_dir/<key>/<task>[-seed<k>]``, never into the trained run. Same config, profile and ``opts``
+    as training, so the model sees its own input size; ``MODEL.WEIGHTS`` (last) is the trained checkpoint,
+    and tuned thresholds are read beside it. Nothing of ``transfer_root`` is trained on or tuned on.
+    The checkpoint's hash is in the stamp: a retrained model is scored again."""
+    assert trained.task is not None
+    seed = int(trained.spec["seed"])
+    ck = trained.checkpoint_path() or trained.out_dir / trained.checkpoints[0]
+    out = unit_dir(transfer_dir, spec.key, trained.task, seed)
+    base, common, config = _tool_argv(spec, trained.task, transfer_root, profile, out, seed, split_seed, device, python)
+    cmd = base + ["--eval-only"] + common + list(opts) + spec.eval_command_opts(trained.out_dir) + ["MODEL.WEIGHTS", str(ck)]
+    return Unit(
+        name=f"{spec.key}-{trained.task}{seed_suffix(seed)}-on-{transfer_name(transfer_root)}", model=spec.key,
+        task=trained.task, out_dir=out, commands={"eval": cmd},
+        checkpoints=[str(ck.resolve())],  # absolute: the trained run's file, outside this unit's folder
+        result=trained.result,
+        spec={"transfer_root": str(Path(transfer_root).resolve()), "split_seed": split_seed, "trained": trained.spec},
     )
 
 

@@ -241,6 +241,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
             "report's own private dataset (978 patients), not on the data above, and are shown for orientation only; "
             "they are not results of this run.", ""]
+    out += transfer_markdown(results.get("transfer"), models, h)
 
     out += ["## Cost", ""]
     crow = []
@@ -289,6 +290,26 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def transfer_markdown(transfer: Optional[Mapping[str, Any]], models: Mapping[str, str], header: Mapping[str, Any]) -> List[str]:
+    """The section of models trained on the benchmark's data and scored on another data set's test split
+    (``--transfer-root``): its own table, never a column of the segmentation table."""
+    if not transfer:
+        return []
+    out = [f"## Transfer: trained on `{header['data']}`, scored on `{transfer['data']}` (test split)", "",
+           f"{transfer['data']}: {transfer.get('data_summary', '')}. Every model above, as trained and selected on "
+           f"`{header['data']}` (checkpoint and thresholds chosen on its validation split), scored on the "
+           f"{transfer.get('test_patients', '–')} test patients of this second data set, which no model saw. Otsu "
+           "is computed on these images. Dice / Jaccard / TPR as above.", ""]
+    trained = {k: v for k, v in models.items() if k != OTSU}
+    rows = []
+    for r in transfer.get("rows", []):
+        m, st = r.get("models") or {}, r.get("seeds") or {}
+        rows.append([r["task"], r.get("test_images"), _triple(m.get(OTSU)),
+                     *(_seeded_triple(m.get(k), st.get(k)) for k in trained)])
+    out.append(_md_table(["task", "test images", f"{models[OTSU]} (trivial baseline)", *trained.values()], rows))
+    return out + [""]
+
+
 def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Long format: one value per row, ``source`` says whose number it is."""
     ours = f"{OURS} ({results['header']['data']})"
@@ -314,6 +335,18 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
         for model, gains in (r.get("late_gain") or {}).items():
             for seed, g in gains.items():
                 add("segmentation", ours, model, r["task"], f"val_dice_gain_last_quarter_seed{seed}", g)
+    transfer = results.get("transfer") or {}
+    where = f"{OURS} (trained on {results['header']['data']}, scored on {transfer.get('data')})"
+    for r in transfer.get("rows", []):
+        for model, s in (r.get("models") or {}).items():
+            if s:
+                for m in ("dice", "jaccard", "tpr"):
+                    add("transfer", where, model, r["task"], m, s.get(m))
+                add("transfer", where, model, r["task"], "images", s.get("counts", {}).get("images"))
+        for model, st in (r.get("seeds") or {}).items():
+            for m in SEED_METRICS:
+                add("transfer", where, model, r["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
+                add("transfer", where, model, r["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
     for r in results.get("reported", []):
         for m in ("dice", "jaccard", "tpr"):
             add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)

@@ -63,8 +63,12 @@ def add_spine_config(cfg) -> None:
 
     cfg.SPINE.EVAL = CN()
     # Instances with score >= this are pasted into the task's semantic mask. < 0: the value chosen
-    # on val after training (OUTPUT_DIR/thresholds.json, spine_det.evaluation.thresholds; 0.5 until then).
+    # on val after training (OUTPUT_DIR/thresholds.json, spine_det.evaluation.thresholds; 0.5 until then),
+    # read back wherever that model is evaluated or used.
     cfg.SPINE.EVAL.SCORE_THRESHOLD = 0.5
+    # Folder of the thresholds.json read when SCORE_THRESHOLD < 0; "" = OUTPUT_DIR. --eval-only and the
+    # predictor point it at the checkpoint's folder: tuned thresholds belong to the model that was tuned.
+    cfg.SPINE.EVAL.THRESHOLDS_DIR = ""
     # Splits evaluated by --eval-only and after training (with model_best.pth).
     cfg.SPINE.EVAL.SPLITS = ("val", "test")
     # Also report COCO box/mask AP (pycocotools, slow on big images).

@@ -209,7 +209,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
         self.cfg = cfg
         self.tasks = spine_tasks(cfg)
-        if score_threshold is None:  # < 0 in the config: the one tuned on val (OUTPUT_DIR/thresholds.json)
+        if score_threshold is None:  # < 0 in the config: the one tuned on val (thresholds.json beside the checkpoint)
             from spine_det.evaluation.thresholds import score_threshold_for
 
             score_threshold = score_threshold_for(cfg, self.tasks)
@@ -242,7 +242,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         config_file = str(config_file or find_config_for_checkpoint(checkpoint))
         cfg = get_spine_cfg(config_file, opts=["MODEL.DEVICE", device, "MODEL.WEIGHTS", str(checkpoint), *opts])
         if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0:  # tuned thresholds are saved beside the checkpoint
-            cfg.OUTPUT_DIR = str(Path(checkpoint).resolve().parent)
+            cfg.SPINE.EVAL.THRESHOLDS_DIR = str(Path(checkpoint).resolve().parent)
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
         load_model_weights(pred.model, checkpoint, config_name=config_file, data=data)

@@ -5,7 +5,8 @@ a pixel) are tuned for COCO objects; for thin lines and briefly trained models b
 between Dice 0 and a usable mask. With ``SPINE.EVAL.SCORE_THRESHOLD < 0`` ("tuned") they are
 chosen on the validation split by :mod:`spine_det.evaluation.threshold_tuning`, saved with the
 model as ``<OUTPUT_DIR>/thresholds.json``, and read back here wherever the model is evaluated or
-used for prediction. This module knows nothing of the evaluator, so the evaluator can use it.
+used for prediction (from ``SPINE.EVAL.THRESHOLDS_DIR`` when set: the checkpoint's folder, for an
+evaluation that writes elsewhere). This module knows nothing of the evaluator, so the evaluator can use it.
 """
 from __future__ import annotations
 
@@ -44,15 +45,33 @@ def load_thresholds(output_dir: str | Path) -> Dict[str, Dict[str, float]]:
         raise ValueError(f"{path}: not a thresholds file ({type(e).__name__}: {e})") from None
 
 
+def thresholds_dir(cfg) -> Path:
+    """Where ``thresholds.json`` is read: ``SPINE.EVAL.THRESHOLDS_DIR``, else ``OUTPUT_DIR``."""
+    return Path(cfg.SPINE.EVAL.get("THRESHOLDS_DIR", "") or cfg.OUTPUT_DIR)
+
+
+def thresholds_beside_checkpoint(cfg, checkpoint: str | Path) -> Optional[Path]:
+    """The folder whose ``thresholds.json`` a tuned (< 0) evaluation of ``checkpoint`` reads: the
+    checkpoint's own folder when it has one (the thresholds were tuned for that model, wherever it is
+    evaluated now), else ``OUTPUT_DIR`` when that has one. None when neither has one, or the
+    thresholds are fixed."""
+    if float(cfg.SPINE.EVAL.SCORE_THRESHOLD) >= 0:
+        return None
+    for d in (Path(checkpoint).resolve().parent, Path(cfg.OUTPUT_DIR)):
+        if (d / THRESHOLDS_FILE).is_file():
+            return d
+    return None
+
+
 def score_threshold_for(cfg, tasks: Iterable[str]) -> float:
-    """SPINE.EVAL.SCORE_THRESHOLD, or (when it is < 0, "tuned") the value in OUTPUT_DIR/thresholds.json.
+    """SPINE.EVAL.SCORE_THRESHOLD, or (when it is < 0, "tuned") the value in :func:`thresholds_dir`'s thresholds.json.
 
     One threshold per evaluator: with several tasks, the smallest tuned one (0.5 when none saved).
     """
     thr = float(cfg.SPINE.EVAL.SCORE_THRESHOLD)
     if thr >= 0:
         return thr
-    saved = load_thresholds(cfg.OUTPUT_DIR)
+    saved = load_thresholds(thresholds_dir(cfg))
     vals = [saved[t]["score_threshold"] for t in tasks if t in saved]
     return float(min(vals)) if vals else DEFAULT[0]
 
@@ -61,7 +80,7 @@ def mask_threshold_for(cfg, tasks: Iterable[str]) -> float:
     """Mask probability threshold: 0.5, or (SCORE_THRESHOLD < 0) the tuned one of thresholds.json (smallest over tasks)."""
     if float(cfg.SPINE.EVAL.SCORE_THRESHOLD) >= 0:
         return DEFAULT[1]
-    saved = load_thresholds(cfg.OUTPUT_DIR)
+    saved = load_thresholds(thresholds_dir(cfg))
     vals = [saved[t].get("mask_threshold", DEFAULT[1]) for t in tasks if t in saved]
     return float(min(vals)) if vals else DEFAULT[1]
 
@@ -104,7 +123,7 @@ def with_tuned_mask_threshold(cfg, model):
     thr = mask_threshold_for(cfg, cfg.SPINE.TASKS)
     if thr == DEFAULT[1]:
         return base
-    logger.info("Pasting masks at probability >= %g (tuned on val, %s)", thr, Path(cfg.OUTPUT_DIR) / THRESHOLDS_FILE)
+    logger.info("Pasting masks at probability >= %g (tuned on val, %s)", thr, thresholds_dir(cfg) / THRESHOLDS_FILE)
     return cls(base, thr).eval()
 
 
@@ -115,5 +134,7 @@ __all__ = [
     "mask_threshold_for",
     "save_thresholds",
     "score_threshold_for",
+    "thresholds_beside_checkpoint",
+    "thresholds_dir",
     "with_tuned_mask_threshold",
 ]

@@ -10,6 +10,12 @@ resumable subprocess `python -m <family's training tool>` (logs stream to
 <out>/logs/<unit>.log), scores all with the same metric code, runs the
 classifier, and writes results.md / .csv / .json and <out>/figures/. Re-running
 skips finished units; --force retrains; --skip-<model> leaves a family out.
+
+--transfer-root scores every trained model on the test split of a second data set as well, in a
+table of its own (e.g. trained on the phantom, scored zero-shot on real radiographs):
+
+  spine-det benchmark --data-root output/demo/data --out output/zero_shot --tasks ap_vertebra \
+      --transfer-root datasets/aasce --skip-classifier
 """
 from __future__ import annotations
 
@@ -35,6 +41,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="train every model's unit once per seed (e.g. 0,1,2) and report mean ± sd "
                         "over them; seed 0 keeps the single-seed folders, others get <task>-seed<k>")
     p.add_argument("--split-seed", type=int, default=0, help="patient split seed (default 0); same for every model")
+    p.add_argument("--transfer-root", default=None, metavar="DIR",
+                   help="a second dataset folder: every trained model is also scored on its test split "
+                        "(nothing of it is trained or tuned on), in a table of its own")
     p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
     p.add_argument("--models", default=None, metavar="KEY,KEY",
                    help="model families to run, by key, or 'all' (default: "
@@ -109,6 +118,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OutputLocationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    transfer = None
+    if args.transfer_root:
+        transfer = Path(args.transfer_root)
+        if not transfer.is_dir():
+            print(f"error: --transfer-root not found: {transfer}", file=sys.stderr)
+            return 2
+        if transfer.resolve() == data.resolve():
+            print("error: --transfer-root is --data-root; give a second dataset", file=sys.stderr)
+            return 2
+        try:
+            prepare_output(args.out, transfer)  # nothing is written inside that data root either
+        except OutputLocationError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     seeds = [args.seed]
     if args.seeds:
         try:
@@ -137,6 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cost_images=args.cost_images, figure_images=args.figure_images,
         model_opts={k: list(getattr(args, f"{k}_opts", [])) for k in keys},
         family_args=args.family_args, classifier_opts=args.classifier_opts,
+        transfer_root=None if transfer is None else str(transfer),
     )
     try:
         out = Benchmark(opts).run()
@@ -148,6 +172,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if any(u["status"] == "FAILED" for u in res["units"]) else 0
 
 
+def _dice_cells(row, models) -> str:
+    """One table row's Dice per model: mean ± sd over seeds, the single run's, or –."""
+    cells = []
+    for m in models:
+        s, st = (row.get("models") or {}).get(m), (row.get("seeds") or {}).get(m)
+        if st and st.get("n", 0) > 1:
+            cells.append(f"{st['mean']['dice']:.4f} ± {st['sd']['dice']:.4f}".rjust(18))
+        else:
+            cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
+    return f"{row['task']:22s} " + " ".join(cells)
+
+
 def summary_text(res, md_path) -> str:
     from spine_det.benchmark.tables import seg_models
 
@@ -156,15 +192,11 @@ def summary_text(res, md_path) -> str:
              f"profile {res['header']['profile']}, seed(s) {', '.join(map(str, res['header'].get('seeds') or [res['header']['seed']]))}, "
              f"commit {res['header']['git_commit']}", ""]
     lines.append(f"{'task':22s} " + " ".join(f"{label + ' Dice':>18s}" for label in models.values()))
-    for r in res["segmentation"]:
-        cells = []
-        for m in models:
-            s, st = r["models"].get(m), (r.get("seeds") or {}).get(m)
-            if st and st.get("n", 0) > 1:
-                cells.append(f"{st['mean']['dice']:.4f} ± {st['sd']['dice']:.4f}".rjust(18))
-            else:
-                cells.append(f"{s['dice']:18.4f}" if s and s.get("dice") is not None else f"{'–':>18s}")
-        lines.append(f"{r['task']:22s} " + " ".join(cells))
+    lines += [_dice_cells(r, models) for r in res["segmentation"]]
+    transfer = res.get("transfer")
+    if transfer:
+        lines.append(f"scored on {transfer['data']} (test split; trained on the data above):")
+        lines += [_dice_cells(r, models) for r in transfer.get("rows", [])]
     lines.append("")
     for u in res["units"]:
         w = u.get("wall_s")

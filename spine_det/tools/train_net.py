@@ -67,6 +67,25 @@ def setup(args):
     return cfg
 
 
+def _thresholds_of_checkpoint(cfg):
+    """--eval-only with tuned thresholds (SCORE_THRESHOLD < 0): read those tuned for MODEL.WEIGHTS
+    (its folder's thresholds.json), also when OUTPUT_DIR is elsewhere, e.g. scoring on another dataset."""
+    from spine_det.evaluation.thresholds import thresholds_beside_checkpoint
+
+    if cfg.SPINE.EVAL.SCORE_THRESHOLD >= 0 or cfg.SPINE.EVAL.THRESHOLDS_DIR:
+        return cfg
+    found = thresholds_beside_checkpoint(cfg, cfg.MODEL.WEIGHTS)
+    if found is None:
+        logger.warning("SPINE.EVAL.SCORE_THRESHOLD < 0 but no thresholds.json beside %s or in OUTPUT_DIR: "
+                       "Detectron2's 0.5 / 0.5", cfg.MODEL.WEIGHTS)
+        return cfg
+    cfg.defrost()
+    cfg.SPINE.EVAL.THRESHOLDS_DIR = str(found)
+    cfg.freeze()
+    logger.info("Thresholds tuned for this checkpoint: %s", found / "thresholds.json")
+    return cfg
+
+
 def train(args):
     """What Detectron2's ``tools/train_net.py`` calls ``main(args)``: one process's run (``launch`` starts it)."""
     cfg = setup(args)
@@ -75,6 +94,7 @@ def train(args):
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS:
             raise SystemExit("--eval-only needs a checkpoint: MODEL.WEIGHTS path/to/model_best.pth")
+        cfg = _thresholds_of_checkpoint(cfg)
         model = load_for_eval(Trainer, cfg, cfg.MODEL.WEIGHTS)
         return evaluate_splits(Trainer, cfg, model, cfg.SPINE.EVAL.SPLITS, cfg.MODEL.WEIGHTS)
 
