@@ -252,22 +252,14 @@ class Benchmark:
         unit = plan.transfer_unit(spec, trained, str(self.o.transfer_root), self.transfer_dir, self.o.profile,
                                   self.o.split_seed, self.o.device, opts)
         logger.info("%s: scoring on %s", trained.name, self.o.transfer_root)
-        t0 = time.perf_counter()
-        try:
-            stamp = run_unit(unit, self.log_dir, force=self.o.force, echo=self.o.echo)
-        except UnitError as e:
-            logger.error("%s", e)
-            self.units.append({"unit": unit.name, "status": "FAILED", "wall_s": time.perf_counter() - t0,
-                               "log": str(self.log_dir / f"{unit.name}.log"), "error": str(e)})
-            if self.o.fail_fast:
-                raise
+        if self.run_one(unit) is None:
             return
-        self.units.append({"unit": unit.name, "status": "reused" if stamp.get("skipped") else "ran",
-                           "wall_s": time.perf_counter() - t0, "log": str(self.log_dir / f"{unit.name}.log")})
         self.transfer[str(trained.task)].setdefault(trained.model, {})[seed] = _read_json(unit.result_path) or {}
 
-    def run_one(self, unit: Unit, i: int, n: int) -> Optional[Dict[str, Any]]:
-        logger.info("[%d/%d] %s", i, n, unit.name)
+    def run_one(self, unit: Unit, i: Optional[int] = None, n: Optional[int] = None) -> Optional[Dict[str, Any]]:
+        """Run (or reuse) one unit and record it in the units table; its stamp, None when it failed."""
+        if i is not None:
+            logger.info("[%d/%d] %s", i, n, unit.name)
         t0 = time.perf_counter()
         try:
             stamp = run_unit(unit, self.log_dir, force=self.o.force, echo=self.o.echo)

@@ -321,32 +321,27 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
         rows.append({"section": section, "source": source, "label": label, "model": model, "task": task or "",
                      "metric": metric, "value": "" if value is None else value})
 
-    for r in results["segmentation"]:
-        for model, s in r["models"].items():
+    def add_scores(section: str, source: str, row: Mapping[str, Any]) -> None:
+        """A table row's scores per model (first seed) and, with several seeds, their mean and sd."""
+        for model, s in (row.get("models") or {}).items():
             if s:
                 for m in ("dice", "jaccard", "tpr"):
-                    add("segmentation", ours, model, r["task"], m, s.get(m))
-                add("segmentation", ours, model, r["task"], "images", s.get("counts", {}).get("images"))
-        for model, st in (r.get("seeds") or {}).items():
+                    add(section, source, model, row["task"], m, s.get(m))
+                add(section, source, model, row["task"], "images", s.get("counts", {}).get("images"))
+        for model, st in (row.get("seeds") or {}).items():
             for m in SEED_METRICS:
-                add("segmentation", ours, model, r["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
-                add("segmentation", ours, model, r["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
-            add("segmentation", ours, model, r["task"], "seeds", " ".join(map(str, st["seeds"])))
+                add(section, source, model, row["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
+                add(section, source, model, row["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
+            add(section, source, model, row["task"], "seeds", " ".join(map(str, st["seeds"])))
+
+    for r in results["segmentation"]:
+        add_scores("segmentation", ours, r)
         for model, gains in (r.get("late_gain") or {}).items():
             for seed, g in gains.items():
                 add("segmentation", ours, model, r["task"], f"val_dice_gain_last_quarter_seed{seed}", g)
     transfer = results.get("transfer") or {}
-    where = f"{OURS} (trained on {results['header']['data']}, scored on {transfer.get('data')})"
     for r in transfer.get("rows", []):
-        for model, s in (r.get("models") or {}).items():
-            if s:
-                for m in ("dice", "jaccard", "tpr"):
-                    add("transfer", where, model, r["task"], m, s.get(m))
-                add("transfer", where, model, r["task"], "images", s.get("counts", {}).get("images"))
-        for model, st in (r.get("seeds") or {}).items():
-            for m in SEED_METRICS:
-                add("transfer", where, model, r["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
-                add("transfer", where, model, r["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
+        add_scores("transfer", f"{OURS} (trained on {results['header']['data']}, scored on {transfer.get('data')})", r)
     for r in results.get("reported", []):
         for m in ("dice", "jaccard", "tpr"):
             add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
