@@ -77,6 +77,7 @@ def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(
                           read_mask(s.masks["lat_vertebra"], shape=read_image(s.image).shape))["dice"] for s in test]
     assert js["dice"] == pytest.approx(sum(dice) / len(dice), abs=1e-9)
     assert "## Transfer: trained on" in (out / "results.md").read_text()
+    assert (out / "figures" / "lat_vertebra_on_other_overlays.png").stat().st_size > 0  # the second set's pictures
     assert bench_main(argv) == 0  # resumed: the trained model and its transfer score are reused
     units = {u["unit"]: u["status"] for u in json.loads((out / "results.json").read_text())["units"]}
     assert units["linknet-lat_vertebra"] == "reused" and units["linknet-lat_vertebra-on-other"] == "reused"

@@ -468,7 +468,34 @@ class Benchmark:
                     out.append(p)
             except Exception as e:  # noqa: BLE001  (a picture must not lose the tables)
                 logger.error("figures for %s failed: %s: %s", t, type(e).__name__, e)
+        for t in self.transfer_tasks():
+            try:
+                p = self.draw_transfer(t, fig_dir)
+                if p:
+                    out.append(p)
+            except Exception as e:  # noqa: BLE001
+                logger.error("transfer figure for %s failed: %s: %s", t, type(e).__name__, e)
         return out
+
+    def draw_transfer(self, task: str, fig_dir: Path) -> Optional[Path]:
+        """``<task>_on_<name>_overlays.png``: the first seed's models on the transfer data set's first test
+        images (predicted here, with the same checkpoints and thresholds as its table)."""
+        from spine_det.benchmark.baselines import otsu_predict
+        from spine_det.data.io import read_image
+        from spine_det.engine.predictor import build_predictor
+        from spine_det.modeling.registry import unit_dir
+
+        samples = self.transfer_prepared.manifest.select(split="test", task=task)[: self.o.figure_images]
+        images = {s.key: read_image(s.image) for s in samples}
+        preds: Dict[str, Dict[str, Any]] = {OTSU: {k: otsu_predict(img) for k, img in images.items()}}
+        for spec in self.o.model_families():
+            ck = unit_dir(self.runs_dir, spec.key, task, self.seeds[0]) / spec.checkpoints[0]
+            if self.seeds[0] in self.transfer.get(task, {}).get(spec.key, {}) and ck.is_file():
+                predictor = build_predictor(spec.key, str(ck), device=_cost_device(self.o))
+                preds[spec.key] = {k: predictor(img)[task].mask for k, img in images.items()}
+        name = plan.transfer_name(str(self.o.transfer_root))
+        return figures.overlay_grid(task, samples, preds, fig_dir / f"{task}_on_{name}_overlays.png", model_names(),
+                                    self.o.figure_images)
 
     def run(self) -> Dict[str, Any]:
         t0 = time.perf_counter()
