@@ -426,8 +426,7 @@ def test_transfer_unit_scores_the_trained_checkpoint_on_the_other_data_and_write
     trained.out_dir.mkdir(parents=True)
     ck = trained.out_dir / "model_best.pth"
     ck.write_bytes(b"weights")
-    unit = plan.transfer_unit(spec, trained, str(real), tmp_path / "runs" / "transfer-real", "cpu", 0,
-                              opts=["SOLVER.MAX_ITER", "9"])
+    unit = plan.transfer_unit(spec, trained, str(real), tmp_path / "runs" / "transfer-real")
     cmd = unit.commands["eval"]
     assert list(unit.commands) == ["eval"] and "--eval-only" in cmd  # never trains
     assert cmd[cmd.index("--data-root") + 1] == str(real) and cmd[-2:] == ["MODEL.WEIGHTS", str(ck)]

@@ -246,11 +246,8 @@ class Benchmark:
 
     def run_transfer(self, trained: Unit) -> None:
         """Score a trained unit's checkpoint on the transfer data set's test split (its own unit)."""
-        spec = get_family(trained.model)
         seed = int(trained.spec.get("seed", self.o.seed))
-        opts = spec.unit_opts(self.runs_dir, str(trained.task), seed, self.o) + list(self.o.model_opts.get(spec.key, []))
-        unit = plan.transfer_unit(spec, trained, str(self.o.transfer_root), self.transfer_dir, self.o.profile,
-                                  self.o.split_seed, self.o.device, opts)
+        unit = plan.transfer_unit(get_family(trained.model), trained, str(self.o.transfer_root), self.transfer_dir)
         logger.info("%s: scoring on %s", trained.name, self.o.transfer_root)
         if self.run_one(unit) is None:
             return

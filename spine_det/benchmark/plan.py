@@ -114,21 +114,24 @@ def transfer_name(transfer_root: str) -> str:
     return name.strip("._") or "data"
 
 
-def transfer_unit(spec: ModelSpec, trained: Unit, transfer_root: str, transfer_dir: Path, profile: str,
-                  split_seed: int, device: Optional[str] = None, opts: Sequence[str] = (),
+def transfer_unit(spec: ModelSpec, trained: Unit, transfer_root: str, transfer_dir: Path,
                   python: str = sys.executable) -> Unit:
     """Score ``trained``'s checkpoint on the test split of another data set (e.g. a phantom-trained model
     on real radiographs): the family's ``--eval-only`` with ``--data-root transfer_root``, writing to
-    ``transfer_dir/<key>/<task>[-seed<k>]``, never into the trained run. Same config, profile and ``opts``
-    as training, so the model sees its own input size; ``MODEL.WEIGHTS`` (last) is the trained checkpoint,
-    and tuned thresholds are read beside it. Nothing of ``transfer_root`` is trained on or tuned on.
-    The checkpoint's hash is in the stamp: a retrained model is scored again."""
+    ``transfer_dir/<key>/<task>[-seed<k>]``, never into the trained run. Profile, split seed, device and
+    options are read from ``trained.spec``, so the model sees the input it was trained at; ``MODEL.WEIGHTS``
+    (last) is the trained checkpoint, and tuned thresholds are read beside it. Nothing of
+    ``transfer_root`` is trained on or tuned on. The checkpoint's hash is in the stamp: a retrained model
+    is scored again."""
     assert trained.task is not None
     seed = int(trained.spec["seed"])
     ck = trained.checkpoint_path() or trained.out_dir / trained.checkpoints[0]
     out = unit_dir(transfer_dir, spec.key, trained.task, seed)
-    base, common, config = _tool_argv(spec, trained.task, transfer_root, profile, out, seed, split_seed, device, python)
-    cmd = base + ["--eval-only"] + common + list(opts) + spec.eval_command_opts(trained.out_dir) + ["MODEL.WEIGHTS", str(ck)]
+    split_seed = int(trained.spec["split_seed"])
+    base, common, _ = _tool_argv(spec, trained.task, transfer_root, trained.spec["profile"], out, seed, split_seed,
+                                 trained.spec.get("device"), python)
+    cmd = (base + ["--eval-only"] + common + list(trained.spec.get("opts", [])) + spec.eval_command_opts(trained.out_dir)
+           + ["MODEL.WEIGHTS", str(ck)])
     return Unit(
         name=f"{spec.key}-{trained.task}{seed_suffix(seed)}-on-{transfer_name(transfer_root)}", model=spec.key,
         task=trained.task, out_dir=out, commands={"eval": cmd},
