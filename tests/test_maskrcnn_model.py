@@ -39,6 +39,10 @@ def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     assert line.INPUT.MIN_SIZE_TEST == 768 and tuple(line.INPUT.MIN_SIZE_TRAIN) == (768,)
     assert line.MODEL.RESNETS.DEPTH == 18  # the generic profile was merged too
     assert vert.INPUT.MIN_SIZE_TEST == 448
+    # the small AP processes: upscaled to the smallest anchors' size, trained on windows like the lines
+    spinous = get_spine_cfg(CONFIGS / "ap_spinous_process.yaml", profile="cpu")
+    assert spinous.INPUT.MIN_SIZE_TEST == 640 and tuple(spinous.SPINE.INPUT.CROP_AFTER_RESIZE) == (512, 384)
+    assert spinous.SPINE.EVAL.SCORE_THRESHOLD < 0  # tuned on val, as the lines
     assert get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="full").INPUT.MIN_SIZE_TEST != 768
     opts = get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="cpu", opts=["INPUT.MIN_SIZE_TEST", "448"])
     assert opts.INPUT.MIN_SIZE_TEST == 448
