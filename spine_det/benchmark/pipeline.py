@@ -246,11 +246,11 @@ class Benchmark:
 
     def run_transfer(self, trained: Unit) -> None:
         """Score a trained unit's checkpoint on the transfer data set's test split (its own unit)."""
-        seed = int(trained.spec.get("seed", self.o.seed))
         unit = plan.transfer_unit(get_family(trained.model), trained, str(self.o.transfer_root), self.transfer_dir)
         logger.info("%s: scoring on %s", trained.name, self.o.transfer_root)
         if self.run_one(unit) is None:
             return
+        seed = int(trained.spec["seed"])  # as transfer_unit reads it: every training unit's spec holds its seed
         self.transfer[str(trained.task)].setdefault(trained.model, {})[seed] = _read_json(unit.result_path) or {}
 
     def run_one(self, unit: Unit, i: Optional[int] = None, n: Optional[int] = None) -> Optional[Dict[str, Any]]:
