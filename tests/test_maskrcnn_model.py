@@ -38,6 +38,9 @@ def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     vert = get_spine_cfg(CONFIGS / "lat_vertebra.yaml", profile="cpu")
     assert line.INPUT.MIN_SIZE_TEST == 768 and tuple(line.INPUT.MIN_SIZE_TRAIN) == (768,)
     assert line.MODEL.RESNETS.DEPTH == 18  # the generic profile was merged too
+    for task in ("lat_anterior_line", "lat_posterior_line"):  # both lines: the converged schedule
+        sched = get_spine_cfg(CONFIGS / f"{task}.yaml", profile="cpu").SOLVER
+        assert (sched.MAX_ITER, tuple(sched.STEPS)) == (800, (600,))
     assert vert.INPUT.MIN_SIZE_TEST == 448
     # the small AP processes: upscaled to the smallest anchors' size, trained on windows like the lines
     spinous = get_spine_cfg(CONFIGS / "ap_spinous_process.yaml", profile="cpu")
