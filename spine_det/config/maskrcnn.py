@@ -36,6 +36,11 @@ def add_spine_config(cfg) -> None:
     add_spine_data_config(cfg)
     # Derived from SPINE.TASKS by finalize_maskrcnn_config (0 = not set by a config).
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 0
+    # Weight of the soft Dice term of spine_det's DiceMaskRCNNHead (MODEL.ROI_MASK_HEAD.NAME), registered by
+    # this import; Detectron2's own heads ignore it.
+    import spine_det.modeling.mask_head  # noqa: F401
+
+    cfg.MODEL.ROI_MASK_HEAD.DICE_WEIGHT = 1.0
     # Random init with FrozenBN cannot learn the norm layers: replace by this norm (or "" to fail).
     cfg.SPINE.SCRATCH_NORM = "GN"
     # sha1[:12] of the checkpoint MODEL.WEIGHTS starts from, when the benchmark starts Mask R-CNN from its own
