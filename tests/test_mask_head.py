@@ -126,3 +126,16 @@ def test_dice_weight_zero_is_detectron2s_head():
     with EventStorage():
         losses = head(torch.randn(2, cfg.MODEL.FPN.OUT_CHANNELS, 14, 14), [_instances(boxes, masks, [0, 0])])
     assert set(losses) == {"loss_mask"}
+
+
+@pytest.mark.parametrize("task", ["lat_anterior_line", "lat_posterior_line", "lat_vertebra"])
+def test_the_lines_build_the_dice_head_by_default_and_other_tasks_the_stock_one(task):
+    """The task configs choose the head (every profile); a thick structure keeps Detectron2's own."""
+    from detectron2.modeling import build_model
+
+    cfg = get_spine_cfg(CONFIGS / f"{task}.yaml", profile="cpu", opts=["MODEL.DEVICE", "cpu"])
+    head = build_model(cfg).roi_heads.mask_head
+    is_line = task.endswith("_line")
+    assert type(head).__name__ == ("DiceMaskRCNNHead" if is_line else "MaskRCNNConvUpsampleHead")
+    full = get_spine_cfg(CONFIGS / f"{task}.yaml", profile="full")
+    assert (full.MODEL.ROI_MASK_HEAD.NAME == "DiceMaskRCNNHead") is is_line
