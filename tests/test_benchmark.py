@@ -362,6 +362,34 @@ def test_late_gain_tells_a_rising_curve_from_a_flat_one():
     assert late_gain([(1, 0.5), (1, 0.6)]) is None  # one step: nothing before the cut
 
 
+def test_late_gain_judges_the_final_learning_rate_phase():
+    """A drop at 600 of 800 lifts the curve inside the last quarter; after it the curve is flat."""
+    from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE, late_gain
+
+    curve = [(99, 0.35), (199, 0.72), (299, 0.67), (399, 0.63), (499, 0.76), (599, 0.78), (699, 0.81), (799, 0.82)]
+    assert late_gain(curve) == pytest.approx(0.82 - 0.78) and late_gain(curve) > LATE_GAIN_TOLERANCE
+    assert late_gain(curve, lr_steps=[600]) == pytest.approx(0.82 - 0.81)  # 699 vs 799, both after the drop
+    rising_after = curve[:-1] + [(799, 0.86)]
+    assert late_gain(rising_after, lr_steps=[600]) == pytest.approx(0.86 - 0.81)  # still learning: flagged
+    # one point after the drop: nothing to judge the phase by, the whole run is judged and the jump counts
+    assert late_gain(curve[:-1], lr_steps=[600]) == pytest.approx(late_gain(curve[:-1]))
+    assert late_gain(curve, lr_steps=[900]) == pytest.approx(late_gain(curve))  # a step after the end: ignored
+
+
+def test_detectron2_lr_steps_come_from_the_runs_config(tmp_path):
+    import yaml
+
+    from spine_det.benchmark.curves import detectron2_curves, detectron2_lr_steps
+
+    assert detectron2_lr_steps(tmp_path) == []
+    solver = {"LR_SCHEDULER_NAME": "WarmupMultiStepLR", "STEPS": [600, 900], "MAX_ITER": 800, "GAMMA": 0.1}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"SOLVER": solver}))
+    assert detectron2_lr_steps(tmp_path) == [600]  # 900 is past the end
+    assert detectron2_curves(tmp_path, "lat_anterior_line")["lr_steps"] == [600]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"SOLVER": {**solver, "LR_SCHEDULER_NAME": "WarmupCosineLR"}}))
+    assert detectron2_lr_steps(tmp_path) == []
+
+
 def test_table_flags_a_model_still_learning_in_any_seed(tmp_path):
     res = _results()
     for r in res["segmentation"]:

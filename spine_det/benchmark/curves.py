@@ -14,10 +14,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["read_jsonl", "detectron2_curves", "detectron2_max_mem", "epoch_curves", "epoch_metrics_curves",
-           "iters_per_epoch", "late_gain", "LATE_GAIN_TOLERANCE"]
+__all__ = ["read_jsonl", "detectron2_curves", "detectron2_lr_steps", "detectron2_max_mem", "epoch_curves",
+           "epoch_metrics_curves", "iters_per_epoch", "late_gain", "LATE_GAIN_TOLERANCE"]
 
-# A run whose validation Dice still rose by more than this over its last quarter is flagged "not converged".
+# A run whose validation Dice still rose by more than this over the last quarter of its final learning-rate
+# phase is flagged "not converged".
 LATE_GAIN_TOLERANCE = 0.02
 
 
@@ -51,7 +52,24 @@ def detectron2_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, A
     return {
         "x_label": "iteration", "loss": loss, "val_dice": dice,
         "s_per_iter": float(np.median(times)) if times else None, "iterations": iters or None,
+        "lr_steps": detectron2_lr_steps(out_dir),
     }
+
+
+def detectron2_lr_steps(out_dir: Path) -> List[int]:
+    """The iterations where a multi-step schedule lowers the learning rate, from the run's ``config.yaml``.
+
+    Empty for other schedulers (cosine has no step) or when the run has no config."""
+    p = Path(out_dir) / "config.yaml"
+    if not p.is_file():
+        return []
+    import yaml
+
+    solver = (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("SOLVER", {})
+    if solver.get("LR_SCHEDULER_NAME", "WarmupMultiStepLR") != "WarmupMultiStepLR" or float(solver.get("GAMMA", 0.1)) >= 1:
+        return []
+    max_iter = int(solver.get("MAX_ITER", 0) or 0)
+    return sorted(int(s) for s in solver.get("STEPS", []) or [] if not max_iter or int(s) < max_iter)
 
 
 def detectron2_max_mem(log_path: Path) -> Optional[float]:
@@ -97,16 +115,27 @@ def epoch_curves(out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
     return epoch_metrics_curves(out_dir, iters_per_epoch(out_dir, n_train))
 
 
-def late_gain(val_dice: Sequence[Tuple[float, float]], tail: float = 0.25) -> Optional[float]:
+def late_gain(val_dice: Sequence[Tuple[float, float]], tail: float = 0.25,
+              lr_steps: Sequence[float] = ()) -> Optional[float]:
     """How much the best validation Dice of the last ``tail`` of training beats the best before it.
 
     ``val_dice``: (step, Dice) points. Above :data:`LATE_GAIN_TOLERANCE` the run was still learning when
     it stopped (its schedule is too short to call its figure converged); at or below it the curve had
-    flattened, or fallen. None when there are no points on both sides of the cut."""
+    flattened, or fallen. None when there are no points on both sides of the cut.
+
+    ``lr_steps``: where the learning rate drops. The rule is applied to the final phase (from the last
+    drop on) when that phase has at least two points, so that the jump a drop causes is not read as
+    "still learning"; with fewer points after the drop the whole run is judged, and the jump counts."""
     pts = sorted((float(x), float(y)) for x, y in val_dice if y is not None)
     if len(pts) < 2:
         return None
-    first, last = pts[0][0], pts[-1][0]
+    last = pts[-1][0]
+    drops = [float(s) for s in lr_steps if float(s) <= last]
+    if drops:
+        final_phase = [(x, y) for x, y in pts if x >= max(drops)]
+        if len(final_phase) >= 2:
+            pts = final_phase
+    first = pts[0][0]
     cut = last - tail * (last - first)
     before = [y for x, y in pts if x < cut]
     after = [y for x, y in pts if x >= cut]

@@ -102,13 +102,16 @@ def training_curves(task: str, curves: Mapping[str, Mapping[str, Any]], out_path
                     x, y = zip(*pts)
                     ax.plot(x, y, marker="." if len(pts) < 50 else None, lw=1.2,
                             label=None if seed is None else f"seed {seed}")
+            # where the learning rate drops (the benchmark judges convergence after the last one)
+            for k, step in enumerate(sorted({s for c in by_seed.values() for s in c.get("lr_steps") or []})):
+                ax.axvline(step, color="0.5", ls=":", lw=1, label="LR drop" if k == 0 and key == "val_dice" else None)
             ax.set_xlabel(x_label)
             ax.set_ylabel(ylabel)
             ax.set_title(f"{name}: {ylabel}", fontsize=9)
             ax.grid(alpha=0.3)
             if key == "val_dice":
                 ax.set_ylim(0, 1)
-                if len(by_seed) > 1:
+                if ax.get_legend_handles_labels()[1]:
                     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{task}: training curves" + (", one line per seed" if any(len(r) > 1 for r in runs.values()) else ""),
                  fontsize=10)

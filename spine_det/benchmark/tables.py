@@ -178,7 +178,7 @@ RISING_MARK = " ↗"
 
 
 def still_rising(gains: Optional[Mapping[Any, Optional[float]]]) -> List[Any]:
-    """The seeds whose validation Dice still rose by more than the tolerance over their last quarter."""
+    """The seeds whose validation Dice still rose by more than the tolerance late in training (:func:`late_gain`)."""
     return [k for k, g in (gains or {}).items() if g is not None and g > LATE_GAIN_TOLERANCE]
 
 
@@ -236,7 +236,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     out.append(_md_table(head, rows))
     if any(still_rising(g) for r in results["segmentation"] for g in (r.get("late_gain") or {}).values()):
         out += ["", f"{RISING_MARK.strip()} not converged: in at least one seed the validation Dice rose by more than "
-                f"{LATE_GAIN_TOLERANCE} over the last quarter of training (`figures/<task>_curves.png`); a longer "
+                f"{LATE_GAIN_TOLERANCE} over the last quarter of its final learning-rate phase (of the whole run when "
+                "the schedule has no drop; `figures/<task>_curves.png`); a longer "
                 "schedule may change that figure."]
     out += ["", f"Columns marked *{REPORTED_LABEL}* are the figures of {REPORTED_CITATION}. They were measured on the "
             "report's own private dataset (978 patients), not on the data above, and are shown for orientation only; "
