@@ -309,6 +309,15 @@ def test_a_unit_spec_follows_the_config_files_it_reads(tmp_path, monkeypatch):
     assert {k: v for k, v in after.items() if k != ("maskrcnn_unit", "lat_anterior_line")} == \
            {k: v for k, v in before.items() if k != ("maskrcnn_unit", "lat_anterior_line")}
 
+    # a profile file with a _BASE_ (one file shared by two task leaves): the base is hashed too
+    shared = configs / "profiles" / "cpu" / "Base-Lines.yaml"
+    shared.write_text("SOLVER:\n  MAX_ITER: 9\n")
+    task_profile.write_text('_BASE_: "Base-Lines.yaml"\n')
+    with_base = specs()[("maskrcnn_unit", "lat_anterior_line")]["configs"]
+    assert "profiles/cpu/Base-Lines.yaml" in with_base
+    shared.write_text("SOLVER:\n  MAX_ITER: 10\n")
+    assert specs()[("maskrcnn_unit", "lat_anterior_line")]["configs"] != with_base
+
 
 def test_seed_statistics_mean_and_sample_sd_against_numpy():
     import numpy as np

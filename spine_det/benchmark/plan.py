@@ -39,8 +39,8 @@ def tool_available(name: str) -> bool:
 
 
 def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str, str]:
-    """sha1 of the settings in each YAML file a unit reads (``config_file``, its ``_BASE_`` chain and
-    the profile files its tool merges), for its spec: changing one makes the unit unfinished, so a
+    """sha1 of the settings in each YAML file a unit reads (``config_file``, the profile files its tool
+    merges, and the ``_BASE_`` chain of each), for its spec: changing one makes the unit unfinished, so a
     re-run does not reuse a model trained under the old settings. The parsed YAML is hashed, so
     editing a comment retrains nothing."""
     import hashlib
@@ -57,14 +57,13 @@ def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str,
         digest[name] = hashlib.sha1(json.dumps(parsed, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return parsed.get("_BASE_") if isinstance(parsed, dict) else None
 
-    f: Optional[Path] = Path(config_file)
     seen: List[Path] = []
-    while f is not None and f not in seen:  # the _BASE_ chain
-        seen.append(f)
-        base = add(f)
-        f = (f.parent / base) if base else None
-    for p in profile_yamls:
-        add(p)
+    for start in [Path(config_file), *map(Path, profile_yamls)]:
+        f: Optional[Path] = start
+        while f is not None and f not in seen:  # the file and its _BASE_ chain (profile files may have one too)
+            seen.append(f)
+            base = add(f)
+            f = (f.parent / base) if base else None
     return digest
 
 
