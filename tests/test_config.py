@@ -53,6 +53,7 @@ MODEL:
     NUM_CLASSES: 1
   ROI_MASK_HEAD:
     POOLER_RESOLUTION: 28
+    NAME: "DiceMaskRCNNHead"  # not in the old leaf: a setting added after the trim
 INPUT:
   RANDOM_FLIP: "none"
 DATASETS:
