@@ -395,7 +395,8 @@ class Benchmark:
                          "same_images": same, "models": {m: self.seg[t].get(m) for m in self.model_keys},
                          "seeds": {m: seed_statistics(per_seed) for m, per_seed in self.seg_seeds[t].items()
                                    if len(self.seeds) > 1},
-                         "late_gain": {m: {seed: late_gain(c.get("val_dice") or [], lr_steps=c.get("lr_steps") or ()) for seed, c in sorted(by_seed.items())}
+                         "late_gain": {m: {seed: late_gain(c.get("val_dice") or [], lr_steps=c.get("lr_steps") or ())
+                                           for seed, c in sorted(by_seed.items())}
                                        for m, by_seed in self.seed_curves[t].items()}})
         from spine_det.evaluation.metrics import ScoreTable
 
