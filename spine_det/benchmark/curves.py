@@ -56,16 +56,21 @@ def detectron2_curves(out_dir: Path, task: str, n_train: int = 0) -> Dict[str, A
     }
 
 
+def _run_solver(out_dir: Path) -> Optional[Dict[str, Any]]:
+    """The ``SOLVER`` section of the run's ``config.yaml`` (safe YAML), None when the run has no config."""
+    p = Path(out_dir) / "config.yaml"
+    if not p.is_file():
+        return None
+    import yaml
+
+    return (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("SOLVER", {}) or {}
+
+
 def detectron2_lr_steps(out_dir: Path) -> List[int]:
     """The iterations where a multi-step schedule lowers the learning rate, from the run's ``config.yaml``.
 
     Empty for other schedulers (cosine has no step) or when the run has no config."""
-    p = Path(out_dir) / "config.yaml"
-    if not p.is_file():
-        return []
-    import yaml
-
-    solver = (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("SOLVER", {})
+    solver = _run_solver(out_dir) or {}
     if solver.get("LR_SCHEDULER_NAME", "WarmupMultiStepLR") != "WarmupMultiStepLR" or float(solver.get("GAMMA", 0.1)) >= 1:
         return []
     max_iter = int(solver.get("MAX_ITER", 0) or 0)
@@ -83,13 +88,9 @@ def detectron2_max_mem(log_path: Path) -> Optional[float]:
 def iters_per_epoch(out_dir: Path, n_train: int) -> Optional[int]:
     """Iterations per epoch from the run's ``config.yaml`` (batch, epoch cap) and the train split size:
     for runs whose ``metrics.jsonl`` predates the trainer's own per-epoch ``iters``."""
-    p = Path(out_dir) / "config.yaml"
-    if not p.is_file() or n_train <= 0:
+    solver = _run_solver(out_dir)
+    if solver is None or n_train <= 0:
         return None
-    import yaml
-
-    cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    solver = cfg.get("SOLVER", {})
     b = max(1, int(solver.get("IMS_PER_BATCH", 1)))
     n = n_train // b if n_train > b else math.ceil(n_train / b)
     cap = int(solver.get("MAX_ITERS_PER_EPOCH", 0) or 0)
