@@ -46,6 +46,10 @@ def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     spinous = get_spine_cfg(CONFIGS / "ap_spinous_process.yaml", profile="cpu")
     assert spinous.INPUT.MIN_SIZE_TEST == 640 and tuple(spinous.SPINE.INPUT.CROP_AFTER_RESIZE) == (512, 384)
     assert spinous.SPINE.EVAL.SCORE_THRESHOLD < 0  # tuned on val, as the lines
+    # AP vertebrae paste lower-scoring instances than the base (real films score lower), every profile
+    for profile in ("cpu", "full"):
+        assert get_spine_cfg(CONFIGS / "ap_vertebra.yaml", profile=profile).SPINE.EVAL.SCORE_THRESHOLD == 0.3
+    assert get_spine_cfg(CONFIGS / "lat_vertebra.yaml", profile="cpu").SPINE.EVAL.SCORE_THRESHOLD == 0.5
     assert get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="full").INPUT.MIN_SIZE_TEST != 768
     opts = get_spine_cfg(CONFIGS / "lat_anterior_line.yaml", profile="cpu", opts=["INPUT.MIN_SIZE_TEST", "448"])
     assert opts.INPUT.MIN_SIZE_TEST == 448
