@@ -78,6 +78,8 @@ OUTPUT_DIR: "./output/linknet/lat_all"
 """,
     "ap_vertebra": """
 TASKS: ["ap_vertebra"]
+INPUT:
+  CLAHE: 2.0
 OUTPUT_DIR: "./output/linknet/ap_vertebra"
 """,
 }

@@ -211,6 +211,7 @@ def test_configs_load():
         want = {"lat_anterior_line": (512, 384), "lat_posterior_line": (512, 384), "ap_vertebra": (640, 224),
                 "ap_spinous_process": (512, 352)}.get(t, (256, 192))
         assert (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH) == want, t
+        assert cfg.INPUT.CLAHE == (2.0 if t == "ap_vertebra" else 0.0), t  # measured on real films for this task only
     for v in ("ap", "lat"):
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
@@ -267,3 +268,41 @@ def test_train_subset_is_nested_and_epoch_length_fixed(prepared, tmp_path):
     seen = [int(i) for b in loader for i in b["index"]]
     assert len(seen) == 10 and set(seen) == {0, 1, 2}  # 3 images repeated to fill a 10-image epoch
     assert len(_loader(ds["train"], 2, True, 0, 0, drop_last=True)) == 1  # default: one pass
+
+
+def test_contrast_equalisation_is_histogram_equalisation_per_tile():
+    """INPUT.CLAHE's function: one tile with no clipping is plain histogram equalisation (numpy's CDF
+    here, computed independently); a clip limit of 0 leaves the image alone."""
+    from spine_det.data.seg_dataset import equalize_contrast
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 8, (64, 48)).clip(0, 255).astype(np.uint8)  # a low-contrast image
+    cdf = np.cumsum(np.bincount(img.ravel(), minlength=256)) / img.size
+    assert np.array_equal(equalize_contrast(img, 1000.0, tiles=1), np.round(cdf[img] * 255).astype(np.uint8))
+    assert equalize_contrast(img, 0.0) is img
+    out = equalize_contrast(img, 2.0)
+    assert out.shape == img.shape and out.dtype == np.uint8 and out.std() > 2 * img.std()
+
+
+def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
+    """The network input of an image is the same whether the training dataset or the predictor made it,
+    with CLAHE on, and CLAHE changes it (so neither path can silently skip it)."""
+    from spine_det.data.io import read_image
+    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.linknet_trainer import build_seg_datasets
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            self.seen = x.clone()
+            return torch.zeros(x.shape[0], 1, *x.shape[2:])
+
+    seen = {}
+    for clahe in (0.0, 2.0):
+        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['lat_vertebra']", "INPUT.HEIGHT", "96",
+                                                "INPUT.WIDTH", "64", "INPUT.CLAHE", str(clahe), "MODEL.DEVICE", "cpu"])
+        val = build_seg_datasets(cfg, prepared.manifest)["val"]
+        rec = Recorder()
+        LinkNetPredictor(cfg, model=rec).predict_probs(read_image(val.samples[0].image))
+        assert torch.equal(rec.seen[0], val[0]["image"])
+        seen[clahe] = rec.seen[0]
+    assert not torch.equal(seen[0.0], seen[2.0])

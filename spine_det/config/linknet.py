@@ -53,6 +53,10 @@ def add_linknet_config(_C: CN) -> None:
     _C.INPUT.RESIZE = "letterbox"  # "letterbox" | "stretch"
     _C.INPUT.MASK_THRESHOLD = 0.5  # area-resized mask -> binary training target
     _C.INPUT.THIN_MASK_THRESHOLD = 0.25  # same for thin tasks (lines, spinous process) so they survive downsampling
+    # CLAHE clip limit applied to every image at its own size before letterboxing, in training and
+    # prediction (spine_det.data.seg_dataset.equalize_contrast); 0 = off. Evens out the display
+    # processing of different X-ray systems (and of phantom vs real films: results/phantom/README.md).
+    _C.INPUT.CLAHE = 0.0
 
     _C.AUG = CN()
     _C.AUG.ENABLED = True

@@ -82,6 +82,19 @@ def unletterbox(prob: np.ndarray, lb: Letterbox) -> np.ndarray:
     return np.stack([unletterbox(c, Letterbox(lb.orig_h, lb.orig_w, lb.h, lb.w, 0, 0, lb.h, lb.w)) for c in crop])
 
 
+def equalize_contrast(img_u8: np.ndarray, clip_limit: float, tiles: int = 8) -> np.ndarray:
+    """CLAHE on a uint8 grey image at its own resolution (``tiles`` x ``tiles`` regions, so the
+    result does not depend on the pixel size); ``clip_limit`` <= 0 returns the image unchanged.
+
+    Why: X-ray systems hand over images through their own display processing (window, LUT,
+    multi-frequency contrast), so a model sees one spine under many grey-level mappings. Local
+    equalisation maps them closer together before the network, in training and prediction alike.
+    """
+    if clip_limit <= 0:
+        return img_u8
+    return cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles))).apply(img_u8)
+
+
 def normalize(img_u8: np.ndarray, in_channels: int = 1) -> torch.Tensor:
     """uint8 (H, W) -> float tensor (C, H, W) with the grey ImageNet statistics."""
     t = (torch.from_numpy(np.ascontiguousarray(img_u8)).float() / 255.0 - GREY_MEAN) / GREY_STD
@@ -169,9 +182,11 @@ class SegmentationDataset(Dataset):
         thin_mask_threshold: float = 0.25,
         cache: bool = True,
         seed: int = 0,
+        clahe: float = 0.0,
     ) -> None:
         self.samples = list(samples)
         self.tasks = list(tasks)
+        self.clahe = float(clahe)  # equalize_contrast's clip limit, applied at the image's own size
         self.size = (int(size[0]), int(size[1]))
         self.resize = resize
         self.aug = aug if (aug is not None and getattr(aug, "ENABLED", True)) else None
@@ -202,7 +217,7 @@ class SegmentationDataset(Dataset):
         from spine_det.data.io import read_image, read_mask
 
         s = self.samples[i]
-        img = read_image(s.image)
+        img = equalize_contrast(read_image(s.image), self.clahe)
         lb = Letterbox.fit(img.shape, self.size, self.resize)
         masks, valid = [], []
         for t, thr in zip(self.tasks, self.thresholds):
@@ -297,6 +312,7 @@ def collate_letterbox(row: torch.Tensor) -> Letterbox:
 
 __all__ = [
     "Letterbox",
+    "equalize_contrast",
     "letterbox_image",
     "letterbox_mask",
     "unletterbox",

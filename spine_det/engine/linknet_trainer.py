@@ -241,6 +241,7 @@ def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset
             thin_mask_threshold=cfg.INPUT.THIN_MASK_THRESHOLD,
             cache=cfg.DATALOADER.CACHE,
             seed=cfg.SEED,
+            clahe=cfg.INPUT.CLAHE,
         )
     if len(out["train"]) == 0:
         raise ValueError(f"no training images of view {view!r} with masks of {tasks} in the manifest ({manifest.root})")
