@@ -80,6 +80,8 @@ OUTPUT_DIR: "./output/linknet/lat_all"
 TASKS: ["ap_vertebra"]
 INPUT:
   CLAHE: 2.0
+TEST:
+  HFLIP: True
 OUTPUT_DIR: "./output/linknet/ap_vertebra"
 """,
 }

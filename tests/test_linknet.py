@@ -211,7 +211,8 @@ def test_configs_load():
         want = {"lat_anterior_line": (512, 384), "lat_posterior_line": (512, 384), "ap_vertebra": (640, 224),
                 "ap_spinous_process": (512, 352)}.get(t, (256, 192))
         assert (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH) == want, t
-        assert cfg.INPUT.CLAHE == (2.0 if t == "ap_vertebra" else 0.0), t  # measured on real films for this task only
+        # measured on real films for this task only
+        assert (cfg.INPUT.CLAHE, cfg.TEST.HFLIP) == ((2.0, True) if t == "ap_vertebra" else (0.0, False)), t
     for v in ("ap", "lat"):
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
@@ -306,3 +307,33 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
         assert torch.equal(rec.seen[0], val[0]["image"])
         seen[clahe] = rec.seen[0]
     assert not torch.equal(seen[0.0], seen[2.0])
+
+
+def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
+    """TEST.HFLIP averages the image's and its mirror's probabilities: a network that commutes with
+    mirroring gives exactly the unflipped result (odd letterbox margins included), and a network that
+    ignores its input gives the mean of its output and that output's mirror."""
+    from spine_det.engine.linknet_predictor import LinkNetPredictor
+
+    class Identity(torch.nn.Module):  # logits = the input: commutes with mirroring
+        def forward(self, x):
+            return x[:, :1]
+
+    class Ramp(torch.nn.Module):  # logits rise left to right, whatever the input
+        def forward(self, x):
+            ramp = torch.linspace(-3, 3, x.shape[-1]).expand(x.shape[0], 1, x.shape[-2], x.shape[-1])
+            return ramp.clone()
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (50, 31), dtype=np.uint8)  # letterboxed into 64 x 48: odd side margins
+
+    def probs(model, flip):
+        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+                                                "TEST.HFLIP", str(flip), "MODEL.DEVICE", "cpu"])
+        return LinkNetPredictor(cfg, model=model).predict_probs(img)[0]
+
+    plain, flipped = probs(Identity(), False), probs(Identity(), True)
+    assert np.allclose(plain, flipped, atol=1e-6) and plain.std() > 0.05
+    ramp, ramp_flipped = probs(Ramp(), False), probs(Ramp(), True)
+    assert ramp[:, -1].mean() > ramp[:, 0].mean() + 0.5  # without the flip the ramp shows
+    assert np.allclose(ramp_flipped, (ramp + ramp[:, ::-1]) / 2, atol=0.02)

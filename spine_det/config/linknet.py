@@ -113,6 +113,10 @@ def add_linknet_config(_C: CN) -> None:
     _C.TEST = CN()
     _C.TEST.EVAL_PERIOD = 1  # epochs between validations
     _C.TEST.THRESHOLD = 0.5  # sigmoid probability -> mask
+    # Prediction averages the probabilities of the image and of its mirror image (test-time flip): for
+    # AP views, whose mirror is as plausible a film. Twice the inference time; validation during
+    # training (checkpoint choice) does not flip.
+    _C.TEST.HFLIP = False
     _C.TEST.SPLIT = "test"
     _C.TEST.IMS_PER_BATCH = 4
 

@@ -84,15 +84,20 @@ class LinkNetPredictor(SegmentationPredictor):
         image = equalize_contrast(check_grey_image(image), float(self.cfg.INPUT.CLAHE))  # as in training
         lb = Letterbox.fit(image.shape, (self.cfg.INPUT.HEIGHT, self.cfg.INPUT.WIDTH), self.cfg.INPUT.RESIZE)
         x = normalize(letterbox_image(image, lb), self.cfg.MODEL.IN_CHANNELS).unsqueeze(0).to(self.device)
+        flip = bool(self.cfg.TEST.HFLIP)
+        if flip:  # the mirror in the same batch; its output is mirrored back, so pixels match exactly
+            x = torch.cat([x, x.flip(-1)])
         with torch.autocast(device_type=self.device.type, enabled=self.device.type == "cuda" and bool(self.cfg.SOLVER.AMP)):
             logits = self.model(x)
-        probs = torch.sigmoid(logits.float())[0].cpu().numpy()
+        probs = torch.sigmoid(logits.float())
+        probs = ((probs[0] + probs[1].flip(-1)) / 2 if flip else probs[0]).cpu().numpy()
         return unletterbox(probs, lb)
 
     def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
-        """The network on one letterboxed input (its size does not depend on the image)."""
+        """The network on one image's letterboxed input(s) (their size does not depend on the image)."""
         cfg = self.cfg
-        x = torch.zeros(1, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=self.device)
+        n = 2 if cfg.TEST.HFLIP else 1  # the test-time flip runs the network twice per image
+        x = torch.zeros(n, int(cfg.MODEL.IN_CHANNELS), int(cfg.INPUT.HEIGHT), int(cfg.INPUT.WIDTH), device=self.device)
         return self.model, (x,)
 
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
