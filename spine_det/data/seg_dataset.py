@@ -95,6 +95,16 @@ def equalize_contrast(img_u8: np.ndarray, clip_limit: float, tiles: int = 8) -> 
     return cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles))).apply(img_u8)
 
 
+def network_image(img_u8: np.ndarray, size: Sequence[int], resize: str = "letterbox",
+                  clahe: float = 0.0) -> Tuple[np.ndarray, Letterbox]:
+    """A grey image as a segmentation network sees it (before :func:`normalize`): contrast equalised
+    at its own size (``clahe`` > 0), then letterboxed to ``size``. One function for the training
+    dataset and the predictor, so the two cannot drift apart."""
+    img = equalize_contrast(img_u8, clahe)
+    lb = Letterbox.fit(img.shape, size, resize)
+    return letterbox_image(img, lb), lb
+
+
 def normalize(img_u8: np.ndarray, in_channels: int = 1) -> torch.Tensor:
     """uint8 (H, W) -> float tensor (C, H, W) with the grey ImageNet statistics."""
     t = (torch.from_numpy(np.ascontiguousarray(img_u8)).float() / 255.0 - GREY_MEAN) / GREY_STD
@@ -217,8 +227,8 @@ class SegmentationDataset(Dataset):
         from spine_det.data.io import read_image, read_mask
 
         s = self.samples[i]
-        img = equalize_contrast(read_image(s.image), self.clahe)
-        lb = Letterbox.fit(img.shape, self.size, self.resize)
+        img = read_image(s.image)
+        net, lb = network_image(img, self.size, self.resize, self.clahe)
         masks, valid = [], []
         for t, thr in zip(self.tasks, self.thresholds):
             path = s.masks.get(t)
@@ -228,7 +238,7 @@ class SegmentationDataset(Dataset):
             else:
                 masks.append(np.zeros(self.size, dtype=bool))
                 valid.append(False)
-        return letterbox_image(img, lb), np.stack(masks), np.array(valid), lb
+        return net, np.stack(masks), np.array(valid), lb
 
     def get_raw(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:
         if i in self._cache:
@@ -315,6 +325,7 @@ __all__ = [
     "equalize_contrast",
     "letterbox_image",
     "letterbox_mask",
+    "network_image",
     "unletterbox",
     "normalize",
     "augment",

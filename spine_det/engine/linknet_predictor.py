@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from spine_det.config.linknet import get_linknet_cfg, load_linknet_config, tasks_of
-from spine_det.data.seg_dataset import Letterbox, equalize_contrast, letterbox_image, normalize, unletterbox
+from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
     CheckpointError,
     SegmentationPredictor,
@@ -81,13 +81,14 @@ class LinkNetPredictor(SegmentationPredictor):
     @torch.no_grad()
     def predict_probs(self, image: np.ndarray) -> np.ndarray:
         """(T, H, W) float32 probabilities at the image's own size."""
-        image = equalize_contrast(check_grey_image(image), float(self.cfg.INPUT.CLAHE))  # as in training
-        lb = Letterbox.fit(image.shape, (self.cfg.INPUT.HEIGHT, self.cfg.INPUT.WIDTH), self.cfg.INPUT.RESIZE)
-        x = normalize(letterbox_image(image, lb), self.cfg.MODEL.IN_CHANNELS).unsqueeze(0).to(self.device)
-        flip = bool(self.cfg.TEST.HFLIP)
+        cfg = self.cfg
+        net, lb = network_image(check_grey_image(image), (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH), cfg.INPUT.RESIZE,
+                                float(cfg.INPUT.CLAHE))  # as the training dataset does
+        x = normalize(net, cfg.MODEL.IN_CHANNELS).unsqueeze(0).to(self.device)
+        flip = bool(cfg.TEST.HFLIP)
         if flip:  # the mirror in the same batch; its output is mirrored back, so pixels match exactly
             x = torch.cat([x, x.flip(-1)])
-        with torch.autocast(device_type=self.device.type, enabled=self.device.type == "cuda" and bool(self.cfg.SOLVER.AMP)):
+        with torch.autocast(device_type=self.device.type, enabled=self.device.type == "cuda" and bool(cfg.SOLVER.AMP)):
             logits = self.model(x)
         probs = torch.sigmoid(logits.float())
         probs = ((probs[0] + probs[1].flip(-1)) / 2 if flip else probs[0]).cpu().numpy()
