@@ -1,4 +1,5 @@
-"""The Mask R-CNN training mapper: SPINE.INPUT.CROP_AFTER_RESIZE keeps the resized scale and pays for part of it."""
+"""The Mask R-CNN training mapper: SPINE.INPUT.CROP_AFTER_RESIZE keeps the resized scale and pays for part of it;
+the imaging chain's domain randomisation changes the pixels and nothing else."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,13 @@ from detectron2.config import get_cfg
 
 from spine_det.config.maskrcnn import add_spine_config
 from spine_det.data.instances import mask_to_instances_as
-from spine_det.data.mapper import SpineDatasetMapper, crop_after_resize_size
+from spine_det.data.mapper import (
+    RandomImagingChain,
+    SpineDatasetMapper,
+    build_spine_augmentation,
+    crop_after_resize_size,
+    imaging_chain_augmentation,
+)
 
 
 def _line_record(tmp_path, h=400, w=200):
@@ -67,3 +74,72 @@ def test_crop_after_resize_rejects_half_set_sizes(bad):
     cfg.SPINE.INPUT.CROP_AFTER_RESIZE = bad
     with pytest.raises(ValueError, match="CROP_AFTER_RESIZE"):
         crop_after_resize_size(cfg)
+
+
+def _chain_cfg(dr_prob=1.0, blur=0.0, noise=0.0, unsharp=0.0, gamma=(1.0, 1.0)):
+    cfg = _cfg((0, 0))
+    sp = cfg.SPINE.INPUT
+    sp.DR_PROB, sp.BLUR, sp.NOISE, sp.UNSHARP, sp.GAMMA = dr_prob, blur, noise, unsharp, gamma
+    return cfg
+
+
+def _chain(cfg, image):
+    augs = imaging_chain_augmentation(cfg)
+    assert len(augs) == 1
+    return augs[0].get_transform(image).apply_image(image.copy())
+
+
+def _grey3(grey):
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def test_imaging_chain_is_off_by_default_and_in_the_training_mapper_when_on():
+    cfg = _cfg((0, 0))
+    assert imaging_chain_augmentation(cfg) == []
+    assert not any(isinstance(a, RandomImagingChain) for a in build_spine_augmentation(cfg, True))
+    cfg = _chain_cfg(blur=1.0)
+    assert any(isinstance(a, RandomImagingChain) for a in build_spine_augmentation(cfg, True))
+    assert not any(isinstance(a, RandomImagingChain) for a in build_spine_augmentation(cfg, False))  # training only
+
+
+def test_imaging_chain_blurs_adds_noise_and_applies_gamma_on_every_channel_alike():
+    edges = np.where((np.arange(64)[None, :] // 4) % 2 == 0, 60, 200).astype(np.uint8).repeat(64, axis=0)
+    np.random.seed(0)
+    blurred = _chain(_chain_cfg(blur=2.0), _grey3(edges))
+    assert (blurred[..., 0] == blurred[..., 1]).all() and (blurred[..., 0] == blurred[..., 2]).all()
+    hf = lambda g: np.abs(np.diff(g.astype(np.float32), axis=1)).mean()  # noqa: E731
+    assert hf(blurred[..., 0]) < 0.8 * hf(edges)
+
+    flat = np.full((64, 64), 128, np.uint8)
+    np.random.seed(1)
+    noisy = np.stack([_chain(_chain_cfg(noise=0.05), _grey3(flat))[..., 0] for _ in range(4)])
+    assert noisy.std() > 1.0 and abs(float(noisy.mean()) - 128) < 3  # zero-mean noise
+
+    np.random.seed(2)
+    dark = _chain(_chain_cfg(dr_prob=0.0, gamma=(2.0, 2.0)), _grey3(flat))
+    assert int(dark[0, 0, 0]) == int(round(255 * (128 / 255) ** 2.0))  # gamma 2 on mid grey: 64
+
+    padded = flat.copy()
+    padded[:, :10] = 0  # black border (rotation padding, collimation): stays black
+    np.random.seed(3)
+    out = _chain(_chain_cfg(blur=1.5, noise=0.05, unsharp=0.6), _grey3(padded))
+    assert (out[:, :10] == 0).all()
+
+
+def test_imaging_chain_moves_no_annotation(tmp_path):
+    record, _ = _line_record(tmp_path)
+    np.random.seed(0)
+    plain = SpineDatasetMapper(_cfg((0, 0)), True)(dict(record))
+    np.random.seed(0)
+    chained = SpineDatasetMapper(_chain_cfg(blur=1.5, noise=0.05, unsharp=0.6, gamma=(0.7, 1.4)), True)(dict(record))
+    assert not np.array_equal(plain["image"].numpy(), chained["image"].numpy())
+    assert np.array_equal(plain["instances"].gt_masks.tensor.numpy(), chained["instances"].gt_masks.tensor.numpy())
+    assert np.allclose(plain["instances"].gt_boxes.tensor.numpy(), chained["instances"].gt_boxes.tensor.numpy())
+
+
+@pytest.mark.parametrize("key, value", [("DR_PROB", 1.5), ("NOISE", -0.1), ("GAMMA", (1.2, 0.8)), ("GAMMA", (0.0, 1.0))])
+def test_imaging_chain_rejects_bad_values(key, value):
+    cfg = _chain_cfg(blur=1.0)
+    setattr(cfg.SPINE.INPUT, key, value)
+    with pytest.raises(ValueError, match=key):
+        imaging_chain_augmentation(cfg)

@@ -52,6 +52,15 @@ def add_spine_config(cfg) -> None:
     cfg.SPINE.INPUT.ROTATION = 0.0  # max |angle| in degrees; 0 = off
     cfg.SPINE.INPUT.BRIGHTNESS = (1.0, 1.0)  # intensity scale range; (1, 1) = off
     cfg.SPINE.INPUT.CONTRAST = (1.0, 1.0)  # contrast scale range; (1, 1) = off
+    # Domain randomisation of the imaging chain, as LinkNet's AUG.* (one function for both:
+    # spine_det.data.seg_dataset.degrade): per image, each with probability DR_PROB, a Gaussian blur
+    # (sigma up to BLUR px), a local-contrast change (unsharp amount in +-UNSHARP) and noise (std up to
+    # NOISE of full scale); then a gamma drawn from GAMMA. DR_PROB 0 and GAMMA (1, 1) = off (the default).
+    cfg.SPINE.INPUT.DR_PROB = 0.0
+    cfg.SPINE.INPUT.BLUR = 1.5
+    cfg.SPINE.INPUT.NOISE = 0.04
+    cfg.SPINE.INPUT.UNSHARP = 0.6
+    cfg.SPINE.INPUT.GAMMA = (1.0, 1.0)
     # (height, width) in pixels of a random crop taken AFTER the resize, when training; (0, 0) = off.
     # Detectron2's INPUT.CROP crops before the resize, which then scales the crop back up to the
     # same short side: no pixels saved. Thin structures need the upscaled resolution, not the whole

@@ -2,14 +2,16 @@
 
 Detectron2's reader would mangle 16-bit PNG/TIFF and cannot open DICOM, so images
 are read with :func:`spine_det.data.io.read_image` (uint8 grey) and replicated to
-the channels the model's stem expects. Adds small rotations and brightness /
-contrast jitter (DatasetMapper's config only knows resize, flip and crop).
+the channels the model's stem expects. Adds small rotations, brightness / contrast jitter and the
+imaging chain's domain randomisation (DatasetMapper's config only knows resize, flip and crop).
 """
 from __future__ import annotations
 
 import copy
 import logging
-from typing import List
+import random
+from types import SimpleNamespace
+from typing import List, Tuple
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from spine_det.data.io import read_image
+from spine_det.data.seg_dataset import degrade
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +47,47 @@ def crop_after_resize_size(cfg) -> tuple:
     return size
 
 
+def _imaging_chain(image: np.ndarray, params: SimpleNamespace, gamma: float, seed: int) -> np.ndarray:
+    """Blur / unsharp / noise (:func:`degrade`) and gamma of an (H, W, C) image of equal grey channels."""
+    grey = degrade(np.ascontiguousarray(image[:, :, 0]), params, random.Random(seed))
+    if gamma != 1.0:
+        grey = (np.power(grey.astype(np.float32) / 255.0, gamma) * 255.0 + 0.5).astype(np.uint8)
+    return np.repeat(grey[:, :, None], image.shape[2], axis=2)
+
+
+class RandomImagingChain(T.Augmentation):
+    """The imaging chain's domain randomisation (``SPINE.INPUT.DR_PROB`` ..., ``GAMMA``) as a Detectron2
+    augmentation: a colour transform, so boxes and masks are untouched. Draws from ``np.random`` like
+    Detectron2's own augmentations (seeded per worker by its data loader)."""
+
+    def __init__(self, dr_prob: float, blur: float, noise: float, unsharp: float, gamma: Tuple[float, float]):
+        super().__init__()
+        self.params = SimpleNamespace(DR_PROB=float(dr_prob), BLUR=float(blur), NOISE=float(noise), UNSHARP=float(unsharp))
+        self.gamma = (float(gamma[0]), float(gamma[1]))
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        gamma = float(np.random.uniform(*self.gamma)) if self.gamma != (1.0, 1.0) else 1.0
+        seed = int(np.random.randint(2**31))
+        return T.ColorTransform(lambda img: _imaging_chain(img, self.params, gamma, seed))
+
+
+def imaging_chain_augmentation(cfg) -> List[T.Augmentation]:
+    """``[RandomImagingChain]`` when ``SPINE.INPUT`` switches it on, else ``[]``; rejects bad values."""
+    sp = cfg.SPINE.INPUT
+    gamma = tuple(float(g) for g in sp.GAMMA)
+    if not 0.0 <= sp.DR_PROB <= 1.0 or min(sp.BLUR, sp.NOISE, sp.UNSHARP) < 0:
+        raise ValueError(f"SPINE.INPUT.DR_PROB must be in [0, 1] and BLUR / NOISE / UNSHARP >= 0; got "
+                         f"{sp.DR_PROB}, {sp.BLUR}, {sp.NOISE}, {sp.UNSHARP}")
+    if len(gamma) != 2 or not 0 < gamma[0] <= gamma[1]:
+        raise ValueError(f"SPINE.INPUT.GAMMA must be (low, high) with 0 < low <= high; got {gamma}")
+    if sp.DR_PROB == 0 and gamma == (1.0, 1.0):
+        return []
+    return [RandomImagingChain(sp.DR_PROB, sp.BLUR, sp.NOISE, sp.UNSHARP, gamma)]
+
+
 def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     """Resize (+ flip) as Detectron2 builds it, then (training only) a crop of the resized image,
-    rotation and intensity jitter."""
+    rotation, the imaging chain's randomisation and intensity jitter (LinkNet's order: degrade, then jitter)."""
     augs = utils.build_augmentation(cfg, is_train)
     if not is_train:
         return augs
@@ -57,6 +98,7 @@ def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     sp = cfg.SPINE.INPUT
     if sp.ROTATION > 0:
         augs.append(T.RandomRotation([-sp.ROTATION, sp.ROTATION], expand=False, sample_style="range"))
+    augs.extend(imaging_chain_augmentation(cfg))
     if tuple(sp.BRIGHTNESS) != (1.0, 1.0):
         augs.append(T.RandomBrightness(*sp.BRIGHTNESS))
     if tuple(sp.CONTRAST) != (1.0, 1.0):
