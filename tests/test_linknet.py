@@ -206,10 +206,10 @@ def test_configs_load():
         cfg = load_cfg(get_linknet_cfg(), str(root / f"{t}.yaml"), "cpu")
         assert tasks_of(cfg) == [t] and cfg.MODEL.DEVICE == "cpu"
         # a task's own cpu profile (profiles/cpu/<task>.yaml): the lines get the phantom's resolution,
-        # ap_vertebra the portrait of a full-spine film, ap_spinous_process the phantom's own pixels;
+        # ap_vertebra the portrait of a full-spine film, the small AP structures the phantom's own pixels;
         # the rest keep the profile's 256x192
         want = {"lat_anterior_line": (512, 384), "lat_posterior_line": (512, 384), "ap_vertebra": (640, 224),
-                "ap_spinous_process": (512, 352)}.get(t, (256, 192))
+                "ap_spinous_process": (512, 352), "ap_pedicle": (512, 352)}.get(t, (256, 192))
         assert (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH) == want, t
         # measured on real films for this task only
         assert (cfg.INPUT.CLAHE, cfg.TEST.HFLIP) == ((2.0, True) if t == "ap_vertebra" else (0.0, False)), t

@@ -31,6 +31,12 @@ def test_cpu_profile_merges_over_the_task_config():
     assert cfg.DATASETS.TRAIN == ("spine_lat_vertebra_train",)
 
 
+def _node(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     """profiles/cpu/<task>.yaml (the lines' larger input) wins over profiles/cpu.yaml; others keep the profile;
     command-line opts still win over both."""
@@ -46,6 +52,14 @@ def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     spinous = get_spine_cfg(CONFIGS / "ap_spinous_process.yaml", profile="cpu")
     assert spinous.INPUT.MIN_SIZE_TEST == 640 and tuple(spinous.SPINE.INPUT.CROP_AFTER_RESIZE) == (512, 384)
     assert spinous.SPINE.EVAL.SCORE_THRESHOLD < 0  # tuned on val, as the lines
+    # pedicles, as small: the spinous processes' input and schedule through the leaf's _BASE_, tuned threshold too
+    pedicle = get_spine_cfg(CONFIGS / "ap_pedicle.yaml", profile="cpu")
+    for key in ("INPUT.MIN_SIZE_TRAIN", "INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST", "SPINE.INPUT.CROP_AFTER_RESIZE",
+                "SOLVER.MAX_ITER", "SOLVER.STEPS"):
+        node, leaf = key.rsplit(".", 1)
+        assert getattr(_node(pedicle, node), leaf) == getattr(_node(spinous, node), leaf), key
+    assert pedicle.SPINE.EVAL.SCORE_THRESHOLD < 0
+    assert get_spine_cfg(CONFIGS / "ap_pedicle.yaml", profile="full").INPUT.MIN_SIZE_TEST != 640
     # AP vertebrae paste lower-scoring instances than the base (real films score lower), every profile
     for profile in ("cpu", "full"):
         assert get_spine_cfg(CONFIGS / "ap_vertebra.yaml", profile=profile).SPINE.EVAL.SCORE_THRESHOLD == 0.3
