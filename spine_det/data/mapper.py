@@ -49,7 +49,7 @@ def crop_after_resize_size(cfg) -> tuple:
 
 def _imaging_chain(image: np.ndarray, params: SimpleNamespace, gamma: float, seed: int) -> np.ndarray:
     """Blur / unsharp / noise (:func:`degrade`) and gamma of an (H, W, C) image of equal grey channels."""
-    grey = degrade(np.ascontiguousarray(image[:, :, 0]), params, random.Random(seed))
+    grey = degrade(image[:, :, 0], params, random.Random(seed))  # degrade works on float copies
     if gamma != 1.0:
         grey = (np.power(grey.astype(np.float32) / 255.0, gamma) * 255.0 + 0.5).astype(np.uint8)
     return np.repeat(grey[:, :, None], image.shape[2], axis=2)
