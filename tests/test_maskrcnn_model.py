@@ -56,8 +56,7 @@ def test_task_profile_merges_after_the_profile_and_only_for_its_task():
     pedicle = get_spine_cfg(CONFIGS / "ap_pedicle.yaml", profile="cpu")
     for key in ("INPUT.MIN_SIZE_TRAIN", "INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST", "SPINE.INPUT.CROP_AFTER_RESIZE",
                 "SOLVER.MAX_ITER", "SOLVER.STEPS"):
-        node, leaf = key.rsplit(".", 1)
-        assert getattr(_node(pedicle, node), leaf) == getattr(_node(spinous, node), leaf), key
+        assert _node(pedicle, key) == _node(spinous, key), key
     assert pedicle.SPINE.EVAL.SCORE_THRESHOLD < 0
     assert get_spine_cfg(CONFIGS / "ap_pedicle.yaml", profile="full").INPUT.MIN_SIZE_TEST != 640
     # AP vertebrae paste lower-scoring instances than the base (real films score lower), every profile
