@@ -38,10 +38,12 @@ def test_images_and_masks_shapes(patients):
             img = p.images[view]
             h, w = img.shape[:2]
             assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-            # LAT: the lumbar field (aspect 0.62-0.70); AP: portrait, as narrow as full-spine films where the
-            # field is the whole spine, wider only as far as a scoliotic curve needs
-            lo = {"full": 0.30, "thoracolumbar": 0.42, "lumbar": 0.62}[p.gt["ap_field"]] if view == "ap" else 0.62
-            assert h == SIZE and lo - 0.01 <= w / h <= (1.0 if view == "ap" else 0.71)
+            # portrait, as narrow as full-spine films where the field is the whole spine, wider only as far as a
+            # scoliotic curve (AP) or the spinous processes (LAT) need; the lumbar series' LAT is 0.62-0.70
+            fld = p.gt[view + "_field"]
+            lo = {"full": 0.30, "thoracolumbar": 0.42, "lumbar": 0.62}[fld] + (0.08 if view == "lat" and fld != "lumbar" else 0)
+            hi = 0.71 if (view, fld) == ("lat", "lumbar") else 1.0
+            assert h == SIZE and lo - 0.01 <= w / h <= hi
             assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])
             assert img.std() > 20  # not blank
             assert (p.gt["views"][view]["width"], p.gt["views"][view]["height"]) == (w, h)
@@ -54,21 +56,24 @@ def test_images_and_masks_shapes(patients):
 def test_ap_and_lat_agree_on_levels(patients):
     for p in patients:
         assert [lv["name"] for lv in p.gt["levels"]] == list(LEVELS)
-        ap_names = [lv["name"] for lv in p.gt["ap_levels"]]
-        # AP annotates a contiguous run of T1..L5 that always holds the LAT levels (T10..L5)
-        k = AP_LEVELS.index(ap_names[0])
-        assert ap_names == list(AP_LEVELS[k:k + len(ap_names)]) and set(LEVELS) <= set(ap_names)
-        if p.gt["ap_field"] == "full":
-            assert ap_names == list(AP_LEVELS)
-        n_ap = cv2.connectedComponents((p.masks["ap_vertebra"] > 0).astype(np.uint8))[0] - 1
-        n_lat = cv2.connectedComponents((p.masks["lat_vertebra"] > 0).astype(np.uint8))[0] - 1
-        assert n_ap == len(ap_names) and n_lat == len(LEVELS)
-        n_ped = cv2.connectedComponents((p.masks["ap_pedicle"] > 0).astype(np.uint8))[0] - 1
-        assert n_ped == 2 * len(ap_names)
-        for lv in p.gt["ap_levels"]:  # every annotated AP corner lies inside the image
-            c = np.array(list(lv["ap_corners"].values()))
-            h, w = p.images["ap"].shape[:2]
-            assert (c >= 0).all() and (c[:, 0] <= w - 1).all() and (c[:, 1] <= h - 1).all()
+        names = {}
+        for view in ("ap", "lat"):
+            # each view annotates a contiguous run of T1..L5 that always holds the morphometry levels (T10..L5)
+            names[view] = [lv["name"] for lv in p.gt[view + "_levels"]]
+            k = AP_LEVELS.index(names[view][0])
+            assert names[view] == list(AP_LEVELS[k:k + len(names[view])]) and set(LEVELS) <= set(names[view])
+            if p.gt[view + "_field"] == "full":
+                assert names[view] == list(AP_LEVELS)
+            for lv in p.gt[view + "_levels"]:  # every annotated corner lies inside the image
+                c = np.array(list(lv[view + "_corners"].values()))
+                h, w = p.images[view].shape[:2]
+                assert (c >= 0).all() and (c[:, 0] <= w - 1).all() and (c[:, 1] <= h - 1).all()
+        count = lambda task: cv2.connectedComponents((p.masks[task] > 0).astype(np.uint8))[0] - 1  # noqa: E731
+        assert count("ap_vertebra") == len(names["ap"]) and count("ap_pedicle") == 2 * len(names["ap"])
+        # LAT: one body, one spinous process and one disc below per level (the last disc is L5/S1), one line each
+        for task in ("lat_vertebra", "lat_spinous_process", "lat_disk_height"):
+            assert count(task) == len(names["lat"]), task
+        assert count("lat_anterior_line") == 1 and count("lat_posterior_line") == 1
         for lv in p.gt["levels"]:  # AP corners lie inside the AP vertebra mask region
             ys = [c[1] for c in lv["ap_corners"].values()]
             ly = [c[1] for c in lv["lat_corners"].values()]
@@ -83,6 +88,7 @@ def many_ap():
 def test_fields_of_view_and_scoliosis(many_ap):
     fields = [p.gt["ap_field"] for p in many_ap]
     assert set(fields) == {"full", "thoracolumbar", "lumbar"} and fields.count("full") >= 10
+    assert {p.gt["lat_field"] for p in many_ap} == {"full", "thoracolumbar", "lumbar"}
     cobbs = [c["cobb_deg"] for p in many_ap for c in p.gt["scoliosis"]]
     assert max(cobbs) > 40 and min(cobbs) < 15 and all(0 <= c <= 90 for c in cobbs)
     checked = 0
@@ -119,6 +125,22 @@ def test_ap_image_formation(many_ap):
         ring = cv2.dilate(m.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~m
         brighter += g[m].mean() > g[ring].mean()
     assert n >= 10 and darker >= 0.8 * n and brighter >= 0.8 * n, (n, darker, brighter)
+
+
+def test_lat_image_formation(patients):
+    """LAT bodies of every field are brighter than what surrounds them, the thoracic ones among ribs and lungs too."""
+    assert {p.gt["lat_field"] for p in patients} >= {"full", "lumbar"}  # the fixture holds both kinds of field
+    for p in patients:
+        g = p.grey("lat").astype(float)
+        m = p.masks["lat_vertebra"] > 0
+        ring = cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~m
+        assert g[m].mean() > g[ring].mean() + 10, p.gt["lat_field"]
+        top = {lv["name"]: lv for lv in p.gt["lat_levels"]}.get("T5")
+        if top is not None:  # a thoracic body, measured on its own rows
+            rows = sorted(int(c[1]) for c in top["lat_corners"].values())
+            band = np.zeros_like(m)
+            band[rows[1]:rows[2]] = True
+            assert g[m & band].mean() > g[ring & band].mean(), p.gt["lat_field"]
 
 
 def test_masks_have_antialiased_edges(patients):

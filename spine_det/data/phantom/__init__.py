@@ -1,4 +1,4 @@
-"""Synthetic spine radiographs (full-spine AP, lumbar LAT): the embedded default data of spine_det.
+"""Synthetic spine radiographs (AP and LAT, full-spine to lumbar fields): the embedded default data of spine_det.
 
 The real dataset is private; this generator writes patients in exactly its
 layout, so every model, test and benchmark runs without it::
@@ -14,16 +14,17 @@ layout, so every model, test and benchmark runs without it::
 Each patient is one 3-D spine C7..L5 + sacrum/pelvis with lordosis/kyphosis,
 a scoliosis (none, single or double curve, Cobb 0-90 deg, apical vertebrae
 axially rotated toward the convexity), size variation, a rib cage, clavicles,
-lungs, heart and diaphragm (``anatomy``). The LAT view shows the lumbar field
-(T9 cut by the top edge, never annotated; annotated levels T10-L5), painted as
-2-D shapes (``render``). The AP view is a radiograph formed from attenuation
+lungs, heart and diaphragm (``anatomy``). The LAT view is painted as 2-D shapes
+(``render``) over a field drawn at random: full spine (T1 near the top, with
+ribs, lungs, heart, trachea, sternum, scapulae and raised arms), thoracolumbar
+(from T3-T8), or the lumbar series' field (T9 cut by the top edge). The AP view is a radiograph formed from attenuation
 integrated along rays through 3-D shapes (``ap_render``) and an X-ray system's
 image chain - heel effect, scatter, blur, quantum noise, log transform,
 multi-frequency processing, random LUT, collimation, burnt-in marks
 (``xray``) - over a field drawn at random: full spine (T1 near the top, aspect
-0.30-0.46, like full-spine scoliosis films), thoracolumbar, or lumbar. AP
-annotates every level of T1-L5 wholly inside the field (always T10-L5) as a
-four-cornered body. Masks are drawn the way the human annotators drew them
+0.30-0.46, like full-spine scoliosis films), thoracolumbar, or lumbar. Each view
+annotates every level of T1-L5 wholly inside its field (always T10-L5); AP draws
+a four-cornered body. Masks are drawn the way the human annotators drew them
 (``masks``) and written by ``writer``. X-rays are RGB JPEGs with R = G = B and
 height ``size``; widths follow each view's field. Masks are 8-bit PNGs of the
 same size, written binary (0/255: the drawing's anti-aliased edges, any value > 0, are foreground),
@@ -38,11 +39,11 @@ and, in ~30%, an anterolisthesis of L3/L4/L5. Burst fractures retropulse the
 posterior wall (the posterior line bends) and widen the interpedicular
 distance in AP. Normal patients: every level loses < 15% of its height.
 
-``ground_truth.json`` (schema_version 1; pixels are (x=col, y=row), floats
+``ground_truth.json`` (pixels are (x=col, y=row), floats
 rounded to 0.01)::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "patient_id": "ID (12)",  "index": 11,          # index is 0-based, id is index + 1
       "label": "Normal" | "Damaged",
       "split": "Training" | "Test" | null,           # null when made in memory without a split
@@ -72,6 +73,12 @@ rounded to 0.01)::
       "ap_levels": [                                 # every level annotated in AP (T1..L5 where wholly visible)
         {"name": "T1", "coronal_tilt_deg": 4.1, "axial_rotation_deg": -2.3,
          "ap_corners": {"left_superior": [x, y], ...}},                                # AP px
+        ...
+      ],
+      "lat_field": "full" | "thoracolumbar" | "lumbar",
+      "lat_levels": [                                # every level annotated in LAT (T1..L5 where wholly visible)
+        {"name": "T1", "sagittal_tilt_deg": 15.2,
+         "lat_corners": {"anterior_superior": [x, y], ...}},                           # LAT px
         ...
       ],
       "scoliosis": [{"upper": "T5", "lower": "T12", "cobb_deg": 42.0}, ...]        # end vertebrae, Cobb angle

@@ -16,11 +16,11 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 LEVELS: Tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
-# The LAT field shows T9 (cut by the top edge, never annotated) to the pelvis and annotates LEVELS. The whole
-# column C7..L5 is built so that AP fields can show the full spine (AP_LEVELS annotated where wholly visible).
+# LEVELS carry the morphometry ground truth (fractures, listhesis) and lie in every field of both views. The whole
+# column C7..L5 is built so that fields can show the full spine (AP_LEVELS annotated where wholly visible).
 ALL_LEVELS: Tuple[str, ...] = ("C7",) + tuple(f"T{k}" for k in range(1, 13)) + ("L1", "L2", "L3", "L4", "L5")
 AP_LEVELS: Tuple[str, ...] = ALL_LEVELS[1:]  # T1..L5, as the full-spine (scoliosis) datasets annotate
-_FIRST = ALL_LEVELS.index("T9")  # index of the top level of the lumbar (LAT) field
+_FIRST = ALL_LEVELS.index("T9")  # index of the top level of the lumbar field
 
 # Mean adult dimensions (mm) per ALL_LEVELS entry (C7, T1..T12, L1..L5).
 _H = np.array([14.0, 15, 16, 16.5, 17, 17.5, 18, 19, 19.8, 20.5, 21.5, 22.5, 23.5, 24.5, 25.5, 26.5, 26.5, 26.0])
@@ -32,7 +32,6 @@ _PED_W = np.array([5.0, 7.0, 6.5, 5.0, 4.5, 4.5, 4.5, 5.0, 5.2])  # pedicle widt
 _TP = np.array([14.0, 15, 15, 14, 13, 12, 11, 10, 9.5, 9, 9, 8, 6, 13, 18, 23, 19, 16])  # beyond the pedicle
 _THETA = np.array([18.0, 15, 12, 8, 4, 0, -4, -8, -12, -16, -15, -13, -11, -9, -5, 1, 8, 17])  # + = down-posterior
 _SP_SLOPE = np.array([20.0, 30, 40, 50, 55, 60, 60, 60, 55, 45, 40, 30, 20, 10, 5, 3, 5, 10])  # spinous slope (deg)
-_RIB_LEN = {"T9": 230.0, "T10": 210.0, "T11": 150.0, "T12": 95.0}  # LAT rib arcs
 # AP rib cage: lateral reach of rib k (T1..T12) as a share of the thorax half-width; ribs 11-12 float.
 RIB_REACH = np.array([0.42, 0.60, 0.72, 0.80, 0.87, 0.92, 0.96, 0.99, 1.0, 0.98, 0.86, 0.58])
 
@@ -115,7 +114,7 @@ class Spine:
 
     @property
     def annotated(self) -> List[Vertebra]:
-        """The LAT-annotated levels (LEVELS, T10..L5), which carry the morphometry ground truth."""
+        """The morphometry levels (LEVELS, T10..L5), annotated in every field of both views."""
         return [v for v in self.vertebrae if v.annotated]
 
     def level(self, name: str) -> Vertebra:
@@ -316,7 +315,7 @@ class Frame:
     scale: float  # px per mm
     c0: float
     r0: float
-    field: str = "lumbar"  # AP field of view: "full", "thoracolumbar" or "lumbar"
+    field: str = "lumbar"  # field of view: "full", "thoracolumbar" or "lumbar"
     levels: Tuple[str, ...] = LEVELS
 
     def px(self, p: np.ndarray) -> np.ndarray:
@@ -347,6 +346,10 @@ class Frame:
 
 AP_FIELDS: Tuple[str, ...] = ("full", "thoracolumbar", "lumbar")
 AP_FIELD_P: Tuple[float, ...] = (0.6, 0.2, 0.2)
+# LAT fields: whole spine (C7/T1 to the pelvis, as lateral scoliosis films), thoracolumbar (from T4-T8) or the
+# lumbar series' field. Each always holds T10-L5 (the morphometry levels).
+LAT_FIELDS: Tuple[str, ...] = ("full", "thoracolumbar", "lumbar")
+LAT_FIELD_P: Tuple[float, ...] = (0.35, 0.25, 0.4)
 
 
 def _lumbar_field(spine: Spine, rng: np.random.Generator) -> Tuple[float, float]:
@@ -357,40 +360,67 @@ def _lumbar_field(spine: Spine, rng: np.random.Generator) -> Tuple[float, float]
     return top, rng.uniform(60, 110)
 
 
+def _tall_field(spine: Spine, rng: np.random.Generator, fld: str) -> Tuple[float, float, float]:
+    """(top, bottom, aspect) of a full-spine or thoracolumbar field (both views draw them alike)."""
+    if fld == "full":  # T1 near the top (sometimes the lower neck too), cut between L5/S1 and the pelvis
+        t1 = spine.level("T1")
+        top = t1.centre[2] - t1.h_axis / 2 - rng.uniform(5, 30) - (rng.uniform(0, 50) if rng.random() < 0.4 else 0.0)
+        return top, rng.uniform(5, 100), rng.uniform(0.30, 0.46)
+    lv = spine.vertebrae[int(rng.integers(ALL_LEVELS.index("T3"), ALL_LEVELS.index("T8") + 1))]
+    return lv.centre[2] - rng.uniform(0.0, 0.5) * lv.h_axis, rng.uniform(50, 115), rng.uniform(0.42, 0.60)
+
+
+def _outline(fr: "Frame", v: Vertebra) -> np.ndarray:
+    """The four body corners of ``v`` in ``fr``'s pixels."""
+    o = ap_body_outline(v) if fr.view == "ap" else lat_body_outline(v)
+    return fr.local(v, np.concatenate([o["sup"][[0, -1]], o["inf"][[0, -1]]]))
+
+
 def _inside(fr: Frame, v: Vertebra) -> bool:
-    o = ap_body_outline(v)
-    pts = fr.local(v, np.concatenate([o["sup"][[0, -1]], o["inf"][[0, -1]]]))
+    pts = _outline(fr, v)
     return bool((pts[:, 0] >= 0).all() and (pts[:, 0] <= fr.width - 1).all()
                 and (pts[:, 1] >= 0).all() and (pts[:, 1] <= fr.height - 1).all())
 
 
-def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, Frame]:
-    """Each view's field of view. LAT: T10 whole at the top (T9 cut), pelvis at the bottom. AP: a full-spine
-    (C7..pelvis), thoracolumbar or lumbar field of portrait aspect, wide enough for the scoliotic curve; its
-    annotated levels are those of T1..L5 whose four corners all lie inside."""
-    frames = {}
-    # LAT (as drawn by the lumbar series)
+def _lumbar_lat_frame(spine: Spine, rng: np.random.Generator, size: int) -> Frame:
+    """The lumbar series' LAT field: T10 whole at the top (T9 cut), pelvis at the bottom, the bodies near the
+    middle."""
     aspect = rng.uniform(0.62, 0.70)
     top, bottom = _lumbar_field(spine, rng)
     scale = size / (bottom - top)
     width = int(round(size * aspect))
     ys = np.mean([v.centre[1] for v in spine.vertebrae[_FIRST:]])
     c0 = width * rng.uniform(0.46, 0.56) - ys * scale
-    frames["lat"] = Frame("lat", int(size), width, float(scale), float(c0), float(-top * scale))
+    return Frame("lat", int(size), width, float(scale), float(c0), float(-top * scale), "lumbar")
+
+
+def _tall_lat_frame(spine: Spine, rng: np.random.Generator, size: int, fld: str) -> Frame:
+    """A full-spine or thoracolumbar LAT field, wide enough for every shown body and spinous process."""
+    top, bottom, aspect = _tall_field(spine, rng, fld)
+    aspect += 0.08  # a lateral trunk is deeper than an AP spine column is wide
+    scale = size / (bottom - top)
+    shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
+    front = min(v.centre[1] - v.depth / 2 for v in shown)
+    back = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len * math.cos(v.sp_slope) for v in shown)
+    span = back - front + 2 * rng.uniform(10, 30)
+    width_mm = max(aspect * (bottom - top), span)
+    width = int(round(width_mm * scale))
+    centre = 0.5 * (front + back) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
+    return Frame("lat", int(size), width, float(scale), float(width / 2 - centre * scale), float(-top * scale), fld)
+
+
+def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, Frame]:
+    """Each view's field of view, drawn at random: full spine (C7/T1 to the pelvis), thoracolumbar or lumbar,
+    of portrait aspect and wide enough for the scoliotic curve (AP) or the spinous processes (LAT); each
+    view's annotated levels are those of T1..L5 whose four corners all lie inside (always T10-L5)."""
+    # The lumbar LAT field is drawn first, as before LAT had other fields, so that every AP film stays as it was.
+    lumbar_lat = _lumbar_lat_frame(spine, rng, size)
     # AP
     fld = str(rng.choice(AP_FIELDS, p=AP_FIELD_P))
-    if fld == "full":  # T1 near the top (sometimes the lower neck too), cut between L5/S1 and the pelvis
-        t1 = spine.level("T1")
-        top = t1.centre[2] - t1.h_axis / 2 - rng.uniform(5, 30) - (rng.uniform(0, 50) if rng.random() < 0.4 else 0.0)
-        bottom = rng.uniform(5, 100)
-        aspect = rng.uniform(0.30, 0.46)
-    elif fld == "thoracolumbar":
-        lv = spine.vertebrae[int(rng.integers(ALL_LEVELS.index("T3"), ALL_LEVELS.index("T8") + 1))]
-        top, bottom = lv.centre[2] - rng.uniform(0.0, 0.5) * lv.h_axis, rng.uniform(50, 115)
-        aspect = rng.uniform(0.42, 0.60)
+    if fld == "lumbar":
+        (top, bottom), aspect = _lumbar_field(spine, rng), rng.uniform(0.62, 0.70)
     else:
-        top, bottom = _lumbar_field(spine, rng)
-        aspect = rng.uniform(0.62, 0.70)
+        top, bottom, aspect = _tall_field(spine, rng, fld)
     scale = size / (bottom - top)
     shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
     xs = np.array([v.centre[0] for v in shown])
@@ -401,8 +431,10 @@ def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, 
     xc = 0.5 * (xs.max() + xs.min()) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
     ap = Frame("ap", int(size), width, float(scale), float(width / 2 - xc * scale), float(-top * scale), fld)
     ap.levels = tuple(v.name for v in spine.vertebrae if v.name in AP_LEVELS and _inside(ap, v))
-    frames["ap"] = ap
-    return frames
+    fld = str(rng.choice(LAT_FIELDS, p=LAT_FIELD_P))
+    lat = lumbar_lat if fld == "lumbar" else _tall_lat_frame(spine, rng, size, fld)
+    lat.levels = tuple(v.name for v in spine.vertebrae if v.name in AP_LEVELS and _inside(lat, v))
+    return {"ap": ap, "lat": lat}
 
 
 # ---------------------------------------------------------------- local shapes (mm)

@@ -3,13 +3,13 @@
 What an annotator does, imitated here:
 
 * vertebra: AP one four-cornered body per level of the field (T1..L5 where
-  wholly visible), LAT one polygon per annotated level traced corner to corner
+  wholly visible), LAT one polygon per level of its field (likewise) traced corner to corner
   along the endplates and walls with a few clicks (small click jitter);
   adjacent levels stay separated by their disc.
 * pedicle (AP): two filled ovals per level. Spinous process: AP a teardrop per
   level mostly inside the body; LAT the posterior blob behind the lamina.
 * disk height (LAT): the band between the inferior endplate of one level and
-  the superior endplate of the next, T10/T11 ... L5/S1.
+  the superior endplate of the next, from the field's first level to L5/S1.
 * anterior / posterior vertebral lines (LAT): ONE continuous thin polyline per
   image through the anterior (posterior) body corners and walls, bridging the
   discs with straight segments - the way the anterior/posterior longitudinal
@@ -71,7 +71,7 @@ def draw_masks(spine: Spine, frames: Dict[str, Frame], rng: np.random.Generator)
     m = {k: np.zeros((ap.height, ap.width), np.uint8) for k in ("ap_vertebra", "ap_pedicle", "ap_spinous_process")}
     m.update({k: np.zeros((lat.height, lat.width), np.uint8) for k in (
         "lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_anterior_line", "lat_posterior_line")})
-    verts = spine.annotated
+    verts = [spine.level(name) for name in lat.levels]
     # ---------------- AP: every level of the field's annotated set (T1..L5 where wholly visible)
     for v in (spine.level(name) for name in ap.levels):
         o = _ap_corners(ap, v, inset=True)

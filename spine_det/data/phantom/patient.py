@@ -12,18 +12,18 @@ from spine_det.data.phantom.anatomy import (
 )
 from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.ap_render import render_ap
-from spine_det.data.phantom.render import render_lumbar
+from spine_det.data.phantom.render import render_lat
 from spine_det.tasks import LABELS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: LAT fields (lat_field, lat_levels)
 
 
 def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
     """Render one view; returns an (H, W) uint8 grey radiograph. AP is the full-spine painter
-    (:func:`ap_render.render_ap`, built on :mod:`render`'s painters), LAT the lumbar field."""
+    (:func:`ap_render.render_ap`, built on :mod:`render`'s painters), LAT the 2-D painter (:func:`render.render_lat`)."""
     if fr.view == "ap":
         return render_ap(spine, fr, rng, patient_id)
-    return render_lumbar(spine, fr, rng, patient_id)
+    return render_lat(spine, fr, rng, patient_id)
 
 
 def patient_id(index: int) -> str:
@@ -99,6 +99,14 @@ def _ap_level(v: Vertebra, ap: Frame) -> Dict[str, Any]:
                            "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1])}}
 
 
+def _lat_level(v: Vertebra, lat: Frame) -> Dict[str, Any]:
+    lo = lat_body_outline(v)
+    sup, inf = lat.local(v, lo["sup"]), lat.local(v, lo["inf"])
+    return {"name": v.name, "sagittal_tilt_deg": _r(math.degrees(v.theta)),
+            "lat_corners": {"anterior_superior": _pt(sup[0]), "anterior_inferior": _pt(inf[0]),
+                            "posterior_superior": _pt(sup[-1]), "posterior_inferior": _pt(inf[-1])}}
+
+
 def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, size: int,
                  split: Optional[str]) -> Dict[str, Any]:
     """The ``ground_truth.json`` document (schema in spine_det.data.phantom)."""
@@ -122,6 +130,8 @@ def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, 
         "listhesis_levels": [lv["name"] for lv in levels if lv["listhesis_offset_px"] > 0],
         "ap_field": ap.field,
         "ap_levels": [_ap_level(spine.level(name), ap) for name in ap.levels],
+        "lat_field": lat.field,
+        "lat_levels": [_lat_level(spine.level(name), lat) for name in lat.levels],
         "scoliosis": [dict(c) for c in spine.cobb],
     }
 

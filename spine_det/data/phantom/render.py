@@ -1,4 +1,4 @@
-"""Render a :class:`Spine` as an AP or LAT radiograph (uint8 grey, bone bright).
+"""Paint a :class:`Spine` as a LAT radiograph (uint8 grey, bone bright); the AP pelvis painter is shared.
 
 The image is built in a log-attenuation domain: soft tissue, gas and bone are
 drawn as cv2 shapes into float layers (only inside each shape's bounding box),
@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from spine_det.data.phantom.anatomy import (
-    ALL_LEVELS, Frame, Spine, Vertebra, ap_body_outline, ap_body_polygon, ap_pedicles, ap_spinous, lat_body_outline,
-    lat_body_polygon, lat_posterior_elements, lat_spinous, rot_u, _RIB_LEN,
+    ALL_LEVELS, Frame, Spine, Vertebra, lat_body_outline, lat_body_polygon, lat_posterior_elements, lat_spinous,
 )
 
 SHIFT = 4  # cv2 sub-pixel bits
@@ -99,7 +98,7 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.nd
 
 
 def _lumbar(spine: Spine) -> List[Vertebra]:
-    """T9..L5: the levels the lumbar (LAT) field shows."""
+    """T9..L5: the levels of the lumbar field (bowel gas lies in front of them)."""
     return spine.vertebrae[ALL_LEVELS.index("T9"):]
 
 
@@ -128,64 +127,33 @@ def _soft_tissue(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarra
 
 
 def _lungs_and_gas(spine: Spine, fr: Frame, rng: np.random.Generator, canvas: Canvas) -> None:
+    """LAT air: both lungs down to their hemidiaphragms (the left one lower) and bowel gas."""
     s = fr.scale
     verts = _lumbar(spine)
-    if fr.view == "ap":
-        for side in (-1, 1):
-            apex_x = side * rng.uniform(55, 85)
-            z_apex = spine.diaphragm_z + (rng.uniform(-10, 10) if side < 0 else rng.uniform(5, 25))
-            xs = np.linspace(side * 20, side * 260, 14)
-            zs = z_apex + 0.0028 * (xs - apex_x) ** 2 * (1 + 0.8 * (np.abs(xs) > abs(apex_x)))
-            pts = [[x, 0, zz] for x, zz in zip(xs, zs)] + [[side * 260, 0, -500], [side * 20, 0, -500]]
-            canvas.fill(fr.px(np.array(pts)), -rng.uniform(0.25, 0.4))
-        # liver (patient right = image left) and kidneys
-        liv = [[-200, 0, spine.diaphragm_z - 5], [-15, 0, spine.diaphragm_z + 10], [-30, 0, spine.diaphragm_z + 60],
-               [-120, 0, spine.diaphragm_z + 130], [-200, 0, spine.diaphragm_z + 150]]
-        canvas.fill(fr.px(np.array(liv)), rng.uniform(0.03, 0.07))
-        for side in (-1, 1):
-            zc = verts[4].centre[2] + rng.uniform(-15, 25) + (12 if side < 0 else 0)
-            c = fr.px(np.array([side * rng.uniform(60, 80), 0, zc]))
-            canvas.ellipse(c, (26 * s, 55 * s), side * rng.uniform(8, 20), rng.uniform(0.03, 0.06))
-        # psoas: from T12 widening to the pelvis
-        for side in (-1, 1):
-            t12, l5 = verts[3], verts[-1]
-            pts = [[t12.centre[0] + side * t12.width * 0.5, 0, t12.centre[2]],
-                   [l5.centre[0] + side * (l5.width * 0.5 + rng.uniform(30, 45)), 0, l5.centre[2] + 40],
-                   [l5.centre[0] + side * l5.width * 0.4, 0, l5.centre[2] + 40]]
-            canvas.fill(fr.px(np.array(pts)), rng.uniform(0.04, 0.08))
-        gas_x, gas_z = (-110, 110), (verts[3].centre[2], 90)
-    else:
-        # posterior costophrenic recess
-        yb = spine.body_y
-        ys = np.linspace(yb - spine.body_half_depth - 50, yb + spine.body_half_depth + 50, 12)
-        zs = spine.diaphragm_z - 20 + 0.35 * (ys - yb) - 0.002 * (ys - yb) ** 2
+    yb = spine.body_y
+    ys = np.linspace(yb - spine.body_half_depth - 50, yb + spine.body_half_depth + 50, 12)
+    w_lung = rng.uniform(0.12, 0.25)
+    for dz in (0.0, spine.dome_dz):  # each lung darkens down to its own dome; the costophrenic recess is posterior
+        zs = spine.diaphragm_z + dz - 20 + 0.35 * (ys - yb) - 0.002 * (ys - yb) ** 2
         pts = [[0, y, zz] for y, zz in zip(ys, zs)] + [[0, ys[-1], -500], [0, ys[0], -500]]
-        canvas.fill(fr.px(np.array(pts)), -rng.uniform(0.12, 0.25))
-        front = min(v.centre[1] - v.depth / 2 for v in verts)
-        gas_x, gas_z = (front - 150, front - 5), (verts[2].centre[2], 80)
+        canvas.fill(fr.px(np.array(pts)), -0.5 * w_lung)
+    front = min(v.centre[1] - v.depth / 2 for v in verts)
+    gas_x, gas_z = (front - 150, front - 5), (verts[2].centre[2], 80)
     # bowel gas: clustered dark blobs and a few colonic tubes (drawn soft, like the muscles)
     gas = Canvas(fr.height, fr.width)
-    if fr.view == "ap":  # thick paraspinal muscles make a bright band beside the spine
-        for side in (-1, 1):
-            w_m = rng.uniform(35, 60)
-            pts = [[v.centre[0] + side * (v.width / 2 + k * w_m), 0, v.centre[2]] for k in (0.0, 1.0) for v in verts]
-            pts = np.array(pts[: len(verts)] + pts[len(verts):][::-1])
-            gas.fill(fr.px(pts), rng.uniform(0.06, 0.12))
-        spine_band = [[v.centre[0] + k * v.width / 2, 0, v.centre[2]] for k in (-1, 1) for v in verts]
-        gas.fill(fr.px(np.array(spine_band[: len(verts)] + spine_band[len(verts):][::-1])), rng.uniform(0.05, 0.1))
     for _ in range(int(rng.integers(4, 11))):  # clusters of small irregular gas pockets
         hc, zc = rng.uniform(*gas_x), rng.uniform(*gas_z)
         wc = -rng.uniform(0.05, 0.16)
         for _ in range(int(rng.integers(3, 10))):
             hh, zz = hc + rng.normal(0, 12), zc + rng.normal(0, 12)
-            p = np.array([hh, hh, zz]) if fr.view == "ap" else np.array([0, hh, zz])
+            p = np.array([0, hh, zz])
             r = rng.uniform(3, 10) * s
             gas.ellipse(fr.px(p), (r, r * rng.uniform(0.5, 1.2)), rng.uniform(0, 180), wc * rng.uniform(0.6, 1.0))
     for _ in range(int(rng.integers(1, 4))):
         a = rng.uniform(*gas_x), rng.uniform(*gas_z)
         b = rng.uniform(*gas_x), rng.uniform(*gas_z)
         m = rng.uniform(*gas_x), rng.uniform(*gas_z)
-        pts3 = [[x, x, zz] if fr.view == "ap" else [0, x, zz] for x, zz in (a, m, b)]
+        pts3 = [[0, x, zz] for x, zz in (a, m, b)]
         pp = bezier(*fr.px(np.array(pts3)))
         gas.line(pp, -rng.uniform(0.04, 0.09), rng.uniform(8, 18) * s)
     canvas.a += cv2.GaussianBlur(gas.a, (0, 0), 1.5 * s)
@@ -214,57 +182,6 @@ def _weights(rng: np.random.Generator) -> Dict[str, float]:
         "post": rng.uniform(0.22, 0.34), "rib": rng.uniform(0.30, 0.45), "pelvis": rng.uniform(0.15, 0.25),
         "crest": rng.uniform(0.30, 0.45),
     }
-
-
-def _ap_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
-    s = fr.scale
-    rim = max(1.1 * s, 1.0)
-    for v in _lumbar(spine):
-        o = ap_body_outline(v)
-        _draw_body(c, fr, v, ap_body_polygon(v), [o["sup"], o["inf"]], wb, rng)
-        # endplate rings seen obliquely (sagittal tilt)
-        ring_b = max(0.5 * v.depth * abs(math.sin(v.theta)), 0.6)
-        for sgn in (-1, 1):
-            cen = fr.local(v, np.array([0.0, sgn * v.h_axis * math.cos(v.theta) / 2]))
-            c.ellipse(cen, (v.width / 2 * s, ring_b * s), -math.degrees(v.beta), wb["endplate"] * 0.6, rim)
-        hh = v.h_axis * math.cos(v.theta)
-        yp = v.depth / 2 + 5
-        for (uv, ax) in ap_pedicles(v):
-            cen = fr.local(v, np.array(uv))
-            c.ellipse(cen, (ax[0] * s, ax[1] * s), -math.degrees(v.beta), wb["post"] * 0.35)
-            c.ellipse(cen, (ax[0] * s, ax[1] * s), -math.degrees(v.beta), wb["post"] * 1.2, max(1.3 * s, 1))
-        # transverse processes (ribs attach at the thoracic levels)
-        for side in (-1, 1):
-            u0 = side * (v.ipd / 2 + v.ped_w)
-            tilt = rng.normal(0, 0.12)
-            u1 = u0 + side * v.tp_len
-            pts = np.array([[rot_u(v, u0, yp + 4), -0.08 * hh], [rot_u(v, u1, yp + 8), -0.08 * hh - abs(u1 - u0) * tilt]])
-            c.tube(fr.local(v, pts), wb["post"], 0.25 * v.h_axis * s, rim)
-        # laminae and spinous process
-        sp = ap_spinous(v)
-        top = sp[int(np.argmin(sp[:, 1]))]
-        for side in (-1, 1):
-            pu = rot_u(v, side * (v.ipd / 2 + v.ped_w / 2), yp + 8)
-            pts = np.array([[pu, 0.05 * hh], [top[0] + side * 2.5, top[1] + 0.45 * hh]])
-            c.line(fr.local(v, pts), wb["post"] * 0.45, 5 * s)
-            # inferior articular process over the disc below
-            cen = fr.local(v, np.array([rot_u(v, side * (v.ipd / 2 + 1), yp + 10), 0.55 * hh]))
-            c.ellipse(cen, (3.2 * s, 7.5 * s), -math.degrees(v.beta), wb["post"] * 0.5)
-            c.ellipse(cen, (3.2 * s, 7.5 * s), -math.degrees(v.beta), wb["post"] * 0.4, max(s, 1))
-        spx = fr.local(v, sp)
-        c.fill(spx, wb["post"] * 0.55)
-        c.line(spx, wb["post"] * 0.6, rim, closed=True)
-        # ribs
-        if v.name in _RIB_LEN:
-            for side in (-1, 1):
-                L = _RIB_LEN[v.name] * rng.uniform(0.85, 1.15)
-                x0 = v.centre[0] + side * (v.width / 2 + v.tp_len * 0.8)
-                z0 = v.centre[2] - 0.2 * v.h_axis
-                drop = rng.uniform(0.45, 0.75) * L
-                p0, p1, p2 = [x0, 0, z0], [x0 + side * 0.6 * L, 0, z0 + 0.08 * L], [x0 + side * 0.85 * L, 0, z0 + drop]
-                pts = bezier(*fr.px(np.array([p0, p1, p2])))
-                c.tube(pts, wb["rib"], rng.uniform(7, 10) * s, rim * 1.2)
-    _ap_pelvis(spine, fr, rng, c, wb)
 
 
 def _ap_pelvis(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
@@ -311,11 +228,11 @@ def _ap_pelvis(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb:
 
 
 def _lat_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
+    """The whole column C7..L5 (shapes outside the field cost nothing), pelvis first, ribs last."""
     s = fr.scale
     rim = max(1.1 * s, 1.0)
-    # pelvis first (under everything)
     _lat_pelvis(spine, fr, rng, c, wb)
-    for v in _lumbar(spine):
+    for v in spine.vertebrae:
         o = lat_body_outline(v)
         _draw_body(c, fr, v, lat_body_polygon(v), [o["sup"], o["inf"]], wb, rng)
         pe = lat_posterior_elements(v)
@@ -331,16 +248,81 @@ def _lat_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb:
         sp = fr.local(v, lat_spinous(v))
         c.fill(sp, wb["post"] * 0.7)
         c.line(sp, wb["post"] * 0.5, rim, closed=True)
-        if v.name in _RIB_LEN:
-            yp = v.centre[1] + v.depth / 2
-            for k in range(2):
-                L = _RIB_LEN[v.name] * rng.uniform(0.6, 0.9)
-                dz = rng.uniform(-10, 10)
-                z0 = v.centre[2] - 0.2 * v.h_axis + dz
-                p0 = [0, yp + 8, z0]
-                p1 = [0, yp + 60, z0 + 0.45 * L]
-                p2 = [0, yp + 10 - 0.5 * L, z0 + 0.8 * L]
-                c.line(bezier(*fr.px(np.array([p0, p1, p2]))), wb["rib"] * 0.18, rng.uniform(5, 8) * s)
+    _lat_ribs(spine, fr, rng, c, wb)
+
+
+def _lat_ribs(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
+    """Both ribs of T1..T12 seen from the side: from the costovertebral joint back to the posterior angle,
+    then down and forward across the lung to the anterior chest wall (ribs 11-12 float, stopping short).
+    The two sides are shifted by the beam's divergence and the trunk's rotation."""
+    s = fr.scale
+    rim = max(1.1 * s, 1.0)
+    y_back = spine.body_y + spine.body_half_depth
+    y_front = spine.body_y - spine.body_half_depth
+    shift = rng.uniform(4, 14) * np.array([rng.choice([-1, 1]), rng.uniform(-0.5, 0.5)])
+    for k in range(1, 13):
+        v = spine.level(f"T{k}")
+        z0 = v.centre[2] - 0.2 * v.h_axis
+        y0 = v.centre[1] + v.depth / 2 + 6
+        reach = 1.0 if k <= 10 else (0.55 if k == 11 else 0.3)  # the share of the way to the front
+        drop = (40 + 9 * min(k, 8)) * rng.uniform(0.85, 1.15)  # the anterior end lies several levels lower
+        for side in (0, 1):
+            off = shift * side + rng.normal(0, 2, 2)
+            p_ang = np.array([max(y0 + 0.35 * (y_back - y0), y0 + 8), z0 + 6])  # posterior angle
+            p_end = np.array([y_back + reach * (y_front + 25 - y_back), z0 + drop * (0.45 + 0.55 * reach)])
+            ctrl = np.array([0.5 * (p_ang[0] + p_end[0]) + 0.15 * (y_back - y_front), z0 + 1.15 * drop * reach])
+            head = bezier([y0, z0], [0.5 * (y0 + p_ang[0]), z0 - 4], p_ang, 6)
+            arc = np.concatenate([head, bezier(p_ang, ctrl, p_end, 22)[1:]]) + off
+            pts = fr.px(np.stack([np.zeros(len(arc)), arc[:, 0], arc[:, 1]], -1))
+            c.tube(pts, wb["rib"] * 0.3, rng.uniform(7, 10) * s, rim)
+
+
+def _lat_thorax(spine: Spine, fr: Frame, rng: np.random.Generator, bone: Canvas, soft: Canvas,
+                wb: Dict[str, float]) -> None:
+    """What a thoracic LAT field shows beside the spine: heart, trachea, sternum, scapulae, shoulders and
+    raised arms (standing lateral films have the arms forward), each drawn only where the field reaches."""
+    s = fr.scale
+    rim = max(1.1 * s, 1.0)
+    lv = {k: spine.level(f"T{k}") for k in (1, 2, 4, 5, 8, 9)}
+    y_back = spine.body_y + spine.body_half_depth
+    y_front = spine.body_y - spine.body_half_depth
+    spine_front = min(v.centre[1] - v.depth / 2 for v in lv.values())
+    heart_c = np.array([0.0, 0.5 * (y_front + spine_front) + rng.uniform(-10, 10), spine.diaphragm_z - rng.uniform(45, 65)])
+    axes = (0.5 * (spine_front - y_front) * rng.uniform(0.85, 1.0) * s, rng.uniform(50, 65) * s)
+    heart = Canvas(fr.height, fr.width)
+    heart.ellipse(fr.px(heart_c), axes, rng.uniform(-35, -15), rng.uniform(0.08, 0.14))
+    soft.a += cv2.GaussianBlur(heart.a, (0, 0), 3.0 * s)
+    # trachea: an air column in front of the upper thoracic bodies, ending at the carina (~T5)
+    tr = [[0, lv[1].centre[1] - lv[1].depth / 2 - 18, lv[1].centre[2] - 120],
+          [0, lv[2].centre[1] - lv[2].depth / 2 - 16, lv[2].centre[2]],
+          [0, lv[5].centre[1] - lv[5].depth / 2 - 14, lv[5].centre[2]]]
+    soft.line(bezier(*fr.px(np.array(tr))), -rng.uniform(0.06, 0.10), rng.uniform(14, 20) * s)
+    # sternum along the anterior chest wall
+    st = np.array([[0, y_front + rng.uniform(12, 25), lv[2].centre[2] + 10], [0, y_front + 8, lv[5].centre[2]],
+                   [0, y_front + rng.uniform(10, 22), lv[9].centre[2] + 10]])
+    bone.tube(bezier(*fr.px(st)), wb["rib"] * 0.3, rng.uniform(10, 15) * s, rim)
+    # scapulae: broad faint plates over the posterior upper thorax, their lateral borders brighter
+    for side in (0, 1):
+        d = rng.uniform(-12, 12)
+        plate = np.array([[0, y_back - rng.uniform(5, 20), lv[1].centre[2] - 15 + d],
+                          [0, lv[2].centre[1] + lv[2].depth / 2 + 25, lv[2].centre[2] + d],
+                          [0, y_back - rng.uniform(20, 45), lv[8].centre[2] + d]])
+        pts = fr.px(plate)
+        bone.fill(pts, wb["rib"] * 0.12)
+        bone.line(pts[[1, 2]], wb["rib"] * 0.25, 2.5 * rim)
+    # shoulders: thick soft tissue over the cervicothoracic junction; humeral heads and shafts of raised arms
+    sh_c = np.array([0, spine.body_y + rng.uniform(-20, 20), lv[1].centre[2] - rng.uniform(0, 25)])
+    shoulders = Canvas(fr.height, fr.width)  # drawn blurred: soft tissue has no edge
+    shoulders.ellipse(fr.px(sh_c), (spine.body_half_depth * 0.8 * s, 70 * s), 0, rng.uniform(0.10, 0.2))
+    soft.a += cv2.GaussianBlur(shoulders.a, (0, 0), 25.0 * s)
+    for side in (0, 1):
+        head = sh_c + np.array([0, rng.uniform(-30, 10), rng.uniform(0, 20)])
+        r = rng.uniform(20, 25)
+        bone.ellipse(fr.px(head), (r * s, r * s), 0, wb["pelvis"] * 0.8)
+        bone.ellipse(fr.px(head), (r * s, r * s), 0, wb["crest"] * 0.4, rim)
+        a = math.radians(rng.uniform(20, 70))  # arm raised forward
+        shaft = np.array([head, head + np.array([0, -math.sin(a), math.cos(a)]) * rng.uniform(150, 250)])
+        bone.tube(fr.px(shaft), wb["pelvis"] * 0.9, rng.uniform(18, 24) * s, rim * 1.5)
 
 
 def _lat_pelvis(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb: Dict[str, float]) -> None:
@@ -408,20 +390,19 @@ def _markers(img: np.ndarray, fr: Frame, rng: np.random.Generator, patient_id: s
                     int(rng.integers(200, 256)), max(int(round(1.5 * fs)), 1), cv2.LINE_AA)
 
 
-def render_lumbar(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
-    """The lumbar-field painter (LAT, or an AP of T9..pelvis drawn as 2-D shapes); (H, W) uint8 grey."""
+def render_lat(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
+    """The LAT painter (any field: full spine, thoracolumbar or lumbar, drawn as 2-D shapes); (H, W) uint8 grey."""
     h, w = fr.height, fr.width
     wb = _weights(rng)
     bone = Canvas(h, w)
-    if fr.view == "ap":
-        _ap_bones(spine, fr, rng, bone, wb)
-    else:
-        _lat_bones(spine, fr, rng, bone, wb)
+    _lat_bones(spine, fr, rng, bone, wb)
     soft = Canvas(h, w)
     soft.a += _soft_tissue(spine, fr, rng)
     _lungs_and_gas(spine, fr, rng, soft)
+    if fr.field != "lumbar":
+        _lat_thorax(spine, fr, rng, bone, soft, wb)
     tex = smooth_noise(rng, h, w, max(1.2 * fr.scale, 1.5))
-    dim = 0.6 if fr.view == "lat" else 0.8  # the thick lateral path washes bone contrast out
+    dim = 0.6  # the thick lateral path washes bone contrast out
     a = soft.a + bone.a * np.float32(dim) * (1.0 + 0.12 * tex)
     a = a + 0.03 * smooth_noise(rng, h, w, h / 6)  # low-frequency mottle / scatter
     # focal-spot blur
