@@ -143,6 +143,38 @@ def test_lat_image_formation(patients):
             assert g[m & band].mean() > g[ring & band].mean(), p.gt["lat_field"]
 
 
+def test_functional_lat_views_bend_the_lumbar_spine():
+    """Flexion and extension films: everything above each lumbar disc turns about it, so the lordosis from T12
+    to S1 changes by the recorded bend; the AP film stays neutral; the bent bodies stay apart in the masks."""
+    from spine_det.data.phantom.anatomy import build_spine, pose_for_lat
+    from spine_det.data.phantom.patient import patient_rng
+
+    found = {}
+    for i in range(60):
+        spine = build_spine(patient_rng(0, i, 0), "Damaged")
+        bent = pose_for_lat(spine, patient_rng(0, i, 2))
+        if bent.posture != "neutral" and bent.posture not in found:
+            found[bent.posture] = i
+            turn = np.degrees(bent.level("T12").theta - spine.level("T12").theta)
+            assert abs(turn - bent.bend_deg) < 0.06 and (turn > 20 if bent.posture == "flexion" else turn < -8)
+            assert bent.level("L5").centre[2] != spine.level("L5").centre[2]
+            assert spine.posture == "neutral" and spine.level("T12").theta != bent.level("T12").theta  # a copy
+            # the sacrum stays, the lowest disc keeps its height at its centre within 1 %
+            low = bent.level("L5").centre[1:] + 0.5 * bent.level("L5").h_axis * np.array(
+                [np.sin(bent.level("L5").theta), np.cos(bent.level("L5").theta)])
+            low0 = spine.level("L5").centre[1:] + 0.5 * spine.level("L5").h_axis * np.array(
+                [np.sin(spine.level("L5").theta), np.cos(spine.level("L5").theta)])
+            assert abs(np.linalg.norm(low) - np.linalg.norm(low0)) < 0.01 * np.linalg.norm(low0)
+    assert set(found) == {"flexion", "extension"}
+    for posture, i in found.items():
+        p = generate_patient(i, 0, 384, "Damaged")
+        assert p.gt["lat_posture"] == posture and p.gt["lat_field"] == "lumbar" and p.gt["ap_field"]
+        n = len(p.gt["lat_levels"])
+        assert n >= len(LEVELS)
+        for task in ("lat_vertebra", "lat_disk_height"):
+            assert cv2.connectedComponents((p.masks[task] > 0).astype(np.uint8))[0] - 1 == n, (posture, task)
+
+
 def test_masks_have_antialiased_edges(patients):
     for p in patients[:2]:
         for name, m in p.masks.items():

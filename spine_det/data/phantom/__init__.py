@@ -17,7 +17,10 @@ axially rotated toward the convexity), size variation, a rib cage, clavicles,
 lungs, heart and diaphragm (``anatomy``). The LAT view is painted as 2-D shapes
 (``render``) over a field drawn at random: full spine (T1 near the top, with
 ribs, lungs, heart, trachea, sternum, scapulae and raised arms), thoracolumbar
-(from T3-T8), or the lumbar series' field (T9 cut by the top edge). The AP view is a radiograph formed from attenuation
+(from T3-T8), or the lumbar series' field (T9 cut by the top edge); 30 % of the
+LAT films are functional views of that series, the lumbar spine bent forward
+(flexion, 4-9 deg per disc from L5/S1 to T12/L1) or backward (extension, 2-5 deg)
+while the AP film shows the same patient neutral. The AP view is a radiograph formed from attenuation
 integrated along rays through 3-D shapes (``ap_render``) and an X-ray system's
 image chain - heel effect, scatter, blur, quantum noise, log transform,
 multi-frequency processing, random LUT, collimation, burnt-in marks
@@ -76,6 +79,7 @@ rounded to 0.01)::
         ...
       ],
       "lat_field": "full" | "thoracolumbar" | "lumbar",
+      "lat_posture": "neutral" | "flexion" | "extension",  "lat_bend_deg": 38.5,   # T12/L1..L5/S1, + forward
       "lat_levels": [                                # every level annotated in LAT (T1..L5 where wholly visible)
         {"name": "T1", "sagittal_tilt_deg": 15.2,
          "lat_corners": {"anterior_superior": [x, y], ...}},                           # LAT px

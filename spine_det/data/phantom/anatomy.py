@@ -9,9 +9,10 @@ left -> image right = patient right -> left) and ``v`` along the column (down).
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -111,6 +112,8 @@ class Spine:
     thorax_half: float = 135.0  # half-width of the rib cage at its widest (AP)
     dome_dz: float = 15.0
     cobb: List[Dict[str, object]] = field(default_factory=list)  # scoliotic curves: ends, angle (deg)
+    posture: str = "neutral"  # "flexion" / "extension": a LAT film of the bent lumbar spine (the AP stays neutral)
+    bend_deg: float = 0.0  # the bend's total sagittal rotation, T12/L1 .. L5/S1 (+ flexion)
 
     @property
     def annotated(self) -> List[Vertebra]:
@@ -305,6 +308,40 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
     )
 
 
+POSTURES: Tuple[str, ...] = ("neutral", "flexion", "extension")
+POSTURE_P: Tuple[float, ...] = (0.7, 0.15, 0.15)
+_BEND_SEGMENTS = ("L5", "L4", "L3", "L2", "L1", "T12")  # each bends over the disc below it, S1 upward
+
+
+def _endplate_centre(v: Vertebra, sign: int) -> np.ndarray:
+    """(y, z) of the centre of v's superior (-1) or inferior (+1) endplate."""
+    return v.centre[1:] + sign * 0.5 * v.h_axis * np.array([math.sin(v.theta), math.cos(v.theta)])
+
+
+def pose_for_lat(spine: Spine, rng: np.random.Generator) -> Spine:
+    """The spine as the LAT film shows it: neutral (the same object) or, as in the lumbar series' functional
+    views, bent forward (flexion, 4-9 deg per segment) or backward (extension, 2-5 deg) over each disc from
+    L5/S1 to T12/L1, everything above a disc turning about its centre. Fractures and discs keep their shape."""
+    posture = str(rng.choice(POSTURES, p=POSTURE_P))
+    if posture == "neutral":
+        return spine
+    bent = copy.deepcopy(spine)
+    bent.posture = posture
+    rot = [float(rng.uniform(4, 9) if posture == "flexion" else -rng.uniform(2, 5)) for _ in _BEND_SEGMENTS]
+    bent.bend_deg = round(sum(rot), 1)
+    for name, deg in zip(_BEND_SEGMENTS, rot):
+        k = ALL_LEVELS.index(name)
+        below = bent.vertebrae[k + 1] if k + 1 < len(bent.vertebrae) else None
+        lower = _endplate_centre(below, -1) if below is not None else np.zeros(2)  # S1's superior endplate
+        pivot = 0.5 * (_endplate_centre(bent.vertebrae[k], 1) + lower)
+        a = math.radians(deg)
+        m = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])  # turns v's axis by +a (theta)
+        for v in bent.vertebrae[:k + 1]:
+            v.centre = np.concatenate([v.centre[:1], pivot + m @ (v.centre[1:] - pivot)])
+            v.theta += a
+    return bent
+
+
 @dataclass
 class Frame:
     """Pixel frame of one view: ``px = (c0, r0) + scale * (x or y, z)``; ``levels`` are annotated in it."""
@@ -409,10 +446,27 @@ def _tall_lat_frame(spine: Spine, rng: np.random.Generator, size: int, fld: str)
     return Frame("lat", int(size), width, float(scale), float(width / 2 - centre * scale), float(-top * scale), fld)
 
 
-def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, Frame]:
+def _bent_lat_frame(spine: Spine, rng: np.random.Generator, size: int) -> Frame:
+    """The lumbar field of a flexion or extension film: as the lumbar series', widened where the bend needs."""
+    top, bottom = _lumbar_field(spine, rng)
+    scale = size / (bottom - top)
+    shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
+    front = min(v.centre[1] - v.depth / 2 for v in shown)
+    back = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len * math.cos(v.sp_slope) for v in shown)
+    span = back - front + 2 * rng.uniform(10, 25)
+    width_mm = max(rng.uniform(0.62, 0.70) * (bottom - top), span)
+    width = int(round(width_mm * scale))
+    centre = 0.5 * (front + back) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
+    return Frame("lat", int(size), width, float(scale), float(width / 2 - centre * scale), float(-top * scale), "lumbar")
+
+
+def make_frames(spine: Spine, rng: np.random.Generator, size: int,
+                lat_spine: Optional[Spine] = None) -> Dict[str, Frame]:
     """Each view's field of view, drawn at random: full spine (C7/T1 to the pelvis), thoracolumbar or lumbar,
     of portrait aspect and wide enough for the scoliotic curve (AP) or the spinous processes (LAT); each
-    view's annotated levels are those of T1..L5 whose four corners all lie inside (always T10-L5)."""
+    view's annotated levels are those of T1..L5 whose four corners all lie inside (always T10-L5). ``lat_spine``
+    is the spine as the LAT film shows it (:func:`pose_for_lat`; default ``spine``): a bent one gets a lumbar field."""
+    lat_spine = spine if lat_spine is None else lat_spine
     # The lumbar LAT field is drawn first, as before LAT had other fields, so that every AP film stays as it was.
     lumbar_lat = _lumbar_lat_frame(spine, rng, size)
     # AP
@@ -432,8 +486,11 @@ def make_frames(spine: Spine, rng: np.random.Generator, size: int) -> Dict[str, 
     ap = Frame("ap", int(size), width, float(scale), float(width / 2 - xc * scale), float(-top * scale), fld)
     ap.levels = tuple(v.name for v in spine.vertebrae if v.name in AP_LEVELS and _inside(ap, v))
     fld = str(rng.choice(LAT_FIELDS, p=LAT_FIELD_P))
-    lat = lumbar_lat if fld == "lumbar" else _tall_lat_frame(spine, rng, size, fld)
-    lat.levels = tuple(v.name for v in spine.vertebrae if v.name in AP_LEVELS and _inside(lat, v))
+    if lat_spine.posture != "neutral":  # functional views are lumbar films
+        lat = _bent_lat_frame(lat_spine, rng, size)
+    else:
+        lat = lumbar_lat if fld == "lumbar" else _tall_lat_frame(spine, rng, size, fld)
+    lat.levels = tuple(v.name for v in lat_spine.vertebrae if v.name in AP_LEVELS and _inside(lat, v))
     return {"ap": ap, "lat": lat}
 
 

@@ -23,7 +23,7 @@ above half the maximum, i.e. more than half covered, is foreground).
 from __future__ import annotations
 
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
@@ -64,14 +64,17 @@ def _ap_corners(fr: Frame, v, inset: bool = False) -> Dict[str, np.ndarray]:
     return {k: fr.local(v, p) for k, p in o.items()}
 
 
-def draw_masks(spine: Spine, frames: Dict[str, Frame], rng: np.random.Generator) -> Dict[str, np.ndarray]:
-    """All eight task masks keyed by task name (see spine_det.tasks)."""
+def draw_masks(spine: Spine, frames: Dict[str, Frame], rng: np.random.Generator,
+               lat_spine: Optional[Spine] = None) -> Dict[str, np.ndarray]:
+    """All eight task masks keyed by task name (see spine_det.tasks); LAT ones from ``lat_spine`` (the spine as
+    the LAT film shows it, bent or not; default ``spine``)."""
     ap, lat = frames["ap"], frames["lat"]
     sd = 0.25 * ap.scale  # annotator click jitter (~0.25 mm)
     m = {k: np.zeros((ap.height, ap.width), np.uint8) for k in ("ap_vertebra", "ap_pedicle", "ap_spinous_process")}
     m.update({k: np.zeros((lat.height, lat.width), np.uint8) for k in (
         "lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_anterior_line", "lat_posterior_line")})
-    verts = [spine.level(name) for name in lat.levels]
+    lat_spine = spine if lat_spine is None else lat_spine
+    verts = [lat_spine.level(name) for name in lat.levels]
     # ---------------- AP: every level of the field's annotated set (T1..L5 where wholly visible)
     for v in (spine.level(name) for name in ap.levels):
         o = _ap_corners(ap, v, inset=True)

@@ -8,14 +8,14 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from spine_det.data.phantom.anatomy import (
-    Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline, make_frames,
+    Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline, make_frames, pose_for_lat,
 )
 from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.ap_render import render_ap
 from spine_det.data.phantom.render import render_lat
 from spine_det.tasks import LABELS
 
-SCHEMA_VERSION = 3  # 3: LAT fields (lat_field, lat_levels)
+SCHEMA_VERSION = 3  # 3: LAT fields and postures (lat_field, lat_posture, lat_bend_deg, lat_levels)
 
 
 def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
@@ -58,11 +58,12 @@ def _pt(p: np.ndarray) -> list:
     return [_r(p[0]), _r(p[1])]
 
 
-def _level_gt(v: Vertebra, ap: Frame, lat: Frame) -> Dict[str, Any]:
-    lo = lat_body_outline(v)
+def _level_gt(v: Vertebra, v_lat: Vertebra, ap: Frame, lat: Frame) -> Dict[str, Any]:
+    """One morphometry level: ``v`` as the AP film shows it, ``v_lat`` as the LAT one does (bent or not)."""
+    lo = lat_body_outline(v_lat)
     ao = ap_body_outline(v)
     s = lat.scale
-    sup, inf = lat.local(v, lo["sup"]), lat.local(v, lo["inf"])
+    sup, inf = lat.local(v_lat, lo["sup"]), lat.local(v_lat, lo["inf"])
     asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
     ped = [ap.local(v, np.array(uv)) for uv, _ in ap_pedicles(v)]
     ped_half = [ax[0] * ap.scale for _, ax in ap_pedicles(v)]
@@ -108,10 +109,11 @@ def _lat_level(v: Vertebra, lat: Frame) -> Dict[str, Any]:
 
 
 def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, size: int,
-                 split: Optional[str]) -> Dict[str, Any]:
-    """The ``ground_truth.json`` document (schema in spine_det.data.phantom)."""
+                 split: Optional[str], lat_spine: Optional[Spine] = None) -> Dict[str, Any]:
+    """The ``ground_truth.json`` document (schema in spine_det.data.phantom); ``lat_spine`` as in make_frames."""
     ap, lat = frames["ap"], frames["lat"]
-    levels = [_level_gt(v, ap, lat) for v in spine.annotated]
+    lat_spine = spine if lat_spine is None else lat_spine
+    levels = [_level_gt(v, lat_spine.level(v.name), ap, lat) for v in spine.annotated]
     return {
         "schema_version": SCHEMA_VERSION,
         "patient_id": patient_id(index),
@@ -131,7 +133,9 @@ def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, 
         "ap_field": ap.field,
         "ap_levels": [_ap_level(spine.level(name), ap) for name in ap.levels],
         "lat_field": lat.field,
-        "lat_levels": [_lat_level(spine.level(name), lat) for name in lat.levels],
+        "lat_posture": lat_spine.posture,
+        "lat_bend_deg": lat_spine.bend_deg,
+        "lat_levels": [_lat_level(lat_spine.level(name), lat) for name in lat.levels],
         "scoliosis": [dict(c) for c in spine.cobb],
     }
 
@@ -144,12 +148,13 @@ def generate_patient(index: int, seed: int, size: int = 1024, label: str = "Norm
     if size < 64:
         raise ValueError(f"size must be >= 64 px, got {size}")
     spine = build_spine(patient_rng(seed, index, 0), label)
-    frames = make_frames(spine, patient_rng(seed, index, 1), size)
+    posed = {"ap": spine, "lat": pose_for_lat(spine, patient_rng(seed, index, 2))}  # a stream of its own: AP stays
+    frames = make_frames(spine, patient_rng(seed, index, 1), size, posed["lat"])
     pid = patient_id(index)
     images = {}
     for k, view in enumerate(("ap", "lat")):
-        grey = render_view(spine, frames[view], patient_rng(seed, index, 10 + k), pid)
+        grey = render_view(posed[view], frames[view], patient_rng(seed, index, 10 + k), pid)
         images[view] = np.repeat(grey[..., None], 3, axis=2)
-    masks = draw_masks(spine, frames, patient_rng(seed, index, 20))
-    gt = ground_truth(spine, frames, index, seed, size, split)
+    masks = draw_masks(spine, frames, patient_rng(seed, index, 20), posed["lat"])
+    gt = ground_truth(spine, frames, index, seed, size, split, posed["lat"])
     return PatientSample(pid, label, images, masks, gt)
