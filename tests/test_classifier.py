@@ -137,6 +137,29 @@ def test_spine_crop_dataset_shapes(prepared):
         SpineCropDataset(samples, (96, 48), "boxes", 0.3, (0.0, 1.0))
 
 
+def test_classifier_domain_randomisation_is_off_by_default_and_works_when_on(prepared):
+    import torch
+
+    from spine_det.config.linknet import get_classifier_cfg
+    from spine_det.engine.classifier_trainer import SpineCropDataset
+
+    samples = [s for s in prepared.manifest.samples if s.view == "lat"][:1]
+    cfg = get_classifier_cfg()
+    assert cfg.AUG.DR_PROB == 0.0
+
+    def image(**aug):
+        a = cfg.AUG.clone()
+        a.defrost()
+        for k, v in aug.items():
+            setattr(a, k, v)
+        return SpineCropDataset(samples, (96, 48), "centerline", 0.3, (0.0, 0.8), "letterbox", a)[0]["image"]
+
+    base = image()
+    assert torch.equal(base, image(BLUR=3.0, NOISE=0.2))  # the strengths alone change nothing while DR_PROB is 0
+    noisy = image(DR_PROB=1.0, BLUR=0.0, UNSHARP=0.0, NOISE=0.2)
+    assert not torch.equal(base, noisy) and (noisy - base).abs().mean() > 0.01
+
+
 def test_slim_backbone_builds_and_runs():
     import torch
 

@@ -158,6 +158,12 @@ def get_classifier_cfg() -> CN:
     _C.AUG.BRIGHTNESS = 0.1
     _C.AUG.CONTRAST = 0.1
     _C.AUG.GAMMA = (0.85, 1.15)
+    # Domain randomisation of the imaging chain, the keys and function LinkNet uses (seg_dataset.degrade).
+    # Off (DR_PROB 0): not measured for the classifier.
+    _C.AUG.DR_PROB = 0.0
+    _C.AUG.BLUR = 1.5
+    _C.AUG.NOISE = 0.04
+    _C.AUG.UNSHARP = 0.6
 
     _C.SOLVER = CN()
     _C.SOLVER.OPTIMIZER = "adamw"

@@ -143,7 +143,7 @@ def jitter_intensity(img: np.ndarray, aug: Any, rng: random.Random) -> np.ndarra
 def degrade(img: np.ndarray, aug: Any, rng: random.Random) -> np.ndarray:
     """Domain randomisation of the imaging chain: blur, local contrast (unsharp +-), noise; padding stays 0.
 
-    Reads AUG.DR_PROB / BLUR / NOISE / UNSHARP when the config has them (the classifier's does not)."""
+    Reads AUG.DR_PROB / BLUR / NOISE / UNSHARP (LinkNet's and the classifier's configs; 0 or absent = off)."""
     p = float(getattr(aug, "DR_PROB", 0.0) or 0.0)
     if p <= 0:
         return img
