@@ -104,7 +104,7 @@ def _lumbar(spine: Spine) -> List[Vertebra]:
 
 # ------------------------------------------------------------------ soft tissue
 def _soft_tissue(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarray:
-    """Trunk path length (0..~1) on a coarse grid, upscaled: brighter where the body is thicker."""
+    """LAT trunk path length (0..~1) on a coarse grid, upscaled: brighter where the body is thicker."""
     h, w = fr.height, fr.width
     gh, gw = 64, max(int(64 * w / h), 8)
     cols = (np.arange(gw) + 0.5) * w / gw
@@ -112,15 +112,9 @@ def _soft_tissue(spine: Spine, fr: Frame, rng: np.random.Generator) -> np.ndarra
     z = (rows - fr.r0) / fr.scale
     hcoord = (cols - fr.c0) / fr.scale
     pelvis = 1.0 / (1.0 + np.exp(-(z - spine.crest_z + 20) / 15.0))  # 0 above the crests, 1 in the pelvis
-    if fr.view == "ap":
-        half = spine.body_half_width * (1.0 + 0.12 * pelvis) - 12 * np.exp(-((z + 90) / 50) ** 2)  # waist
-        centre = 0.0
-        r = (hcoord[None, :] - centre) / half[:, None]
-        depth = 1.0 + 0.45 * pelvis[:, None]  # hips and buttocks: thicker path below the crests
-    else:
-        half = spine.body_half_depth * (1.0 + 0.05 * pelvis)
-        r = (hcoord[None, :] - spine.body_y) / half[:, None]
-        depth = 1.0 + 0.35 * pelvis[:, None]
+    half = spine.body_half_depth * (1.0 + 0.05 * pelvis)
+    r = (hcoord[None, :] - spine.body_y) / half[:, None]
+    depth = 1.0 + 0.35 * pelvis[:, None]  # buttocks: a thicker path below the crests
     prof = np.sqrt(np.clip(1.0 - r * r, 0.0, None)) * depth
     soft = cv2.resize(prof.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return soft * np.float32(0.75 * spine.fat)
@@ -172,7 +166,7 @@ def _draw_body(c: Canvas, fr: Frame, v: Vertebra, poly: np.ndarray, endplates: S
         c.line(fr.local(v, ep), wb["endplate"], rim * 1.1)
     if v.fracture != "none":  # impacted trabeculae: a sclerotic band under the superior endplate
         band = np.array([[-0.45, -0.3], [0.45, -0.3], [0.45, 0.0], [-0.45, 0.0]])
-        scale = np.array([v.depth if fr.view == "lat" else v.width, v.h_axis])
+        scale = np.array([v.depth, v.h_axis])
         c.fill(fr.local(v, band * scale), 0.12 + 0.05 * v.grade)
 
 
