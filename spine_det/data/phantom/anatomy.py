@@ -431,33 +431,33 @@ def _lumbar_lat_frame(spine: Spine, rng: np.random.Generator, size: int) -> Fram
     return Frame("lat", int(size), width, float(scale), float(c0), float(-top * scale), "lumbar")
 
 
-def _tall_lat_frame(spine: Spine, rng: np.random.Generator, size: int, fld: str) -> Frame:
-    """A full-spine or thoracolumbar LAT field, wide enough for every shown body and spinous process."""
-    top, bottom, aspect = _tall_field(spine, rng, fld)
-    aspect += 0.08  # a lateral trunk is deeper than an AP spine column is wide
+def _lat_frame_around(spine: Spine, rng: np.random.Generator, size: int, top: float, bottom: float, margin: float,
+                      min_width_mm: float, fld: str) -> Frame:
+    """A LAT frame from ``top`` to ``bottom`` at least ``min_width_mm`` wide and wide enough for every shown body
+    and spinous process (plus ``margin`` each side), placed at random across the spare width."""
     scale = size / (bottom - top)
     shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
     front = min(v.centre[1] - v.depth / 2 for v in shown)
     back = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len * math.cos(v.sp_slope) for v in shown)
-    span = back - front + 2 * rng.uniform(10, 30)
-    width_mm = max(aspect * (bottom - top), span)
+    span = back - front + 2 * margin
+    width_mm = max(min_width_mm, span)
     width = int(round(width_mm * scale))
     centre = 0.5 * (front + back) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
     return Frame("lat", int(size), width, float(scale), float(width / 2 - centre * scale), float(-top * scale), fld)
 
 
+def _tall_lat_frame(spine: Spine, rng: np.random.Generator, size: int, fld: str) -> Frame:
+    """A full-spine or thoracolumbar LAT field."""
+    top, bottom, aspect = _tall_field(spine, rng, fld)
+    aspect += 0.08  # a lateral trunk is deeper than an AP spine column is wide
+    return _lat_frame_around(spine, rng, size, top, bottom, rng.uniform(10, 30), aspect * (bottom - top), fld)
+
+
 def _bent_lat_frame(spine: Spine, rng: np.random.Generator, size: int) -> Frame:
     """The lumbar field of a flexion or extension film: as the lumbar series', widened where the bend needs."""
     top, bottom = _lumbar_field(spine, rng)
-    scale = size / (bottom - top)
-    shown = [v for v in spine.vertebrae if top < v.centre[2] < bottom]
-    front = min(v.centre[1] - v.depth / 2 for v in shown)
-    back = max(v.centre[1] + v.depth / 2 + 20 + v.sp_len * math.cos(v.sp_slope) for v in shown)
-    span = back - front + 2 * rng.uniform(10, 25)
-    width_mm = max(rng.uniform(0.62, 0.70) * (bottom - top), span)
-    width = int(round(width_mm * scale))
-    centre = 0.5 * (front + back) + rng.uniform(-0.25, 0.25) * (width_mm - span + 1e-6)
-    return Frame("lat", int(size), width, float(scale), float(width / 2 - centre * scale), float(-top * scale), "lumbar")
+    margin = rng.uniform(10, 25)
+    return _lat_frame_around(spine, rng, size, top, bottom, margin, rng.uniform(0.62, 0.70) * (bottom - top), "lumbar")
 
 
 def make_frames(spine: Spine, rng: np.random.Generator, size: int,
