@@ -58,13 +58,25 @@ def _pt(p: np.ndarray) -> list:
     return [_r(p[0]), _r(p[1])]
 
 
+def _lat_corners(v: Vertebra, lat: Frame) -> Dict[str, list]:
+    """The four LAT body corners of ``v`` in pixels."""
+    lo = lat_body_outline(v)
+    sup, inf = lat.local(v, lo["sup"]), lat.local(v, lo["inf"])
+    return {"anterior_superior": _pt(sup[0]), "anterior_inferior": _pt(inf[0]),
+            "posterior_superior": _pt(sup[-1]), "posterior_inferior": _pt(inf[-1])}
+
+
+def _ap_corners(v: Vertebra, ap: Frame) -> Dict[str, list]:
+    """The four AP body corners of ``v`` in pixels (image left / right)."""
+    ao = ap_body_outline(v)
+    asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
+    return {"left_superior": _pt(asup[0]), "right_superior": _pt(asup[-1]),
+            "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1])}
+
+
 def _level_gt(v: Vertebra, v_lat: Vertebra, ap: Frame, lat: Frame) -> Dict[str, Any]:
     """One morphometry level: ``v`` as the AP film shows it, ``v_lat`` as the LAT one does (bent or not)."""
-    lo = lat_body_outline(v_lat)
-    ao = ap_body_outline(v)
     s = lat.scale
-    sup, inf = lat.local(v_lat, lo["sup"]), lat.local(v_lat, lo["inf"])
-    asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
     ped = [ap.local(v, np.array(uv)) for uv, _ in ap_pedicles(v)]
     ped_half = [ax[0] * ap.scale for _, ax in ap_pedicles(v)]
     ipd_px = float(np.linalg.norm(ped[1] - ped[0]) - ped_half[0] - ped_half[1])
@@ -77,14 +89,8 @@ def _level_gt(v: Vertebra, v_lat: Vertebra, ap: Frame, lat: Frame) -> Dict[str, 
         "height_loss_ratio": round(float(v.loss), 4),
         "fracture_type": v.fracture,
         "genant_grade": int(v.grade),
-        "lat_corners": {
-            "anterior_superior": _pt(sup[0]), "anterior_inferior": _pt(inf[0]),
-            "posterior_superior": _pt(sup[-1]), "posterior_inferior": _pt(inf[-1]),
-        },
-        "ap_corners": {
-            "left_superior": _pt(asup[0]), "right_superior": _pt(asup[-1]),
-            "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1]),
-        },
+        "lat_corners": _lat_corners(v_lat, lat),
+        "ap_corners": _ap_corners(v, ap),
         "ap_body_width_px": _r(v.width * ap.scale),
         "interpedicular_distance_px": _r(ipd_px),
         "listhesis_offset_px": _r(v.listhesis * s),
@@ -93,19 +99,12 @@ def _level_gt(v: Vertebra, v_lat: Vertebra, ap: Frame, lat: Frame) -> Dict[str, 
 
 
 def _ap_level(v: Vertebra, ap: Frame) -> Dict[str, Any]:
-    ao = ap_body_outline(v)
-    asup, ainf = ap.local(v, ao["sup"]), ap.local(v, ao["inf"])
     return {"name": v.name, "coronal_tilt_deg": _r(math.degrees(v.beta)), "axial_rotation_deg": _r(math.degrees(v.gamma)),
-            "ap_corners": {"left_superior": _pt(asup[0]), "right_superior": _pt(asup[-1]),
-                           "left_inferior": _pt(ainf[0]), "right_inferior": _pt(ainf[-1])}}
+            "ap_corners": _ap_corners(v, ap)}
 
 
 def _lat_level(v: Vertebra, lat: Frame) -> Dict[str, Any]:
-    lo = lat_body_outline(v)
-    sup, inf = lat.local(v, lo["sup"]), lat.local(v, lo["inf"])
-    return {"name": v.name, "sagittal_tilt_deg": _r(math.degrees(v.theta)),
-            "lat_corners": {"anterior_superior": _pt(sup[0]), "anterior_inferior": _pt(inf[0]),
-                            "posterior_superior": _pt(sup[-1]), "posterior_inferior": _pt(inf[-1])}}
+    return {"name": v.name, "sagittal_tilt_deg": _r(math.degrees(v.theta)), "lat_corners": _lat_corners(v, lat)}
 
 
 def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, size: int,
