@@ -76,6 +76,27 @@ def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_p
         assert again[split]["lat_vertebra"]["dice"] == pytest.approx(results[split]["lat_vertebra"]["dice"], abs=1e-12)
 
 
+def test_eval_only_in_the_run_folder_keeps_its_training_config(trained, prepared, phantom_root, tmp_path):
+    """config.yaml records how a folder's model was trained; re-scoring it there must not replace it."""
+    import shutil
+
+    train_net, out, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("model_best.pth", "config.yaml"):
+        shutil.copy(out / f, run / f)
+    before = (run / "config.yaml").read_bytes()
+    args = train_net.get_parser().parse_args(
+        ["--config-file", str(ROOT / "configs/lat_vertebra.yaml"), "--profile", "cpu", "--data-root", str(phantom_root),
+         "--eval-only", *_tiny_opts(prepared, run, ITERS), "MODEL.WEIGHTS", str(run / "model_best.pth"),
+         "SPINE.EVAL.SPLITS", "('test',)", "SPINE.EVAL.COCO_AP", "False"])
+    train_net.train(args)
+    assert (run / "config.yaml").read_bytes() == before
+    assert f"WEIGHTS: {run / 'model_best.pth'}" in (run / "config_eval.yaml").read_text()
+    assert not (run / "config.yaml.training").exists()
+    assert (run / "inference" / "spine_lat_vertebra_test" / "semantic_metrics.json").is_file()
+
+
 def test_eval_only_elsewhere_reads_the_thresholds_tuned_for_the_checkpoint(trained, prepared, phantom_root, tmp_path):
     """Scoring a model on another dataset writes to another OUTPUT_DIR; its tuned thresholds come along."""
     import shutil

@@ -14,11 +14,16 @@ The data folder is scanned and converted to COCO once, into a cache outside it.
 Validation (val split) runs every TEST.EVAL_PERIOD iterations and keeps the best
 Dice as ``model_best.pth``; after training that model is evaluated on
 SPINE.EVAL.SPLITS (val and test). Results: ``OUTPUT_DIR/inference/<dataset>/``.
+--eval-only into a folder that holds a training run keeps its config.yaml and writes
+the evaluation's config to config_eval.yaml.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
@@ -35,6 +40,7 @@ from spine_det.engine.trainer import (
     register_datasets,
 )
 from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
+from spine_det.utils.fileio import atomic_write_bytes
 
 logger = logging.getLogger("spine_det.train_net")
 
@@ -50,6 +56,25 @@ class Trainer(SpineTrainer):
         return build_evaluator(cfg, dataset_name, output_folder, checkpoint)
 
 
+@contextlib.contextmanager
+def _training_config_kept(output_dir: str, keep: bool):
+    """Around Detectron2's ``default_setup``, which dumps the config it is given to OUTPUT_DIR/config.yaml:
+    with ``keep`` (--eval-only) an existing config.yaml, the record of how that folder's model was trained,
+    stays; the evaluation's own config goes to config_eval.yaml. A copy is kept on disk until it is back."""
+    path = Path(output_dir) / "config.yaml"
+    if not (keep and path.is_file()):
+        yield
+        return
+    backup = path.with_name("config.yaml.training")
+    atomic_write_bytes(backup, path.read_bytes())
+    try:
+        yield
+    finally:
+        if path.is_file() and path.read_bytes() != backup.read_bytes():
+            atomic_write_bytes(path.with_name("config_eval.yaml"), path.read_bytes())
+        os.replace(backup, path)
+
+
 def setup(args):
     """The one load chain (:func:`spine_det.config.get_spine_cfg`, for training) → freeze → default_setup."""
     from spine_det.config.paths import resolve_config_file
@@ -61,7 +86,8 @@ def setup(args):
 
     if comm.is_main_process():
         prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
-    default_setup(cfg, args)
+    with _training_config_kept(cfg.OUTPUT_DIR, args.eval_only and comm.is_main_process()):
+        default_setup(cfg, args)
     # default_setup configures the "detectron2" logger; ours logs under "spine_det".
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="spine_det", abbrev_name="spine")
     return cfg
