@@ -51,6 +51,11 @@ def test_select_view_strategy_picks_best():
     lat = np.array([0.1, 0.1, 0.1, 0.1, 0.45, 0.9, 0.9, 0.9])
     name, scores = select_view_strategy(ap, lat, labels)
     assert name == "average" and scores["average"] == 1.0 and scores["ap"] == scores["lat"] == 7 / 8
+    # a run with one view offers only that view, even where the other would win
+    name, scores = select_view_strategy(ap, lat, labels, strategies=("lat",))
+    assert name == "lat" and set(scores) == {"lat"}
+    with pytest.raises(ValueError, match="subset"):
+        select_view_strategy(ap, lat, labels, strategies=("both",))
 
 
 def test_combine_views_missing_view_falls_back():
@@ -113,6 +118,14 @@ def test_tiny_classifier_run(prepared, tmp_path):
     after = json.loads((tmp_path / "cls" / "classification_metrics.json").read_text())
     again = train_classifier(more, prepared.manifest, eval_only=True)
     assert again["test"] == after["test"] and again["best_epochs"] == after["best_epochs"]
+    # one view: its own figures only, not the same numbers again under "ap" and "average"
+    lat_only = more.clone()
+    lat_only.defrost()
+    lat_only.VIEWS = ["lat"]
+    one = train_classifier(lat_only, prepared.manifest, eval_only=True)
+    assert one["selected"] == "lat" and set(one["selection"]["val_accuracy"]) == {"lat"}
+    assert {k for k, v in one["test"].items() if isinstance(v, dict)} == {"lat"}
+    assert one["test"]["lat"] == after["test"]["lat"]
 
 
 def test_spine_crop_dataset_shapes(prepared):

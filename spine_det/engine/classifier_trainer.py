@@ -299,6 +299,8 @@ def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: b
                               "threshold": cfg.TEST.THRESHOLD, "checkpoints": {v: trained[v]["checkpoint"] for v in views},
                               "best_epochs": {v: trained[v]["best_epoch"] for v in views},
                               "train_seconds": {v: trained[v]["seconds"] for v in views}}
+    # one trained view: only its own strategy ("ap" / "average" would repeat it under another name)
+    strategies = STRATEGIES if all(v in views for v in VIEWS) else tuple(views)
     for split in ("val", "test"):
         samples = splits[split]
         pats = list(dict.fromkeys(s.patient_id for s in samples))
@@ -306,14 +308,14 @@ def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: b
         y = np.array([LABELS.index(lab[p]) for p in pats])
         probs = {v: patient_probs(cfg, v, samples, pats, device) if v in views else np.full(len(pats), math.nan) for v in VIEWS}
         if split == "val":
-            selected, val_acc = select_view_strategy(probs["ap"], probs["lat"], y, cfg.TEST.THRESHOLD)
+            selected, val_acc = select_view_strategy(probs["ap"], probs["lat"], y, cfg.TEST.THRESHOLD, strategies)
             result["selected"] = selected
             result["selection"] = {"rule": "highest validation accuracy; ties: higher ROC-AUC, then average > ap > lat",
                                    "val_accuracy": val_acc}
         combos = combine_views(probs["ap"], probs["lat"])
         result[split] = {
             "patients": len(pats), "damaged": int(y.sum()), "normal": int(len(y) - y.sum()),
-            **{k: binary_classification_metrics(y, combos[k], cfg.TEST.THRESHOLD) for k in STRATEGIES},
+            **{k: binary_classification_metrics(y, combos[k], cfg.TEST.THRESHOLD) for k in strategies},
         }
     result["test_selected"] = result["test"][result["selected"]]
     atomic_write_json(out_dir / METRICS_FILE, result)

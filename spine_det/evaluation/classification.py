@@ -89,12 +89,14 @@ def combine_views(probs_ap: Sequence[float], probs_lat: Sequence[float]) -> Dict
 
 
 def select_view_strategy(
-    val_probs_ap: Sequence[float], val_probs_lat: Sequence[float], labels: Sequence[int], threshold: float = 0.5
+    val_probs_ap: Sequence[float], val_probs_lat: Sequence[float], labels: Sequence[int], threshold: float = 0.5,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> Tuple[str, Dict[str, float]]:
     """The report's rule: the most accurate of AP only, LAT only and their average, on validation.
 
-    Returns ``(name, {name: accuracy})``. Ties go to the higher ROC-AUC, then to
-    the order of :data:`STRATEGIES` (average first: it uses both X-rays).
+    Returns ``(name, {name: accuracy})`` over ``strategies`` (a run that trained one view offers only
+    that one: the others would silently repeat it). Ties go to the higher ROC-AUC, then to the order
+    of :data:`STRATEGIES` (average first: it uses both X-rays).
     """
     y = np.asarray(labels).astype(int)
     combos = combine_views(val_probs_ap, val_probs_lat)
@@ -106,5 +108,8 @@ def select_view_strategy(
         u = auc[name] if not math.isnan(auc[name]) else -1.0
         return (a, u, -STRATEGIES.index(name))
 
-    best = max(STRATEGIES, key=key)
-    return best, {k: acc[k] for k in STRATEGIES}
+    unknown = [k for k in strategies if k not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValueError(f"strategies must be a non-empty subset of {STRATEGIES}, got {list(strategies)}")
+    best = max(strategies, key=key)
+    return best, {k: acc[k] for k in strategies}
