@@ -6,12 +6,15 @@
 The network sees the mask-free spine crop of each X-ray (INPUT.CROP centerline;
 INPUT.CROP none = the whole image, as in the report). The cpu profile uses
 resnet10s, a slim 10-layer ResNet (random init; labelled in the outputs), on a
-256x96 crop, ~5 min on 2 cores for 300 patients; MODEL.BACKBONE resnet50 gives
-the report's model (the default without --profile cpu).
+256x96 crop, for up to 100 epochs (from random init it sits at chance for 20-50
+epochs, then learns), ~6 min on 2 cores for the demo's 240 patients;
+MODEL.BACKBONE resnet50 gives the report's model (the default without --profile cpu).
 
-Data size: on phantom data at 512 px the cpu profile needs ~300 patients (~230
-for training): with 120 it stays near chance, with 360 it reached 93% test
-accuracy (LAT selected). For example:
+Data size: on the demo phantom (240 patients at 512 px, ~135 for training) the
+cpu profile's LAT model reaches 0.92 / 0.88 test accuracy (seeds 0 / 1) and the
+AP model stays at chance; with 120 patients the LAT model reaches AUC 0.76 but an
+18-patient validation set picks the wrong view (results/classifier_schedule.md).
+More patients, for example:
 
   python tools/make_phantom.py --out datasets/phantom360 --patients 360 --size 512
   python tools/train_classifier.py --data-root datasets/phantom360 --profile cpu
