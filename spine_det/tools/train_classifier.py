@@ -10,7 +10,7 @@ resnet10s, a slim 10-layer ResNet (random init; labelled in the outputs), on a
 epochs, then learns), ~6 min on 2 cores for the demo's 240 patients;
 MODEL.BACKBONE resnet50 gives the report's model (the default without --profile cpu).
 
-Data size: on the demo phantom (240 patients at 512 px, ~135 for training) the
+Data size: on the demo phantom (240 patients at 512 px, 154 for training) the
 cpu profile's LAT model reaches 0.92 / 0.88 test accuracy (seeds 0 / 1) and the
 AP model stays at chance; with 120 patients the LAT model reaches AUC 0.76 but an
 18-patient validation set picks the wrong view (results/classifier_schedule.md).
