@@ -69,9 +69,8 @@ def _training_config_kept(output_dir: str, keep: bool):
     atomic_write_bytes(backup, path.read_bytes())
     try:
         yield
+        atomic_write_bytes(path.with_name("config_eval.yaml"), path.read_bytes())
     finally:
-        if path.is_file() and path.read_bytes() != backup.read_bytes():
-            atomic_write_bytes(path.with_name("config_eval.yaml"), path.read_bytes())
         os.replace(backup, path)
 
 
