@@ -34,9 +34,8 @@ want = {f: args.per_field for f in kinds} if args.per_field else None
 
 def kind(p):
     """The patient's field of view, or for a bent LAT film its posture."""
-    return p.gt.get("lat_posture", "neutral") if args.view == "lat" and p.gt.get("lat_posture", "neutral") != "neutral" \
-        else p.gt[args.view + "_field"]
-
+    posture = p.gt.get("lat_posture", "neutral") if args.view == "lat" else "neutral"
+    return posture if posture != "neutral" else p.gt[args.view + "_field"]
 
 
 while (want and any(want.values())) or (not want and len(picked) < args.n):
