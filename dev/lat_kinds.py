@@ -12,7 +12,9 @@ import csv
 import json
 from pathlib import Path
 
-KINDS = ("full", "thoracolumbar", "lumbar", "flexion", "extension")
+from spine_det.data.phantom import FILM_KINDS, film_kind
+
+KINDS = FILM_KINDS["lat"]
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("data_root", type=Path)
@@ -30,8 +32,7 @@ for run in args.runs:
         for row in csv.DictReader(f):
             patient = row.get("patient_id") or row["image_id"].rsplit("/", 1)[0]  # LinkNet's csv / Mask R-CNN's
             gt = json.loads((args.data_root / patient / "ground_truth.json").read_text(encoding="utf-8"))
-            kind = gt["lat_posture"] if gt.get("lat_posture", "neutral") != "neutral" else gt["lat_field"]
-            by[kind].append(float(row["dice"]))
+            by[film_kind(gt, "lat")].append(float(row["dice"]))
     every = [d for v in by.values() for d in v]
     cells = [f"{sum(by[k]) / len(by[k]):.3f} ({len(by[k])})" if by[k] else "–" for k in KINDS]
     print(f"| {'/'.join(run.resolve().parts[-4:])} | {sum(every) / len(every):.3f} ({len(every)}) | " + " | ".join(cells) + " |")

@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from spine_det.data.phantom import LEVELS, MARKER, assign_patients, genant_grade, generate_dataset, generate_patient
+from spine_det.data.phantom import (
+    FILM_KINDS, LEVELS, MARKER, assign_patients, film_kind, genant_grade, generate_dataset, generate_patient,
+)
 from spine_det.data.phantom.anatomy import AP_LEVELS
 from spine_det.tasks import TASKS, tasks_of_view
 
@@ -89,6 +91,10 @@ def test_fields_of_view_and_scoliosis(many_ap):
     fields = [p.gt["ap_field"] for p in many_ap]
     assert set(fields) == {"full", "thoracolumbar", "lumbar"} and fields.count("full") >= 10
     assert {p.gt["lat_field"] for p in many_ap} == {"full", "thoracolumbar", "lumbar"}
+    assert [film_kind(p.gt, "ap") for p in many_ap] == fields and set(fields) == set(FILM_KINDS["ap"])
+    assert {film_kind(p.gt, "lat") for p in many_ap} <= set(FILM_KINDS["lat"])
+    with pytest.raises(ValueError, match="unknown view"):
+        film_kind(many_ap[0].gt, "pa")
     cobbs = [c["cobb_deg"] for p in many_ap for c in p.gt["scoliosis"]]
     assert max(cobbs) > 40 and min(cobbs) < 15 and all(0 <= c <= 90 for c in cobbs)
     checked = 0
@@ -169,6 +175,7 @@ def test_functional_lat_views_bend_the_lumbar_spine():
     for posture, i in found.items():
         p = generate_patient(i, 0, 384, "Damaged")
         assert p.gt["lat_posture"] == posture and p.gt["lat_field"] == "lumbar" and p.gt["ap_field"]
+        assert film_kind(p.gt, "lat") == posture and film_kind(p.gt, "ap") == p.gt["ap_field"]  # the AP is not bent
         n = len(p.gt["lat_levels"])
         assert n >= len(LEVELS)
         for task in ("lat_vertebra", "lat_disk_height"):

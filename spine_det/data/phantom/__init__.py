@@ -92,15 +92,19 @@ In LAT the patient faces image left (anterior = small x). In AP the patient's
 right is on the image left (an "R" marker is burned in there).
 """
 from spine_det.data.phantom.anatomy import LEVELS, genant_grade
-from spine_det.data.phantom.patient import SCHEMA_VERSION, PatientSample, generate_patient, patient_id
+from spine_det.data.phantom.patient import (
+    FILM_KINDS, SCHEMA_VERSION, PatientSample, film_kind, generate_patient, patient_id,
+)
 from spine_det.data.phantom.writer import MARKER, assign_patients, generate_dataset
 
 __all__ = [
+    "FILM_KINDS",
     "LEVELS",
     "MARKER",
     "SCHEMA_VERSION",
     "PatientSample",
     "assign_patients",
+    "film_kind",
     "generate_dataset",
     "generate_patient",
     "genant_grade",

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from spine_det.data.phantom.anatomy import (
-    Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline, make_frames, pose_for_lat,
+    AP_FIELDS, LAT_FIELDS, POSTURES, Frame, Spine, Vertebra, ap_body_outline, ap_pedicles, build_spine, lat_body_outline,
+    make_frames, pose_for_lat,
 )
 from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.ap_render import render_ap
@@ -137,6 +138,21 @@ def ground_truth(spine: Spine, frames: Dict[str, Frame], index: int, seed: int, 
         "lat_levels": [_lat_level(lat_spine.level(name), lat) for name in lat.levels],
         "scoliosis": [dict(c) for c in spine.cobb],
     }
+
+
+FILM_KINDS: Dict[str, Tuple[str, ...]] = {
+    "ap": AP_FIELDS,
+    "lat": LAT_FIELDS + tuple(p for p in POSTURES if p != "neutral"),
+}
+
+
+def film_kind(gt: Dict[str, Any], view: str) -> str:
+    """The kind of one view's film in a ``ground_truth.json`` document: its field of view, or for a bent
+    LAT film its posture (flexion / extension films are lumbar fields; their posture is what sets them apart)."""
+    if view not in FILM_KINDS:
+        raise ValueError(f"unknown view {view!r}; expected one of {tuple(FILM_KINDS)}")
+    posture = gt.get("lat_posture", "neutral") if view == "lat" else "neutral"
+    return posture if posture != "neutral" else gt[f"{view}_field"]
 
 
 def generate_patient(index: int, seed: int, size: int = 1024, label: str = "Normal",
