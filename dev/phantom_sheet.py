@@ -19,7 +19,8 @@ from spine_det.tasks import tasks_of_view
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--view", choices=("ap", "lat"), default="ap")
 ap.add_argument("--n", type=int, default=8, help="patients (without --per-field)")
-ap.add_argument("--per-field", type=int, default=0, help="patients per kind of film (field of view; for LAT also flexion, extension), in FILM_KINDS order")
+ap.add_argument("--per-field", type=int, default=0,
+                help="patients per kind of film (field of view; for LAT also flexion, extension), in FILM_KINDS order")
 ap.add_argument("--size", type=int, default=512, help="image height the phantom is made at")
 ap.add_argument("--height", type=int, default=600, help="tile height in the sheet")
 ap.add_argument("--out", default="phantom_sheet.png")
