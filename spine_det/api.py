@@ -6,6 +6,7 @@
     result = predictor.predict("scan.dcm")           # a path (PNG/JPEG/TIFF/DICOM) or a numpy image
     mask = result.masks["lat_vertebra"]              # bool (H, W) at the image's own size
     boxes, scores = result.instances["lat_vertebra"].boxes, result.instances["lat_vertebra"].scores
+    levels = result.instances["lat_vertebra"].levels  # "T12", "L1", ... per instance (None: dropped)
 
 The model behind it (Mask R-CNN, LinkNet, ...) is told by the checkpoint itself and built through
 :func:`spine_det.engine.predictor.build_predictor`, the same path ``spine-det predict`` takes, so
@@ -30,12 +31,16 @@ class Instances:
     ``boxes`` (N, 4) float ``x0, y0, x1, y1`` in pixels (Detectron2's XYXY), ``scores`` (N,),
     ``areas`` (N,) pixels; ``masks`` (N, H, W) bool, one per object, where the model gives them
     (Mask R-CNN: touching vertebrae stay apart here, while the task's mask merges them), else None
-    (LinkNet's objects are the connected components of its mask)."""
+    (LinkNet's objects are the connected components of its mask). ``levels``: for vertebral bodies
+    with instance masks, each object's level (T1..L5) after order-aware post-processing, None where
+    it drops the object as off the spine or a duplicate of a level (spine_det.morphometry.levels);
+    else None."""
 
     boxes: np.ndarray
     scores: np.ndarray
     areas: np.ndarray
     masks: Optional[Any] = None
+    levels: Optional[List[Optional[str]]] = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -60,12 +65,16 @@ class Prediction:
         return self.raw[task].label_map()
 
 
-def _instances(task_prediction: Any) -> Instances:
+def _instances(task: str, task_prediction: Any) -> Instances:
+    from spine_det.morphometry.levels import name_instance_levels
+
+    named = bool(name_instance_levels(task, task_prediction))
     dets = task_prediction.instances
     boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)], np.float32).reshape(-1, 4)
     scores = np.array([d.get("score", 1.0) for d in dets], np.float32)
     areas = np.array([d.get("area", 0) for d in dets], np.int64)
-    return Instances(boxes=boxes, scores=scores, areas=areas, masks=task_prediction.instance_masks)
+    return Instances(boxes=boxes, scores=scores, areas=areas, masks=task_prediction.instance_masks,
+                     levels=[d.get("level") for d in dets] if named else None)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -158,7 +167,7 @@ class Predictor:
         out = self.predictor(grey)
         return Prediction(
             masks={t: np.asarray(p.mask, bool) for t, p in out.items()},
-            instances={t: _instances(p) for t, p in out.items()},
+            instances={t: _instances(t, p) for t, p in out.items()},
             image_shape=tuple(grey.shape),
             raw=out,
         )

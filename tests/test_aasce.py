@@ -209,7 +209,8 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
             shutil.copy(s.masks["ap_vertebra"], d / "ap_vertebra_mask.png")
     tool = load_tool("eval_instances")
     out = tmp_path / "out"
-    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--expected", "17", "--out", str(out)]) == 0
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--expected", "17", "--out", str(out),
+                      "--no-levels"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = list(csv.DictReader(open(out / "per_image.csv")))
     by_kind = {r["prediction"]: r for r in rows}
@@ -218,6 +219,14 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
     # still detects the larger of the two (IoU > 0.5) but not the other
     assert int(by_kind["mask components"]["detected"]) == 16 and int(by_kind["mask components"]["merges"]) == 1
     assert summary["images_with_all_detected"] == 0.5
+    assert "level_named_correctly" not in summary
+    # by default the instances pass order-aware post-processing: all 17 kept, each named after its true level
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--expected", "17", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    by_kind = {r["prediction"]: r for r in csv.DictReader(open(out / "per_image.csv"))}
+    assert int(by_kind["instances, levels"]["detected"]) == 17
+    assert int(by_kind["instances, levels"]["levels_correct"]) == 17
+    assert summary["level_named_correctly"] == 1.0 and summary["levels_checked"] >= 17
     shutil.rmtree(pred / tests[1].key)
     with pytest.raises(SystemExit, match="have no prediction"):
         tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(tmp_path / "out2")])
@@ -242,6 +251,7 @@ def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp
     counts = {}
     for flag in ([], ["--split-mask"]):
         out = tmp_path / f"out{len(flag)}"
-        assert tool.main(["--data-root", str(root), "--pred-dir", str(tmp_path / "pred"), "--out", str(out), *flag]) == 0
+        assert tool.main(["--data-root", str(root), "--pred-dir", str(tmp_path / "pred"), "--out", str(out), *flag,
+                          "--no-levels"]) == 0
         counts[bool(flag)] = json.loads((out / "summary.json").read_text())["detected_per_image"]
     assert counts[False] == 16 and counts[True] > counts[False]  # the split separates the overlapping pair

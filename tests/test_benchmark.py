@@ -448,6 +448,43 @@ def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
     assert unit.spec != unit2.spec
 
 
+def test_maskrcnn_init_from_a_checkpoint_path_starts_every_layer_from_it(tmp_path):
+    """--maskrcnn-init PATH (e.g. the phantom-trained unit): MODEL.WEIGHTS, every stage trained, the file's hash
+    in the unit's spec; anything that is not a Mask R-CNN state dict, or no file, is refused before training."""
+    import argparse
+    from types import SimpleNamespace
+
+    import torch
+
+    from spine_det.benchmark import plan
+    from spine_det.benchmark.runner import file_sha1
+    from spine_det.modeling.families.maskrcnn import init_choice
+    from spine_det.modeling.registry import get_family
+
+    spec = get_family("maskrcnn")
+    ck = tmp_path / "phantom" / "model_best.pth"
+    ck.parent.mkdir()
+    torch.save({"model": {"backbone.bottom_up.stem.conv1.weight": torch.zeros(1)}, "iteration": 999}, ck)
+    assert init_choice("config") == "config" and init_choice("linknet") == "linknet"
+    assert init_choice(str(ck)) == str(ck.resolve())
+    with pytest.raises(argparse.ArgumentTypeError, match="not found"):
+        init_choice(str(tmp_path / "nope.pth"))
+    options = SimpleNamespace(family_args={"maskrcnn_init": str(ck)})
+    opts = spec.unit_opts(tmp_path, "ap_vertebra", 0, options)
+    pairs = dict(zip(opts[::2], opts[1::2]))
+    assert pairs == {"MODEL.WEIGHTS": str(ck.resolve()), "MODEL.BACKBONE.FREEZE_AT": "0",
+                     "SPINE.INIT_CHECKPOINT_SHA1": file_sha1(ck)[:12]}
+    assert "model_best.pth" in spec.header_note(options)[1]
+    unit = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 0, 0, opts=opts)
+    torch.save({"model": {"backbone.bottom_up.stem.conv1.weight": torch.ones(1)}}, ck)  # retrained starting point
+    unit2 = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 0, 0,
+                               opts=spec.unit_opts(tmp_path, "ap_vertebra", 0, options))
+    assert unit.spec != unit2.spec
+    torch.save({"state_dict": {"encoder.conv1.weight": torch.zeros(1)}}, ck)  # e.g. a LinkNet
+    with pytest.raises(ValueError, match="not a Detectron2 Mask R-CNN checkpoint"):
+        spec.unit_opts(tmp_path, "ap_vertebra", 0, options)
+
+
 # --------------------------------------------------------------------------- transfer (a second data set)
 
 

@@ -14,8 +14,8 @@ Label maps: 0 = background, k > 0 = one object / instance (any integer ids).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Dict, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -31,9 +31,14 @@ class InstanceMatch:
     splits: int
     false_positives: int
     mean_iou_detected: float  # over detected objects; nan when none
+    pairs: List[Tuple[int, int]] = field(default_factory=list)  # (gt id, pred id) of each detection
+    levels_checked: int = 0  # detections whose predicted and true level names are both known (set by the caller)
+    levels_correct: int = 0  # ... of which the names agree
 
     def as_dict(self) -> Dict[str, float]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("pairs")
+        return d
 
 
 def overlap_table(gt: np.ndarray, pred: np.ndarray):
@@ -61,18 +66,19 @@ def match_instances(gt: np.ndarray, pred: np.ndarray, iou: float = 0.5, cover: f
     union = g_area[:, None] + p_area[None, :] - inter
     ious = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     pairs = sorted(((ious[g, p], g, p) for g, p in zip(*np.nonzero(ious >= iou))), reverse=True)
-    used_g, used_p, matched = set(), set(), []
+    used_g, used_p, matched, ids = set(), set(), [], []
     for v, g, p in pairs:
         if g in used_g or p in used_p:
             continue
         used_g.add(g)
         used_p.add(p)
         matched.append(v)
+        ids.append((int(g_ids[g]), int(p_ids[p])))
     covered = inter / np.maximum(g_area[:, None], 1) >= cover  # [g, p]: p covers >= cover of g
     merges = int(np.sum(covered.sum(axis=0) >= 2))
     splits = int(np.sum(covered.sum(axis=1) >= 2))
     return InstanceMatch(n_g, n_p, len(matched), merges, splits, n_p - len(used_p),
-                         float(np.mean(matched)) if matched else float("nan"))
+                         float(np.mean(matched)) if matched else float("nan"), ids)
 
 
 def summarise(matches: Sequence[InstanceMatch], expected: int = 0) -> Dict[str, float]:
@@ -94,6 +100,9 @@ def summarise(matches: Sequence[InstanceMatch], expected: int = 0) -> Dict[str, 
         "mean_iou_detected": float(np.nanmean(arr("mean_iou_detected"))) if np.isfinite(arr("mean_iou_detected")).any() else float("nan"),
     }
     out["images_with_all_detected"] = float(np.mean((arr("detected") >= arr("gt")) & (arr("gt") > 0)))
+    if arr("levels_checked").sum() > 0:  # order-aware post-processing named the instances
+        out["levels_checked"] = int(arr("levels_checked").sum())
+        out["level_named_correctly"] = float(arr("levels_correct").sum() / arr("levels_checked").sum())
     if expected:  # e.g. 17 vertebrae: how many images have that many annotated, and all of them found
         out["expected_per_image"] = expected
         out["images_with_all_expected_detected"] = float(np.mean(arr("detected") >= expected))

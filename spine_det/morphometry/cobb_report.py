@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from spine_det.morphometry.cobb import ANGLE_NAMES, CobbResult, angle_scores, cobb_angles, smape_per_image
-from spine_det.morphometry.quads import quads_from_instances, quads_from_mask
+from spine_det.morphometry.levels import LevelAssignment, assign_levels, kept_masks
+from spine_det.morphometry.quads import _split, quads_from_instances, quads_from_mask, quads_of_ordered
 
 # BGR per angle, as drawn on the overlay
 ANGLE_COLOURS = {"PT": (60, 60, 255), "MT": (60, 220, 60), "TL": (255, 150, 40)}
@@ -40,6 +41,27 @@ def corners_from_prediction(pred, method: str = "endplates") -> np.ndarray:
     if isinstance(pred, np.ndarray) and pred.ndim == 2:
         return quads_from_mask(pred, method)
     return quads_from_instances(list(pred), method)
+
+
+def levelled_corners(pred, method: str = "endplates", scores: Optional[Sequence[float]] = None,
+                     names: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, List[str], Optional[LevelAssignment]]:
+    """Like :func:`corners_from_prediction`, after order-aware post-processing
+    (:func:`spine_det.morphometry.levels.assign_levels`): at most one vertebra per level, each named.
+    Returns (corners top to bottom, their level names, the assignment)."""
+    from spine_det.data.aasce import VERTEBRA_NAMES
+
+    names = list(names or VERTEBRA_NAMES)
+    if pred is None:
+        return np.zeros((0, 4, 2)), [], None
+    fits: Optional[List[Optional[str]]] = None
+    if isinstance(pred, np.ndarray) and pred.ndim == 2:
+        pieces, fits = _split(pred)
+        scores = None
+    else:
+        pieces = list(pred)
+    a = assign_levels(pieces, scores, names)
+    ordered = list(zip(kept_masks(pieces, a), a.groups))
+    return quads_of_ordered(ordered, method, fits), list(a.names), a
 
 
 def measure_one(corners: np.ndarray, image_height: float, true: Optional[Sequence[float]] = None,
@@ -108,10 +130,12 @@ def summary_markdown(s: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def draw_overlay(grey: np.ndarray, corners: np.ndarray, result: Optional[CobbResult], max_side: int = 1600) -> np.ndarray:
-    """The X-ray with every vertebra's endplates (thin, yellow), and per curve the lines of its two end
-    vertebrae (the direction the angle uses) extended across the spine (thin, white) and out to the
-    curve's side in its colour, labelled "PT 43.4 deg (T5-T10)"."""
+def draw_overlay(grey: np.ndarray, corners: np.ndarray, result: Optional[CobbResult], max_side: int = 1600,
+                 names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """The X-ray with every vertebra's endplates (thin, yellow), its level name beside it when ``names``
+    are given (one per vertebra), and per curve the lines of its two end vertebrae (the direction the
+    angle uses) extended across the spine (thin, white) and out to the curve's side in its colour,
+    labelled "PT 43.4 deg (T5-T10)"."""
     import cv2
 
     img = np.asarray(grey)
@@ -134,11 +158,18 @@ def draw_overlay(grey: np.ndarray, corners: np.ndarray, result: Optional[CobbRes
         cv2.line(img, P(q[2]), P(q[3]), (0, 230, 255), th, cv2.LINE_AA)
         cv2.line(img, P(q[0]), P(q[2]), (0, 150, 180), max(1, th // 2), cv2.LINE_AA)
         cv2.line(img, P(q[1]), P(q[3]), (0, 150, 180), max(1, th // 2), cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    fs = max(0.4, 0.9 * img.shape[0] / 1600)
+    if names is not None and len(names) == len(c):
+        for q, name in zip(c, names):  # the level just left of the body, small, outlined for any background
+            (tw, tht), _ = cv2.getTextSize(name, font, 0.7 * fs, 1)
+            x, y = min(q[0][0], q[2][0]) - tw - 4, (q[0][1] + q[2][1]) / 2 + tht / 2
+            org = (int(max(2, x)), int(min(max(y, tht + 2), img.shape[0] - 2)))
+            cv2.putText(img, name, org, font, 0.7 * fs, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(img, name, org, font, 0.7 * fs, (0, 230, 255), 1, cv2.LINE_AA)
     if result is None or len(c) < 2:
         return img
     span = float(np.median(np.linalg.norm(c[:, 1] - c[:, 0], axis=1))) * 1.6
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    fs = max(0.4, 0.9 * img.shape[0] / 1600)
     # PT and MT always share an end vertebra, TL shares one with PT or with MT: each curve draws its
     # lines on its own side of the spine (from the centre out), so a shared vertebra shows both colours
     tl_side = -1 if set(result.ends["TL"]) & set(result.ends["PT"]) else 1
@@ -172,7 +203,8 @@ def draw_overlay(grey: np.ndarray, corners: np.ndarray, result: Optional[CobbRes
     return img
 
 
-CSV_FIELDS = ["image", "source_name", "n_vertebrae", *ANGLE_NAMES, *[f"{k}_ends" for k in ANGLE_NAMES], "s_curve",
+CSV_FIELDS = ["image", "source_name", "n_vertebrae", "missing_levels", *ANGLE_NAMES, *[f"{k}_ends" for k in ANGLE_NAMES],
+              "s_curve",
               *[f"true_{k}" for k in ANGLE_NAMES], "smape", "error"]
 
 

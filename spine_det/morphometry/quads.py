@@ -195,8 +195,12 @@ def order_instances(masks: Sequence[np.ndarray], min_area_fraction: float = MIN_
     return [m for m, _ in _order(masks, min_area_fraction)]
 
 
-def _order(masks: Sequence[np.ndarray], min_area_fraction: float = MIN_AREA_FRACTION) -> List[Tuple[np.ndarray, List[int]]]:
-    """:func:`order_instances`, each result with the indices of the input masks it came from."""
+def _order(masks: Sequence[np.ndarray], min_area_fraction: float = MIN_AREA_FRACTION,
+           scores: Optional[Sequence[float]] = None, same_level_gap: float = SAME_LEVEL_GAP,
+           ) -> List[Tuple[np.ndarray, List[int]]]:
+    """:func:`order_instances`, each result with the indices of the input masks it came from. With
+    ``scores``, of two same-level instances too big to unite the higher-scoring one stays (else the larger)."""
+    rank = (lambda o, m: (max(scores[i] for i in o), m.sum())) if scores is not None else (lambda o, m: m.sum())
     ms = [(np.asarray(m) > 0, [i]) for i, m in enumerate(masks)]
     ms = [(m, o) for m, o in ms if m.any()]
     if not ms:
@@ -217,12 +221,12 @@ def _order(masks: Sequence[np.ndarray], min_area_fraction: float = MIN_AREA_FRAC
     last_t = -np.inf
     for k in order:
         m, o = ms[k]
-        if out and t[k] - last_t < SAME_LEVEL_GAP * med_gap:
+        if out and t[k] - last_t < same_level_gap * med_gap:
             prev, po = out[-1]
             union = prev | m
             if union.sum() <= 1.4 * med:
                 out[-1] = (union, po + o)
-            elif m.sum() > prev.sum():
+            elif rank(o, m) > rank(po, prev):
                 out[-1] = (m, o)
             last_t = float(_arc_positions(curve, _pixels(out[-1][0]).mean(0)[None])[0])
             continue
@@ -465,7 +469,13 @@ def quads_from_instances(masks: Sequence[np.ndarray], method: str = "endplates",
     ``fits``: per mask, a fit method that overrides ``method`` (None: use ``method``);
     :func:`quads_from_mask` passes what each piece of a split needs.
     """
-    ordered = _order(masks)
+    return quads_of_ordered(_order(masks), method, fits)
+
+
+def quads_of_ordered(ordered: Sequence[Tuple[np.ndarray, List[int]]], method: str = "endplates",
+                     fits: Optional[Sequence[Optional[str]]] = None) -> np.ndarray:
+    """(N, 4, 2) corners of masks already in spine order, one per vertebra (e.g. by
+    :func:`spine_det.morphometry.levels.assign_levels`), each with the input indices it came from."""
     if not ordered:
         return np.zeros((0, 4, 2))
     cents = np.array([_pixels(m).mean(0) for m, _ in ordered])

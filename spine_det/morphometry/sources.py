@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -76,6 +76,37 @@ def _read_npz(path: Path, score_threshold: float) -> List[np.ndarray]:
     if masks.ndim != 3:
         raise DataError(path, f"'masks' has shape {masks.shape}, expected (N, H, W)")
     return [m > 0.5 if m.dtype != bool else m for m, s in zip(masks, scores) if s >= score_threshold]
+
+
+def load_scored_instances(path: Path, score_threshold: float = 0.0) -> Tuple[List[np.ndarray], Optional[List[float]]]:
+    """Instance masks with the model's score of each: an ``.npz`` with "scores", or an ``_instances.png``
+    label map with the ``_instances.json`` that ``predict`` writes beside it (label k = its k-th instance).
+    Scores are None where the files carry none (every instance then counts alike)."""
+    import json
+
+    if path.name.endswith("_instances.npz"):
+        with np.load(path) as z:
+            scores = [float(v) for v in np.asarray(z["scores"])] if "scores" in z.files else None
+        masks = _read_npz(path, score_threshold if scores is not None else -np.inf)
+        return masks, ([v for v in scores if v >= score_threshold] if scores is not None else None)
+    import cv2
+
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise DataError(path, "unreadable instance label image")
+    lab = lab[..., 0] if lab.ndim == 3 else lab
+    ids = [int(v) for v in np.unique(lab) if v != 0]
+    masks = [lab == v for v in ids]
+    side = path.with_name(path.name[: -len("_instances.png")] + "_instances.json")
+    try:
+        inst = json.loads(side.read_text(encoding="utf-8")).get("instances") if side.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        inst = None
+    if not isinstance(inst, list) or (ids and max(ids) > len(inst)):
+        return masks, None
+    scores = [float(inst[v - 1].get("score", 1.0)) if isinstance(inst[v - 1], dict) else 1.0 for v in ids]
+    keep = [k for k, v in enumerate(scores) if v >= score_threshold]
+    return [masks[k] for k in keep], [scores[k] for k in keep]
 
 
 def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, instances: bool) -> Optional[Path]:

@@ -36,6 +36,44 @@ def components(mask: np.ndarray) -> np.ndarray:
     return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
 
 
+def levelled_label_map(inst: Path, sem: Path, shape, split_mask: bool):
+    """(label map of the kept vertebrae, k = k-th kept top to bottom; their level names; what was read)
+    after order-aware post-processing (spine_det.morphometry.levels) of the instances, or of the
+    semantic mask's pieces (split at the discs with ``split_mask``, else its components)."""
+    from spine_det.data.io import read_mask
+    from spine_det.morphometry.levels import assign_levels, kept_masks
+    from spine_det.morphometry.quads import split_semantic
+    from spine_det.morphometry.sources import load_scored_instances
+
+    if inst.is_file():
+        masks, scores = load_scored_instances(inst)
+        kind = "instances, levels"
+    else:
+        mask = read_mask(sem, shape=shape)
+        lab = components(mask)
+        masks = split_semantic(mask) if split_mask else [lab == v for v in range(1, int(lab.max()) + 1)]
+        scores = None
+        kind = "mask split at the discs, levels" if split_mask else "mask components, levels"
+    a = assign_levels(masks, scores)
+    out = np.zeros(shape, np.int32)
+    for k, m in enumerate(kept_masks(masks, a), start=1):
+        out[m & (out == 0)] = k
+    return out, list(a.names), kind
+
+
+def true_level_names(view_folder: Path) -> Optional[List[str]]:
+    """The level name of each ground-truth label (label k = k-th name) from the view folder's
+    ``landmarks.json`` (tools/import_aasce.py writes one), or None."""
+    f = view_folder / "landmarks.json"
+    if not f.is_file():
+        return None
+    try:
+        names = json.loads(f.read_text(encoding="utf-8")).get("vertebrae")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True, type=Path, help="the dataset (ground truth)")
@@ -51,6 +89,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--split-mask", action="store_true",
                     help="semantic masks: split into vertebrae at the discs (as tools/measure_cobb.py --source mask) "
                          "instead of taking connected components")
+    ap.add_argument("--levels", action=argparse.BooleanOptionalAction, default=True,
+                    help="vertebra tasks: score the predictions after order-aware post-processing (default on; as "
+                         "measure-cobb): candidates off the spine's curve and same-level duplicates dropped, the "
+                         "rest fitted to the levels T1-L5; adds the share of detected vertebrae whose level is "
+                         "named correctly where the truth names them (landmarks.json)")
     ap.add_argument("--out", required=True, type=Path, help="output folder (outside the data root)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -91,7 +134,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         shape = (s.height, s.width)
         mask = read_mask(s.masks[task.name], shape=shape)
         gt = read_label_map(s.instance_maps[task.name], shape=shape) * mask if task.name in s.instance_maps else components(mask)
-        if inst.is_file():
+        names = None
+        if a.levels and task.name.endswith("_vertebra"):
+            pred, names, kind = levelled_label_map(inst, sem, shape, a.split_mask)
+        elif inst.is_file():
             pred, kind = read_label_map(inst, shape=shape), "instances"
         elif a.split_mask:
             from spine_det.morphometry.quads import split_semantic
@@ -104,6 +150,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             pred, kind = components(read_mask(sem, shape=shape)), "mask components"
         pred_kind.add(kind)
         m = match_instances(gt, pred, a.iou, a.cover)
+        truth = true_level_names(Path(s.masks[task.name]).parent) if names is not None else None
+        if truth is not None:
+            checked = [(g, p) for g, p in m.pairs if 0 < g <= len(truth) and 0 < p <= len(names)]
+            m.levels_checked = len(checked)
+            m.levels_correct = sum(truth[g - 1] == names[p - 1] for g, p in checked)
         matches.append(m)
         rows.append({"image": s.key, "prediction": kind, **m.as_dict()})
     if missing:

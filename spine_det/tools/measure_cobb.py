@@ -51,7 +51,7 @@ from typing import Dict, List, Optional, Tuple
 logger = logging.getLogger("spine_det.measure_cobb")
 
 TASK = "ap_vertebra"
-SPLIT_FOLDERS = {"train": ("training",), "test": ("test",), "all": None}
+SPLIT_FOLDERS = {"train": ("training",), "val": ("training",), "test": ("test",), "all": None}
 
 
 def _ci_file(folder: Path, name: str) -> Optional[Path]:
@@ -91,6 +91,22 @@ def dataset_items(root: Path, split: str) -> List[Dict[str, object]]:
     return items
 
 
+def validation_items(root: Path, items: List[Dict[str, object]], seed: int) -> List[Dict[str, object]]:
+    """The items of the package's validation split (spine_det.data.prepare, split seed ``seed``)."""
+    from spine_det.data.io import DataError
+    from spine_det.data.prepare import prepare_dataset
+
+    try:
+        samples = prepare_dataset(root, seed=seed, convert=False).manifest.select(split="val", view="ap")
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    folders = {Path(s.image).resolve().parent.parent for s in samples}
+    out = [it for it in items if Path(it["landmarks"]).resolve().parent.parent in folders]
+    if not out:
+        raise SystemExit(f"error: no validation films with landmarks.json under {root} (split seed {seed})")
+    return out
+
+
 def pred_items(pred_dir: Path) -> List[Dict[str, object]]:
     """Prediction folder alone: every ``ap_vertebra_instances.json`` (written by tools/predict.py)."""
     items = []
@@ -127,15 +143,18 @@ def find_pred_file(pred_dir: Path, item: Dict[str, object], instances: bool) -> 
 
 
 def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], shape: Tuple[int, int]):
-    """The masks to measure (list of instance masks or one binary mask), or None if absent."""
+    """The masks to measure (list of instance masks or one binary mask), or None if absent; predicted
+    instances come as (masks, scores or None)."""
     import cv2
 
     from spine_det.data.io import read_mask
     from spine_det.morphometry.quads import instances_from_label_map
-    from spine_det.morphometry.sources import load_prediction
+    from spine_det.morphometry.sources import load_prediction, load_scored_instances
 
     if pred_dir is not None:
         p = find_pred_file(pred_dir, item, instances=(source == "instances"))
+        if p is not None and p.name.endswith(("_instances.png", "_instances.npz")):
+            return load_scored_instances(p)
         return None if p is None else load_prediction(p, shape)
     p = item["instances"] if source == "instances" else item["mask"]
     if p is None:
@@ -155,10 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=None, help="imported dataset (see Inputs above)")
     p.add_argument("--pred-dir", type=Path, default=None, help="tools/predict.py output folder (see Inputs above)")
     p.add_argument("--source", choices=("gt", "instances", "mask"), default="gt", help="what to measure (see above)")
-    p.add_argument("--split", choices=("train", "test", "all"), default="test",
-                   help="with --data-root: Training/ (train), Test/ (test) or both (default: test)")
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                   help="with --data-root: Training/ (train), Test/ (test) or both (default: test); val: the "
+                        "package's validation films (drawn from Training/ with --seed, as by every other tool), "
+                        "where post-processing settings are chosen, never on the test films")
+    p.add_argument("--seed", type=int, default=0, help="with --split val: the split seed (default 0)")
     p.add_argument("--fit", choices=("endplates", "rect"), default="endplates",
                    help="corner fit per vertebra mask: endplate lines (default) or minimum-area rectangle")
+    p.add_argument("--levels", action=argparse.BooleanOptionalAction, default=True,
+                   help="order-aware post-processing of predicted vertebrae (default on): candidates off the spine's "
+                        "curve and duplicates of a level are dropped, the rest fitted to the levels T1-L5 "
+                        "(spine_det/morphometry/levels.py), so each curve's end vertebrae are named; "
+                        "--no-levels measures every predicted instance as it comes")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-overlay", action="store_true", help="write only the CSV and the summary")
     p.add_argument("--overlay-max-side", type=int, default=1600, help="overlay long side in px (default 1600)")
@@ -193,11 +220,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     import cv2
 
     from spine_det.data.io import DataError, image_size, read_image
-    from spine_det.morphometry.cobb_report import (draw_overlay, corners_from_prediction, measure_one, read_landmarks_json,
-                                                   records_csv, summarise, summary_markdown)
+    from spine_det.morphometry.cobb_report import (corners_from_prediction, draw_overlay, levelled_corners, measure_one,
+                                                   read_landmarks_json, records_csv, summarise, summary_markdown)
     from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
 
     items = dataset_items(args.data_root, args.split) if args.data_root is not None else pred_items(args.pred_dir)
+    if args.data_root is not None and args.split == "val":
+        items = validation_items(args.data_root, items, args.seed)
     if args.limit:
         items = items[: args.limit]
     out = args.out.expanduser().resolve()
@@ -223,14 +252,22 @@ def main(argv: Optional[List[str]] = None) -> int:
                 corners, names = lm["corners"], lm["names"]
             else:
                 pred = load_source(it, args.source, args.pred_dir, (h, w))
+                scores = None
+                if isinstance(pred, tuple):
+                    pred, scores = pred
                 if pred is None:
                     logger.warning("%s: no %s prediction; scored as 0 vertebrae", it["key"], args.source)
-                corners = corners_from_prediction(pred, args.fit)
+                if args.levels:
+                    corners, names, assignment = levelled_corners(pred, args.fit, scores)
+                    rec["missing_levels"] = " ".join(assignment.missing) if assignment else ""
+                else:
+                    corners = corners_from_prediction(pred, args.fit)
             rec.update(measure_one(corners, h, lm["true"] if lm else None, names))
             if lm and lm.get("source_name"):
                 rec["source_name"] = lm["source_name"]
             if not args.no_overlay and it.get("image") is not None and Path(it["image"]).is_file():
-                ov = draw_overlay(read_image(it["image"]), corners, rec.get("result"), args.overlay_max_side)
+                ov = draw_overlay(read_image(it["image"]), corners, rec.get("result"), args.overlay_max_side,
+                                  names=names if names is not None and len(names) == len(corners) else None)
                 with atomic_path(out / "overlays" / (str(it["key"]).replace("/", "__") + ".png")) as tmp:
                     cv2.imwrite(str(tmp), ov)
         except (DataError, ValueError) as e:
@@ -241,9 +278,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         records.append(rec)
     ok = [r for r in records if "error" not in r]
     summary = summarise(ok, args.source)
-    summary.update({"failed": failed, "fit": args.fit,
+    summary.update({"failed": failed, "fit": args.fit, "levels": bool(args.levels and args.source != "gt"),
                     "inputs": {"data_root": str(args.data_root) if args.data_root else None,
-                               "pred_dir": str(args.pred_dir) if args.pred_dir else None, "split": args.split}})
+                               "pred_dir": str(args.pred_dir) if args.pred_dir else None, "split": args.split,
+                               "seed": args.seed}})
     atomic_write_text(out / "cobb_angles.csv", records_csv(records))
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))

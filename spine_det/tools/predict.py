@@ -46,18 +46,22 @@ def list_inputs(path: Path) -> List[Path]:
 def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
     import cv2
 
+    from spine_det.morphometry.levels import name_instance_levels
     from spine_det.utils.fileio import atomic_path, atomic_write_json
     from spine_det.utils.overlay import overlay_masks
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, p in preds.items():
+        extra = name_instance_levels(task, p)
         atomic_write_json(out_dir / f"{task}_instances.json",
                           {"image": str(source), "task": task, "height": int(grey.shape[0]), "width": int(grey.shape[1]),
-                           "bbox_mode": "XYWH", "instances": p.instances})
+                           "bbox_mode": "XYWH", **extra, "instances": p.instances})
         with atomic_path(out_dir / f"{task}_overlay.png") as tmp:
-            # the task's colour of every other tool's pictures; an instance model's boxes drawn too
-            boxes = [(task, i["bbox"]) for i in p.instances if "bbox" in i] if p.instance_masks is not None else []
-            cv2.imwrite(str(tmp), overlay_masks(grey, [(task, p.mask)], boxes=boxes))
+            # the task's colour of every other tool's pictures; an instance model's boxes drawn too, with levels
+            with_box = [i for i in p.instances if "bbox" in i] if p.instance_masks is not None else []
+            boxes = [(task, i["bbox"]) for i in with_box]
+            cv2.imwrite(str(tmp), overlay_masks(grey, [(task, p.mask)], boxes=boxes,
+                                                box_labels=[i.get("level") for i in with_box]))
         if p.instance_masks is not None:
             with atomic_path(out_dir / f"{task}_instances.png") as tmp:
                 cv2.imwrite(str(tmp), p.label_map())

@@ -38,10 +38,12 @@ def overlay_masks(
     alpha: float = 0.4,
     outline: bool = True,
     legend: bool = True,
+    box_labels: Sequence[Optional[str]] = (),
 ) -> np.ndarray:
     """BGR uint8: the grey image with each (task, bool mask) layer tinted in its task's colour
-    (``alpha`` of the colour), optionally outlined, the (task, XYWH) boxes drawn, and a legend of
-    the tasks' class names. Several layers of one task (instances) share its colour."""
+    (``alpha`` of the colour), optionally outlined, the (task, XYWH) boxes drawn (each with its text of
+    ``box_labels``, e.g. the vertebra's level, left of the box), and a legend of the tasks' class
+    names. Several layers of one task (instances) share its colour."""
     import cv2
 
     items = list(layers.items()) if isinstance(layers, Mapping) else list(layers)
@@ -57,8 +59,15 @@ def overlay_masks(
         for task, m in items:
             contours, _ = cv2.findContours(np.asarray(m, np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(out, contours, -1, task_colour(task), thick)
-    for task, (x, y, w, h) in boxes:
+    labels = list(box_labels)
+    for k, (task, (x, y, w, h)) in enumerate(boxes):
         cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), task_colour(task), thick)
+        if k < len(labels) and labels[k]:
+            fs = max(0.4, max(img.shape[:2]) / 2500)
+            (tw, th), _ = cv2.getTextSize(labels[k], cv2.FONT_HERSHEY_SIMPLEX, fs, thick)
+            org = (int(max(2, x - tw - 4)), int(y + h / 2 + th / 2))
+            cv2.putText(out, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), thick + 2, cv2.LINE_AA)
+            cv2.putText(out, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, fs, task_colour(task), thick, cv2.LINE_AA)
     if legend:
         scale = max(0.5, max(img.shape[:2]) / 1500)
         for i, task in enumerate(dict.fromkeys(t for t, _ in items)):

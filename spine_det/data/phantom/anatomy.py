@@ -40,6 +40,14 @@ _GRADE_LOSS = {1: (0.205, 0.245), 2: (0.26, 0.39), 3: (0.41, 0.58)}
 _LEVEL_RISK = np.array([0.5, 1.0, 2.0, 2.0, 1.2, 0.8, 0.6, 0.4])  # fracture risk over LEVELS
 
 
+def mean_level_dimensions(names) -> Dict[str, np.ndarray]:
+    """The adult mean table above for the named levels (of ALL_LEVELS), in mm: body ``height``, AP ``width``
+    and the ``disc`` below each. The one anatomical prior that the phantom draws from and that
+    order-aware post-processing (spine_det.morphometry.levels) fits a film's vertebrae to."""
+    idx = [ALL_LEVELS.index(n) for n in names]
+    return {"height": _H[idx].copy(), "width": _W[idx].copy(), "disc": _DISC[idx].copy()}
+
+
 def genant_grade(loss: float) -> int:
     """Genant semi-quantitative grade of a height-loss ratio (0: <20%, 1: 20-25%, 2: 25-40%, 3: >40%)."""
     if loss < 0.20:

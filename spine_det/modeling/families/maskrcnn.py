@@ -3,7 +3,9 @@
 Trained by ``spine_det.tools.train_net`` (Detectron2's ``DefaultTrainer``, ``metrics.json``); predicts
 with :class:`spine_det.engine.predictor.MaskRCNNPredictor` (instances with score >= threshold, pasted).
 With ``--maskrcnn-init linknet`` the benchmark starts its R18 backbone from the LinkNet of the same
-task and seed (:func:`linknet_init_opts`). Declarative: the parts are named as ``"module:attr"`` and
+task and seed (:func:`linknet_init_opts`); with ``--maskrcnn-init PATH`` the whole network from another
+Mask R-CNN checkpoint of the same architecture, e.g. one trained on the phantom (:func:`checkpoint_init_opts`):
+the package's own substitute for COCO weights on machines that cannot download them. Declarative: the parts are named as ``"module:attr"`` and
 imported only when used.
 """
 from __future__ import annotations
@@ -55,11 +57,43 @@ def linknet_init_opts(runs_dir: Path, task: str, seed: int) -> List[str]:
             "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
 
 
+def checkpoint_init_opts(checkpoint: Path) -> List[str]:
+    """Opts that start every layer from another Mask R-CNN checkpoint of the same architecture (e.g. the
+    benchmark's phantom-trained unit): MODEL.WEIGHTS, every backbone stage trained (FREEZE_AT 0, as from
+    random init), and the checkpoint's hash, so that a retrained starting point retrains this unit.
+    A file that is not a Mask R-CNN state dict is refused here, before anything trains."""
+    import torch
+
+    ck = Path(checkpoint).expanduser().resolve()
+    if not ck.is_file():
+        raise FileNotFoundError(f"--maskrcnn-init: checkpoint not found: {ck}")
+    if not recognizes(torch.load(ck, map_location="cpu", weights_only=True)):
+        raise ValueError(f"--maskrcnn-init: {ck} is not a Detectron2 Mask R-CNN checkpoint (no backbone./roi_heads. "
+                         f"weights); give 'linknet' to start from a LinkNet")
+    return ["MODEL.WEIGHTS", str(ck), "MODEL.BACKBONE.FREEZE_AT", "0", "SPINE.INIT_CHECKPOINT_SHA1", file_sha1(ck)[:12]]
+
+
+def init_choice(value: str) -> str:
+    """``--maskrcnn-init``'s value: 'config', 'linknet' or an existing checkpoint file (resolved), else a
+    one-line argparse error."""
+    import argparse
+
+    if value in ("config", INIT_FAMILY):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"expected 'config', '{INIT_FAMILY}' or a Mask R-CNN checkpoint file; "
+                                         f"not found: {value}")
+    return str(path.resolve())
+
+
 def benchmark_args(group: Any) -> None:
-    group.add_argument("--maskrcnn-init", choices=("config", INIT_FAMILY), default="config",
+    group.add_argument("--maskrcnn-init", default="config", type=init_choice, metavar="{config,linknet,PATH}",
                        help="Mask R-CNN's starting weights: as its config says (default; the cpu profile: random "
-                            "init), or 'linknet': its ResNet18 backbone from this benchmark's LinkNet of the same "
-                            "task (trained first), for machines without pretrained weights")
+                            "init); 'linknet': its ResNet18 backbone from this benchmark's LinkNet of the same "
+                            "task (trained first); or PATH: every layer from a Mask R-CNN checkpoint of the same "
+                            "architecture, e.g. runs/maskrcnn/ap_vertebra/model_best.pth of a benchmark on the "
+                            "phantom (pre-training without downloads; results/aasce/)")
 
 
 def _init(options: Any) -> str:
@@ -67,13 +101,20 @@ def _init(options: Any) -> str:
 
 
 def plan_opts(runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
-    return linknet_init_opts(runs_dir, task, seed) if _init(options) == INIT_FAMILY else []
+    init = _init(options)
+    if init == INIT_FAMILY:
+        return linknet_init_opts(runs_dir, task, seed)
+    return [] if init == "config" else checkpoint_init_opts(Path(init))
 
 
 def header_note(options: Any) -> Tuple[str, str]:
     """The results header's line on where Mask R-CNN's weights came from."""
-    if _init(options) == INIT_FAMILY:
+    init = _init(options)
+    if init == INIT_FAMILY:
         return ("Mask R-CNN weights", "backbone from this benchmark's LinkNet of the same task (--maskrcnn-init linknet)")
+    if init != "config":
+        return ("Mask R-CNN weights", f"every layer from the Mask R-CNN checkpoint {Path(init).name} "
+                                      f"(sha1 {file_sha1(Path(init))[:12]}; --maskrcnn-init PATH)")
     return ("Mask R-CNN weights", "as configured (cpu profile: random init)")
 
 

@@ -1,0 +1,217 @@
+"""Order-aware post-processing of vertebra instances: at most one instance per level, each named (T1..L5).
+
+A detector (Mask R-CNN), a semantic mask split at the discs, or any other source of vertebra
+candidates gives false positives beside the spine, two candidates for one body and gaps where a
+body was missed. The Cobb angle takes its end vertebrae from whatever is left, so one stray
+candidate can set an angle. The challenge entries that lead AASCE 2019 therefore fit the candidates
+to the expected list of levels before they measure. This module does that in three steps:
+
+1. **Along the spine.** Specks are dropped and same-level pieces united (:func:`quads._order`); a
+   robust curve is fitted through the centroids and candidates whose centroid lies more than
+   ``OFF_CURVE`` x the median body size beside it are rejected.
+2. **Levels by dynamic programming.** The remaining candidates, in order along the curve, are matched to
+   strictly increasing levels of the view's list. The cost of a match says how well the gap between
+   two consecutive matched candidates fits the anatomical distance between their levels' centres
+   (body + disc heights, the mean adult table the phantom draws from, times one scale per film, searched
+   on a grid), and how well the change of their areas fits the change of the levels' body areas (a
+   scale-free term). A candidate may be left out (cost grows with its score), a level may be missing
+   (cost per level, less at the ends of the list, where a film's field may stop, and least at the top).
+3. **Result.** Per input candidate its level name or None (rejected), and the kept candidates in
+   level order, with the names the Cobb report then prints ("T5-T11").
+
+Everything is a function of the candidates and their scores: no image, no training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from spine_det.data.aasce import VERTEBRA_NAMES
+from spine_det.data.phantom.anatomy import ALL_LEVELS, mean_level_dimensions
+from spine_det.morphometry.quads import _curve_coords, _order, _pixels
+from spine_det.morphometry.vertebrae import fit_spine_curve
+
+SAME_LEVEL_GAP = 0.25  # candidates closer than this x the median gap along the curve are one level (united or
+# the weaker dropped); tighter than quads' 0.45: on a full spine the upper thoracic pitch is ~half the lumbar one
+OFF_CURVE = 1.0  # reject a candidate whose centroid lies this x the median sqrt(area) beside the curve
+GAP_TOL = 0.25  # relative sd of a gap between matched neighbours around its anatomical value
+SIZE_TOL = 0.35  # sd of the change of log area between matched neighbours around the table's change
+MISSING_COST = 3.0  # per level skipped between two matched candidates
+END_COST = (1.0, 4.0)  # per level of the list left unmatched above the first / below the last match: the
+# bottom costs more because the level sizes and gaps alone barely tell T1 from T2 (a one-level shift is
+# absorbed by the film's scale), while the lowest lumbar body is the one a radiograph of the
+# thoracolumbar spine nearly always shows and a detector nearly always finds (the sacrum below it)
+REJECT_COST = (1.0, 6.0)  # leaving a candidate out costs a + b x score
+MAX_CANDIDATES_PER_LEVEL = 3  # more candidates than this x levels: only the highest-scoring ones enter the fit
+SCALE_STEPS = 41  # scales (px per mm along the spine) tried per film
+
+
+@dataclass
+class LevelAssignment:
+    """The outcome for one film: per input candidate its level (None: rejected or a speck), and why."""
+
+    levels: List[Optional[str]]  # one per input mask, in input order
+    order: List[int] = field(default_factory=list)  # indices of kept candidates (first of each united group), top to bottom
+    groups: List[List[int]] = field(default_factory=list)  # per kept candidate: the input masks united in it
+    names: List[str] = field(default_factory=list)  # level of each kept candidate
+    missing: List[str] = field(default_factory=list)  # levels of the list with no candidate, inside the matched run
+    rejected: Dict[int, str] = field(default_factory=dict)  # input index -> reason ("speck or same level", "off the curve", "no level")
+    scale: float = float("nan")  # px per mm along the spine of the best fit
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"levels": self.levels, "names": self.names, "missing": self.missing,
+                "rejected": {str(k): v for k, v in self.rejected.items()}, "scale_px_per_mm": self.scale}
+
+
+def level_centres_mm(names: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(centre position along the spine, body area) per level in mm / mm^2, from the mean adult table;
+    names outside the table (C1..C6, S1, custom) get even 25 mm steps and equal areas."""
+    if all(n in ALL_LEVELS for n in names):
+        dims = mean_level_dimensions(names)
+        h, disc = dims["height"], dims["disc"]
+        steps = h[:-1] / 2 + disc[:-1] + h[1:] / 2
+        return np.concatenate([[0.0], np.cumsum(steps)]), h * dims["width"]
+    return np.arange(len(names)) * 25.0, np.ones(len(names))
+
+
+def _dp(t: np.ndarray, log_area: np.ndarray, reject: np.ndarray, pos: np.ndarray, log_size: np.ndarray,
+        scale: float) -> Tuple[float, List[Tuple[int, int]]]:
+    """Best matching (candidate i -> level l, both increasing) at one scale: (cost, [(i, l), ...])."""
+    n, L = len(t), len(pos)
+    gap = t[None, :] - t[:, None]  # (i', i)
+    dpos = pos[None, :] - pos[:, None]  # (l', l)
+    dsize = log_size[None, :] - log_size[:, None]
+    dlog = log_area[None, :] - log_area[:, None]
+    valid = (np.arange(n)[:, None] < np.arange(n)[None, :])[:, None, :, None] & (dpos > 0)[None, :, None, :]
+    expected = scale * np.where(dpos > 0, dpos, 1.0)[None, :, None, :]
+    g = (gap[:, None, :, None] - expected) / (GAP_TOL * expected)
+    sz = (dlog[:, None, :, None] - dsize[None, :, None, :]) / SIZE_TOL
+    skipped = np.maximum(np.arange(L)[None, :] - np.arange(L)[:, None] - 1, 0)  # (l', l)
+    trans = np.where(valid, g ** 2 + sz ** 2 + MISSING_COST * skipped[None, :, None, :], np.inf)  # (i', l', i, l)
+    cum = np.concatenate([[0.0], np.cumsum(reject)])  # rejects strictly between i' and i: cum[i] - cum[i' + 1]
+    between = cum[None, :-1] - cum[1:, None]  # (i', i)
+    trans = trans + np.where(np.isfinite(between), between, 0.0)[:, None, :, None]
+    cost = cum[:-1][:, None] + END_COST[0] * np.arange(L)[None, :]  # start: i first matched, at level l
+    back = np.full((n, L, 2), -1, dtype=np.int64)
+    for i in range(1, n):
+        cand = cost[:i, :, None] + trans[:i, :, i, :]  # (i', l', l)
+        flat = cand.reshape(-1, L)
+        k = np.argmin(flat, axis=0)
+        best = flat[k, np.arange(L)]
+        better = best < cost[i]
+        cost[i] = np.where(better, best, cost[i])
+        back[i, better, 0] = k[better] // L
+        back[i, better, 1] = k[better] % L
+    final = cost + (cum[-1] - cum[1:])[:, None] + END_COST[1] * (L - 1 - np.arange(L))[None, :]
+    i, l = np.unravel_index(int(np.argmin(final)), final.shape)
+    total = float(final[i, l])
+    path = [(int(i), int(l))]
+    while back[path[-1][0], path[-1][1], 0] >= 0:
+        pi, pl = back[path[-1][0], path[-1][1]]
+        path.append((int(pi), int(pl)))
+    return total, path[::-1]
+
+
+def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]] = None,
+                  names: Sequence[str] = VERTEBRA_NAMES, off_curve: float = OFF_CURVE) -> LevelAssignment:
+    """Fit vertebra candidates (boolean masks of one film, any order) to the level list ``names`` (top to
+    bottom); see the module docstring. ``scores``: the detector's confidence per mask (None: all 1)."""
+    n_in = len(masks)
+    sc = np.ones(n_in) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(sc) != n_in:
+        raise ValueError(f"{len(sc)} scores for {n_in} masks")
+    if len(names) == 0:
+        raise ValueError("an empty level list")
+    out = LevelAssignment(levels=[None] * n_in)
+    ms = [np.asarray(m) > 0 for m in masks]
+    areas_in = np.array([float(m.sum()) for m in ms])
+    alive = [i for i in range(n_in) if areas_in[i] > 0]
+    if len(alive) >= 3:  # off the curve first: a big false positive beside the spine must not displace a body
+        cents = np.array([_pixels(ms[i]).mean(0) for i in alive])
+        _, s = _curve_coords(fit_spine_curve(cents), cents)
+        size = float(np.median(np.sqrt(areas_in[alive])))
+        off = np.abs(s) > off_curve * size
+        out.rejected.update({i: "off the curve" for i, bad in zip(alive, off) if bad})
+        alive = [i for i, bad in zip(alive, off) if not bad]
+    grouped = [(m, [alive[j] for j in o])
+               for m, o in _order([ms[i] for i in alive], scores=[sc[i] for i in alive], same_level_gap=SAME_LEVEL_GAP)]
+    kept = {i for _, o in grouped for i in o}
+    out.rejected.update({i: "speck, or same level as a kept one" for i in range(n_in)
+                         if i not in kept and i not in out.rejected})
+    if not grouped:
+        return out
+    cands = [(m, o, float(max(sc[j] for j in o))) for m, o in grouped]
+    if len(cands) > MAX_CANDIDATES_PER_LEVEL * len(names):  # the DP is (candidates x levels)^2: keep the likeliest
+        top = sorted(np.argsort([-c[2] for c in cands], kind="stable")[: MAX_CANDIDATES_PER_LEVEL * len(names)])
+        for k in set(range(len(cands))) - set(top):
+            out.rejected.update({j: "beyond the candidate cap" for j in cands[k][1]})
+        cands = [cands[k] for k in top]
+    cents = np.array([_pixels(m).mean(0) for m, _, _ in cands])
+    areas = np.array([float(m.sum()) for m, _, _ in cands])
+    t = _curve_coords(fit_spine_curve(cents), cents)[0] if len(cands) >= 3 else cents[:, 1].copy()
+    order = np.argsort(t, kind="stable")
+    cands = [cands[k] for k in order]
+    t, areas = t[order], areas[order]
+    pos, body = level_centres_mm(names)
+    if len(cands) == 1:
+        path = [(0, int(np.argmin(np.abs(np.log(body / body.mean())))))]
+        scale = float("nan")
+    else:
+        reject = np.array([REJECT_COST[0] + REJECT_COST[1] * c[2] for c in cands])
+        gaps = np.diff(t)
+        med_gap = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else 1.0
+        steps = np.diff(pos)
+        lo, hi = 0.5 * med_gap / steps.max(), 1.6 * med_gap / steps.min()
+        best = (np.inf, [], float("nan"))
+        for scale in np.geomspace(lo, hi, SCALE_STEPS):
+            total, p = _dp(t, np.log(areas), reject, pos, np.log(body), float(scale))
+            if total < best[0]:
+                best = (total, p, float(scale))
+        _, path, scale = best
+    matched = {i: l for i, l in path}
+    for i, (_, o, _) in enumerate(cands):
+        if i in matched:
+            for j in o:
+                out.levels[j] = names[matched[i]]
+            out.order.append(o[0])
+            out.groups.append(list(o))
+            out.names.append(names[matched[i]])
+        else:
+            out.rejected.update({j: "no level" for j in o})
+    first, last = min(matched.values()), max(matched.values())
+    out.missing = [names[k] for k in range(first, last + 1) if k not in set(matched.values())]
+    out.scale = scale
+    return out
+
+
+def kept_masks(masks: Sequence[np.ndarray], assignment: LevelAssignment) -> List[np.ndarray]:
+    """The kept candidates top to bottom, each the union of its group (same-level pieces)."""
+    out = []
+    for g in assignment.groups:
+        m = np.asarray(masks[g[0]]) > 0
+        for j in g[1:]:
+            m = m | (np.asarray(masks[j]) > 0)
+        out.append(m)
+    return out
+
+
+def name_instance_levels(task: str, prediction) -> Dict[str, object]:
+    """A predictor's vertebra instances (``prediction.instances`` dicts with their ``score``, and
+    ``prediction.instance_masks``): each dict gets its ``level`` (T1..L5; None when the post-processing
+    drops it as off the spine or a same-level duplicate); returns ``{"levels": {names, missing, rejected,
+    scale}}`` for the prediction's JSON, or {} for a task without levels (only vertebral bodies have
+    them) or a model without instance masks. The instances and masks stay as the model gave them."""
+    if getattr(prediction, "instance_masks", None) is None or not task.endswith("_vertebra") or not prediction.instances:
+        return {}
+    a = assign_levels([prediction.instance_masks[k] for k in range(len(prediction.instances))],
+                      [float(i.get("score", 1.0)) for i in prediction.instances])
+    for inst, level in zip(prediction.instances, a.levels):
+        inst["level"] = level
+    rec = a.as_dict()
+    rec.pop("levels")
+    return {"levels": rec}
+
+
+__all__ = ["LevelAssignment", "assign_levels", "kept_masks", "level_centres_mm", "name_instance_levels"]
