@@ -1,4 +1,4 @@
-"""One picture of Cobb overlays side by side: per film, the ground truth and each prediction run of
+"""One picture of Cobb overlays side by side, films left to right: per film, the ground truth and each prediction run of
 ``spine-det measure-cobb`` (each vertebra outlined and labelled with its level, the three angles with
 their end vertebrae), downscaled, with the film's SMAPE under each prediction.
 
@@ -29,7 +29,7 @@ def tile(img: Optional[np.ndarray], height: int, caption: str) -> np.ndarray:
     scale = height / img.shape[0]
     img = cv2.resize(img, (max(1, int(round(img.shape[1] * scale))), height), interpolation=cv2.INTER_AREA)
     bar = np.full((34, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, caption, (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(bar, caption, (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([bar, img])
 
 
@@ -50,13 +50,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             r = table.get(key, {})
             ov = cv2.imread(str(d / "overlays" / (key.replace("/", "__") + ".png")))
             sm = r.get("smape")
-            caption = f"{label}" + (f"  SMAPE {float(sm):.1f}" if sm not in (None, "") and label != runs[0][0] else "")
+            caption = f"{label}" + (f", SMAPE {float(sm):.1f}" if sm not in (None, "") and label != runs[0][0] else "")
             tiles.append(tile(ov, a.height, caption))
         lines.append(np.hstack([np.pad(t, ((0, 0), (0, 6), (0, 0)), constant_values=255) for t in tiles]))
-    width = max(x.shape[1] for x in lines)
-    sheet = np.hstack([np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in lines]) \
-        if len(lines) <= 2 else np.vstack([np.pad(x, ((0, 6), (0, width - x.shape[1]), (0, 0)), constant_values=255)
-                                          for x in lines])
+    height = max(x.shape[0] for x in lines)  # the films side by side, a white gap between them
+    sheet = np.hstack([np.pad(x, ((0, height - x.shape[0]), (0, 18), (0, 0)), constant_values=255) for x in lines])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(a.out), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"{len(keys)} films x {len(runs)} runs -> {a.out}")
