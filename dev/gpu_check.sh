@@ -35,8 +35,8 @@ step maskrcnn_full "$py" -m spine_det.tools train-net --config-file configs/lat_
     --num-gpus 1 --data-root "$out/phantom" OUTPUT_DIR "$out/maskrcnn_full" MODEL.WEIGHTS "" MODEL.DEVICE "$device" \
     SOLVER.MAX_ITER "$iters" SOLVER.STEPS "($(( iters * 8 / 10 )),)" SOLVER.WARMUP_ITERS $(( iters / 10 )) \
     SOLVER.CHECKPOINT_PERIOD "$iters" TEST.EVAL_PERIOD "$iters"
-grep -h "copypaste: [0-9]" "$out/maskrcnn_full.log" | tail -n 1 | sed 's/^/maskrcnn_full dice,jaccard,tpr: /' | tee -a "$summary"
-grep -h " time: " "$out/maskrcnn_full.log" | tail -n 1 | sed 's/.*\( time: [0-9.]*\).*/maskrcnn_full s\/iter:\1/' | tee -a "$summary"
+grep -h -A1 "copypaste: dice,jaccard,tpr" "$out/maskrcnn_full.log" | tail -n 1 | sed 's/.*copypaste: /maskrcnn_full dice,jaccard,tpr: /' | tee -a "$summary"
+grep -h "Overall training speed" "$out/maskrcnn_full.log" | tail -n 1 | sed 's/.*\]: /maskrcnn_full: /' | tee -a "$summary"
 step families "$py" -m spine_det.tools benchmark --profile cpu --device "$device" --data-root "$out/phantom" \
     --out "$out/bench" --tasks lat_vertebra --skip-classifier --cost-images 8 \
     --maskrcnn-opts SOLVER.MAX_ITER "$iters" SOLVER.STEPS "($(( iters * 8 / 10 )),)" SOLVER.WARMUP_ITERS $(( iters / 10 )) \
