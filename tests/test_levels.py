@@ -163,3 +163,28 @@ def test_the_python_api_carries_each_instance_level():
     semantic = _instances("ap_vertebra", SimpleNamespace(instance_masks=None, instances=[{"bbox": [0, 0, 1, 1]}]))
     assert semantic.levels is None  # LinkNet's components have no levels
 
+
+
+def test_scored_instances_keep_the_npz_threshold_and_read_scores_beside_a_label_map(tmp_path):
+    import json
+
+    import cv2
+
+    from spine_det.morphometry.sources import load_prediction, load_scored_instances
+
+    _, masks = scoliotic_spine(np.random.default_rng(12))
+    masks = masks[:4]
+    npz = tmp_path / "ap_vertebra_instances.npz"
+    np.savez(npz, masks=np.stack(masks), scores=np.array([0.9, 0.2, 0.7, 0.5]))
+    got, scores = load_scored_instances(npz)
+    assert scores == [0.9, 0.7, 0.5] and len(got) == 3  # as load_prediction: below 0.5 left out
+    assert all((a == b).all() for a, b in zip(got, load_prediction(npz)))
+    png = tmp_path / "ap_vertebra_instances.png"
+    lab = np.zeros(SHAPE, np.uint16)
+    for k, m in enumerate(masks, start=1):
+        lab[m] = k
+    cv2.imwrite(str(png), lab)
+    assert load_scored_instances(png)[1] is None  # no JSON beside it: no scores
+    (tmp_path / "ap_vertebra_instances.json").write_text(json.dumps({"instances": [{"score": v} for v in (0.9, 0.2, 0.7, 0.5)]}))
+    got, scores = load_scored_instances(png)
+    assert scores == [0.9, 0.2, 0.7, 0.5] and len(got) == 4  # the label map is kept whole

@@ -53,11 +53,10 @@ class LevelAssignment:
     """The outcome for one film: per input candidate its level (None: rejected or a speck), and why."""
 
     levels: List[Optional[str]]  # one per input mask, in input order
-    order: List[int] = field(default_factory=list)  # indices of kept candidates (first of each united group), top to bottom
     groups: List[List[int]] = field(default_factory=list)  # per kept candidate: the input masks united in it
     names: List[str] = field(default_factory=list)  # level of each kept candidate
     missing: List[str] = field(default_factory=list)  # levels of the list with no candidate, inside the matched run
-    rejected: Dict[int, str] = field(default_factory=dict)  # input index -> reason ("speck or same level", "off the curve", "no level")
+    rejected: Dict[int, str] = field(default_factory=dict)  # input index -> why ("off the curve", "no level", ...)
     scale: float = float("nan")  # px per mm along the spine of the best fit
 
     def as_dict(self) -> Dict[str, object]:
@@ -76,23 +75,32 @@ def level_centres_mm(names: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
     return np.arange(len(names)) * 25.0, np.ones(len(names))
 
 
-def _dp(t: np.ndarray, log_area: np.ndarray, reject: np.ndarray, pos: np.ndarray, log_size: np.ndarray,
-        scale: float) -> Tuple[float, List[Tuple[int, int]]]:
-    """Best matching (candidate i -> level l, both increasing) at one scale: (cost, [(i, l), ...])."""
+def _scale_free_costs(t: np.ndarray, log_area: np.ndarray, reject: np.ndarray, pos: np.ndarray,
+                      log_size: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of the matching costs that do not depend on the film's scale, computed once per film:
+    (transition cost without the gap term (i', l', i, l), inf where not increasing; gaps (i', i);
+    level distances (l', l), 1 where not increasing; cumulative reject costs)."""
     n, L = len(t), len(pos)
     gap = t[None, :] - t[:, None]  # (i', i)
     dpos = pos[None, :] - pos[:, None]  # (l', l)
     dsize = log_size[None, :] - log_size[:, None]
     dlog = log_area[None, :] - log_area[:, None]
     valid = (np.arange(n)[:, None] < np.arange(n)[None, :])[:, None, :, None] & (dpos > 0)[None, :, None, :]
-    expected = scale * np.where(dpos > 0, dpos, 1.0)[None, :, None, :]
-    g = (gap[:, None, :, None] - expected) / (GAP_TOL * expected)
     sz = (dlog[:, None, :, None] - dsize[None, :, None, :]) / SIZE_TOL
     skipped = np.maximum(np.arange(L)[None, :] - np.arange(L)[:, None] - 1, 0)  # (l', l)
-    trans = np.where(valid, g ** 2 + sz ** 2 + MISSING_COST * skipped[None, :, None, :], np.inf)  # (i', l', i, l)
     cum = np.concatenate([[0.0], np.cumsum(reject)])  # rejects strictly between i' and i: cum[i] - cum[i' + 1]
     between = cum[None, :-1] - cum[1:, None]  # (i', i)
-    trans = trans + np.where(np.isfinite(between), between, 0.0)[:, None, :, None]
+    fixed = np.where(valid, sz ** 2 + MISSING_COST * skipped[None, :, None, :] + between[:, None, :, None], np.inf)
+    return fixed, gap, np.where(dpos > 0, dpos, 1.0), cum
+
+
+def _dp(fixed: np.ndarray, gap: np.ndarray, dpos: np.ndarray, cum: np.ndarray,
+        scale: float) -> Tuple[float, List[Tuple[int, int]]]:
+    """Best matching (candidate i -> level l, both increasing) at one scale: (cost, [(i, l), ...])."""
+    n, L = gap.shape[0], dpos.shape[0]
+    expected = scale * dpos[None, :, None, :]
+    g = (gap[:, None, :, None] - expected) / (GAP_TOL * expected)
+    trans = fixed + g ** 2  # (i', l', i, l)
     cost = cum[:-1][:, None] + END_COST[0] * np.arange(L)[None, :]  # start: i first matched, at level l
     back = np.full((n, L, 2), -1, dtype=np.int64)
     for i in range(1, n):
@@ -164,9 +172,10 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
         med_gap = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else 1.0
         steps = np.diff(pos)
         lo, hi = 0.5 * med_gap / steps.max(), 1.6 * med_gap / steps.min()
+        fixed, gap, dpos, cum = _scale_free_costs(t, np.log(areas), reject, pos, np.log(body))
         best = (np.inf, [], float("nan"))
         for scale in np.geomspace(lo, hi, SCALE_STEPS):
-            total, p = _dp(t, np.log(areas), reject, pos, np.log(body), float(scale))
+            total, p = _dp(fixed, gap, dpos, cum, float(scale))
             if total < best[0]:
                 best = (total, p, float(scale))
         _, path, scale = best
@@ -175,7 +184,6 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
         if i in matched:
             for j in o:
                 out.levels[j] = names[matched[i]]
-            out.order.append(o[0])
             out.groups.append(list(o))
             out.names.append(names[matched[i]])
         else:

@@ -55,7 +55,8 @@ INSTANCE_TASKS = ("lat_vertebra", "ap_vertebra")
 MaskOrInstances = Union[np.ndarray, List[np.ndarray]]
 
 
-def _read_label_png(path: Path) -> List[np.ndarray]:
+def _label_png(path: Path) -> Tuple[List[np.ndarray], List[int]]:
+    """(one mask per label, the labels) of an integer label image, 0 = background."""
     import cv2
 
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -63,40 +64,35 @@ def _read_label_png(path: Path) -> List[np.ndarray]:
         raise DataError(path, "unreadable instance label image")
     if lab.ndim == 3:
         lab = lab[..., 0]
-    return [lab == v for v in np.unique(lab) if v != 0]
+    ids = [int(v) for v in np.unique(lab) if v != 0]
+    return [lab == v for v in ids], ids
 
 
-def _read_npz(path: Path, score_threshold: float) -> List[np.ndarray]:
+def _scored_npz(path: Path, score_threshold: float) -> Tuple[List[np.ndarray], Optional[List[float]]]:
+    """(masks, scores or None when the file has none) of the instances scoring >= ``score_threshold``."""
     try:
         with np.load(path) as z:
             masks = np.asarray(z["masks"])
-            scores = np.asarray(z["scores"]) if "scores" in z.files else np.ones(len(masks))
+            scores = np.asarray(z["scores"], dtype=np.float64) if "scores" in z.files else None
     except (OSError, KeyError, ValueError) as e:
         raise DataError(path, f"unreadable instance file ({e}); expected an .npz with 'masks' (N, H, W)") from None
     if masks.ndim != 3:
         raise DataError(path, f"'masks' has shape {masks.shape}, expected (N, H, W)")
-    return [m > 0.5 if m.dtype != bool else m for m, s in zip(masks, scores) if s >= score_threshold]
+    keep = [k for k in range(len(masks)) if scores is None or scores[k] >= score_threshold]
+    return ([masks[k] > 0.5 if masks.dtype != bool else masks[k] for k in keep],
+            None if scores is None else [float(scores[k]) for k in keep])
 
 
-def load_scored_instances(path: Path, score_threshold: float = 0.0) -> Tuple[List[np.ndarray], Optional[List[float]]]:
-    """Instance masks with the model's score of each: an ``.npz`` with "scores", or an ``_instances.png``
-    label map with the ``_instances.json`` that ``predict`` writes beside it (label k = its k-th instance).
-    Scores are None where the files carry none (every instance then counts alike)."""
+def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[List[np.ndarray], Optional[List[float]]]:
+    """Instance masks with the model's score of each: an ``.npz`` with "scores" (instances below
+    ``score_threshold`` left out, as :func:`load_prediction` does), or an ``_instances.png`` label map (kept
+    whole: it is already the model's pasted output) with the ``_instances.json`` that ``predict`` writes
+    beside it (label k = its k-th instance). Scores are None where the files carry none."""
     import json
 
     if path.name.endswith("_instances.npz"):
-        with np.load(path) as z:
-            scores = [float(v) for v in np.asarray(z["scores"])] if "scores" in z.files else None
-        masks = _read_npz(path, score_threshold if scores is not None else -np.inf)
-        return masks, ([v for v in scores if v >= score_threshold] if scores is not None else None)
-    import cv2
-
-    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if lab is None:
-        raise DataError(path, "unreadable instance label image")
-    lab = lab[..., 0] if lab.ndim == 3 else lab
-    ids = [int(v) for v in np.unique(lab) if v != 0]
-    masks = [lab == v for v in ids]
+        return _scored_npz(path, score_threshold)
+    masks, ids = _label_png(path)
     side = path.with_name(path.name[: -len("_instances.png")] + "_instances.json")
     try:
         inst = json.loads(side.read_text(encoding="utf-8")).get("instances") if side.is_file() else None
@@ -104,9 +100,7 @@ def load_scored_instances(path: Path, score_threshold: float = 0.0) -> Tuple[Lis
         inst = None
     if not isinstance(inst, list) or (ids and max(ids) > len(inst)):
         return masks, None
-    scores = [float(inst[v - 1].get("score", 1.0)) if isinstance(inst[v - 1], dict) else 1.0 for v in ids]
-    keep = [k for k, v in enumerate(scores) if v >= score_threshold]
-    return [masks[k] for k in keep], [scores[k] for k in keep]
+    return masks, [float(inst[v - 1].get("score", 1.0)) if isinstance(inst[v - 1], dict) else 1.0 for v in ids]
 
 
 def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, instances: bool) -> Optional[Path]:
@@ -126,9 +120,9 @@ def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, inst
 def load_prediction(path: Path, shape=None, score_threshold: float = 0.5) -> MaskOrInstances:
     """A prediction file -> list of instance masks (instance files) or one binary mask."""
     if path.name.endswith("_instances.npz"):
-        return _read_npz(path, score_threshold)
+        return _scored_npz(path, score_threshold)[0]
     if path.name.endswith("_instances.png"):
-        return _read_label_png(path)
+        return _label_png(path)[0]
     return read_mask(path, shape)
 
 

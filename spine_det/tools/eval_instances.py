@@ -55,10 +55,15 @@ def levelled_label_map(inst: Path, sem: Path, shape, split_mask: bool):
         scores = None
         kind = "mask split at the discs, levels" if split_mask else "mask components, levels"
     a = assign_levels(masks, scores)
+    return label_map(kept_masks(masks, a), shape), list(a.names), kind
+
+
+def label_map(masks, shape) -> np.ndarray:
+    """int32 label image: mask k (1-based) where no earlier mask lies."""
     out = np.zeros(shape, np.int32)
-    for k, m in enumerate(kept_masks(masks, a), start=1):
+    for k, m in enumerate(masks, start=1):
         out[m & (out == 0)] = k
-    return out, list(a.names), kind
+    return out
 
 
 def true_level_names(view_folder: Path) -> Optional[List[str]]:
@@ -142,9 +147,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif a.split_mask:
             from spine_det.morphometry.quads import split_semantic
 
-            pred = np.zeros(shape, np.int32)
-            for k, piece in enumerate(split_semantic(read_mask(sem, shape=shape)), start=1):
-                pred[piece & (pred == 0)] = k
+            pred = label_map(split_semantic(read_mask(sem, shape=shape)), shape)
             kind = "mask split at the discs"
         else:
             pred, kind = components(read_mask(sem, shape=shape)), "mask components"
