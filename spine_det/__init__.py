@@ -7,7 +7,8 @@ The public Python API is :class:`spine_det.Predictor` (``spine_det.api``); the t
 """
 from pathlib import Path
 
-__version__ = "0.1.0"
+from spine_det.version import __version__  # the one place of the version
+
 __all__ = ["Predictor", "Prediction", "Instances", "__version__"]
 
 # The source checkout (tools/ lives there); not part of an installed package.

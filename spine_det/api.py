@@ -14,12 +14,15 @@ the Python API and the tool give the same masks.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 ImageLike = Union[np.ndarray, str, os.PathLike]
 
@@ -31,7 +34,8 @@ class Instances:
     ``boxes`` (N, 4) float ``x0, y0, x1, y1`` in pixels (Detectron2's XYXY), ``scores`` (N,),
     ``areas`` (N,) pixels; ``masks`` (N, H, W) bool, one per object, where the model gives them
     (Mask R-CNN: touching vertebrae stay apart here, while the task's mask merges them), else None
-    (LinkNet's objects are the connected components of its mask). ``levels``: for vertebral bodies
+    (LinkNet's objects are the connected components of its mask less the specks below the checkpoint's
+    minimum size, spine_det.evaluation.component_filter; the mask keeps them). ``levels``: for vertebral bodies
     with instance masks, each object's level (T1..L5) after order-aware post-processing, None where
     it drops the object as off the spine or a duplicate of a level (spine_det.morphometry.levels);
     else None."""
@@ -78,7 +82,11 @@ def _instances(task: str, task_prediction: Any) -> Instances:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``"auto"``: CUDA when torch sees a GPU, else CPU; anything else is checked and returned."""
+    """``"auto"``: CUDA when torch sees a GPU, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` are checked
+    (spelling: ValueError naming ``device``; a GPU this machine lacks: DeviceUnavailableError) and returned."""
+    from spine_det.utils.arguments import check_device_name
+
+    device = check_device_name(device, "device")
     if device == "auto":
         import torch
 
@@ -87,6 +95,87 @@ def resolve_device(device: str = "auto") -> str:
 
     check_device(device)
     return device
+
+
+def trained_tasks(checkpoint: Union[str, os.PathLike]) -> Optional[Tuple[List[str], str]]:
+    """The tasks ``checkpoint`` was trained for, and where that is recorded: the checkpoint's own
+    ``tasks`` entry (LinkNet, smp), else the ``config.yaml`` its training wrote beside it (Mask R-CNN),
+    else nnU-Net's model-folder record; None when nothing records them."""
+    from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+
+    path = Path(checkpoint)
+    if path.suffix == ".pth":
+        try:
+            data = load_plain(path)
+        except CheckpointError:
+            data = None  # the predictor has already read it; nothing more to learn here
+        tasks = data.get("tasks") if isinstance(data, dict) else None
+        if isinstance(tasks, (list, tuple)) and tasks and all(isinstance(t, str) for t in tasks):
+            return list(tasks), "the checkpoint"
+    beside = path.resolve().parent / "config.yaml"
+    if beside.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(beside.read_text(encoding="utf-8"))  # plain YAML: nothing in it runs
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = None
+        spine = data.get("SPINE") if isinstance(data, dict) else None
+        tasks = spine.get("TASKS") if isinstance(spine, dict) else None
+        if isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks):
+            return list(tasks), str(beside)
+    from spine_det.engine.nnunet import META_FILE
+
+    meta = path.resolve().parent.parent / META_FILE
+    if meta.is_file():
+        import json
+
+        try:
+            task = json.loads(meta.read_text(encoding="utf-8")).get("task")
+        except (OSError, ValueError, AttributeError):
+            task = None
+        if isinstance(task, str):
+            return [task], str(meta)
+    return None
+
+
+def check_config_fits_checkpoint(predictor: Any, checkpoint: Union[str, os.PathLike], config_file: Union[str, os.PathLike]) -> None:
+    """CheckpointError in one line when ``config_file`` makes the model segment other tasks than the
+    checkpoint was trained for (an ap_vertebra model would write lat_vertebra masks)."""
+    from spine_det.utils.checkpoint_io import CheckpointError
+
+    recorded = trained_tasks(checkpoint)
+    if recorded is not None and list(predictor.tasks) != recorded[0]:
+        raise CheckpointError(f"config {config_file} segments {', '.join(predictor.tasks)}, but {checkpoint} was trained for "
+                              f"{', '.join(recorded[0])} (recorded in {recorded[1]}); give the config it was trained with, or none")
+
+
+def load_predictor(checkpoint: Union[str, os.PathLike], config_file: Optional[Union[str, os.PathLike]] = None,
+                   device: str = "auto", model: Optional[str] = None, score_threshold: Optional[float] = None,
+                   how_to_choose: str = "pass model=<family>") -> "Predictor":
+    """The one way ``spine-det predict`` and :meth:`Predictor.from_checkpoint` load a model: the same
+    rules for every argument (spine_det.utils.arguments), ``config_file`` resolved as a path or a shipped
+    config name, ``device="auto"`` to the GPU when there is one, and a config that contradicts the
+    checkpoint's tasks refused."""
+    from spine_det.engine.predictor import build_predictor
+    from spine_det.utils.arguments import check_probability
+
+    if score_threshold is not None:
+        score_threshold = check_probability(score_threshold, "score_threshold")
+    kwargs: Dict[str, Any] = {"device": resolve_device(device)}
+    config = None
+    if config_file is not None:
+        from spine_det.config.paths import resolve_config_file
+
+        config = resolve_config_file(config_file)
+        kwargs["config_file"] = str(config)
+    if score_threshold is not None:
+        kwargs["score_threshold"] = score_threshold
+    name = model or checkpoint_model(checkpoint, how_to_choose=how_to_choose)
+    predictor = build_predictor(name, str(checkpoint), **kwargs)
+    if config is not None:
+        check_config_fits_checkpoint(predictor, checkpoint, config)
+    return Predictor(predictor, name, checkpoint=Path(checkpoint), config_file=config)
 
 
 def checkpoint_model(checkpoint: Union[str, os.PathLike], how_to_choose: str = "pass model=<family>") -> str:
@@ -117,9 +206,12 @@ class Predictor:
     Build it with :meth:`from_checkpoint`; :meth:`predict` (or calling it) takes an image and
     returns a :class:`Prediction`."""
 
-    def __init__(self, predictor: Any, model: str) -> None:
+    def __init__(self, predictor: Any, model: str, checkpoint: Optional[Path] = None,
+                 config_file: Optional[Path] = None) -> None:
         self.predictor = predictor  # a spine_det.engine.predictor.SegmentationPredictor
         self.model = model
+        self.checkpoint = checkpoint
+        self.config_file = config_file  # None: the one saved with the checkpoint
 
     @classmethod
     def from_checkpoint(
@@ -133,37 +225,48 @@ class Predictor:
         """Load a checkpoint written by ``spine-det train-net`` / ``train-linknet`` (``model_best.pth``).
 
         ``config_file``: the model's config (a path, or a shipped config name such as
-        ``"lat_vertebra.yaml"``); default: the one saved with the checkpoint. ``device``: ``"auto"``
-        (CUDA when available), ``"cpu"`` or ``"cuda"``. ``model``: the family, read from the
-        checkpoint when not given. ``score_threshold``: Mask R-CNN's instance score / LinkNet's
-        probability threshold (default: the config's, or the one tuned on validation)."""
-        from spine_det.engine.predictor import build_predictor
-
-        name = model or checkpoint_model(path)
-        kwargs: Dict[str, Any] = {"device": resolve_device(device)}
-        if config_file is not None:
-            from spine_det.config.paths import resolve_config_file
-
-            kwargs["config_file"] = str(resolve_config_file(config_file))
-        if score_threshold is not None:
-            kwargs["score_threshold"] = float(score_threshold)
-        return cls(build_predictor(name, str(path), **kwargs), name)
+        ``"lat_vertebra.yaml"``); default: the one saved with the checkpoint; one whose tasks differ
+        from the checkpoint's is refused. ``device``: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:N"``. ``model``: the family, read from the checkpoint when not given.
+        ``score_threshold``: Mask R-CNN's instance score / LinkNet's probability threshold, in [0, 1]
+        (default: the config's, or the one tuned on validation). A value outside these rules is a
+        ValueError naming the argument, as ``spine-det predict`` refuses it."""
+        return load_predictor(path, config_file=config_file, device=device, model=model, score_threshold=score_threshold)
 
     @property
     def tasks(self) -> List[str]:
         """The tasks the model segments, e.g. ``["lat_vertebra"]``."""
         return list(self.predictor.tasks)
 
+    @property
+    def view(self) -> Optional[str]:
+        """The view of the films the model segments: ``"ap"`` or ``"lat"``."""
+        from spine_det.data.films import model_view
+
+        return model_view(self.tasks)
+
     def predict(self, image: ImageLike) -> Prediction:
         """Segment one image: a file path (PNG, JPEG, TIFF or DICOM, read by the package's own
         readers) or a numpy array (grey (H, W), or colour (H, W, 3) in RGB order; 16-bit and float
-        images are windowed as files are). Masks come back at the image's own size."""
+        images are windowed as files are). Masks come back at the image's own size. A file named like
+        a mask or a prediction, an empty array or one without a finite pixel is a ValueError; a film
+        whose folder (``AP/``, ``LAT/``) or shape says it is of another view than the model's is
+        predicted with a warning (spine_det.data.films)."""
         from spine_det.data.io import read_image, to_grey_uint8
+        from spine_det.utils.arguments import check_image_array
 
         if isinstance(image, (str, os.PathLike)):
+            from spine_det.data.films import folder_view, not_a_film, view_doubt
+
+            what = not_a_film(image)
+            if what:
+                raise ValueError(f"{image}: named like a {what}, not a film")
             grey = read_image(image)
+            doubt = view_doubt(folder_view(image), grey.shape[:2], self.view)
+            if doubt:
+                logger.warning("%s: may not be a %s film (%s); predicted anyway", image, str(self.view).upper(), doubt)
         else:
-            grey = to_grey_uint8(image)
+            grey = to_grey_uint8(check_image_array(image, "image"))
         out = self.predictor(grey)
         return Prediction(
             masks={t: np.asarray(p.mask, bool) for t, p in out.items()},

@@ -1,17 +1,119 @@
 """``spine-det doctor``: say what this environment runs on, then prove a Mask R-CNN works.
 
 Exit 0 when a Mask R-CNN builds from the package's config and runs one forward pass;
-exit 1 with one line saying what is wrong otherwise.
+exit 1 with one line saying what is wrong and the command that repairs it for the way this copy
+was installed (:func:`install_method`: a checkout's ``make install``, ``pip install``, Docker).
 """
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Dict, Optional
+
+MAKE_STAMP = ".spine_det-installed"  # the Makefile's record that `make install` finished
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")  # Docker's and Podman's
+
+
+@dataclass(frozen=True)
+class InstallMethod:
+    """How the running spine_det was installed: that decides which command repairs it.
+
+    ``kind``: ``make`` (a checkout's own ``.venv``, made by ``make install``), ``docker`` (inside a
+    container), ``editable`` (``pip install -e`` of a checkout into another environment) or ``pip``
+    (an installed copy); ``source``: the checkout, when there is one."""
+
+    kind: str
+    source: Optional[Path] = None
+
+    def describe(self) -> str:
+        src = f" {self.source}" if self.source else ""
+        return {"make": f"make install: the .venv of{src}", "docker": f"in a container{src and ', from' + src}",
+                "editable": f"pip install -e{src}", "pip": "pip install, no checkout"}[self.kind]
+
+
+def source_checkout(package_dir: Path) -> Optional[Path]:
+    """The repository the package is imported from (its Makefile and setup.py beside the package),
+    or None for a copy installed into site-packages."""
+    root = Path(package_dir).resolve().parent
+    return root if (root / "Makefile").is_file() and (root / "setup.py").is_file() else None
+
+
+def editable_source() -> Optional[Path]:
+    """The folder of an editable install, from pip's ``direct_url.json`` (PEP 610), or None."""
+    try:
+        direct = metadata.distribution("spine_det").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    try:
+        d = json.loads(direct or "null")
+    except ValueError:  # a damaged record: no claim either way
+        return None
+    url = d.get("url", "") if isinstance(d, dict) else ""
+    if not d or not d.get("dir_info", {}).get("editable") or not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(url).path))
+
+
+def install_method(package_dir: Optional[Path] = None, prefix: Optional[str] = None,
+                   in_container: Optional[bool] = None, editable: Optional[Path] = None) -> InstallMethod:
+    """Tell the install method from where the package is imported from (``package_dir``), the running
+    environment (``prefix``: ``sys.prefix``), whether this is a container, and pip's editable record;
+    each input defaults to this process's own."""
+    if package_dir is None:
+        import spine_det
+
+        package_dir = Path(spine_det.__file__).resolve().parent
+    checkout = source_checkout(Path(package_dir))
+    env = Path(prefix or sys.prefix).resolve()
+    if checkout is not None and env == (checkout / ".venv").resolve():
+        return InstallMethod("make", checkout)
+    if in_container is None:
+        in_container = any(os.path.exists(m) for m in CONTAINER_MARKERS)
+    if editable is None and checkout is None:
+        editable = editable_source()
+    source = checkout or editable
+    if in_container:
+        return InstallMethod("docker", source)
+    return InstallMethod("editable", source) if source is not None else InstallMethod("pip")
+
+
+def spine_det_command() -> str:
+    """How to call this environment's ``spine-det``: the bare name when it is the one on PATH, else its
+    full path (a venv that is not activated), else ``python -m spine_det.tools``."""
+    script = Path(sys.executable).parent / "spine-det"
+    if script.is_file():
+        on_path = shutil.which("spine-det")
+        return "spine-det" if on_path and Path(on_path).resolve() == script.resolve() else str(script)
+    return f"{sys.executable} -m spine_det.tools"
+
+
+def repair_command(problem: str, method: InstallMethod, spine_det: str = "spine-det") -> str:
+    """The command that installs what ``problem`` (``torch`` or ``detectron2``) says is missing, for
+    ``method``; ``spine_det``: how to call this environment's ``spine-det``."""
+    if method.kind == "make":
+        # the stamp says `make install` finished, so plain `make install` would do nothing now
+        done = method.source is not None and (method.source / ".venv" / MAKE_STAMP).is_file()
+        return f"`make {'-B ' if done else ''}install` in {method.source}"
+    if problem == "detectron2":
+        fix = f"`{spine_det} install-detectron2`"
+        if method.kind == "docker":
+            return f"rebuild the image (`docker build -t spine_det .`), or {fix} in this container"
+        return fix + " (DETECTRON2_SOURCE=auto|git|pypi)"
+    if method.kind == "docker":
+        return "rebuild the image (`docker build -t spine_det .`)"
+    if method.kind == "editable":
+        return f"`pip install -c requirements/constraints.txt -e .` in {method.source}"
+    return "`pip install torch torchvision` in this environment"
 
 
 def detectron2_origin() -> Dict[str, str]:
@@ -49,8 +151,13 @@ def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
         import torch
         import torchvision
     except ImportError as exc:
-        print(f"doctor: FAILED: torch/torchvision not importable ({exc}); run `make install`")
+        fix = repair_command("torch", install_method(), spine_det_command())
+        print(f"doctor: FAILED: torch/torchvision not importable ({exc}); run {fix}")
         return 1
+    from spine_det import __version__
+
+    method = install_method()
+    _line("spine_det", f"{__version__} ({method.describe()})")
     _line("python", f"{platform.python_version()} ({sys.executable})")
     _line("platform", platform.platform())
     _line("torch", torch.__version__)
@@ -61,7 +168,7 @@ def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
         _line("cuda device", f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()}, CUDA {torch.version.cuda})")
     d2 = detectron2_origin()
     if d2["installed"] != "yes":
-        print("doctor: FAILED: Detectron2 is not installed; run `make install` (tools/install_detectron2.py)")
+        print(f"doctor: FAILED: Detectron2 is not installed; run {repair_command('detectron2', method, spine_det_command())}")
         return 1
     _line("detectron2", d2["version"])
     _line("detectron2 source", d2["source"])

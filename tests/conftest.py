@@ -55,11 +55,13 @@ def load_tool():
 
 @pytest.fixture(scope="session")
 def write_dicom():
-    """``write_dicom(path, stored, photometric="MONOCHROME2", rescale=None, window=None)``: a 16-bit DX
-    DICOM file with the stored values given, optional rescale (slope, intercept) and window (centre, width)."""
+    """``write_dicom(path, stored, photometric="MONOCHROME2", rescale=None, window=None, **attributes)``: a
+    16-bit DX DICOM file with the stored values given, optional rescale (slope, intercept) and window (centre,
+    width); ``attributes`` are set on the dataset as given (``VOILUTFunction="SIGMOID"``,
+    ``PixelSpacing=[0.2, 0.2]``, ``VOILUTSequence=[item]``, ...)."""
     import numpy as np
 
-    def write(path, stored, photometric="MONOCHROME2", rescale=None, window=None) -> None:
+    def write(path, stored, photometric="MONOCHROME2", rescale=None, window=None, **attributes) -> None:
         from pydicom.dataset import FileDataset, FileMetaDataset
         from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -70,13 +72,18 @@ def write_dicom():
         ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
         ds.Modality = "DX"
-        ds.Rows, ds.Columns = stored.shape
+        stored = np.asarray(stored)
+        if stored.ndim == 3:  # multi-frame
+            ds.NumberOfFrames = stored.shape[0]
+        ds.Rows, ds.Columns = stored.shape[-2:]
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         if rescale is not None:
             ds.RescaleSlope, ds.RescaleIntercept = str(rescale[0]), str(rescale[1])
         if window is not None:
             ds.WindowCenter, ds.WindowWidth = str(window[0]), str(window[1])
+        for name, value in attributes.items():
+            setattr(ds, name, value)
         ds.PixelData = np.asarray(stored).astype(np.uint16).tobytes()
         ds.save_as(str(path), enforce_file_format=True)
 

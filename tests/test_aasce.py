@@ -41,8 +41,9 @@ def spine_corners(h: int, w: int, rng: np.random.Generator, overlap: bool = True
 
 
 def write_source(root: Path, n_train: int = 4, n_test: int = 2, size=(200, 80), seed: int = 0,
-                 defect: bool = False) -> Path:
-    """A boostnet_labeldata folder: data/{training,test}/*.jpg + labels/{training,test}/*.csv."""
+                 defect: bool = False, mats: bool = True) -> Path:
+    """A boostnet_labeldata folder: data/{training,test}/*.jpg + labels/{training,test}/*.csv, and (``mats``)
+    labels/<split>/<name>.mat with the corners in pixels ("p2", 68 x 2), as the dataset ships them."""
     rng = np.random.default_rng(seed)
     h, w = size
     label_root = root / "boostnet_labeldata"
@@ -60,6 +61,10 @@ def write_source(root: Path, n_train: int = 4, n_test: int = 2, size=(200, 80), 
                 c[-1, 2:, 1] = 0.02 * h  # bottom corners of L5 at the top of the film (a real defect)
             norm = c / np.array([w, h])
             pts = norm.reshape(-1, 2)
+            if mats:
+                from scipy.io import savemat
+
+                savemat(str(label_root / "labels" / split / f"{name}.mat"), {"p2": c.reshape(-1, 2)})
             marks.append(list(pts[:, 0]) + list(pts[:, 1]))
             angles.append([10.0 + i, 20.0, 5.0])
             names.append(name)
@@ -255,3 +260,180 @@ def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp
                           "--no-levels"]) == 0
         counts[bool(flag)] = json.loads((out / "summary.json").read_text())["detected_per_image"]
     assert counts[False] == 16 and counts[True] > counts[False]  # the split separates the overlapping pair
+
+
+# -- hostile sources: every film checked, nothing outside the source read, no half-written output --------
+
+
+def _rows(path: Path) -> List[List[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def _write_rows(path: Path, rows) -> None:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_import_refuses_a_filenames_csv_out_of_step_with_the_landmarks(tmp_path):
+    # each film's own .mat (pixels) tells whose landmarks a row holds
+    src = tmp_path / "src"
+    write_source(src, n_train=3, n_test=1)
+    lr = src / "boostnet_labeldata"
+    for i, w in enumerate((80, 120, 160)):  # redraw the training films: three widths, spines placed apart
+        name = f"sunhl-training-{i} A AP.jpg"
+        c = spine_corners(200, w, np.random.default_rng(i)) + np.array([(i - 1) * 0.15 * w, 4.0 * i])
+        cv2.imwrite(str(lr / "data" / "training" / name), np.full((200, w), 90, np.uint8))
+        from scipy.io import savemat
+
+        savemat(str(lr / "labels" / "training" / f"{name}.mat"), {"p2": c.reshape(-1, 2)})
+        marks = _rows(lr / "labels" / "training" / "landmarks.csv")
+        pts = (c / np.array([w, 200])).reshape(-1, 2)
+        marks[i] = list(pts[:, 0]) + list(pts[:, 1])
+        _write_rows(lr / "labels" / "training" / "landmarks.csv", marks)
+    listing = lr / "labels" / "training" / "filenames.csv"
+    names = _rows(listing)
+    _write_rows(listing, names[1:] + names[:1])  # shuffled
+    s = import_aasce(src, tmp_path / "shuffled", workers=1, progress=False)
+    assert s["images"] == {"training": 0, "test": 1} and s["skipped"] == 3
+    assert all("does not match" in f["problem"] and "out of step" in f["problem"] for f in s["skipped_films"])
+    assert not (tmp_path / "shuffled" / "Training").exists()  # no mask on a wrong film
+    skipped = list(csv.DictReader(open(tmp_path / "shuffled" / "aasce_skipped.csv")))
+    assert [r["film"] for r in skipped] == [f"training/{n[0]}" for n in names[1:] + names[:1]]
+    with pytest.raises(DataError, match=r"does not match .*\(refused under strict"):
+        import_aasce(src, tmp_path / "strict", workers=1, progress=False, strict=True)
+    assert not (tmp_path / "strict").exists()
+    _write_rows(listing, names)  # in step again: every film passes the check
+    s = import_aasce(src, tmp_path / "ok", workers=1, progress=False)
+    assert s["skipped"] == 0 and s["pairing_verified"] == 4
+
+
+def test_import_skips_films_whose_landmarks_cannot_make_a_mask(tmp_path, load_tool, capsys, caplog):
+    import logging
+
+    src = tmp_path / "src"
+    lr = write_source(src, n_train=4, n_test=1)
+    marks = _rows(lr / "labels" / "training" / "landmarks.csv")
+    marks[0] = [float(v) * (80 if k < 68 else 200) for k, v in enumerate(marks[0])]  # pixels, not fractions
+    marks[1] = ["nan"] * 136  # an all-NaN row
+    marks[2][5] = "inf"
+    _write_rows(lr / "labels" / "training" / "landmarks.csv", marks)
+    tool = load_tool("import_aasce")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert tool.main(["--source", str(src), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    for k, why in ((0, "not fractions of the image size"), (1, "136 of 136 landmark values are not finite"),
+                   (2, "1 of 136 landmark values are not finite")):
+        line = [r.getMessage() for r in caplog.records if f"sunhl-training-{k} A AP.jpg" in r.getMessage()]
+        assert len(line) == 1 and why in line[0], line  # one line naming the film and why
+        assert not (out / "Training" / f"sunhl-training-{k} A AP").exists()
+    assert "3 skipped" in captured.out
+    assert (out / "Training" / "sunhl-training-3 A AP" / "AP" / "Ap_Vertebra.png").is_file()
+    info = read_landmarks(out / "Training" / "sunhl-training-3 A AP" / "AP")
+    assert info["vertebrae_in_mask"] == 17
+    # --strict refuses the import at the first such film, one line, nothing written
+    assert tool.main(["--source", str(src), "--out", str(tmp_path / "s"), "--workers", "1", "--quiet",
+                      "--strict"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "sunhl-training-0 A AP.jpg" in err[0] and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute"])
+def test_import_refuses_names_that_reach_outside_the_source(tmp_path, kind):
+    src = tmp_path / "src"
+    lr = write_source(src, n_train=3, n_test=1)
+    secret = tmp_path / "secret.jpg"
+    cv2.imwrite(str(secret), np.full((200, 80), 128, np.uint8))
+    names = _rows(lr / "labels" / "training" / "filenames.csv")
+    names[0] = ["../../../../secret.jpg" if kind == "dotdot" else str(secret)]
+    _write_rows(lr / "labels" / "training" / "filenames.csv", names)
+    with pytest.raises(DataError, match="not a plain file name"):
+        import_aasce(src, tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_skips_a_truncated_film_and_names_it(tmp_path, caplog):
+    import logging
+
+    src = tmp_path / "src"
+    lr = write_source(src, n_train=3, n_test=1)
+    film = lr / "data" / "training" / "sunhl-training-1 A AP.jpg"
+    film.write_bytes(film.read_bytes()[: film.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        s = import_aasce(src, tmp_path / "out", workers=1, progress=False)
+    assert s["images"] == {"training": 2, "test": 1} and s["skipped"] == 1
+    assert "cannot decode the whole image" in s["skipped_films"][0]["problem"]
+    assert any("sunhl-training-1 A AP.jpg" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "out" / "Training" / "sunhl-training-1 A AP").exists()
+
+
+@pytest.mark.parametrize("fault", ["disk_full", "ctrl_c"])
+def test_import_cut_short_leaves_no_output_and_a_rerun_succeeds(tmp_path, monkeypatch, fault):
+    import errno
+
+    import spine_det.data.aasce as aasce
+
+    src = tmp_path / "src"
+    write_source(src, n_train=4, n_test=2)
+    out = tmp_path / "out"
+    real, calls = aasce._write_png, []
+
+    def failing(path, array):
+        calls.append(path)
+        if len(calls) == 5:  # the third film's first mask
+            if fault == "ctrl_c":
+                raise KeyboardInterrupt
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, array)
+
+    monkeypatch.setattr(aasce, "_write_png", failing)
+    with pytest.raises(KeyboardInterrupt if fault == "ctrl_c" else OSError):
+        import_aasce(src, out, workers=1, progress=False)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing half-written
+    monkeypatch.setattr(aasce, "_write_png", real)
+    s = import_aasce(src, out, workers=1, progress=False)  # the rerun is not refused
+    assert s["images"] == {"training": 4, "test": 2}
+
+
+def test_a_rerun_removes_only_the_staging_its_dead_predecessor_left(tmp_path):
+    import subprocess
+    import sys
+
+    from spine_det.data.aasce import STAGING_MARK
+
+    src = tmp_path / "src"
+    write_source(src, n_train=2, n_test=1)
+    out = (tmp_path / "out").resolve()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    left = tmp_path / f".out.importing-{dead_pid}-abc123"  # killed (SIGKILL) mid-import
+    (left / "Training").mkdir(parents=True)
+    (left / STAGING_MARK).write_text(json.dumps({"pid": dead_pid, "out": str(out), "source": str(src)}))
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = tmp_path / f".out.importing-{running.pid}-def456"  # another import, still running
+        busy.mkdir()
+        (busy / STAGING_MARK).write_text(json.dumps({"pid": running.pid, "out": str(out), "source": str(src)}))
+        foreign = tmp_path / ".out.importing-notes"  # named alike, not an import's: no mark
+        foreign.mkdir()
+        (foreign / "keep.txt").write_text("user's file")
+        import_aasce(src, out, workers=1, progress=False)
+        assert not left.exists() and busy.is_dir() and (foreign / "keep.txt").read_text() == "user's file"
+        assert (out / "aasce_index.csv").is_file() and not (out / STAGING_MARK).exists()
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_measure_calls_an_ap_only_patient_not_measured_rather_than_normal(tmp_path, monkeypatch, load_tool, capsys):
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    write_source(tmp_path / "src", n_train=2, n_test=1)
+    root = tmp_path / "aasce"
+    import_aasce(tmp_path / "src", root, workers=1, progress=False)
+    out = tmp_path / "m"
+    assert load_tool("measure").main(["--data-root", str(root), "--out", str(out), "--quiet", "--no-overlay"]) == 0
+    summary = json.loads((out / "measure_summary.json").read_text())
+    assert {c["label"] for c in summary["calls"].values()} == {"Not measured"}  # never "Normal" from 0 levels
+    assert summary["patients"] == 3 and summary["not_measured"] == 3 and summary["damaged_calls"] == 0
+    assert "3 not measured" in capsys.readouterr().out

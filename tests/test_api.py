@@ -78,14 +78,17 @@ def test_linknet_file_array_and_instances(linknet_checkpoint, tmp_path):
     rgb = np.repeat(img[:, :, None], 3, axis=2)
     assert np.array_equal(pred(rgb).masks["lat_vertebra"], from_array.masks["lat_vertebra"])
     assert pred(img.astype(np.uint16) * 257).masks["lat_vertebra"].shape == (180, 120)
-    # LinkNet's objects are the mask's connected components: they partition it, each inside its box
+    # LinkNet's objects are the mask's connected components less the specks (spine_det.evaluation.component_filter):
+    # kept and dropped components partition the mask, each kept one inside its box
     inst, mask = from_array.instances["lat_vertebra"], from_array.masks["lat_vertebra"]
+    specks = from_array.raw["lat_vertebra"].component_filter
     assert inst.masks is None and len(inst) == len(inst.boxes) == len(inst.areas)
-    assert int(inst.areas.sum()) == int(mask.sum())
+    assert int(inst.areas.sum()) + specks["dropped_area"] == int(mask.sum())
     assert 0 < mask.sum() < mask.size  # a real mask, so the checks below check something
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    want = sorted((x, y, x + w, y + h) for x, y, w, h, _ in stats[1:].tolist())
-    assert sorted(tuple(b) for b in inst.boxes.astype(int).tolist()) == want  # XYXY, one per component
+    want = sorted((x, y, x + w, y + h) for x, y, w, h, a in stats[1:].tolist() if a >= specks["min_area"])
+    assert sorted(tuple(b) for b in inst.boxes.astype(int).tolist()) == want  # XYXY, one per kept component
+    assert len(want) == n - 1 - specks["dropped"] > 0
     assert from_array.label_map("lat_vertebra").max() == n - 1
 
 

@@ -298,3 +298,25 @@ def test_tool_refuses_output_inside_inputs(imported, capsys, load_tool):
     assert tool.main(["--data-root", str(root), "--out", str(root / "cobb")]) == 2
     assert "inside" in capsys.readouterr().err
     assert not (root / "cobb").exists()
+
+
+def test_tool_refuses_a_pred_dir_without_any_prediction(imported, tmp_path, capsys, load_tool):
+    # a mistyped --pred-dir: every film would be "0 vertebrae" and the summary SMAPE 100, exit 0
+    tool = load_tool("measure_cobb")
+    root, labs = imported
+    empty = tmp_path / "typo_pred"
+    empty.mkdir()
+    out = tmp_path / "cobb"
+    for source in ("instances", "mask"):
+        assert tool.main(["--data-root", str(root), "--pred-dir", str(empty), "--source", source, "--out", str(out),
+                          "--no-overlay"]) == 1
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+        assert len(err) == 1 and f"no {source} prediction for any of the 2 films" in err[0] and str(empty) in err[0]
+        assert not (out / "summary.json").exists() and not (out / "cobb_angles.csv").exists()
+    # one film predicted: measured, the other scored as 0 vertebrae as before, and counted
+    d = empty / "Test" / "p1" / "ap"
+    d.mkdir(parents=True)
+    cv2.imwrite(str(d / "ap_vertebra_instances.png"), labs["Test/p1"].astype(np.uint16))
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(empty), "--source", "instances", "--out", str(out),
+                      "--no-overlay"]) == 0
+    assert json.loads((out / "summary.json").read_text())["missing_predictions"] == 1

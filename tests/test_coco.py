@@ -277,4 +277,5 @@ def test_visualize_tool(tmp_path: Path, monkeypatch) -> None:
         pngs = sorted(out.glob("*.png"))
         assert len(pngs) == 4 and {p.name.split("_")[-2] for p in pngs} == {"ap", "lat"}
         img = cv2.imread(str(pngs[0]))
-        assert img.shape == (40, 32, 3) and (img[..., 0] != img[..., 2]).any()  # colour drawn
+        assert img.shape[1:] == (32, 3) and img.shape[0] > 40  # the film, then the legend's strip below it
+        assert (img[:40, :, 0] != img[:40, :, 2]).any()  # colour drawn on the film

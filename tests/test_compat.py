@@ -95,3 +95,42 @@ def test_installer_auto_falls_back_to_pypi_sources_when_the_build_fails(monkeypa
     with pytest.raises(subprocess.CalledProcessError):  # an explicit git request stays an error
         inst.main(["--source", "git"])
     assert calls == ["git"]
+
+
+def test_spawned_training_workers_apply_the_shims():
+    """``train-net --num-gpus 2``: each worker is a new interpreter that unpickles Detectron2's worker, which
+    imports ``detectron2.engine``; without the shims that import fails there (``PIL.Image.LINEAR`` with
+    PyPI's Detectron2 and Pillow >= 10). spine_det's launch spawns through a module that applies them first:
+    here Detectron2's own worker gets as far as its CUDA check in a fresh spawned process."""
+    import torch
+    import torch.multiprocessing as mp
+    from detectron2.engine.launch import _distributed_worker, _find_free_port
+
+    from spine_det.engine.launch import _spawned_worker, launch
+
+    assert launch(lambda x: x + 1, 1, args=(1,)) == 2  # one process: the function itself, as Detectron2's
+    args = (_distributed_worker, print, 1, 1, 0, f"tcp://127.0.0.1:{_find_free_port()}", ())
+    if torch.cuda.is_available():  # a GPU: the one-process group forms and the worker runs
+        mp.spawn(_spawned_worker, nprocs=1, args=args)
+        return
+    with pytest.raises(mp.ProcessRaisedException) as e:
+        mp.spawn(_spawned_worker, nprocs=1, args=args)
+    assert "cuda is not available" in str(e.value) and "LINEAR" not in str(e.value)
+
+
+def test_installer_refuses_a_mistyped_source_in_the_environment(monkeypatch, capsys):
+    """``DETECTRON2_SOURCE=gti`` took the PyPI route without a word while ``--source gti`` is refused."""
+    inst = _load_installer()
+    calls = []
+    monkeypatch.setattr(inst, "github_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(inst, "installed_source", lambda: None)
+    monkeypatch.setattr(inst, "install_from_git", lambda commit: calls.append("git"))
+    monkeypatch.setattr(inst, "install_from_pypi_sources", lambda d=None: calls.append("pypi"))
+    monkeypatch.setenv("DETECTRON2_SOURCE", "gti")
+    with pytest.raises(SystemExit) as e:
+        inst.main([])
+    assert e.value.code == 2 and calls == []
+    assert "DETECTRON2_SOURCE='gti' is not one of auto, git, pypi" in capsys.readouterr().err
+    assert inst.main(["--source", "git"]) == 0 and calls == ["git"]  # the flag still wins over the environment
+    monkeypatch.setenv("DETECTRON2_SOURCE", "")  # set but empty: the default
+    assert inst.main([]) == 0 and calls == ["git", "pypi"]

@@ -160,3 +160,40 @@ def test_one_profile_rule_for_every_family(tmp_path):
     with pytest.raises(FileNotFoundError, match="profile 'gpu9'"):
         get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="gpu9")
     assert spine_tasks(get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="full")) == ["lat_vertebra"]
+
+
+def test_configs_that_are_not_yaml_mappings_or_inherit_in_a_circle_are_one_line(tmp_path):
+    """A YAML list or scalar, a ``_BASE_`` naming itself (or a circle of two), a PNG, a text file or a
+    missing file: one line naming the file, for both families and the tool (were tracebacks, or lines
+    such as "utf-8" / "'str' object does not support item assignment")."""
+    from PIL import Image
+
+    from spine_det.config.safe import ConfigError
+    from spine_det.tools import train_linknet
+
+    Image.new("L", (4, 4)).save(tmp_path / "film.png")
+    (tmp_path / "notes.txt").write_text("measured on the AP films\n")
+    cases = {
+        "list.yaml": ("- SOLVER\n- MODEL\n", "not a config: a YAML list"),
+        "scalar.yaml": ("3\n", r"not a config: a single value \(3\)"),
+        "empty.yaml": ("", "not a config: an empty file"),
+        "self.yaml": ("_BASE_: self.yaml\nSEED: 1\n", r"makes a cycle \(self.yaml -> self.yaml\)"),
+        "a.yaml": ("_BASE_: b.yaml\n", r"makes a cycle \(a.yaml -> b.yaml -> a.yaml\)"),
+        "png.yaml": ("_BASE_: film.png\n", r"film.png \(the _BASE_ of .*png.yaml\): not a YAML config \(binary"),
+        "txt.yaml": ("_BASE_: [notes.txt]\n", r"notes.txt \(the _BASE_ of .*txt.yaml\): not a config: plain text"),
+        "gone.yaml": ("_BASE_: ../nowhere.yaml\n", "_BASE_ config not found: .*nowhere.yaml"),
+    }
+    (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        for load in (lambda: get_spine_cfg(tmp_path / name), lambda: load_linknet_config(tmp_path / name)):
+            with pytest.raises(ConfigError, match=message) as e:
+                load()
+            assert "\n" not in str(e.value)
+    # a plain _BASE_ chain still loads
+    (tmp_path / "leaf.yaml").write_text(f'_BASE_: "{LINKNET_BASE}"\nSOLVER:\n  BASE_LR: 0.01\n')
+    assert load_linknet_config(tmp_path / "leaf.yaml").SOLVER.BASE_LR == 0.01
+    out = tmp_path / "out"
+    assert train_linknet.main(["--config-file", str(tmp_path / "self.yaml"), "--data-root", str(tmp_path),
+                               "OUTPUT_DIR", str(out)]) == 1
+    assert not out.exists()

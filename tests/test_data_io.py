@@ -111,3 +111,17 @@ def test_bad_files_one_line(tmp_path: Path) -> None:
         read_image(tmp_path / "bad.dcm")
     err = DataError(tmp_path / "x.png", "broken").with_patient("ID (3)")
     assert str(err).startswith("patient 'ID (3)'") and err.as_problem()["reason"] == "broken"
+
+
+def test_a_film_without_one_finite_pixel_is_refused(tmp_path: Path) -> None:
+    """An all-NaN float TIFF used to be windowed into a black film that predict segmented silently."""
+    import tifffile
+
+    tifffile.imwrite(str(tmp_path / "nan.tif"), np.full((20, 30), np.nan, np.float32))
+    with pytest.raises(DataError, match=r"nan\.tif: no finite pixel"):
+        read_image(tmp_path / "nan.tif")
+    partly = np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)
+    partly[0, :5] = np.nan  # some finite pixels: read as before, NaN as the darkest grey
+    tifffile.imwrite(str(tmp_path / "partly.tif"), partly)
+    out = read_image(tmp_path / "partly.tif")
+    assert out.shape == (20, 30) and out.max() == 255

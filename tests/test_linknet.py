@@ -150,6 +150,11 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 5
     for name in (LAST_CHECKPOINT, "model_best.pth"):  # plain data: torch's own weights_only check, no allow-list
         assert "model" in torch.load(out / name, weights_only=True)
+    # the speck filter chosen on the validation films is stored in the best checkpoint (plain data)
+    rule = torch.load(out / "model_best.pth", weights_only=True)["component_filter"]["lat_vertebra"]
+    assert rule["rule"] == "validation_f1" and rule["films"] > 0 and rule["ground_truth_instances"] > 0
+    assert rule["min_area_share"] is None or rule["min_area_share"] >= 0.0  # None: a 3-epoch model matches no vertebra
+    assert s2["speck_filter"] == {"lat_vertebra": rule}
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(out))  # TensorBoard events beside metrics.jsonl, continued on resume
@@ -180,6 +185,9 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert outp["lat_vertebra"].mask.shape == img.shape and outp["lat_vertebra"].mask.dtype == bool
     for inst in outp["lat_vertebra"].instances:
         assert 0 <= inst["score"] <= 1 and inst["area"] > 0 and len(inst["bbox"]) == 4
+    used = outp["lat_vertebra"].component_filter["rule"]
+    assert pred.speck_filter == {"lat_vertebra": rule} and used == ("validation_f1" if rule["min_area_share"] is not None
+                                                                     else "relative_to_weighted_median")
 
     # the benchmark's cost step: times 1 image, but saves the masks of the 3 the figures ask for,
     # and the figures' reader finds each of them
@@ -337,3 +345,38 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     ramp, ramp_flipped = probs(Ramp(), False), probs(Ramp(), True)
     assert ramp[:, -1].mean() > ramp[:, 0].mean() + 0.5  # without the flip the ramp shows
     assert np.allclose(ramp_flipped, (ramp + ramp[:, ::-1]) / 2, atol=0.02)
+
+
+def test_resuming_with_more_epochs_continues_the_cosine_schedule_downwards(prepared, tmp_path):
+    """A finished cosine run resumed with SOLVER.MAX_EPOCHS raised: the LR goes on from where it was,
+    never up (torch's cosine stepped past T_max climbs back towards BASE_LR); an interrupted run with
+    the same MAX_EPOCHS resumes on exactly its old schedule."""
+    from spine_det.engine.linknet_trainer import build_scheduler, continue_schedule, train_linknet
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    cosine = {"SOLVER.SCHEDULER": "cosine", "SOLVER.MAX_ITERS_PER_EPOCH": 1, "SOLVER.MIN_LR": 1e-5}
+    train_linknet(_tiny_cfg(out, 1, **cosine), prepared.manifest)
+    train_linknet(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # the finished run was at MIN_LR: it stays there (was [0.003, 1e-5, 0.003]: the cosine's second period)
+    assert lrs == pytest.approx([0.003, 1e-5, 1e-5])
+
+    def schedule(max_epochs, segments):  # LR of each epoch, the run stopped and resumed after each segment
+        solver = _tiny_cfg(out, max_epochs, **cosine).SOLVER
+        lrs, state, start = [], None, 0
+        for end in segments:
+            opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=solver.BASE_LR)
+            sched = build_scheduler(solver, opt)
+            if state:
+                opt.load_state_dict(state[0])
+                sched.load_state_dict(state[1])
+                continue_schedule(sched, start, max_epochs)
+            for _ in range(start, end):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+            state, start = (opt.state_dict(), sched.state_dict()), end
+        return lrs
+
+    assert schedule(6, [2, 4, 6]) == pytest.approx(schedule(6, [6]), rel=1e-9)  # interrupted: unchanged

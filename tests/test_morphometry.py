@@ -208,6 +208,24 @@ def test_patient_call_and_rule_fit():
     assert 4.0 < fitted.listhesis_pct <= 18.0
 
 
+def test_a_patient_with_nothing_graded_is_not_measured_and_not_scored():
+    from spine_det.morphometry.evaluate import summarize
+
+    cfg = GradingConfig(patient_min_grade=1, listhesis_pct=12.0)
+    for grades, lis in (([], []), ([-1, -1], [float("nan")]), ([], [3.0])):  # AP only; all flagged / NaN
+        call = patient_call(grades, lis, cfg)
+        assert call["label"] == "Not measured" and call["measured_levels"] == 0 and call["reasons"]
+    assert patient_call([], [13.0], cfg)["label"] == "Damaged"  # a listhesis finding is evidence enough
+
+    def comp(label, call):
+        return {"levels": [], "ap_levels": [], "n_true_levels": 17, "label": label, "call": call,
+                "max_grade": -1, "max_listhesis_pct": 0.0}
+
+    m = summarize([comp("Damaged", "Damaged"), comp("Normal", "Normal"), comp("Damaged", "Not measured")])
+    assert m["patients"] == 3 and m["patients_called"] == 2 and m["patients_not_measured"] == 1
+    assert m["patient_accuracy"] == 1.0 and m["patient_sensitivity"] == 1.0  # not a missed Damaged patient
+
+
 def test_weighted_kappa_hand_computed():
     a = [0, 0, 1, 1, 2]
     b = [0, 1, 1, 2, 2]

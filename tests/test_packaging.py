@@ -31,15 +31,10 @@ def test_resolve_by_name_and_by_path(tmp_path, monkeypatch):
 
 
 def test_wheel_ships_every_config(tmp_path):
-    """A non-editable install gets ``spine_det/configs`` with every YAML of the top-level ``configs/``."""
+    """A non-editable install gets ``spine_det/configs`` with every YAML of the top-level ``configs/``;
+    built from exactly what the Docker image's runtime stage copies."""
     pytest.importorskip("setuptools")
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("setup.py", "README.md"):
-        shutil.copy(REPO / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "spine_det", src / "spine_det", ignore=ignore)
-    shutil.copytree(REPO / "configs", src / "configs", ignore=ignore)
+    src = copy_docker_context(tmp_path / "src")
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -96,3 +91,191 @@ def test_spine_det_command_dispatches_by_name(capsys, monkeypatch):
     assert main(["tasks"]) == 0 and "lat_vertebra" in capsys.readouterr().out
     monkeypatch.setitem(COMMANDS, "no_such_tool", "a command whose module is absent")
     assert main(["no-such-tool"]) == 2 and "has no spine_det.tools.no_such_tool" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- what the install claims
+
+
+def setup_kwargs(monkeypatch) -> dict:
+    """The keyword arguments setup.py gives setuptools.setup (run with setup() captured)."""
+    import runpy
+
+    import setuptools
+
+    captured: dict = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kw: captured.update(kw))
+    runpy.run_path(str(REPO / "setup.py"), run_name="__main__")
+    return captured
+
+
+def constraint_pins() -> dict:
+    pins = {}
+    for line in (REPO / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def lowest_python(spec) -> tuple:
+    """The lowest 3.x a Requires-Python specifier allows."""
+    from packaging.version import Version
+
+    return next((3, m) for m in range(0, 40) if spec.contains(Version(f"3.{m}"), prereleases=True))
+
+
+def test_python_requires_is_what_the_pins_need(monkeypatch):
+    """python_requires is the highest Requires-Python lower bound of the pinned versions (read from the
+    installed distributions' metadata): not looser (pip would install on a Python the pins refuse), not
+    stricter."""
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    ours = lowest_python(SpecifierSet(setup_kwargs(monkeypatch)["python_requires"]))
+    needs = {}
+    for name, pinned in constraint_pins().items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if Version(dist.version).release != Version(pinned).release or not dist.metadata.get("Requires-Python"):
+            continue
+        needs[canonicalize_name(name)] = lowest_python(SpecifierSet(dist.metadata["Requires-Python"]))
+    assert {"numpy", "scipy", "matplotlib", "pillow", "scikit-image", "networkx"} <= set(needs)
+    assert {n: v for n, v in needs.items() if v > ours} == {}, f"python_requires allows 3.{ours[1]}"
+    assert ours == max(needs.values())
+
+
+def test_requirements_agree_and_allow_the_pins(monkeypatch):
+    """A package named by install_requires and by extras (bench and smp both install smp) has one
+    specifier, and every specifier allows the version constraints.txt pins."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    kw = setup_kwargs(monkeypatch)
+    specs: dict = {}
+    for where, reqs in [("install_requires", kw["install_requires"]), *kw["extras_require"].items()]:
+        for r in map(Requirement, reqs):
+            specs.setdefault(canonicalize_name(r.name), {})[where] = r.specifier
+    assert {n: {w: str(s) for w, s in by.items()} for n, by in specs.items() if len({str(s) for s in by.values()}) > 1} == {}
+    assert str(specs["segmentation-models-pytorch"]["bench"]) == ">=0.5"
+    pins = {canonicalize_name(n): v for n, v in constraint_pins().items()}
+    refused = {n: (str(s), pins[n]) for n, by in specs.items() for s in by.values()
+               if n in pins and not s.contains(Version(pins[n]), prereleases=True)}
+    assert refused == {}
+
+
+def test_classifiers_name_the_tested_python(monkeypatch):
+    """The Python classifiers are allowed by python_requires, and the Docker image's Python is one of them."""
+    from packaging.specifiers import SpecifierSet
+
+    kw = setup_kwargs(monkeypatch)
+    tested = {c.rsplit(" :: ", 1)[1] for c in kw["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert tested and all(SpecifierSet(kw["python_requires"]).contains(v) for v in tested)
+    images = set(re.findall(r"^FROM python:(3\.\d+)-", (REPO / "Dockerfile").read_text(encoding="utf-8"), re.M))
+    assert images and images <= tested, (images, tested)
+
+
+def test_citation_is_cff_with_the_works_it_builds_on():
+    import yaml
+
+    import spine_det
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and str(cff["version"]) == spine_det.__version__
+    refs = cff["references"]
+    for r in refs:
+        assert r["type"] in {"software", "article", "conference-paper", "report", "data"}, r
+        assert isinstance(r["title"], str) and r["title"] and r["authors"], r
+        for a in r["authors"]:
+            assert a.get("name") or (a.get("family-names") and a.get("given-names")), r["title"]
+        assert "doi" not in r or re.fullmatch(r"10\.\d{4,9}/[-._;()/:A-Za-z0-9]+", str(r["doi"])), r["title"]
+    titles = " | ".join(r["title"] for r in refs)
+    for work in ("Detectron2", "Mask R-CNN", "LinkNet", "nnU-Net", "Segmentation Models Pytorch", "BoostNet",
+                 "Segmentation of a Novel Spine Dataset"):
+        assert work in titles, work
+
+
+# --------------------------------------------------------------------------- Docker
+
+
+def docker_stages() -> list:
+    """The Dockerfile's stages, each as its instruction lines (comments and continuations joined)."""
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    text = re.sub(r"\\\n\s*", " ", "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#")))
+    stages: list = []
+    for line in filter(None, (ln.strip() for ln in text.splitlines())):
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def docker_copied_paths() -> list:
+    """What the runtime stage copies from the build context."""
+    return [p for ln in docker_stages()[-1] if ln.startswith("COPY ") and "--from" not in ln for p in ln.split()[1:-1]]
+
+
+def copy_docker_context(dest: Path) -> Path:
+    """A copy of what the runtime stage copies (what ``pip install --no-deps .`` builds from)."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in docker_copied_paths():
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=ignore)
+        else:
+            shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+def test_dockerfile_installs_dependencies_first_and_ships_cuda_once():
+    """Builder: the pinned requirement files setup.py reads, installed before any package source; CUDA only
+    there (nvcc from NVIDIA's repository, no cuDNN). Runtime: the builder's venv, then the source, then the
+    package itself with --no-deps; the same Python as the builder; no system CUDA; uid 1000 owns /output."""
+    builder, runtime = docker_stages()
+    assert builder[0].startswith("FROM python:3.11-bookworm AS ") and runtime[0].startswith("FROM python:3.11-slim-bookworm")
+    assert not any("nvidia/cuda" in s[0] or "cudnn" in " ".join(s).lower() for s in (builder, runtime))
+    assert any("cuda-minimal-build" in ln for ln in builder) and not any("cuda" in ln for ln in runtime if ln.startswith("RUN"))
+
+    deps = next(i for i, ln in enumerate(builder) if "-r requirements/runtime.txt" in ln)
+    assert "-c requirements/constraints.txt" in builder[deps] and "-r requirements/smp.txt" in builder[deps]
+    assert [ln for ln in builder[:deps] if ln.startswith("COPY")] == ["COPY requirements ./requirements"]
+    d2 = next(i for i, ln in enumerate(builder) if "install_detectron2.py" in ln and ln.startswith("RUN"))
+    assert d2 > deps and all("spine_det/tools/install_detectron2.py" in ln for ln in builder if ln.startswith("COPY spine_det"))
+
+    venv = runtime.index("COPY --from=builder /opt/venv /opt/venv")
+    first_source = next(i for i, ln in enumerate(runtime) if ln.startswith("COPY spine_det"))
+    install = next(i for i, ln in enumerate(runtime) if "pip install" in ln)
+    assert venv < first_source < install and "--no-deps" in runtime[install]
+    assert {"setup.py", "requirements", "spine_det", "configs"} <= set(docker_copied_paths())
+    ignored = {ln.strip() for ln in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+               if ln.strip() and not ln.startswith("#")}
+    assert {".venv", "output", "datasets", ".git"} <= ignored and not ignored & set(docker_copied_paths())
+    assert "USER 1000:1000" in runtime and any("chown spine:spine /output" in ln for ln in runtime)
+
+
+def test_the_builder_runs_the_detectron2_installer_without_the_package(tmp_path):
+    """The builder copies only install_detectron2.py (so a code edit does not rebuild Detectron2): the
+    installer must run on the standard library alone."""
+    shutil.copy(REPO / "spine_det" / "tools" / "install_detectron2.py", tmp_path / "install_detectron2.py")
+    r = subprocess.run([sys.executable, "-I", "-S", "install_detectron2.py", "--help"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "--source" in r.stdout and "--commit" in r.stdout, r.stderr[-1000:]
+
+
+def test_sdist_carries_what_setup_reads(tmp_path):
+    """setup.py reads requirements/*.txt and spine_det/version.py: an sdist must carry them (MANIFEST.in)."""
+    import tarfile
+
+    src = copy_docker_context(tmp_path / "src")
+    r = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist"), "--formats=gztar"],
+                       cwd=src, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (sdist,) = (tmp_path / "dist").glob("spine_det-*.tar.gz")
+    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    assert {"setup.py", "spine_det/version.py", "requirements/runtime.txt", "requirements/smp.txt"} <= names

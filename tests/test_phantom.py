@@ -318,3 +318,30 @@ def test_cli_help_and_refusal(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("x")
     assert mod.main(["--out", str(tmp_path), "--patients", "2", "--size", "128", "--quiet"]) == 2
     assert "refusing" in capsys.readouterr().err
+
+
+def test_a_phantom_stopped_half_way_is_refused_by_the_scan_and_completed_by_a_rerun(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C or a full disk during make-phantom used to leave a smaller dataset that every tool took as whole."""
+    from spine_det.data.io import DataError
+    from spine_det.data.layout import scan_dataset
+    from spine_det.data.phantom import writer
+
+    out = tmp_path / "phantom"
+    real, calls = writer.write_patient, []
+
+    def dies_on_the_third(job):
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        calls.append(job)
+        return real(job)
+
+    monkeypatch.setattr(writer, "write_patient", dies_on_the_third)
+    with pytest.raises(OSError):
+        writer.generate_dataset(out, 4, seed=3, size=96, test_fraction=0.0, workers=1, progress=False)
+    assert json.loads((out / writer.MARKER).read_text())["complete"] is False
+    with pytest.raises(DataError, match="never finished"):
+        scan_dataset(out)
+    monkeypatch.setattr(writer, "write_patient", real)
+    writer.generate_dataset(out, 4, seed=3, size=96, test_fraction=0.0, workers=1, progress=False)
+    assert json.loads((out / writer.MARKER).read_text())["complete"] is True
+    assert len({s.patient_id for s in scan_dataset(out).samples}) == 4

@@ -85,7 +85,7 @@ def test_dicts_feed_detectron2_annotations(prepared) -> None:
 def test_register_missing_folder(tmp_path: Path) -> None:
     from spine_det.data.register import register_spine_datasets
 
-    with pytest.raises(DataError, match="run tools/convert_to_coco.py"):
+    with pytest.raises(DataError, match="run spine-det convert-to-coco"):
         register_spine_datasets(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no spine_"):

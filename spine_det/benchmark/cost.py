@@ -23,7 +23,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spine_det.benchmark.curves import read_jsonl  # noqa: F401  (its old home)
+from spine_det.utils.cli import non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_path, atomic_write_json
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--manifest", required=True, help="manifest.json of the prepared data")
     p.add_argument("--split", default="test")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--images", type=int, default=8, help="test images timed")
-    p.add_argument("--keep", type=int, default=4, help="predicted masks saved for the figures")
+    p.add_argument("--images", type=positive_int, default=8, help="test images timed")
+    p.add_argument("--keep", type=non_negative_int, default=4, help="predicted masks saved for the figures")
     p.add_argument("--out", required=True, help="folder for benchmark_cost.json and the saved masks")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -171,7 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     samples = manifest.select(split=args.split, task=args.task)
     out = Path(args.out)
     res = measure(args.model, args.checkpoint, args.task, samples, args.device, out / PRED_DIR, args.images, args.keep)
-    atomic_write_json(out / COST_FILE, res)
+    atomic_write_json(out / COST_FILE, {**res, **provenance()})
     print(json.dumps(res))
     return 0
 

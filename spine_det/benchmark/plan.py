@@ -68,7 +68,7 @@ def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str,
 
 
 def _profile_arg(profile: str) -> Optional[str]:
-    """The ``--profile`` the classifier tool gets (none for ``full``)."""
+    """The profile whose YAML files the classifier merges (none for ``full``), for its config digest."""
     return None if profile == "full" else profile
 
 
@@ -145,9 +145,8 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
     """The Normal/Damaged classifier (AP, LAT, average): ``spine_det.tools.train_classifier``."""
     out = runs_dir / "classifier"
     config = resolve_config_file("classifier/Base-Classifier.yaml")  # the tool's default config
-    base = [*tool_command("train_classifier", python), "--data-root", str(data_root)]
-    if _profile_arg(profile):
-        base += ["--profile", profile]
+    # always named: the tool's own default (auto) may differ from the benchmark's choice
+    base = [*tool_command("train_classifier", python), "--data-root", str(data_root), "--profile", profile]
     common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
     if device:
         common += ["MODEL.DEVICE", device]

@@ -11,7 +11,6 @@ import io
 import math
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
@@ -19,6 +18,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE
 from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import git_commit
+from spine_det.version import __version__
 
 OURS = "this run"
 OTSU = "otsu"  # the benchmark's untrained reference column (spine_det.benchmark.baselines), not a model family
@@ -51,20 +52,6 @@ def seg_models(results: Mapping[str, Any]) -> Dict[str, str]:
 
 
 # --------------------------------------------------------------------------- header
-
-
-def git_commit(repo: Optional[Path] = None) -> str:
-    """``<sha>`` (``+dirty`` with local changes), or ``"unknown (...)"`` outside a git checkout."""
-    repo = repo or Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-        if sha.returncode != 0:
-            return "unknown (no commit yet)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True,
-                               text=True, timeout=10)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git not available)"
 
 
 def versions() -> Dict[str, str]:
@@ -122,6 +109,7 @@ def make_header(data_root: str, manifest: Any, tasks: Sequence[str], seed: int, 
         "split_seed": split_seed,
         "profile": profile,
         "git_commit": git_commit(),
+        "spine_det_version": __version__,
         "versions": versions(),
         "device": device_description(device),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

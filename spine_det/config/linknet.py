@@ -91,7 +91,10 @@ def add_linknet_config(_C: CN) -> None:
     # >0: an epoch is this many images drawn from the training set (repeated when it is smaller), so
     # runs on 25 or 481 images get the same schedule. 0 = one pass over the training set.
     _C.SOLVER.EPOCH_IMAGES = 0
-    _C.SOLVER.SCHEDULER = "plateau"  # "plateau" (ReduceLROnPlateau on val Dice) | "cosine" | "none"
+    # "plateau" (ReduceLROnPlateau on val Dice) | "cosine" | "none". --resume with another MAX_EPOCHS: the
+    # cosine is planned again from the LR reached down to MIN_LR at the new MAX_EPOCHS, never back up
+    # (spine_det.engine.linknet_trainer.continue_schedule).
+    _C.SOLVER.SCHEDULER = "plateau"
     _C.SOLVER.PLATEAU_FACTOR = 0.5
     _C.SOLVER.PLATEAU_PATIENCE = 5
     _C.SOLVER.MIN_LR = 1e-6
@@ -172,7 +175,7 @@ def get_classifier_cfg() -> CN:
     _C.SOLVER.MOMENTUM = 0.9
     _C.SOLVER.IMS_PER_BATCH = 16
     _C.SOLVER.MAX_EPOCHS = 30
-    _C.SOLVER.SCHEDULER = "cosine"  # "cosine" | "plateau" | "none"
+    _C.SOLVER.SCHEDULER = "cosine"  # "cosine" | "plateau" | "none" (cosine on --resume: as LinkNet's)
     _C.SOLVER.PLATEAU_FACTOR = 0.5
     _C.SOLVER.PLATEAU_PATIENCE = 3
     _C.SOLVER.MIN_LR = 1e-6

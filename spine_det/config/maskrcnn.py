@@ -196,9 +196,12 @@ def fit_cfg_to_linknet_init(cfg) -> bool:
 
 
 def fix_device(cfg) -> None:
-    """MODEL.DEVICE cuda on a machine without CUDA: fall back to CPU with a warning."""
+    """MODEL.DEVICE ``auto`` (as the other families take it): CUDA when torch sees a GPU, else the CPU;
+    ``cuda`` on a machine without CUDA: fall back to CPU with a warning."""
     import torch
 
+    if cfg.MODEL.DEVICE == "auto":
+        cfg.MODEL.DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE=%s but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"

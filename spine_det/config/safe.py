@@ -16,7 +16,7 @@ import yaml
 
 from spine_det.utils.errors import UserError
 
-__all__ = ["ConfigError", "merge_from_file", "merge_from_list", "merge_yaml_text", "nearest_key"]
+__all__ = ["ConfigError", "check_config_chain", "merge_from_file", "merge_from_list", "merge_yaml_text", "nearest_key"]
 
 
 class ConfigError(UserError, ValueError):
@@ -55,6 +55,65 @@ def _explain(cfg: Any, exc: Exception, where: str) -> ConfigError:
     return ConfigError(f"{where}: {first}")
 
 
+BASE_KEY = "_BASE_"
+_REMOTE = ("http://", "https://")
+
+
+def _read_config_mapping(path: Path, where: str) -> dict:
+    """The YAML mapping in ``path`` (``yaml.safe_load``), or a :class:`ConfigError` naming ``where``: a
+    binary file, a YAML tag that safe loading refuses, broken YAML, a list or a scalar."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a YAML config (binary content, not UTF-8 text)") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(
+            f"{where}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
+            "configs are plain YAML, nothing in them is executed"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        kinds = {type(None): "an empty file", str: "plain text", list: "a YAML list"}
+        what = kinds.get(type(data), f"a single value ({data!r})")
+        raise ConfigError(f"{where}: not a config: {what} where a mapping of KEY: value is expected")
+    return data
+
+
+def check_config_chain(path: str | Path, _chain: Sequence[Path] = ()) -> None:
+    """Read ``path`` and every ``_BASE_`` it names (recursively, resolved as fvcore does: relative to the
+    file that names it) and raise :class:`ConfigError` in one line for the first that is not a plain YAML
+    mapping, is missing, or leads back to a file already in the chain (a cycle, which fvcore follows
+    until Python's recursion limit). Remote (``http(s)://``) bases are left to fvcore."""
+    p = Path(path)
+    here = p.resolve()
+    if _chain:
+        parent = _chain[-1]
+        where = f"{p} (the _BASE_ of {parent})"
+        if here in _chain:
+            loop = " -> ".join(c.name for c in (*_chain, here))
+            raise ConfigError(f"{parent}: _BASE_ {p} makes a cycle ({loop}); a config cannot inherit from itself")
+        if not p.is_file():
+            raise ConfigError(f"{parent}: _BASE_ config not found: {p}")
+    else:
+        where = str(p)
+    data = _read_config_mapping(p, where)
+    bases = data.get(BASE_KEY)
+    if bases is None:
+        return
+    for base in bases if isinstance(bases, list) else [bases]:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{p}: {BASE_KEY} names a YAML file (or a list of them), not {base!r}")
+        if base.startswith(_REMOTE):
+            continue
+        b = Path(base).expanduser()
+        check_config_chain(b if b.is_absolute() else p.parent / b, (*_chain, here))
+
+
 def merge_from_file(cfg: Any, path: str | Path) -> None:
     """``cfg.merge_from_file(path, allow_unsafe=False)`` (``_BASE_`` files included) with one-line errors."""
     import copy
@@ -64,6 +123,7 @@ def merge_from_file(cfg: Any, path: str | Path) -> None:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
+    check_config_chain(p)  # lists, scalars, binary files and _BASE_ cycles: one line, before fvcore sees them
     try:
         loaded = cfg.load_yaml_with_base(str(p), allow_unsafe=False)
         renamed = rename_old_keys(cfg, copy.deepcopy(loaded), str(path))

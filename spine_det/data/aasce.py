@@ -27,6 +27,23 @@ order top-left, top-right, bottom-left, bottom-right. :func:`import_aasce` write
 There is no Normal/Damaged label and no lateral view: the reader treats such a dataset as
 unlabelled and AP-only (no classifier is offered). The images and labels are for research use
 only; nothing derived from them belongs in a repository.
+
+What is checked before a film is imported (a film that fails is skipped with one warning naming it,
+listed in ``<out>/aasce_skipped.csv``; ``strict`` refuses the import instead):
+
+* its landmarks are finite fractions of the image size (not NaN / inf, not pixels);
+* its image decodes completely (a JPEG cut short is not copied in);
+* the CSV row belongs to the image: the dataset ships ``labels/<split>/<name>.mat`` with the same
+  corners in pixels, and row × image size must land on them (a ``filenames.csv`` out of step with
+  ``landmarks.csv`` puts every mask on another film; without the ``.mat`` files this cannot be
+  checked, and the summary says so);
+* its mask is not empty.
+
+A name in ``filenames.csv`` that is not a plain file name (absolute, or with folders such as
+``../``) refuses the whole import: images are read only from ``data/<split>/``. The output appears
+whole or not at all: films are written into a hidden sibling folder renamed to ``out`` at the end;
+an import cut short (Ctrl-C, a full disk, a crash) leaves no ``out``, and the next run removes the
+sibling it left once its process is gone.
 """
 from __future__ import annotations
 
@@ -35,10 +52,11 @@ import io
 import json
 import logging
 import os
+import secrets
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -58,6 +76,13 @@ ANGLE_NAMES: Tuple[str, ...] = ("PT", "MT", "TL")  # proximal-thoracic, main-tho
 SPLIT_FOLDERS = {"training": "Training", "test": "Test"}
 LANDMARKS_FILE = "landmarks.json"
 INDEX_FILE = "aasce_index.csv"
+SKIPPED_FILE = "aasce_skipped.csv"
+# Landmarks are fractions of the image size; the real ones lie in [0.002, 1.025]. Far outside: pixels.
+NORMALISED_RANGE = (-0.5, 1.5)
+# The dataset's <name>.mat corners (pixels) and landmarks.csv x image size agree within 0.04 px on all
+# 609 films; a row paired with another film is tens to hundreds of pixels off.
+PAIRING_TOLERANCE_PX = 1.0
+STAGING_MARK = ".spine_det_import.json"  # inside an import's hidden staging folder: whose it is
 
 
 @dataclass
@@ -69,6 +94,8 @@ class AasceRecord:
     image: Path
     landmarks: np.ndarray  # (17, 4, 2) normalised x, y in [0, 1] (some fall slightly outside)
     angles: np.ndarray  # (3,) PT, MT, TL in degrees
+    row: int = 0  # 1-based row of the CSVs
+    problem: Optional[str] = None  # why the film cannot be imported, found in the CSVs (else None)
 
     @property
     def folder_name(self) -> str:
@@ -105,8 +132,37 @@ def corners_from_row(values: Sequence[float]) -> np.ndarray:
     return pts.reshape(N_VERTEBRAE, 4, 2)
 
 
+def check_plain_name(name: str, listing: Path, row: int) -> str:
+    """``name`` if it is a plain file name; DataError otherwise (absolute, a drive, folders, ``..``):
+    ``data/<split>/<name>`` must not reach outside the source."""
+    posix, windows = PurePosixPath(name.replace("\\", "/")), PureWindowsPath(name)
+    if (not name or posix.is_absolute() or windows.is_absolute() or windows.drive or len(posix.parts) != 1
+            or name in (".", "..")):
+        raise DataError(listing, f"row {row}: {name!r} is not a plain file name (absolute, or with folders); "
+                                 "images are read only from data/<split>/ of the source")
+    return name
+
+
+def landmark_problem(corners: np.ndarray, angles: np.ndarray) -> Optional[str]:
+    """Why a film's CSV values cannot make its mask (None when they can): NaN / inf values, or
+    coordinates that are not fractions of the image size (pixels?)."""
+    bad = int(np.count_nonzero(~np.isfinite(corners)))
+    if bad:
+        return f"{bad} of {corners.size} landmark values are not finite numbers (NaN / inf)"
+    lo, hi = float(corners.min()), float(corners.max())
+    if lo < NORMALISED_RANGE[0] or hi > NORMALISED_RANGE[1]:
+        return (f"landmarks run from {lo:g} to {hi:g}, not fractions of the image size "
+                f"(expected about 0..1: pixel coordinates?)")
+    if not np.all(np.isfinite(angles)):
+        return "angles.csv: a Cobb angle is not a finite number"
+    return None
+
+
 def read_split(label_root: Path, split: str) -> List[AasceRecord]:
-    """Every record of one split (``training`` or ``test``), in the CSV's order, checked for shape."""
+    """Every record of one split (``training`` or ``test``), in the CSV's order, checked for shape.
+
+    A name that is not a plain file name, or a row that is not numbers, refuses the split
+    (DataError); a row whose values cannot make a mask is kept with its ``problem``."""
     labels = label_root / "labels" / split
     names = [r[0].strip() for r in _read_rows(labels / "filenames.csv")]
     marks = _read_rows(labels / "landmarks.csv")
@@ -116,6 +172,7 @@ def read_split(label_root: Path, split: str) -> List[AasceRecord]:
                                 f"{len(angles)} rows; they must match row for row")
     out = []
     for i, (name, lm, an) in enumerate(zip(names, marks, angles)):
+        check_plain_name(name, labels / "filenames.csv", i + 1)
         try:
             corners = corners_from_row([float(x) for x in lm])
             ang = np.asarray([float(x) for x in an], dtype=np.float64)
@@ -123,7 +180,9 @@ def read_split(label_root: Path, split: str) -> List[AasceRecord]:
             raise DataError(labels / "landmarks.csv", f"row {i + 1} ({name}): {exc}") from None
         if ang.shape != (3,):
             raise DataError(labels / "angles.csv", f"row {i + 1} ({name}): expected 3 angles, got {ang.size}")
-        out.append(AasceRecord(split, name, label_root / "data" / split / name, corners, ang))
+        problem = landmark_problem(corners, ang)
+        out.append(AasceRecord(split, name, label_root / "data" / split / name, corners, ang, i + 1,
+                               f"row {i + 1} of the CSVs: {problem}" if problem else None))
     return out
 
 
@@ -173,26 +232,54 @@ def _write_png(path: Path, array: np.ndarray) -> None:
             raise DataError(path, "cannot write")
 
 
+def _pairing(rec: AasceRecord, corners_px: np.ndarray) -> Tuple[str, Optional[str]]:
+    """("verified" | "unverified", problem or None): the CSV row against ``<name>.mat`` beside the
+    CSVs, which the dataset ships with the same 68 corners in pixels ("p2", x then y per point)."""
+    mat = rec.image.parent.parent.parent / "labels" / rec.split / f"{rec.name}.mat"
+    if not mat.is_file():
+        return "unverified", None
+    try:
+        from scipy.io import loadmat
+
+        p2 = np.asarray(loadmat(str(mat))["p2"], dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001  (not a MATLAB file, no p2, ...)
+        logger.warning("%s: unreadable (%s); pairing of %s not checked", mat, type(exc).__name__, rec.name)
+        return "unverified", None
+    ours = corners_px.reshape(-1, 2)
+    if p2.shape != ours.shape:
+        return "verified", f"{mat.name} holds {p2.shape[0]} points, landmarks.csv row {rec.row} {ours.shape[0]}"
+    off = float(np.max(np.abs(p2 - ours)))
+    if off > PAIRING_TOLERANCE_PX:
+        return "verified", (f"landmarks.csv row {rec.row} does not match {mat.name} (corners up to {off:.0f} px "
+                            f"apart): is filenames.csv out of step with landmarks.csv?")
+    return "verified", None
+
+
 def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
-    """Worker: write one patient folder; returns its index row."""
+    """Worker: check one film and write its patient folder; returns its index row, or its problem."""
     import cv2
+
+    from spine_det.data.validate import decode_checked
 
     cv2.setNumThreads(1)
     rec, out = args
-    from PIL import Image
-
+    film = f"{rec.split}/{rec.name}"
     try:
-        with Image.open(rec.image) as im:
-            width, height = im.size
-            im.verify()
-    except (OSError, SyntaxError) as exc:
-        return {"error": f"{rec.image}: unreadable image ({exc})"}
+        height, width = decode_checked(rec.image).shape[:2]  # every pixel: a truncated JPEG is refused
+    except DataError as exc:
+        return {"film": film, "problem": exc.reason}
     corners = rec.landmarks * np.array([width, height], dtype=np.float64)
+    pairing, problem = _pairing(rec, corners)
+    if problem:
+        return {"film": film, "problem": problem}
     outside = int(np.sum((corners[..., 0] < 0) | (corners[..., 0] > width - 1)
                          | (corners[..., 1] < 0) | (corners[..., 1] > height - 1)))
     defective = implausible_vertebrae(corners)
     labels = rasterise_vertebrae(corners, height, width, skip=defective)  # fillPoly clips to the image
     present = sorted(int(k) for k in np.unique(labels) if k)
+    if not present:
+        return {"film": film, "problem": f"no vertebra falls inside the {width} x {height} image: the mask would be "
+                                         "empty"}
     view_dir = Path(out) / SPLIT_FOLDERS[rec.split] / rec.folder_name / "AP"
     view_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(view_dir / "AP.jpg") as tmp:
@@ -215,7 +302,101 @@ def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
     atomic_write_json(view_dir / LANDMARKS_FILE, info, indent=1)
     return {"folder": f"{SPLIT_FOLDERS[rec.split]}/{rec.folder_name}", "split": rec.split, "source_name": rec.name,
             "width": width, "height": height, "corners_outside_image": outside,
-            "implausible_vertebrae": " ".join(VERTEBRA_NAMES[k] for k in defective), "vertebrae_in_mask": len(present)}
+            "implausible_vertebrae": " ".join(VERTEBRA_NAMES[k] for k in defective), "vertebrae_in_mask": len(present),
+            "pairing": pairing}
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a staging folder named after this very process is from an earlier one with its pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.importing-"
+
+
+def remove_stale_staging(out: Path) -> List[Path]:
+    """Remove the staging folders that imports into ``out`` left when cut short (their process is gone);
+    returns them. Only folders named like an import's staging for this ``out`` and holding its mark
+    naming ``out`` are touched: never another's data, never a running import's."""
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for d in out.parent.iterdir():
+        if not (d.name.startswith(_staging_prefix(out)) and d.is_dir() and not d.is_symlink()):
+            continue
+        try:
+            mark = json.loads((d / STAGING_MARK).read_text(encoding="utf-8"))
+            pid, target = int(mark["pid"]), mark["out"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or cannot tell: leave it
+        if target != str(out) or _process_alive(pid):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        logger.warning("removed %s, left by an import into %s that was cut short", d, out)
+        removed.append(d)
+    return removed
+
+
+def _new_staging(out: Path, source: Path) -> Path:
+    """A new hidden folder beside ``out`` (created with the umask's mode, like ``out`` would be), marked."""
+    staging = out.parent / f"{_staging_prefix(out)}{os.getpid()}-{secrets.token_hex(3)}"
+    staging.mkdir()
+    atomic_write_json(staging / STAGING_MARK, {"pid": os.getpid(), "out": str(out), "source": str(source)})
+    return staging
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Rename the finished staging folder to ``out`` (absent, or an empty folder)."""
+    (staging / STAGING_MARK).unlink()
+    try:
+        os.rename(staging, out)
+    except OSError as exc:  # out filled meanwhile (another import?), or a file in the way
+        raise DataError(out, f"cannot move the import into place ({exc.strerror or exc}); "
+                             f"it exists and is not empty now? nothing there was changed") from None
+
+
+def _csv_text(fields: Sequence[str], rows: Iterable[Dict[str, object]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops the pool and removes the staging."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_workers(jobs: List[Tuple[AasceRecord, str]], workers: int, progress: bool) -> List[Dict[str, object]]:
+    """Every job's result; on an error or Ctrl-C the pool is stopped (queued films cancelled) first."""
+    pool = (ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint) if workers > 1 and len(jobs) > 1
+            else None)
+    try:
+        it: Iterable = map(_import_one, jobs) if pool is None else pool.map(_import_one, jobs, chunksize=4)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(jobs), desc="importing AASCE", unit="image")
+        return list(it)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _refused_under_strict(label_root: Path, skipped: Dict[str, object]) -> DataError:
+    return DataError(label_root, f"{skipped['film']}: {skipped['problem']} (refused under strict; without it the "
+                                 "film is skipped)")
 
 
 def import_aasce(
@@ -225,6 +406,7 @@ def import_aasce(
     workers: int = 2,
     limit: Optional[int] = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> Dict[str, object]:
     """Write the AASCE dataset at ``source`` into ``out`` in the package's layout; returns a summary.
 
@@ -233,8 +415,13 @@ def import_aasce(
     ``landmarks.json`` and clipped only where the mask is drawn; the count goes to the index.
     Vertebrae with implausible corners (:func:`implausible_vertebrae`) are left out of the masks and
     named in ``landmarks.json`` and the index; their corners are kept as given.
+    A film that fails a check (module docstring) is skipped with a warning and listed in
+    ``aasce_skipped.csv``; with ``strict`` the first one refuses the import (DataError), nothing written.
+    ``out`` appears only once complete (written beside it under a hidden name, then renamed).
     ``limit`` imports the first N images of each split (for a quick look).
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (or None for all), got {limit}")
     label_root = find_label_root(source)
     out_path = Path(out).expanduser().resolve()
     if out_path == label_root or label_root in out_path.parents:
@@ -253,31 +440,42 @@ def import_aasce(
     names = [(r.split, r.folder_name.lower()) for r in records]
     if len(set(names)) != len(names):
         raise DataError(label_root, "two images share a name (case-insensitively) within one split")
-    out_path.mkdir(parents=True, exist_ok=True)
-    rows, errors = [], []
-    jobs = [(r, str(out_path)) for r in records]
-    it: Iterable = (map(_import_one, jobs) if workers <= 1
-                    else ProcessPoolExecutor(max_workers=workers).map(_import_one, jobs, chunksize=4))
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, total=len(jobs), desc="importing AASCE", unit="image")
-    for row in it:
-        (errors if "error" in row else rows).append(row)
-    for e in errors:
-        logger.warning("skipped: %s", e["error"])
-    fields = ["folder", "split", "source_name", "width", "height", "corners_outside_image", "implausible_vertebrae",
-              "vertebrae_in_mask"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(sorted(rows, key=lambda r: (r["split"], r["folder"])))
-    atomic_write_text(out_path / INDEX_FILE, buf.getvalue())
+    skipped = [{"film": f"{r.split}/{r.name}", "problem": r.problem} for r in records if r.problem]
+    if strict and skipped:
+        raise _refused_under_strict(label_root, skipped[0])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_path)
+    staging = _new_staging(out_path, label_root)
+    try:
+        results = _run_workers([(r, str(staging)) for r in records if not r.problem], workers, progress)
+        rows = [r for r in results if "problem" not in r]
+        skipped += [r for r in results if "problem" in r]
+        if strict and skipped:
+            raise _refused_under_strict(label_root, skipped[0])
+        if not rows:
+            raise DataError(label_root, f"no film could be imported ({len(skipped)} skipped; first: "
+                                        f"{skipped[0]['film']}: {skipped[0]['problem']})" if skipped else
+                            "no film to import")
+        for sk in skipped:
+            logger.warning("skipped %s: %s", sk["film"], sk["problem"])
+        fields = ["folder", "split", "source_name", "width", "height", "corners_outside_image",
+                  "implausible_vertebrae", "vertebrae_in_mask"]
+        rows.sort(key=lambda r: (r["split"], r["folder"]))
+        atomic_write_text(staging / INDEX_FILE, _csv_text(fields, rows))
+        if skipped:
+            atomic_write_text(staging / SKIPPED_FILE, _csv_text(["film", "problem"], skipped))
+        _publish(staging, out_path)
+    except BaseException:  # Ctrl-C, a full disk, a bad film under strict: no half-written output
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     per_split = {s: sum(1 for r in rows if r["split"] == s) for s in splits}
+    verified = sum(1 for r in rows if r["pairing"] == "verified")
     return {
         "out": str(out_path),
         "images": per_split,
-        "skipped": len(errors),
+        "skipped": len(skipped),
+        "skipped_films": skipped,
+        "pairing_verified": verified,
         "images_with_corners_outside": sum(1 for r in rows if r["corners_outside_image"]),
         "corners_outside": sum(int(r["corners_outside_image"]) for r in rows),
         "images_with_implausible_vertebrae": sum(1 for r in rows if r["implausible_vertebrae"]),

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 CONVERTER_VERSION = 1  # bump when the annotations written for the same masks change
 STAMP_FILE = "conversion_stamps.json"
+SOURCE_FILE = "conversion_source.json"  # the data root the COCO files of a folder were made from
 
 
 # --------------------------------------------------------------------------- a dataset
@@ -170,6 +171,7 @@ def convert_dataset(
     force: bool = False,
     progress: bool = True,
     definitions: Optional[Dict[str, str]] = None,
+    overwrite: bool = False,
 ) -> dict:
     """Write ``spine_<task>_<split>.json`` and ``spine_<view>_<split>.json`` under ``out_dir``.
 
@@ -178,18 +180,22 @@ def convert_dataset(
     process pool (``workers``, default all cores). Every JSON is written
     atomically. ``definitions`` ({task: spec}, see :mod:`spine_det.data.instances`) changes
     what an instance is for some tasks (default: connected components). Returns a summary
-    dict (also logged).
+    dict (also logged). A folder holds one data root's files (recorded in ``conversion_source.json``):
+    converting another root into it is refused unless ``overwrite`` (:func:`_check_source`).
     """
     t0 = time.perf_counter()
     task_list = list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)
     from spine_det.utils.paths import prepare_output
 
-    out = prepare_output(out_dir, manifest.root)  # never inside the data root; writable
+    # never inside the data root; writable. Not locked here: the caller holds the lock (the tool's on
+    # --out, or prepare_dataset's on the cache, under which many processes convert in turn)
+    out = prepare_output(out_dir, manifest.root, lock=False)
     stamp_path = out / STAMP_FILE
     try:
         old_stamps: Dict[str, str] = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
     except ValueError:
         old_stamps = {}
+    old_stamps = _check_source(out, manifest.root, old_stamps if isinstance(old_stamps, dict) else {}, overwrite)
     file_stamps = {p: _file_stamp(p) for s in manifest.samples
                    for p in list(s.masks.values()) + list(s.instance_maps.values()) if p}
 
@@ -215,6 +221,7 @@ def convert_dataset(
         "seconds": 0.0,
     }
     if not stale:
+        _record_source(out, manifest.root)  # (folders converted before the record existed)
         logger.info("COCO files in %s are up to date (%d files)", out, len(plan))
         return summary
 
@@ -250,9 +257,45 @@ def convert_dataset(
             for a in coco["annotations"]:
                 summary["polygons" if isinstance(a["segmentation"], list) else "rles"] += 1
     atomic_write_json(stamp_path, new_stamps)
+    _record_source(out, manifest.root)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     logger.info(format_summary(summary))
     return summary
+
+
+def _check_source(out: Path, root: str, old_stamps: Dict[str, str], overwrite: bool) -> Dict[str, str]:
+    """The stamps to go on with, once ``out`` is known to hold ``root``'s COCO files or none yet.
+
+    Another data root's conversion there would replace its files one by one (and keep those the new
+    root does not have): refused, one line, unless ``overwrite``, which first removes the COCO files
+    the earlier conversion wrote (those named in its stamps, nothing else of the folder)."""
+    path = out / SOURCE_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("data_root") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded is not None and Path(recorded) != Path(root):
+        if not overwrite:
+            raise DataError(out, f"holds the COCO files of another data root ({recorded}); converting {root} "
+                                 "here would replace them: choose another --out, or pass --overwrite")
+        ours = [n for n in old_stamps if n.startswith("spine_") and n.endswith(".json") and Path(n).name == n]
+        for name in ours:
+            (out / name).unlink(missing_ok=True)
+        logger.warning("%s: removed %d COCO files of %s (--overwrite); converting %s", out, len(ours), recorded, root)
+        old_stamps = {}
+    return old_stamps
+
+
+def _record_source(out: Path, root: str) -> None:
+    """Write down (once) which data root the COCO files of ``out`` come from: after a conversion, so
+    that a refused (strict) one leaves nothing behind."""
+    path = out / SOURCE_FILE
+    try:
+        if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("data_root") == str(root):
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    atomic_write_json(path, {"data_root": str(root)})
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -383,6 +383,23 @@ def split_patients(
     return [p for p in ids if p not in carved], [p for p in ids if p in carved]
 
 
+def _refuse_unfinished_phantom(root: Path) -> None:
+    """A phantom folder whose generator stopped half-way (its manifest says ``"complete": false``) holds
+    only some of its patients: refused, not scanned as a smaller dataset."""
+    from spine_det.data.phantom.writer import MARKER
+
+    marker = root / MARKER
+    if not marker.is_file():
+        return
+    try:
+        complete = json.loads(marker.read_text(encoding="utf-8")).get("complete", True)
+    except (OSError, ValueError, AttributeError):
+        return  # not our manifest: the scan decides on the files themselves
+    if complete is False:
+        raise DataError(root, "phantom output that was never finished (stopped half-way?); rerun spine-det "
+                              "make-phantom with the same arguments to complete it")
+
+
 def scan_dataset(
     root: PathLike,
     seed: int = 0,
@@ -404,6 +421,7 @@ def scan_dataset(
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DataError(root_path, "data root is not a folder")
+    _refuse_unfinished_phantom(root_path)
     problems = _Problems(strict)
     prefetch(root_path)  # decode every image file once, in parallel; the walk below looks them up
     top = _children(root_path)

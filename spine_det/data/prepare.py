@@ -181,7 +181,9 @@ def prepare_dataset(
         if convert:
             from spine_det.data.coco import convert_dataset  # heavy imports only when needed
 
-            convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict, definitions=definitions)
+            # the cache's COCO folder follows its manifest (another root given the same --cache-dir replaces both)
+            convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict, definitions=definitions,
+                            overwrite=True)
     return PreparedData(manifest=manifest, cache_dir=cache, coco_dir=coco_dir, manifest_path=manifest_path)
 
 

@@ -93,7 +93,7 @@ def register_spine_datasets(coco_dir: PathLike, manifest=None) -> List[str]:
 
     folder = Path(coco_dir).expanduser().resolve()
     if not folder.is_dir():
-        raise DataError(folder, "COCO folder not found (run tools/convert_to_coco.py first)")
+        raise DataError(folder, "COCO folder not found (run spine-det convert-to-coco first)")
     names: List[str] = []
     for json_file in sorted(folder.glob("spine_*.json")):
         m = _NAME_RE.match(json_file.name)
@@ -125,6 +125,6 @@ def register_spine_datasets(coco_dir: PathLike, manifest=None) -> List[str]:
         MetadataCatalog.get(name).set(**meta)
         names.append(name)
     if not names:
-        raise DataError(folder, "no spine_<task|view>_<split>.json files here (run tools/convert_to_coco.py first)")
+        raise DataError(folder, "no spine_<task|view>_<split>.json files here (run spine-det convert-to-coco first)")
     logger.info("registered %d datasets from %s", len(names), folder)
     return names

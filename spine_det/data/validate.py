@@ -101,6 +101,7 @@ def decode_checked(path: PathLike) -> np.ndarray:
     suffix = p.suffix.lower()
     if suffix in DICOM_SUFFIXES:
         return read_dicom(p)
+    _io.check_header_pixel_cap(p)  # before decoding: a PNG of a few KB can declare 20000 x 20000 pixels
     if suffix in TIFF_SUFFIXES:
         try:
             import tifffile

@@ -19,7 +19,8 @@ from typing import Any, Dict
 import spine_det.compat  # noqa: F401  (shims before detectron2)
 from detectron2.checkpoint import DetectionCheckpointer
 
-from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
+from spine_det.utils.provenance import provenance
 
 TRUST_ENV = "SPINE_DET_TRUST_PICKLE"
 MODEL_ZOO_PREFIXES = (
@@ -50,7 +51,40 @@ def check_trusted_weights(path: str) -> None:
 
 class SafeDetectionCheckpointer(DetectionCheckpointer):
     """:class:`DetectionCheckpointer` whose loads go through :func:`check_trusted_weights` and
-    ``weights_only=True``."""
+    ``weights_only=True``, and whose saves carry the spine_det version."""
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Detectron2's save, stamped with the spine_det version and commit (plain strings) and, for a local
+        folder, written atomically: a full disk leaves no half-written checkpoint and is one line naming it."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        if "://" in str(self.save_dir):  # a PathManager address: Detectron2's own writer
+            return super().save(name, **{**kwargs, **provenance()})
+        data = {"model": self.model.state_dict(), **{k: obj.state_dict() for k, obj in self.checkpointables.items()},
+                **kwargs}
+        basename = f"{name}.pth"
+        self.logger.info("Saving checkpoint to %s", os.path.join(self.save_dir, basename))
+        save_plain(os.path.join(self.save_dir, basename), data)  # adds the version stamp
+        self.tag_last_checkpoint(basename)
+
+    def get_checkpoint_file(self) -> str:
+        """The checkpoint ``last_checkpoint`` names (fvcore's rule); :class:`CheckpointError` in one line when
+        that file is not the one line of text Detectron2 writes there (binary, empty, several lines)."""
+        pointer = os.path.join(self.save_dir, "last_checkpoint")
+        try:
+            with self.path_manager.open(pointer, "rb") as f:
+                raw = f.read()
+        except OSError:  # deleted meanwhile (fvcore: no checkpoint)
+            return ""
+        try:
+            name = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            name = ""
+        if not name or not name.isprintable():
+            raise CheckpointError(
+                f"{pointer}: not the file Detectron2 writes there (one line naming the checkpoint to resume "
+                "from, e.g. model_0000999.pth); fix or delete it (or start without --resume)")
+        return os.path.join(self.save_dir, name)
 
     def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if path:

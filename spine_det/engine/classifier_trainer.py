@@ -44,6 +44,7 @@ from spine_det.engine.linknet_trainer import (
     MetricsLog,
     build_optimizer,
     build_scheduler,
+    continue_schedule,
     current_lr,
     load_checkpoint,
     rng_state,
@@ -62,6 +63,7 @@ from spine_det.modeling.classifier import build_classifier, describe_backbone, p
 from spine_det.tasks import LABELS, VIEWS
 from spine_det.utils.checkpoint_io import restore_training_state
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +191,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         ck = load_checkpoint(last, map_location=device)
         restore_training_state(ck, model, optimizer, scheduler, scaler, early)
         start_epoch, best, seconds_before = int(ck["epoch"]), dict(ck["best"]), float(ck.get("seconds", 0.0))
+        continue_schedule(scheduler, start_epoch, cfg.SOLVER.MAX_EPOCHS)  # more (or fewer) epochs: no LR climb
         set_rng_state(ck["rng"])
         log.truncate(start_epoch)
         logger.info("%s: resumed from %s at epoch %d", view, last, start_epoch)
@@ -318,7 +321,7 @@ def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: b
             **{k: binary_classification_metrics(y, combos[k], cfg.TEST.THRESHOLD) for k in strategies},
         }
     result["test_selected"] = result["test"][result["selected"]]
-    atomic_write_json(out_dir / METRICS_FILE, result)
+    atomic_write_json(out_dir / METRICS_FILE, {**result, **provenance()})
     t = result["test_selected"]
     logger.info("selected on validation: %s; test accuracy %.3f sensitivity %.3f specificity %.3f AUC %.3f (%d patients)",
                 result["selected"], t["accuracy"], t["sensitivity"], t["specificity"], t["roc_auc"], t["n"])

@@ -15,6 +15,7 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
+from spine_det.utils.arguments import check_device_name
 from spine_det.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -45,14 +46,17 @@ class DeviceUnavailableError(UserError, RuntimeError):
     """The configured device does not exist here (``cuda`` on a machine without a GPU)."""
 
 
-def check_device(device: str) -> None:
-    """DeviceUnavailableError, in one line, for a CUDA device this machine does not have."""
+def check_device(device: str, what: str = "device") -> None:
+    """One line (a :class:`~spine_det.utils.errors.UserError`) for a device name spine_det does not run on
+    (``tpu``, ``gpu``: :func:`spine_det.utils.arguments.check_device_name`, the rule the command line and
+    the API share) or a CUDA device this machine does not have."""
+    check_device_name(device, what)
     if str(device).startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceUnavailableError(f"device {device!r} asked for, but CUDA is not available here; use cpu")
+            raise DeviceUnavailableError(f"{what} {device!r} asked for, but CUDA is not available here; use cpu")
         idx = str(device).partition(":")[2]
         if idx.isdigit() and int(idx) >= torch.cuda.device_count():
-            raise DeviceUnavailableError(f"device {device!r} asked for, but only {torch.cuda.device_count()} GPU(s) here")
+            raise DeviceUnavailableError(f"{what} {device!r} asked for, but only {torch.cuda.device_count()} GPU(s) here")
 
 
 def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.device:
@@ -60,6 +64,7 @@ def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.dev
 
     ``device_hint``: "auto" (CUDA when available), "cpu", "cuda" or "cuda:K".
     """
+    device_hint = check_device_name(device_hint, "MODEL.DEVICE")  # tpu, gpu: one line, not a silent CPU run
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available() if device_hint == "auto" else device_hint.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():

@@ -3,7 +3,11 @@
 The image is letterboxed to the training size, the sigmoid probabilities are
 mapped back to the original pixels (bilinear) and thresholded there, so masks
 are compared with the original mask files at full resolution. Instances are
-the 8-connected components of each mask, scored by their mean probability.
+the 8-connected components of each mask, scored by their mean probability,
+less the specks: components below the minimum area the checkpoint stores (chosen
+on validation, :mod:`spine_det.engine.component_calibration`) or, for a checkpoint
+without one, the relative rule of :mod:`spine_det.evaluation.component_filter`.
+The mask keeps its specks (Dice is unchanged); only the instance list drops them.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from spine_det.engine.predictor import (
     TaskPrediction,
     check_grey_image,
 )
+from spine_det.evaluation.component_filter import CHECKPOINT_KEY, drop_specks
 from spine_det.modeling.linknet import build_seg_model
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class LinkNetPredictor(SegmentationPredictor):
         self.device = torch.device(device)
         self.threshold = float(cfg.TEST.THRESHOLD)
         self.checkpoint_info: Dict[str, Any] = {}
+        self.speck_filter: Dict[str, Dict[str, Any]] = {}  # {task: rule} chosen on validation; {}: relative rule
         if model is None:
             cfg_pre = cfg.clone()
             cfg_pre.defrost()
@@ -62,6 +68,8 @@ class LinkNetPredictor(SegmentationPredictor):
                 except RuntimeError as e:
                     raise CheckpointError(f"{weights}: does not fit the config's model ({str(e).splitlines()[0]})") from None
                 self.checkpoint_info = {k: ck.get(k) for k in ("epoch", "score", "metric")}
+                rules = ck.get(CHECKPOINT_KEY)
+                self.speck_filter = {t: r for t, r in rules.items() if isinstance(r, dict)} if isinstance(rules, dict) else {}
         self.model = model.to(self.device).eval()
 
     @classmethod
@@ -110,17 +118,19 @@ class LinkNetPredictor(SegmentationPredictor):
         out: Dict[str, TaskPrediction] = {}
         for i, t in enumerate(self.tasks):
             mask = probs[i] >= self.threshold
-            out[t] = TaskPrediction(mask=mask, instances=_components(mask, probs[i]))
+            instances, dropped = drop_specks(_components(mask, probs[i]), mask.shape, self.speck_filter.get(t))
+            out[t] = TaskPrediction(mask=mask, instances=instances, component_filter=dropped)
         return out
 
 
 def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
+    """Every 8-connected component of ``mask``: box, area and mean probability (best first)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    sums = np.bincount(labels.ravel(), weights=prob.ravel().astype(np.float64), minlength=n)  # one pass, not one per component
     inst = []
     for k in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[k])
-        score = float(prob[labels == k].mean())
-        inst.append({"score": round(score, 4), "bbox": [x, y, w, h], "area": area})
+        inst.append({"score": round(float(sums[k] / area), 4), "bbox": [x, y, w, h], "area": area})
     inst.sort(key=lambda d: -d["score"])
     return inst
 

@@ -41,6 +41,7 @@ from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import (CheckpointError, load_plain, restore_training_state, rng_state,  # noqa: F401
                                           save_plain, set_rng_state)
 from spine_det.utils.fileio import atomic_write_text
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,29 @@ def scheduler_step(scheduler, score: Optional[float]) -> None:
         scheduler.step()
 
 
+def continue_schedule(scheduler, start_epoch: int, max_epochs: int) -> bool:
+    """After a resume at ``start_epoch``: a cosine schedule planned to end at another epoch than
+    ``max_epochs`` (SOLVER.MAX_EPOCHS changed since the checkpoint, e.g. a finished run given more
+    epochs) is planned again, from the learning rate the run has reached down to its MIN_LR at
+    ``max_epochs``. The LR never climbs again: torch's CosineAnnealingLR stepped past its T_max is
+    periodic, so the old plan would raise it back towards BASE_LR. A finished run (at MIN_LR) thus
+    trains its extra epochs at MIN_LR. An unchanged horizon (an interrupted run) is left exactly as it
+    was; other schedulers have no horizon. Returns True when the schedule was planned again."""
+    if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) or start_epoch >= max_epochs:
+        return False
+    planned_end = start_epoch - scheduler.last_epoch + scheduler.T_max  # one step per epoch since it was built
+    if planned_end == max_epochs:
+        return False
+    lrs = [float(g["lr"]) for g in scheduler.optimizer.param_groups]
+    scheduler.base_lrs = lrs
+    scheduler.T_max = max_epochs - start_epoch
+    scheduler.last_epoch = 0
+    scheduler._last_lr = list(lrs)
+    logger.info("cosine schedule planned for %d epochs, now %d: continues from lr %.2e (epoch %d) down to %.2e at "
+                "epoch %d", planned_end, max_epochs, lrs[0], start_epoch, scheduler.eta_min, max_epochs)
+    return True
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -185,6 +209,8 @@ class MetricsLog:
         self.lines = [ln for ln in self.lines if json.loads(ln).get("epoch", 10**9) <= completed]
 
     def append(self, record: Dict[str, Any]) -> None:
+        """One epoch's line, stamped with the spine_det version (and commit) that wrote it."""
+        record = {**record, **provenance()}
         self.lines.append(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}))
         if du.is_main_process():
             atomic_write_text(self.path, "\n".join(self.lines) + "\n")
@@ -330,6 +356,9 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu")
 
 def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
     """Train on the manifest's train split, select on val; returns a summary (best score, epochs run)."""
+    from spine_det.engine.preflight import check_seg_model_name
+
+    check_seg_model_name(cfg.MODEL.NAME)  # before config.yaml is written
     device = _device_of(cfg)
     rank, world = du.get_rank(), du.get_world_size()
     out_dir = Path(cfg.OUTPUT_DIR)
@@ -371,6 +400,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         ck = load_checkpoint(last, map_location=device)
         restore_training_state(ck, model, optimizer, scheduler, scaler, early)
         start_epoch, best_epoch = int(ck["epoch"]), int(ck.get("best_epoch", -1))
+        continue_schedule(scheduler, start_epoch, cfg.SOLVER.MAX_EPOCHS)  # more (or fewer) epochs: no LR climb
         if world == ck.get("world_size", 1) and ck.get("rng"):
             set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])
         log.truncate(start_epoch)
@@ -468,8 +498,14 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
             logger.info("early stopping at epoch %d: no val dice gain > %g for %d evaluations", epoch + 1,
                         cfg.EARLY_STOP.MIN_DELTA, cfg.EARLY_STOP.PATIENCE)
     log.close()
+    speck_filter = {}
+    if val_loader is not None and (out_dir / BEST_CHECKPOINT).is_file():
+        # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
+        from spine_det.engine.component_calibration import calibrate_checkpoint
+
+        speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
     return {"best_val_dice": early.best, "best_epoch": best_epoch, "epochs": len(log.lines), "stopped_early": early.should_stop,
-            "best_checkpoint": str(out_dir / BEST_CHECKPOINT)}
+            "best_checkpoint": str(out_dir / BEST_CHECKPOINT), "speck_filter": speck_filter}
 
 
 def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Dict[str, Any]]:

@@ -120,6 +120,10 @@ def task_of(cfg: Any) -> str:
 def resolve_device(name: str) -> Any:
     import torch
 
+    from spine_det.engine.distributed import check_device
+
+    if name:
+        check_device(name, "MODEL.DEVICE")  # one line for tpu / cuda without a GPU, not torch's traceback
     if name in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -299,8 +303,10 @@ def _seed(seed: int) -> None:
 
 
 def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
-    """nnU-Net's per-epoch log (train/val loss, pseudo Dice on val patches, epoch time) as ``metrics.jsonl``."""
+    """nnU-Net's per-epoch log (train/val loss, pseudo Dice on val patches, epoch time) as ``metrics.jsonl``,
+    each line naming the spine_det version that wrote it."""
     from spine_det.utils.fileio import atomic_write_text
+    from spine_det.utils.provenance import provenance
 
     log = trainer.logger.local_logger.my_fantastic_logging if hasattr(trainer.logger, "local_logger") \
         else trainer.logger.my_fantastic_logging
@@ -312,6 +318,7 @@ def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
             "val_dice": float(log["mean_fg_dice"][e]), "val_dice_ema": float(log["ema_fg_dice"][e]),
             "lr": float(log["lrs"][e]), "iters": int(iters_per_epoch),
             "time_s": round(float(log["epoch_end_timestamps"][e] - log["epoch_start_timestamps"][e]), 3),
+            **provenance(),
         }))
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
@@ -320,6 +327,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
     """Export, plan/preprocess, train; returns a summary with the final checkpoint's path."""
     require_nnunet()
     from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+    from spine_det.utils.provenance import provenance
 
     out = Path(cfg.OUTPUT_DIR)
     out.mkdir(parents=True, exist_ok=True)
@@ -375,7 +383,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
     })
     summary = {"checkpoint": str(link_checkpoint(out, final)), "epochs": trainer.num_epochs, "iters_per_epoch": trainer.num_iterations_per_epoch,
                "batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size),
-               "prepare_s": round(prep_s, 1), "train_s": round(train_s, 1), "device": str(device)}
+               "prepare_s": round(prep_s, 1), "train_s": round(train_s, 1), "device": str(device), **provenance()}
     atomic_write_json(out / "train_summary.json", summary)
     logger.info("nnU-Net training done: %s", summary)
     return summary

@@ -78,6 +78,9 @@ class TaskPrediction:
     # (N, H, W) bool, one mask per entry of ``instances`` (Mask R-CNN only; a :class:`BoxMasks`
     # from the predictor): touching vertebrae stay apart here, while ``mask`` merges them.
     instance_masks: Optional[Any] = None
+    # Semantic models: which components left ``instances`` as specks, and by what rule (the JSON's
+    # "component_filter"; spine_det.evaluation.component_filter). None: nothing was filtered.
+    component_filter: Optional[Dict[str, Any]] = None
 
     def label_map(self) -> np.ndarray:
         """uint16 (H, W): 0 background, k = instance k (1-based, ``instances`` order); where

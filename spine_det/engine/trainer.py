@@ -91,6 +91,12 @@ class SpineTrainer(DefaultTrainer):
             evaluators = [cls.build_evaluator(cfg, name, checkpoint=label) for name in cfg.DATASETS.TEST]
         return super().test(cfg, model, evaluators)
 
+    def build_writers(self):
+        """Detectron2's writers; ``metrics.json`` lines also name the spine_det version and commit."""
+        from spine_det.engine.writers import stamp_json_writers
+
+        return stamp_json_writers(super().build_writers())
+
     def build_hooks(self):
         ret = super().build_hooks()
         if comm.is_main_process():

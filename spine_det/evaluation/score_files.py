@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import provenance
 
 SUMMARY_FILE = "semantic_metrics.json"
 PER_IMAGE_FILE = "semantic_per_image.csv"
@@ -34,10 +35,10 @@ def per_image_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def write_scores(table: ScoreTable, out_dir: Path | str, meta: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Write ``semantic_metrics.json`` (the table's summary + ``meta``) and ``semantic_per_image.csv``
-    into ``out_dir`` atomically; returns the summary written."""
+    """Write ``semantic_metrics.json`` (the table's summary + ``meta`` + the spine_det version) and
+    ``semantic_per_image.csv`` into ``out_dir`` atomically; returns the summary written."""
     out_dir = Path(out_dir)
-    result = {**table.summary(), **dict(meta or {})}
+    result = {**table.summary(), **dict(meta or {}), **provenance()}
     atomic_write_json(out_dir / SUMMARY_FILE, result)
     atomic_write_text(out_dir / PER_IMAGE_FILE, per_image_csv(table.rows))
     return result

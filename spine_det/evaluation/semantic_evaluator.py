@@ -30,6 +30,7 @@ from spine_det.data.io import read_mask
 from spine_det.evaluation.metrics import METRICS, ScoreTable, binary_scores, paste_instances
 from spine_det.evaluation.score_files import PER_IMAGE_FILE, SUMMARY_FILE, per_image_csv, write_scores
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ class SpineSemanticEvaluator(DatasetEvaluator):
         for task, table in tables.items():
             if table.rows:
                 write_scores(table, out / task, {**meta, "task": task})
-        top = {**results["mean"], "tasks": summaries, "mean_over": "tasks", **meta}
+        top = {**results["mean"], "tasks": summaries, "mean_over": "tasks", **meta, **provenance()}
         atomic_write_json(out / SUMMARY_FILE, top)
         atomic_write_text(out / PER_IMAGE_FILE, per_image_csv(r for t in tables.values() for r in t.rows))
 

@@ -12,6 +12,7 @@ from spine_det.data.io import DataError, read_image
 from spine_det.morphometry.pipeline import MeasureConfig, measure_patient
 from spine_det.morphometry.report import write_report
 from spine_det.morphometry.sources import load_view_masks
+from spine_det.morphometry.units import add_millimetres, read_metas
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def measure_group(
     meta = {"patient_id": group["patient_id"], "label": group["label"], "split": group["split"], "source": source,
             "images": {v: s.image for v, s in views.items()}}
     record = measure_patient(masks.get("lat"), masks.get("ap"), cfg, meta)
+    add_millimetres(record, *read_metas({v: s.image for v, s in views.items()}))  # mm where the film says
     any_sample = next(iter(views.values()))
     pdir = Path(any_sample.image).parent.parent
     if out_dir is not None:
@@ -95,7 +97,7 @@ def measure_split(
         raise DataError(
             pred_dir or "",
             f"--pred-dir has no {source} prediction for {len(missing)} of {len(groups)} patients of split "
-            f"{split or 'all'} (first: {missing[0]}); predict them with tools/predict.py --data-root ... --split "
+            f"{split or 'all'} (first: {missing[0]}); predict them with spine-det predict --data-root ... --split "
             f"{split or 'all'} --output {pred_dir}")
     return out
 
@@ -106,7 +108,7 @@ def load_ground_truth(result: PatientResult) -> Dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(path, "no ground truth (morphometry evaluation needs phantom data from tools/make_phantom.py)",
+        raise DataError(path, "no ground truth (morphometry evaluation needs phantom data from spine-det make-phantom)",
                         result.patient_id) from None
     except (OSError, ValueError) as e:
         raise DataError(path, f"unreadable ground truth ({e})", result.patient_id) from None

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from spine_det.evaluation.classification import rates
+from spine_det.morphometry.grading import NOT_MEASURED
 
 HEIGHT_KEYS = (("ha", "anterior_height_px"), ("hm", "middle_height_px"), ("hp", "posterior_height_px"))
 
@@ -123,7 +124,11 @@ def summarize(comparisons: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     for k in ("width", "ipd"):
         e = [x for x in (_pct_err(r[k], r["true_" + k]) for r in ap_rows) if x is not None]
         out[f"ap_{k}_mae_pct"] = float(np.mean(e)) if e else float("nan")
-    pt = rates([c["label"] == "Damaged" for c in comparisons], [c["call"] == "Damaged" for c in comparisons])
+    # a patient with nothing measured has no call to score (NOT_MEASURED): left out, and counted
+    called = [c for c in comparisons if c["call"] != NOT_MEASURED]
+    out["patients_called"] = len(called)
+    out["patients_not_measured"] = len(comparisons) - len(called)
+    pt = rates([c["label"] == "Damaged" for c in called], [c["call"] == "Damaged" for c in called])
     out["patient_accuracy"] = float(pt["accuracy"])
     out["patient_sensitivity"] = float(pt["sensitivity"])
     out["patient_specificity"] = float(pt["specificity"])

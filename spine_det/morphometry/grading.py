@@ -31,6 +31,10 @@ import numpy as np
 from spine_det.evaluation.classification import rates
 
 GENANT_BOUNDS = (0.20, 0.25, 0.40)
+# The call of a patient with no graded vertebra and no listhesis finding (an AP-only dataset such as
+# AASCE, empty masks, every body flagged, NaN lengths): nothing says Normal, so it is not called so,
+# and patient-level scores leave it out, counting it (spine_det.morphometry.evaluate.summarize).
+NOT_MEASURED = "Not measured"
 
 
 def genant_grade(loss: float, bounds: Sequence[float] = GENANT_BOUNDS) -> int:
@@ -141,7 +145,8 @@ def grade_vertebrae(
 
 
 def patient_call(grades: Sequence[int], listhesis_pcts: Sequence[float], cfg: GradingConfig) -> Dict[str, object]:
-    """Damaged if any grade >= ``patient_min_grade`` or any |listhesis| >= ``listhesis_pct``."""
+    """Damaged if any grade >= ``patient_min_grade`` or any |listhesis| >= ``listhesis_pct``; else Normal when
+    at least one vertebra was graded, else :data:`NOT_MEASURED` (zero measured levels are no evidence)."""
     g = [x for x in grades if x >= 0]
     lis = [abs(x) for x in listhesis_pcts if x == x]
     max_grade = max(g) if g else -1
@@ -151,8 +156,12 @@ def patient_call(grades: Sequence[int], listhesis_pcts: Sequence[float], cfg: Gr
         reasons.append(f"grade {max_grade} fracture")
     if max_lis >= cfg.listhesis_pct:
         reasons.append(f"listhesis {max_lis:.1f}%")
+    label = "Damaged" if reasons else "Normal"
+    if not reasons and not g:
+        label = NOT_MEASURED
+        reasons.append("no vertebra graded in the lateral view")
     return {
-        "label": "Damaged" if reasons else "Normal",
+        "label": label,
         "max_grade": max_grade,
         "max_listhesis_pct": max_lis,
         "reasons": reasons,

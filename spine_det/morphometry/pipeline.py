@@ -68,7 +68,13 @@ def load_measure_config(path=None, pad: Optional[float] = None) -> MeasureConfig
             cfg = MeasureConfig.from_dict(d.get("config", d))
         except (OSError, ValueError, TypeError) as e:
             raise DataError(path, f"unreadable morphometry config ({e})") from None
+        bad = [k for k in ("pad", "ipd_pad") if not isinstance(getattr(cfg, k), (int, float))
+               or not np.isfinite(getattr(cfg, k))]
+        if bad:  # JSON's NaN / Infinity: every length would be NaN (nothing measured) or infinite
+            raise DataError(path, f"{', '.join(bad)} must be a finite number of pixels")
     if pad is not None:
+        if not np.isfinite(float(pad)):
+            raise ValueError(f"pad must be a finite number of pixels, got {pad!r}")
         cfg.pad = float(pad)
     return cfg
 

@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Dict, List, Optional
 
+from spine_det.utils.errors import UserError
+
 # name -> one line for --help, in the order of a project: data, training, prediction, scoring, setup.
 COMMANDS: Dict[str, str] = {
     "make_phantom": "write a synthetic spine X-ray dataset (AP + LAT, eight task masks, ground truth)",
@@ -28,7 +30,7 @@ COMMANDS: Dict[str, str] = {
     "measure": "per-vertebra morphometry and Genant grading for a dataset",
     "measure_cobb": "Cobb angles per AP image, scored like the AASCE 2019 challenge",
     "install_detectron2": "install Detectron2 into this environment, verified",
-    "doctor": "report the environment and run one Mask R-CNN forward pass",
+    "doctor": "report the environment, run one Mask R-CNN forward pass, name the fix for what is missing",
     "tasks": "list the eight segmentation tasks and their mask files",
 }
 PROG = "spine-det"
@@ -74,6 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.argv[0] = f"{PROG} {name.replace('_', '-')}"
     try:
         return int(module.main(args[1:]) or 0)
+    except UserError as e:  # what a tool did not catch itself (e.g. a full disk): one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     finally:
         sys.argv[0] = saved
 

@@ -1,12 +1,15 @@
 """Every registered model family vs an Otsu baseline on the same test images, with the report's figures beside them.
 
-  spine-det benchmark --profile cpu --data-root output/demo/data --out output/demo/results \\
+  spine-det benchmark --data-root output/demo/data --out output/demo/results \\
       --tasks lat_vertebra,ap_spinous_process
-  python -m spine_det.tools.benchmark --profile full --data-root DATA --out output/bench --tasks all
+  spine-det benchmark --profile full --data-root DATA --out output/bench --tasks all
+
+--profile auto (the default) runs every model's cpu profile when no CUDA device is found (or with
+--device cpu) and the full profiles on a GPU; the log and results.md say which.
 
 Trains (or reuses finished checkpoints of) one model per registered family
 (spine_det.modeling.registry: LinkNet, Mask R-CNN, ...) and task, each a logged,
-resumable subprocess `python -m <family's training tool>` (logs stream to
+resumable subprocess of the family's training tool (spine-det train-net, ...; logs stream to
 <out>/logs/<unit>.log), scores all with the same metric code, runs the
 classifier, and writes results.md / .csv / .json and <out>/figures/. Re-running
 skips finished units; --force retrains; --skip-<model> leaves a family out.
@@ -25,6 +28,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from spine_det.config.profiles import add_profile_argument
+from spine_det.utils.cli import positive_int
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     from spine_det.modeling.registry import families
@@ -32,7 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     specs = families()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="models: " + "; ".join(f"{s.key} = {s.description or s.label}" for s in specs))
-    p.add_argument("--profile", choices=["cpu", "full"], default="cpu", help="profile passed to every tool (default cpu)")
+    add_profile_argument(p, choices=("auto", "cpu", "full"),
+                         help_text="profile passed to every tool: auto (default) = cpu when no CUDA device is found "
+                                   "(or --device cpu), else full; the log and results.md say which")
     p.add_argument("--data-root", required=True, help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
     p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
     p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
@@ -56,11 +64,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="retrain every unit even if finished")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed unit (default: go on)")
     p.add_argument("--verbose", action="store_true", help="echo the tools' output to the terminal as well")
-    p.add_argument("--make-phantom", type=int, metavar="N", default=None,
+    p.add_argument("--make-phantom", type=positive_int, metavar="N", default=None,
                    help="if --data-root does not exist and lies under --out, first generate N phantom patients there")
-    p.add_argument("--phantom-size", type=int, default=512, help="image height of --make-phantom (default 512)")
-    p.add_argument("--cost-images", type=int, default=8, help="test images timed per model (default 8)")
-    p.add_argument("--figure-images", type=int, default=4, help="test images per overlay figure (default 4)")
+    p.add_argument("--phantom-size", type=positive_int, default=512, help="image height of --make-phantom (default 512)")
+    p.add_argument("--cost-images", type=positive_int, default=8, help="test images timed per model (default 8)")
+    p.add_argument("--figure-images", type=positive_int, default=4, help="test images per overlay figure (default 4)")
     family_dests = []
     for s in specs:  # each family's own options (e.g. --maskrcnn-init)
         group = p.add_argument_group(f"{s.label} options")
@@ -152,8 +160,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if unknown:
             print(f"error: --models: unknown model family {', '.join(unknown)}; registered: {', '.join(keys)}", file=sys.stderr)
             return 2
+    from spine_det.config.profiles import resolve_profile
+
     opts = BenchmarkOptions(
-        data_root=str(data), out=args.out, tasks=tasks, profile=args.profile, seed=seeds[0], seeds=seeds,
+        data_root=str(data), out=args.out, tasks=tasks, profile=resolve_profile(args.profile, device=args.device),
+        seed=seeds[0], seeds=seeds,
         split_seed=args.split_seed, device=args.device,
         skip_models=[k for k in keys if getattr(args, f"skip_{k}", False)], models=models,
         skip_classifier=args.skip_classifier, force=args.force, fail_fast=args.fail_fast, echo=args.verbose,

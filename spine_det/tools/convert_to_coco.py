@@ -1,7 +1,7 @@
 """Convert the spine dataset's binary masks to COCO JSON (one file per task and split, and per view and split).
 
 Example:
-    python tools/convert_to_coco.py --data-root "/data/spine" --out output/coco --workers 2
+    spine-det convert-to-coco --data-root "/data/spine" --out output/coco --workers 2
 
 Instances are the masks' 8-connected components; segmentations are exact
 (polygons where exact, RLE otherwise). Re-running skips files that are up to
@@ -18,6 +18,7 @@ from typing import List, Optional
 from spine_det.data.io import DataError
 from spine_det.data.prepare import default_cache_dir, load_or_scan_manifest, split_dir_name
 from spine_det.tasks import TASK_NAMES, parse_tasks
+from spine_det.utils.cli import fraction_open, positive_int
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -25,14 +26,18 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", required=True, help="folder with Training/ (and optionally Test/)")
     p.add_argument("--out", required=True, help="output folder for spine_<task|view>_<split>.json (not inside the data root)")
     p.add_argument("--tasks", default="all", help=f"'all', a view (ap/lat) or comma-separated tasks: {', '.join(TASK_NAMES)}")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patient-level splits")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of Training patients held out for validation")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="share of patients for test when there is no Test/ folder")
+    p.add_argument("--val-fraction", type=fraction_open, default=0.1,
+                   help="share of Training patients held out for validation, in (0, 1) (default 0.1)")
+    p.add_argument("--test-fraction", type=fraction_open, default=0.2,
+                   help="share of patients for test when there is no Test/ folder, in (0, 1) (default 0.2)")
     p.add_argument("--cache-dir", default=None, help="where the manifest lives (default: $SPINE_DET_CACHE or ~/.cache/spine_det/...)")
     p.add_argument("--strict", action="store_true", help="fail on the first missing/unreadable file instead of skipping it")
     p.add_argument("--rescan", action="store_true", help="rescan the data root even if a manifest exists")
     p.add_argument("--force", action="store_true", help="rewrite every JSON even if up to date")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out holds another data root's COCO files: remove them and convert this one (else refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -45,18 +50,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         tasks = parse_tasks(args.tasks)
         cache = Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir(args.data_root)
-        from spine_det.utils.paths import refuse_inside
+        from spine_det.utils.paths import prepare_output, refuse_inside
 
         refuse_inside(cache, args.data_root, what="cache dir")
+        refuse_inside(args.out, args.data_root)  # before the scan; prepared (and locked) once the data is known
         manifest_path = cache / split_dir_name(args.seed, args.val_fraction, args.test_fraction) / "manifest.json"
         manifest = load_or_scan_manifest(
             args.data_root, manifest_path, args.seed, args.val_fraction, args.test_fraction,
             strict=args.strict, rescan=args.rescan,
         )
         print(f"manifest {manifest_path}: {manifest.summary()}")
+        prepare_output(args.out, args.data_root)  # never inside the data root; writable; one writer at a time
         summary = convert_dataset(
             manifest, args.out, tasks=tasks, workers=args.workers, strict=args.strict,
-            force=args.force, progress=not args.no_progress,
+            force=args.force, progress=not args.no_progress, overwrite=args.overwrite,
         )
     except (DataError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,10 @@
-"""Report the environment (Detectron2 origin, torch, device) and run one Mask R-CNN forward pass."""
+"""Report the environment (how spine_det was installed, Detectron2 origin, torch, device) and run one
+Mask R-CNN forward pass.
+
+When something is missing, the last line names the command that installs it, for the way this copy
+was installed: `make install` in a checkout's .venv, `spine-det install-detectron2` after a
+`pip install`, a rebuilt image in Docker.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +13,7 @@ from typing import List, Optional
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-forward", action="store_true", help="only report versions, build no model")
     args = p.parse_args(argv)

@@ -1,10 +1,10 @@
 """Score predicted instances object by object: how many vertebrae came out, merged or split.
 
-    python tools/predict.py --checkpoint runs/maskrcnn/ap_vertebra/model_best.pth --data-root DATA --split test --view ap --output pred/maskrcnn
-    python tools/eval_instances.py --data-root DATA --pred-dir pred/maskrcnn --task ap_vertebra --out results/instances_maskrcnn
+    spine-det predict --checkpoint runs/maskrcnn/ap_vertebra/model_best.pth --data-root DATA --split test --view ap --output pred/maskrcnn
+    spine-det eval-instances --data-root DATA --pred-dir pred/maskrcnn --task ap_vertebra --out results/instances_maskrcnn
 
 Ground truth: the task's instance label map (``<mask stem>_instances.png``, e.g. written by
-tools/import_aasce.py: one label per vertebra) or, without one, the 8-connected components of
+`spine-det import-aasce`: one label per vertebra) or, without one, the 8-connected components of
 the mask. Predictions: ``<pred-dir>/<patient>/<view>/<task>_instances.png`` (Mask R-CNN) or, without
 one, ``<task>_mask.png`` (LinkNet and other semantic models) as its connected components or, with
 ``--split-mask``, split into vertebrae at the discs as the Cobb-angle route does
@@ -80,19 +80,21 @@ def true_level_names(view_folder: Path) -> Optional[List[str]]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from spine_det.utils.cli import non_negative_int
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True, type=Path, help="the dataset (ground truth)")
-    ap.add_argument("--pred-dir", required=True, type=Path, help="tools/predict.py --data-root output")
+    ap.add_argument("--pred-dir", required=True, type=Path, help="the --output of spine-det predict --data-root")
     ap.add_argument("--task", default="ap_vertebra", help="task (default ap_vertebra)")
     ap.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
     ap.add_argument("--seed", type=int, default=0, help="split seed (as for every other tool)")
-    ap.add_argument("--expected", type=int, default=0,
+    ap.add_argument("--expected", type=non_negative_int, default=0,
                     help="objects every image should have (e.g. 17 vertebrae T1-L5): adds the share of images "
                          "with that many detected (the share with every *annotated* one is always given)")
     ap.add_argument("--iou", type=float, default=0.5, help="IoU for a detection (default 0.5)")
     ap.add_argument("--cover", type=float, default=0.3, help="share of an object's area for merge/split (default 0.3)")
     ap.add_argument("--split-mask", action="store_true",
-                    help="semantic masks: split into vertebrae at the discs (as tools/measure_cobb.py --source mask) "
+                    help="semantic masks: split into vertebrae at the discs (as spine-det measure-cobb --source mask) "
                          "instead of taking connected components")
     ap.add_argument("--levels", action=argparse.BooleanOptionalAction, default=True,
                     help="vertebra tasks: score the predictions after order-aware post-processing (default on; as "
@@ -110,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from spine_det.evaluation.instance_quality import match_instances, summarise
     from spine_det.tasks import get_task
     from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+    from spine_det.utils.provenance import provenance
 
     try:
         task = get_task(a.task)
@@ -162,7 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append({"image": s.key, "prediction": kind, **m.as_dict()})
     if missing:
         raise SystemExit(f"error: {len(missing)} of {len(samples)} {a.split} images have no prediction in "
-                         f"{a.pred_dir} (first: {missing[0]}); run tools/predict.py --data-root ... --split {a.split}")
+                         f"{a.pred_dir} (first: {missing[0]}); run spine-det predict --data-root ... --split {a.split}")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -170,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     atomic_write_text(out / "per_image.csv", buf.getvalue())
     summary = {"task": task.name, "split": a.split, "data_root": str(root), "pred_dir": str(a.pred_dir.resolve()),
                "predictions": sorted(pred_kind), "iou": a.iou, "cover": a.cover, **summarise(matches, a.expected)}
-    atomic_write_json(out / "summary.json", summary, indent=1)
+    atomic_write_json(out / "summary.json", {**summary, **provenance()}, indent=1)
     md = [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()]
     atomic_write_text(out / "summary.md", "| measure | value |\n|---|---|\n" + "\n".join(md) + "\n")
     logger.info("%s %s: %.2f of %.2f objects detected per image, %.3f merges per image%s -> %s", task.name, a.split,

@@ -10,12 +10,12 @@ estimate, on normal levels) and fit the patient rule
 (2) measure the evaluation split with that config; (3) compare per level and per
 patient. Writes ``morphometry_metrics.json`` (with meta: data root, split, seed,
 source), ``morphometry_levels.csv`` and ``morphometry_config.json`` (usable as
-``tools/measure.py --config``), and prints a table naming what produced it.
+``spine-det measure --config``), and prints a table naming what produced it.
 
 Example::
 
-    python tools/make_phantom.py --out datasets/phantom --patients 100 --size 512
-    python tools/eval_morphometry.py --data-root datasets/phantom --split test --out out/eval_morph
+    spine-det make-phantom --out datasets/phantom --patients 100 --size 512
+    spine-det eval-morphometry --data-root datasets/phantom --split test --out out/eval_morph
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import List, Optional
 from spine_det.data.io import DataError
 from spine_det.morphometry.sources import SOURCES
 from spine_det.tasks import SPLITS
+from spine_det.utils.cli import positive_int
 
 logger = logging.getLogger("eval_morphometry")
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="start from this morphometry config JSON")
     p.add_argument("--no-fit", action="store_true", help="use the config as is: no pad calibration, no rule fitting")
     p.add_argument("--save-reports", action="store_true", help="also write per-patient JSON + overlay under <out>/reports")
-    p.add_argument("--limit", type=int, default=None, help="only the first N patients of each split (smoke tests)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="only the first N patients of each split (smoke tests)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -95,8 +97,11 @@ def fit_on_train(manifest, cfg, args):
     cfg.grading.expected_scale = round(calibrate_expected_scale(comps, cfg.grading.expected_scale), 4)
     train = measure_split(manifest, "train", cfg, **kw)
     comps = _compare(train, "train")
-    fitted, bal_acc = fit_patient_rule([c["max_grade"] for c in comps], [c["max_listhesis_pct"] for c in comps],
-                                       [c["label"] for c in comps], cfg.grading)
+    from spine_det.morphometry.grading import NOT_MEASURED
+
+    called = [c for c in comps if c["call"] != NOT_MEASURED]  # nothing measured: no evidence for either rule
+    fitted, bal_acc = fit_patient_rule([c["max_grade"] for c in called], [c["max_listhesis_pct"] for c in called],
+                                       [c["label"] for c in called], cfg.grading)
     cfg.grading = fitted
     info = {"fitted_on": "train", "train_patients": len(comps), "pad_px": cfg.pad, "ipd_pad_px": cfg.ipd_pad,
             "height_scale": cfg.height_scale,
@@ -131,7 +136,8 @@ def table(m: dict, meta: dict) -> str:
         f" spec {f(m['fracture_specificity'], 3)}  (target kappa >= 0.8)",
         f"  AP                     width MAE {f(m['ap_width_mae_pct'], 2)}%  IPD MAE {f(m['ap_ipd_mae_pct'], 2)}%",
         f"  patient call           accuracy {f(m['patient_accuracy'], 3)}  sensitivity {f(m['patient_sensitivity'], 3)}"
-        f"  specificity {f(m['patient_specificity'], 3)}  {m['patient_confusion']}",
+        f"  specificity {f(m['patient_specificity'], 3)}  {m['patient_confusion']}"
+        + (f"  ({m['patients_not_measured']} not measured, left out)" if m.get("patients_not_measured") else ""),
     ]
     return "\n".join(lines)
 
@@ -146,6 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from spine_det.morphometry.dataset import measure_split
     from spine_det.morphometry.evaluate import summarize
     from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+    from spine_det.utils.provenance import provenance
 
     from spine_det.morphometry.pipeline import load_measure_config
 
@@ -172,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     m["grade_kappa_sklearn"] = _sklearn_kappa([r["true_grade"] for r in graded], [r["grade"] for r in graded])
     meta = {"data_root": str(args.data_root.resolve()), "split": args.split, "seed": args.seed, "source": args.source,
             "pred_dir": str(args.pred_dir) if args.pred_dir else None, "calibration": fit_info,
-            "config": cfg.to_dict()}
+            "config": cfg.to_dict(), **provenance()}
     per_patient = [{"patient_id": c["patient_id"], "label": c["label"], "call": c["call"], "max_grade": c["max_grade"],
                     "max_listhesis_pct": c["max_listhesis_pct"]} for c in comps]
     atomic_write_json(args.out / "morphometry_metrics.json", {"meta": meta, "metrics": m, "patients": per_patient})

@@ -4,7 +4,7 @@ The dataset: 609 AP full-spine radiographs of scoliosis patients (481 training, 
 four corners of the 17 vertebral bodies T1..L5 and three Cobb angles per image. Download the
 ``boostnet_labeldata`` folder from the dataset's own site (SpineWeb, dataset 16) or a mirror, then:
 
-    python tools/import_aasce.py --source boostnet_labeldata --out datasets/aasce
+    spine-det import-aasce --source boostnet_labeldata --out datasets/aasce
 
 What it writes (``--out`` must be new or empty; nothing in ``--source`` is changed):
 
@@ -26,6 +26,14 @@ out of the masks and named in landmarks.json and the index. There is no Normal/D
 no lateral view: the package reads the result as an unlabelled, AP-only dataset (task
 ap_vertebra; no classifier). Research use only: do not redistribute the images or anything
 derived from them.
+
+Each film is checked before it is written (spine_det/data/aasce.py): landmarks that are NaN, inf
+or pixels instead of fractions of the image size, an image that does not decode completely, a
+CSV row that does not match the film's own ``labels/<split>/<name>.mat`` (a ``filenames.csv`` out
+of step), or an empty mask: the film is skipped with a warning naming it and listed in
+``<out>/aasce_skipped.csv`` (``--strict``: the import is refused instead). A name in
+``filenames.csv`` with folders or an absolute path refuses the import. ``--out`` appears only when
+the import is complete; one cut short (Ctrl-C, a full disk) leaves nothing to clean up by hand.
 """
 from __future__ import annotations
 
@@ -37,6 +45,8 @@ from typing import List, Optional
 
 from spine_det.data.aasce import import_aasce
 from spine_det.data.io import DataError
+from spine_det.utils.cli import positive_int
+from spine_det.utils.errors import UserError
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -45,8 +55,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="the boostnet_labeldata folder, or a folder (e.g. a mirror's clone) that holds it")
     p.add_argument("--out", required=True, type=Path, help="new or empty output folder: the data root to train on")
     p.add_argument("--splits", default="training,test", help="which source splits to import (default both)")
-    p.add_argument("--limit", type=int, default=None, help="import only the first N images of each split")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--limit", type=positive_int, default=None, help="import only the first N images of each split")
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the import at the first film that fails a check (default: skip it with a warning "
+                        "and list it in <out>/aasce_skipped.csv)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -55,12 +68,24 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         refuse_inside(a.out, a.source, label="source folder")  # the one output guard
         s = import_aasce(a.source, a.out, splits=[x.strip() for x in a.splits.split(",") if x.strip()],
-                         workers=a.workers, limit=a.limit, progress=not a.quiet)
+                         workers=a.workers, limit=a.limit, progress=not a.quiet, strict=a.strict)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (UserError, OSError) as e:  # a full disk, an unwritable folder: nothing left half-written
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"error: interrupted; nothing was written ({a.out} appears only once an import is complete)",
+              file=sys.stderr)
+        return 130
     imgs = ", ".join(f"{k} {v}" for k, v in s["images"].items())
-    print(f"imported {imgs} images to {s['out']} ({s['skipped']} skipped as unreadable); "
+    n = sum(s["images"].values())
+    if s["pairing_verified"] < n:
+        print(f"warning: the pairing of filenames.csv with landmarks.csv was checked for {s['pairing_verified']} of "
+              f"{n} films only (no labels/<split>/<name>.mat for the others)", file=sys.stderr)
+    skipped = f" ({s['skipped']} skipped: see {Path(s['out']) / 'aasce_skipped.csv'})" if s["skipped"] else ""
+    print(f"imported {imgs} images to {s['out']}{skipped}; "
           f"{s['corners_outside']} corners outside their image in {s['images_with_corners_outside']} images "
           f"(kept in landmarks.json, clipped in the masks); "
           f"{s['images_with_implausible_vertebrae']} images with implausible corners of a vertebra (left out of "

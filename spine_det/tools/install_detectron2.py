@@ -42,6 +42,8 @@ PYPI_REQUIREMENT = "pb1-detectron2==0.6"
 PYPI_SDIST = "pb1-detectron2-0.6.tar.gz"
 PYPI_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
 SOURCE_RECORD = "spine_det_source.json"  # written into detectron2's .dist-info
+SOURCES = ("auto", "git", "pypi")
+SOURCE_ENV = "DETECTRON2_SOURCE"
 
 
 def log(msg: str) -> None:
@@ -187,14 +189,16 @@ def _write_dist_info(site: Path, package: Path, dist_info: Path, digest: str) ->
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", choices=["auto", "git", "pypi"], default=os.environ.get("DETECTRON2_SOURCE", "auto"),
-                        help="where to take Detectron2 from (env DETECTRON2_SOURCE; default auto)")
+    parser.add_argument("--source", choices=SOURCES, default=os.environ.get(SOURCE_ENV) or "auto",
+                        help=f"where to take Detectron2 from (env {SOURCE_ENV}; default auto)")
     parser.add_argument("--commit", default=os.environ.get("DETECTRON2_COMMIT", OFFICIAL_COMMIT),
                         help="official commit to build with --source git (env DETECTRON2_COMMIT)")
     parser.add_argument("--sdist-dir", type=Path, default=None,
                         help=f"folder that already holds {PYPI_SDIST} (offline install; still hash-checked)")
     parser.add_argument("--force", action="store_true", help="reinstall even if the requested source is present")
     args = parser.parse_args(argv)
+    if args.source not in SOURCES:  # argparse checks --source, not a default taken from the environment
+        parser.error(f"{SOURCE_ENV}={args.source!r} is not one of {', '.join(SOURCES)}")
 
     source = args.source
     if source == "auto":

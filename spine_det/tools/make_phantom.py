@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/make_phantom.py --out datasets/phantom --patients 200 --seed 0
+    spine-det make-phantom --out datasets/phantom --patients 200 --seed 0
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from spine_det.data.phantom import generate_dataset
+from spine_det.utils.cli import positive_int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed; same seed -> byte-identical files")
     p.add_argument("--size", type=int, default=1024, help="image height in px (width follows a per-patient aspect)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of patients written under Test/")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--contact", type=Path, default=None,
                    help="also write a PNG contact sheet (one Normal + one Damaged patient, masks overlaid) here")

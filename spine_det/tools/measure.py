@@ -1,16 +1,17 @@
 """Per-vertebra morphometry and Genant grading for every patient of a dataset.
 
 Writes, per patient, ``<out>/<patient>.json`` (ordered vertebrae with corners,
-anterior / middle / posterior heights, wedge / biconcavity / crush ratios,
+anterior / middle / posterior heights (px, and mm where the film's DICOM header
+states its pixel spacing: ``<name>_mm``), wedge / biconcavity / crush ratios,
 expected height, loss, Genant grade, flags; discs per gap; listhesis steps; AP
 widths and interpedicular distances; the Normal / Damaged call) and
 ``<out>/<patient>.png`` (overlay), plus ``<out>/measure_summary.json``.
 
 Examples::
 
-    python tools/measure.py --data-root datasets/phantom --out out/morph_gt
-    python tools/measure.py --data-root datasets/phantom --source linknet --pred-dir out/pred_linknet --out out/morph_ln
-    python tools/measure.py --data-root DIR --out OUT --config out/eval_morph/morphometry_config.json
+    spine-det measure --data-root datasets/phantom --out out/morph_gt
+    spine-det measure --data-root datasets/phantom --source linknet --pred-dir out/pred_linknet --out out/morph_ln
+    spine-det measure --data-root DIR --out OUT --config out/eval_morph/morphometry_config.json
 
 Predicted masks are read from ``<pred-dir>/<patient key>/<task>.png`` (or
 ``<task>_instances.npz`` / ``_instances.png`` for Mask R-CNN instances); see
@@ -25,9 +26,11 @@ from pathlib import Path
 from typing import List, Optional
 
 from spine_det.data.io import DataError
+from spine_det.morphometry.grading import NOT_MEASURED
 from spine_det.morphometry.pipeline import load_measure_config
 from spine_det.morphometry.sources import SOURCES
 from spine_det.tasks import SPLITS
+from spine_det.utils.cli import finite_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="split seed (as for every other tool)")
     p.add_argument("--config", type=Path, default=None,
                    help="morphometry config JSON (e.g. morphometry_config.json written by eval_morphometry.py)")
-    p.add_argument("--pad", type=float, default=None, help="override the pixel pad added to measured lengths")
+    p.add_argument("--pad", type=finite_float, default=None, help="override the pixel pad added to measured lengths")
     p.add_argument("--no-overlay", action="store_true", help="write only the JSON files")
-    p.add_argument("--limit", type=int, default=None, help="measure only the first N patients")
+    p.add_argument("--limit", type=positive_int, default=None, help="measure only the first N patients")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -55,7 +58,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from spine_det.data.prepare import prepare_dataset
     from spine_det.morphometry.dataset import measure_split
+    from spine_det.morphometry.units import has_millimetres
     from spine_det.utils.fileio import atomic_write_json
+    from spine_det.utils.provenance import provenance
 
     try:
         from spine_det.utils.paths import prepare_output
@@ -72,15 +77,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     calls = {r.patient_id: r.record["call"] for r in results}
     summary = {
         "meta": {"data_root": str(args.data_root.resolve()), "split": args.split, "seed": args.seed,
-                 "source": args.source, "pred_dir": str(args.pred_dir) if args.pred_dir else None},
+                 "source": args.source, "pred_dir": str(args.pred_dir) if args.pred_dir else None, **provenance()},
         "config": cfg.to_dict(),
         "patients": len(results),
         "damaged_calls": sum(c["label"] == "Damaged" for c in calls.values()),
+        "not_measured": sum(c["label"] == NOT_MEASURED for c in calls.values()),  # no call: nothing graded
         "calls": calls,
+        # lengths in mm beside px where every film of the patient states its pixel spacing (DICOM)
+        "millimetres": {"patients": sum(has_millimetres(r.record) for r in results),
+                        "without_spacing": [r.patient_id for r in results if not has_millimetres(r.record)]},
     }
     atomic_write_json(args.out / "measure_summary.json", summary)
     print(f"measured {len(results)} patients ({args.source}, split {args.split}) -> {args.out}; "
-          f"{summary['damaged_calls']} called Damaged")
+          f"{summary['damaged_calls']} called Damaged"
+          + (f", {summary['not_measured']} not measured (no vertebra graded in the lateral view; called neither "
+             "Normal nor Damaged)" if summary["not_measured"] else ""))
+    mm = summary["millimetres"]["patients"]
+    print(f"lengths in mm beside px for {mm} of {len(results)} patients"
+          + (" (the others' films state no pixel spacing: px only; see meta.pixel_spacing in their JSON)"
+             if mm < len(results) else ""))
     return 0
 
 

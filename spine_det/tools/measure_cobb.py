@@ -11,7 +11,7 @@ Inputs
                      [x, y] px, TL TR BL BR), "cobb_angles" {"PT","MT","TL"}, "source_name"}),
                      ``Ap_Vertebra_instances.png`` (16-bit, k = k-th vertebra) and
                      ``Ap_Vertebra.png`` (binary). The truth comes from landmarks.json.
-  --pred-dir DIR     predictions of tools/predict.py (``DIR/<patient>/ap/ap_vertebra_instances.png``
+  --pred-dir DIR     predictions of spine-det predict (``DIR/<patient>/ap/ap_vertebra_instances.png``
                      or ``ap_vertebra_mask.png``). Without --data-root, every
                      ``ap_vertebra_instances.json`` under DIR is measured (its image and
                      height are read from it) and nothing is scored.
@@ -31,10 +31,10 @@ Outputs (in --out, never inside the data root or prediction folder)
   summary.json/.md   SMAPE, MAE per angle (deg), mean vertebrae found, share with all 17
 
 Examples
-  python tools/measure_cobb.py --data-root data/aasce --split test --source gt --out out/cobb_gt
-  python tools/measure_cobb.py --data-root data/aasce --split test --source instances \\
+  spine-det measure-cobb --data-root data/aasce --split test --source gt --out out/cobb_gt
+  spine-det measure-cobb --data-root data/aasce --split test --source instances \\
       --pred-dir out/pred_maskrcnn --out out/cobb_maskrcnn
-  python tools/measure_cobb.py --data-root data/aasce --split test --source mask \\
+  spine-det measure-cobb --data-root data/aasce --split test --source mask \\
       --pred-dir out/pred_linknet --out out/cobb_linknet
 """
 from __future__ import annotations
@@ -120,7 +120,7 @@ def pred_items(pred_dir: Path) -> List[Dict[str, object]]:
         items.append({"key": key, "patient": key, "landmarks": None, "image": Path(d["image"]) if d.get("image") else None,
                       "height": d.get("height"), "width": d.get("width"), "pred_folder": js.parent})
     if not items:
-        raise SystemExit(f"error: no {TASK}_instances.json under {pred_dir} (written by tools/predict.py)")
+        raise SystemExit(f"error: no {TASK}_instances.json under {pred_dir} (written by spine-det predict)")
     return items
 
 
@@ -140,6 +140,13 @@ def find_pred_file(pred_dir: Path, item: Dict[str, object], instances: bool) -> 
             if (Path(folder) / n).is_file():
                 return Path(folder) / n
     return None
+
+
+def missing_predictions(items: List[Dict[str, object]], source: str, pred_dir: Optional[Path]) -> List[str]:
+    """Keys of the items with no prediction file under ``pred_dir`` (none without one, or for --source gt)."""
+    if pred_dir is None or source == "gt":
+        return []
+    return [str(it["key"]) for it in items if find_pred_file(pred_dir, it, instances=(source == "instances")) is None]
 
 
 def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], shape: Tuple[int, int]):
@@ -170,9 +177,11 @@ def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from spine_det.utils.cli import positive_int
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None, help="imported dataset (see Inputs above)")
-    p.add_argument("--pred-dir", type=Path, default=None, help="tools/predict.py output folder (see Inputs above)")
+    p.add_argument("--pred-dir", type=Path, default=None, help="spine-det predict's --output folder (see Inputs above)")
     p.add_argument("--source", choices=("gt", "instances", "mask"), default="gt", help="what to measure (see above)")
     p.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
                    help="with --data-root: Training/ (train), Test/ (test) or both (default: test); val: the "
@@ -188,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--no-levels measures every predicted instance as it comes")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-overlay", action="store_true", help="write only the CSV and the summary")
-    p.add_argument("--overlay-max-side", type=int, default=1600, help="overlay long side in px (default 1600)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--overlay-max-side", type=positive_int, default=1600, help="overlay long side in px (default 1600)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
     return p
 
 
@@ -223,12 +232,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     from spine_det.morphometry.cobb_report import (corners_from_prediction, draw_overlay, levelled_corners, measure_one,
                                                    read_landmarks_json, records_csv, summarise, summary_markdown)
     from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
+    from spine_det.utils.provenance import provenance
 
     items = dataset_items(args.data_root, args.split) if args.data_root is not None else pred_items(args.pred_dir)
     if args.data_root is not None and args.split == "val":
         items = validation_items(args.data_root, items, args.seed)
     if args.limit:
         items = items[: args.limit]
+    missing = missing_predictions(items, args.source, args.pred_dir) if args.data_root is not None else []
+    if missing and len(missing) == len(items):  # a mistyped folder: every film "0 vertebrae", SMAPE 100
+        print(f"error: --pred-dir {args.pred_dir} has no {args.source} prediction for any of the {len(items)} "
+              f"films of split {args.split} (first: {missing[0]}); predict them with spine-det predict --data-root "
+              f"{args.data_root} --split {args.split} --output {args.pred_dir}", file=sys.stderr)
+        return 1
     out = args.out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_overlay:
@@ -278,12 +294,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         records.append(rec)
     ok = [r for r in records if "error" not in r]
     summary = summarise(ok, args.source)
-    summary.update({"failed": failed, "fit": args.fit, "levels": bool(args.levels and args.source != "gt"),
+    summary.update({"failed": failed, "missing_predictions": len(missing), "fit": args.fit,
+                    "levels": bool(args.levels and args.source != "gt"),
                     "inputs": {"data_root": str(args.data_root) if args.data_root else None,
                                "pred_dir": str(args.pred_dir) if args.pred_dir else None, "split": args.split,
                                "seed": args.seed}})
     atomic_write_text(out / "cobb_angles.csv", records_csv(records))
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", {**summary, **provenance()})
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     sm = summary.get("smape")
     logger.info("%d image(s) -> %s%s%s", len(ok), out, f"; SMAPE {sm:.2f} %" if sm is not None else "",

@@ -3,7 +3,7 @@
     spine-det predict --checkpoint output/maskrcnn/lat_vertebra/model_best.pth --input LAT.jpg --output out/
     spine-det predict --checkpoint ckpt.pth --input folder/ --output out/          # every image inside
     spine-det predict --model linknet --checkpoint linknet.pth --input scan.dcm --output out/
-    python -m spine_det.tools.predict --checkpoint ckpt.pth --data-root datasets/phantom --split test --output out/pred
+    spine-det predict --checkpoint ckpt.pth --data-root datasets/phantom --split test --output out/pred
 
 --model is the key of a registered model family (spine_det.modeling.registry; see --help for the
 list); without it the family is read from the checkpoint.
@@ -14,8 +14,21 @@ is given. Outputs go to ``<output>/<image stem>/<task>_mask.png``,
 ``<task>_instances.png``, a 16-bit label map (0 = background, k = k-th instance
 of the JSON) that keeps touching vertebrae apart. With ``--data-root`` every
 image of the split (and view) is predicted into ``<output>/<patient id>/<view>/``,
-the layout ``tools/measure.py`` / ``tools/eval_morphometry.py --pred-dir`` read.
+the layout ``spine-det measure`` / ``spine-det eval-morphometry --pred-dir`` read.
 Inputs are never overwritten.
+
+Only films are read (spine_det.data.films): in a folder, files named like the dataset's masks
+(``Lat_Vertebra.png``), instance maps (``*_instances.png``) or predictions (``lat_vertebra_mask.png``)
+are left out, and so are films whose folder (``AP/``, ``LAT/``) names another view than the model's
+(``--view`` defaults to the checkpoint's view; ``--view all`` takes them). A film that may be of
+another view (its folder says so, or, with no such folder, its shape: a LAT model given a film over
+2.6 times taller than wide, an AP model a film wider than tall) is predicted with a warning, or
+refused with ``--strict``.
+
+Each film's folder gets ``predicted_by.json``: model, tasks, checkpoint and config SHA-1, threshold.
+A folder holding predictions of other settings (or of an unrecorded run) is refused, so that no folder
+mixes two models' files; ``--overwrite`` removes predict's own files there first (never any other file).
+``--skip-existing`` skips the films whose folder already holds this model's and settings' masks.
 """
 from __future__ import annotations
 
@@ -30,38 +43,51 @@ import numpy as np
 logger = logging.getLogger("spine_det.predict")
 
 
-def list_inputs(path: Path) -> List[Path]:
-    from spine_det.data.io import IMAGE_SUFFIXES
+def list_inputs(path: Path, view: Optional[str] = None) -> List[Path]:
+    """The films to predict: ``path`` itself, or the films under a folder (``view``: only those whose
+    folder does not name another view); what was left out is said in one line."""
+    from spine_det.data.films import FILM_SUFFIXES, find_films, not_a_film
 
     if path.is_file():
+        what = not_a_film(path)
+        if what:
+            raise SystemExit(f"error: {path} is named like a {what}, not a film; predict reads films only")
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, ".dicom"))
-        if not files:
-            raise SystemExit(f"error: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
-        return files
+        found = find_films(path, view)
+        left_out = found.summary(view)
+        if left_out:
+            logger.info("%s: %s", path, left_out)
+        if not found.films:
+            raise SystemExit(f"error: no films ({', '.join(FILM_SUFFIXES)}) in {path}" + (f" ({left_out})" if left_out else ""))
+        return [f.path for f in found.films]
     raise SystemExit(f"error: input not found: {path}")
 
 
-def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
+def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path, caption=None) -> None:
+    """One image's files. ``caption`` (a :class:`spine_det.utils.overlay.ModelCaption`): what made the
+    predictions, in a strip above each overlay."""
     import cv2
 
     from spine_det.morphometry.levels import name_instance_levels
     from spine_det.utils.fileio import atomic_path, atomic_write_json
-    from spine_det.utils.overlay import overlay_masks
+    from spine_det.utils.overlay import box_label, overlay_masks
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, p in preds.items():
         extra = name_instance_levels(task, p)
         atomic_write_json(out_dir / f"{task}_instances.json",
                           {"image": str(source), "task": task, "height": int(grey.shape[0]), "width": int(grey.shape[1]),
-                           "bbox_mode": "XYWH", **extra, "instances": p.instances})
+                           "bbox_mode": "XYWH", **extra,
+                           **({"component_filter": p.component_filter} if getattr(p, "component_filter", None) else {}),
+                           "instances": p.instances})
         with atomic_path(out_dir / f"{task}_overlay.png") as tmp:
-            # the task's colour of every other tool's pictures; an instance model's boxes drawn too, with levels
+            # the task's colour of every other tool's pictures; an instance model's boxes drawn too, with levels and scores
             with_box = [i for i in p.instances if "bbox" in i] if p.instance_masks is not None else []
             boxes = [(task, i["bbox"]) for i in with_box]
             cv2.imwrite(str(tmp), overlay_masks(grey, [(task, p.mask)], boxes=boxes,
-                                                box_labels=[i.get("level") for i in with_box]))
+                                                box_labels=[box_label(i) for i in with_box],
+                                                header=caption.text(task) if caption is not None else None))
         if p.instance_masks is not None:
             with atomic_path(out_dir / f"{task}_instances.png") as tmp:
                 cv2.imwrite(str(tmp), p.label_map())
@@ -70,16 +96,15 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path) -> None:
             cv2.imwrite(str(tmp), p.mask.astype(np.uint8) * 255)
 
 
-def dataset_inputs(args) -> List[Tuple[Path, Path]]:
-    """(image, output folder) for every image of the requested split/view of a dataset."""
+def dataset_inputs(args, view: Optional[str]) -> List[Tuple[Path, Path]]:
+    """(image, output folder) for every image of the requested split and ``view`` (None: both) of a dataset."""
     from spine_det.data.prepare import prepare_dataset
 
     out = output_outside(args.output, args.data_root)
     manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
-    samples = manifest.select(split=None if args.split == "all" else args.split,
-                              view=None if args.view == "all" else args.view)
+    samples = manifest.select(split=None if args.split == "all" else args.split, view=view)
     if not samples:
-        raise SystemExit(f"error: no {args.view} images in split {args.split} of {args.data_root}")
+        raise SystemExit(f"error: no {view or 'all'} images in split {args.split} of {args.data_root}")
     return [(Path(s.image), out / s.key) for s in samples]
 
 
@@ -95,11 +120,11 @@ def output_outside(output: str | Path, source: str | Path) -> Path:
         raise SystemExit(f"error: {e}") from None
 
 
-def folder_inputs(args) -> List[Tuple[Path, Path]]:
+def folder_inputs(args, view: Optional[str]) -> List[Tuple[Path, Path]]:
     src = Path(args.input).expanduser().resolve()
     out = output_outside(args.output, src)
     return separate_same_stems([(f, out / (f.relative_to(src).with_suffix("") if src.is_dir() else Path(f.stem)))
-                                for f in list_inputs(src)])
+                                for f in list_inputs(src, view)])
 
 
 def separate_same_stems(jobs: List[Tuple[Path, Path]]) -> List[Tuple[Path, Path]]:
@@ -124,26 +149,39 @@ def separate_same_stems(jobs: List[Tuple[Path, Path]]) -> List[Tuple[Path, Path]
     return out
 
 
-def probability(text: str) -> float:
-    """argparse type: a finite number in [0, 1] (nan, inf and -0.5 are refused)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= v <= 1.0:  # also False for nan
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return v
+def check_views(jobs: List[Tuple[Path, Path]], view: Optional[str], strict: bool) -> None:
+    """Warn in one line about films that may not be of the model's ``view`` (their folder, else their
+    shape, says otherwise: spine_det.data.films); with ``strict``, refuse them before anything is written."""
+    from spine_det.data.films import Film, folder_view, view_doubts
+
+    doubts = view_doubts([Film(f, folder_view(f)) for f, _ in jobs], view)
+    if not doubts:
+        return
+    what = (f"{len(doubts)} film(s) may not be {str(view).upper()} films, the view the model segments "
+            f"(first: {doubts[0][0]}: {doubts[0][1]})")
+    if strict:
+        raise SystemExit(f"error: {what}; refused under --strict")
+    logger.warning("%s; predicted anyway (--strict refuses them)", what)
 
 
-def model_of_checkpoint(checkpoint: str) -> str:
-    """The family key a checkpoint was written by (what --model defaults to): the Python API's answer."""
-    from spine_det.api import checkpoint_model
+def plan_outputs(jobs: List[Tuple[Path, Path]], record: Dict, overwrite: bool) -> list:
+    """Each output folder's state against this run (spine_det.engine.prediction_files); folders holding
+    predictions of other settings are refused, before anything is written, unless ``overwrite``."""
+    from spine_det.engine.prediction_files import describe, folder_state
 
-    return checkpoint_model(checkpoint, how_to_choose="give --model")
+    states = [folder_state(dest, record) for _, dest in jobs]
+    others = [s for s in states if s.state == "other"]
+    if others and not overwrite:
+        raise SystemExit(f"error: {len(others)} output folder(s) hold predictions of other settings (first: {others[0].folder}: "
+                         f"{describe(others[0].record)}; now: {describe(record)}); pass --overwrite to replace them "
+                         "(only predict's own files are removed) or choose another --output")
+    return states
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     from spine_det.modeling.registry import families
+    from spine_det.utils.arguments import DEVICE_CHOICES, argparse_type, check_device_name, check_probability
+    from spine_det.utils.cli import non_negative_int
 
     specs = families()
     ap = argparse.ArgumentParser(
@@ -154,55 +192,66 @@ def main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--data-root", type=Path, help="a dataset (Training/ [Test/] layout): predict its images by split")
     ap.add_argument("--output", required=True, help="output folder (must not be inside the input folder or data root)")
     ap.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="with --data-root (default: test)")
-    ap.add_argument("--view", default="all", choices=("ap", "lat", "all"), help="with --data-root: which view (default: all)")
-    ap.add_argument("--seed", type=int, default=0, help="with --data-root: split seed (as for every other tool)")
+    ap.add_argument("--view", default=None, choices=("ap", "lat", "all"),
+                    help="which films: those of this view by their folder (AP/, LAT/) or the dataset; all: every "
+                         "film (default: the checkpoint's view)")
+    ap.add_argument("--strict", action="store_true",
+                    help="refuse films that may be of another view than the model's (default: warn and predict them)")
+    ap.add_argument("--seed", type=non_negative_int, default=0,
+                    help="with --data-root: split seed (as for every other tool)")
     ap.add_argument("--skip-existing", action="store_true",
-                    help="resume: skip images whose output folder already holds every task's mask")
+                    help="resume: skip images whose output folder already holds every task's mask from this "
+                         "checkpoint and these settings")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace predictions of other settings in the output folders (predict's own files only)")
     ap.add_argument("--checkpoint", required=True, help="trained weights (model_best.pth)")
-    ap.add_argument("--config-file", default=None, help="config of the checkpoint (default: config.yaml beside it)")
+    ap.add_argument("--config-file", default=None,
+                    help="config of the checkpoint, a path or a shipped config name such as lat_vertebra.yaml "
+                         "(default: the one saved with it); one for other tasks is refused")
     ap.add_argument("--model", default=None, choices=[s.key for s in specs],
                     help="which model family (default: the one that wrote --checkpoint)")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--score-threshold", type=probability, default=None,
+    ap.add_argument("--device", type=argparse_type(check_device_name), default="auto",
+                    help=f"one of {DEVICE_CHOICES} (default: auto, the GPU when there is one, as the Python API)")
+    ap.add_argument("--score-threshold", type=argparse_type(check_probability), default=None,
                     help="the predictor's threshold in [0, 1] (instance models: paste instances with score ≥ this; "
                          "semantic models: probability threshold)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from spine_det.data.io import DataError
+    from spine_det.api import load_predictor
+    from spine_det.data.io import DataError, read_image
+    from spine_det.engine.prediction_files import has_all_masks, make_record, start_folder
+    from spine_det.utils.errors import UserError
 
+    try:  # the API's loader: the same argument rules, config names, device and task checks
+        loaded = load_predictor(args.checkpoint, config_file=args.config_file, device=args.device, model=args.model,
+                                score_threshold=args.score_threshold, how_to_choose="give --model")
+    except (UserError, FileNotFoundError, KeyError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    predictor, model = loaded.predictor, loaded.model
+    view = loaded.view if args.view is None else (None if args.view == "all" else args.view)
     try:
-        jobs = dataset_inputs(args) if args.data_root is not None else folder_inputs(args)
+        jobs = dataset_inputs(args, view) if args.data_root is not None else folder_inputs(args, view)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
+    check_views(jobs, loaded.view, args.strict)
+    record = make_record(model, args.checkpoint, predictor, loaded.config_file)
+    states = plan_outputs(jobs, record, args.overwrite)
     out = Path(args.output).expanduser().resolve()
     inputs = {f.resolve() for f, _ in jobs}
+    from spine_det.modeling.registry import get_family
+    from spine_det.utils.overlay import ModelCaption
 
-    from spine_det.data.io import read_image
-    from spine_det.engine.predictor import CheckpointError, build_predictor
-
-    from spine_det.engine.distributed import DeviceUnavailableError, check_device
-
-    try:
-        check_device(args.device)
-    except DeviceUnavailableError as e:
-        raise SystemExit(f"error: {e}") from None
-    kwargs = {"config_file": args.config_file, "device": args.device}
-    if args.score_threshold is not None:
-        kwargs["score_threshold"] = args.score_threshold
-    try:
-        model = args.model or model_of_checkpoint(args.checkpoint)
-        predictor = build_predictor(model, args.checkpoint, **kwargs)
-    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+    caption = ModelCaption.describe(get_family(model).label, args.checkpoint, predictor,  # named on every overlay
+                                    sha1=record.get("checkpoint_sha1"))
 
     from tqdm import tqdm
 
     failed = skipped = written = 0
-    for f, dest in tqdm(jobs, desc="predict", disable=len(jobs) < 2):
+    for (f, dest), state in tqdm(list(zip(jobs, states)), desc="predict", disable=len(jobs) < 2):
         if dest.resolve() in inputs:
             raise SystemExit(f"error: refusing to overwrite input {dest}")
-        if args.skip_existing and all((dest / f"{t}_mask.png").is_file() for t in predictor.tasks):
+        if args.skip_existing and state.state == "same" and has_all_masks(dest, predictor.tasks):
             skipped += 1
             continue
         try:
@@ -213,7 +262,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             logger.error("skipped: %s", e)
             failed += 1
             continue
-        write_outputs(dest, grey, predictor(grey), f)
+        preds = predictor(grey)
+        start_folder(dest, record, replace=state.state == "other")  # --overwrite: the other settings' files go first
+        write_outputs(dest, grey, preds, f, caption)
         written += 1
     logger.info("wrote predictions for %d image(s) to %s%s%s", written, out,
                 f" ({skipped} already there)" if skipped else "", f" ({failed} failed)" if failed else "")

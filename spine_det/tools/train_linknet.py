@@ -1,8 +1,11 @@
 """Train and evaluate the LinkNet baseline on one task (or one view, multi-label).
 
-  spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA --profile cpu
-  python -m spine_det.tools.train_linknet --config-file configs/linknet/lat_vertebra.yaml --data-root DATA --eval-only
-  torchrun --nproc_per_node 4 -m spine_det.tools.train_linknet --config-file linknet/ap_all.yaml --data-root DATA
+  spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA
+  spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA --eval-only
+  torchrun --nproc_per_node 4 --no-python spine-det train-linknet --config-file linknet/ap_all.yaml --data-root DATA
+
+--profile auto (the default) trains the cpu profile (small inputs, random init, a few epochs) when no CUDA
+device is found and the full profile (the config as written) on a GPU; the log says which.
 
 --config-file is a YAML path or the name of a shipped config (linknet/<task>.yaml). After training,
 the best-validation checkpoint (model_best.pth) is scored on the test split at the original
@@ -15,6 +18,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from spine_det.config.profiles import add_profile_argument
 from spine_det.utils.cli import add_data_args
 
 
@@ -22,11 +26,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. linknet/lat_vertebra.yaml")
     add_data_args(p)
-    p.add_argument("--profile", default="full",
-                   help="full (default: the config as written), a name merged from profiles/<name>.yaml beside the "
-                        "config or shipped with linknet/ (e.g. cpu), or a YAML path")
+    add_profile_argument(p, full_means="the config as written (512 x 512, ImageNet encoder, GPU-sized)")
     p.add_argument("--eval-only", action="store_true", help="only score MODEL.WEIGHTS (default OUTPUT_DIR/model_best.pth)")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint.pth")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT_DIR/last_checkpoint.pth (also a finished run given more SOLVER.MAX_EPOCHS: "
+                        "a cosine schedule then goes on down from the LR reached, never back up)")
     p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_EPOCHS 10")
     return p.parse_args(argv)
@@ -41,6 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from spine_det.config.linknet import load_linknet_config
     from spine_det.config.paths import resolve_config_file
+    from spine_det.config.profiles import resolve_profile
     from spine_det.data.prepare import prepare_dataset
     from spine_det.engine import distributed as du
     from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
@@ -49,14 +54,17 @@ def _main(args: argparse.Namespace) -> int:
     opts = list(args.opts)
     if args.cache_dir:
         opts = ["SPINE.CACHE_DIR", args.cache_dir, *opts]
-    cfg = load_linknet_config(resolve_config_file(args.config_file), args.profile, opts, data_root=args.data_root)
+    profile = resolve_profile(args.profile)
+    cfg = load_linknet_config(resolve_config_file(args.config_file), profile, opts, data_root=args.data_root)
     if not cfg.SPINE.DATA_ROOT:
         print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
         return 2
-    from spine_det.utils.paths import OutputLocationError, prepare_output
+    from spine_det.engine.preflight import check_seg_model_name, check_training_inputs
+    from spine_det.utils.paths import OutputLocationError
 
-    try:
-        prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
+    check_seg_model_name(cfg.MODEL.NAME)  # a typo'd network: one line naming the registered ones
+    try:  # before anything is written: data root, MODEL.DEVICE, cache and output folders (never inside the data root)
+        check_training_inputs(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.MODEL.DEVICE)
     except OutputLocationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

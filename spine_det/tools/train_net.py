@@ -2,11 +2,15 @@
 
 Detectron2's ``tools/train_net.py`` idiom over the spine_det package:
 
-    python tools/train_net.py --config-file configs/lat_vertebra.yaml --data-root DATA
-    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA --profile cpu
-    python -m spine_det.tools.train_net --config-file configs/lat_vertebra.yaml --data-root DATA --resume
-    python tools/train_net.py --config-file configs/lat_vertebra.yaml --data-root DATA --eval-only \
+    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA
+    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA --resume
+    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA --eval-only \\
         MODEL.WEIGHTS output/maskrcnn/lat_vertebra/model_best.pth
+    spine-det train-net --config-file lat_vertebra.yaml --data-root DATA --num-gpus 8 --profile full
+
+--profile auto (the default) trains the cpu profile (R18-GN from random init, small inputs, a few
+hundred iterations) when no CUDA device is found and the full profile (the config as written) on a
+GPU; the first line of output says which.
 
 --config-file is a YAML path or the name of a shipped config (<task>.yaml).
 
@@ -27,11 +31,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from spine_det.config import get_spine_cfg
+from spine_det.config.profiles import resolve_profile
+from spine_det.engine.launch import launch  # Detectron2's, the compat shims applied in each spawned worker
 from spine_det.engine.trainer import (
     SpineTrainer,
     evaluate_splits,
@@ -40,6 +46,7 @@ from spine_det.engine.trainer import (
     register_datasets,
 )
 from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
+from spine_det.config.profiles import add_profile_argument
 from spine_det.utils.fileio import atomic_write_bytes
 
 logger = logging.getLogger("spine_det.train_net")
@@ -132,12 +139,25 @@ def train(args):
 def get_parser():
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--data-root", default="", metavar="DIR", help="spine dataset folder (Training/{Normal,Damaged}/...)")
-    parser.add_argument(
-        "--profile", default="full",
-        help="full (default): the config as written; cpu: merge profiles/cpu.yaml (R18-GN, small inputs, random "
-             "init) beside the config or shipped; or a YAML path",
-    )
+    add_profile_argument(parser, full_means="the config as written (R50-FPN from COCO weights, GPU-sized)")
     return parser
+
+
+def _check_inputs(args) -> None:
+    """What the run needs, checked here before ``launch`` starts workers and before anything is written
+    (Detectron2's ``default_setup`` writes OUTPUT_DIR/config.yaml first thing): the GPUs --num-gpus asks
+    for, the config, the data root, MODEL.DEVICE, the cache and output folders."""
+    from spine_det.config.paths import resolve_config_file
+    from spine_det.engine.preflight import check_gpu_count, check_training_inputs
+
+    check_gpu_count(args.num_gpus)
+    cfg = get_spine_cfg(str(resolve_config_file(args.config_file)), args.profile, args.opts,
+                        data_root=args.data_root or None)
+    if not cfg.SPINE.DATA_ROOT:
+        print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
+        raise SystemExit(2)
+    # lock=False: setup() takes the output folder's lock in the worker (one held here would shut out a spawned rank 0)
+    check_training_inputs(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.MODEL.DEVICE, lock=False)
 
 
 def _run(args) -> None:
@@ -145,8 +165,10 @@ def _run(args) -> None:
     from spine_det.data.io import DataError
     from spine_det.engine.predictor import CheckpointError
     from spine_det.engine.trainer import WeightsUnavailableError
+    from spine_det.utils.errors import UserError
 
     try:
+        _check_inputs(args)
         launch(
             train,
             args.num_gpus,
@@ -155,13 +177,14 @@ def _run(args) -> None:
             dist_url=args.dist_url,
             args=(args,),
         )
-    except (WeightsUnavailableError, CheckpointError, ConfigError, DataError, FileNotFoundError) as e:
+    except (WeightsUnavailableError, CheckpointError, ConfigError, DataError, UserError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line) and run; 0 on success."""
     args = get_parser().parse_args(argv)
+    args.profile = resolve_profile(args.profile, report=print)  # before launch: every worker trains the same
     print("Command Line Args:", args)
     _run(args)
     return 0

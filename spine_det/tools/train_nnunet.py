@@ -1,7 +1,10 @@
 """Train nnU-Net v2 on one task of a spine_det data root and score it on the test split.
 
-  spine-det train-nnunet --config-file nnunet/lat_vertebra.yaml --data-root DATA --profile cpu
-  python -m spine_det.tools.train_nnunet --config-file nnunet/lat_vertebra.yaml --data-root DATA --eval-only
+  spine-det train-nnunet --config-file nnunet/lat_vertebra.yaml --data-root DATA
+  spine-det train-nnunet --config-file nnunet/lat_vertebra.yaml --data-root DATA --eval-only
+
+--profile auto (the default): a short smoke schedule (profiles/cpu.yaml) when no CUDA device is
+found, nnU-Net's own 1000 x 250 schedule on a GPU; the log says which.
 
 Exports the task to nnU-Net's raw format (2-D PNG, the manifest's train/val split as fold 0), plans and
 preprocesses through nnunetv2's API, trains nnUNetTrainer (NNUNET.EPOCHS x NNUNET.ITERS_PER_EPOCH),
@@ -16,6 +19,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from spine_det.config.profiles import add_profile_argument
 from spine_det.utils.cli import add_data_args
 
 
@@ -23,9 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. nnunet/lat_vertebra.yaml")
     add_data_args(p)
-    p.add_argument("--profile", default="full",
-                   help="full (default: nnU-Net's 1000 x 250 schedule), cpu (a short smoke schedule: profiles/cpu.yaml "
-                        "beside the config or shipped with nnunet/), or a YAML path")
+    add_profile_argument(p, full_means="nnU-Net's own 1000 x 250 schedule, for a GPU")
     p.add_argument("--eval-only", action="store_true", help="only score MODEL.WEIGHTS (default: OUTPUT_DIR/model_final.pth)")
     p.add_argument("--resume", action="store_true",
                    help="a finished run only re-scores; else training continues from nnU-Net's checkpoint_latest.pth")
@@ -36,9 +38,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _main(args: argparse.Namespace) -> int:
     from spine_det.config.paths import resolve_config_file
+    from spine_det.config.profiles import resolve_profile
     from spine_det.data.prepare import prepare_dataset
     from spine_det.engine import nnunet
-    from spine_det.utils.paths import prepare_output
+    from spine_det.engine.preflight import check_training_inputs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     opts = list(args.opts)
@@ -46,11 +49,12 @@ def _main(args: argparse.Namespace) -> int:
         opts = ["SPINE.DATA_ROOT", args.data_root, *opts]
     if args.cache_dir:
         opts = ["SPINE.CACHE_DIR", args.cache_dir, *opts]
-    cfg = nnunet.load_config(resolve_config_file(args.config_file), args.profile, opts)
+    cfg = nnunet.load_config(resolve_config_file(args.config_file), resolve_profile(args.profile), opts)
     if not cfg.SPINE.DATA_ROOT:
         print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
         return 2
-    prepare_output(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT)  # never inside the data root; writable
+    # before anything is written: data root, MODEL.DEVICE, cache and output folders (never inside the data root)
+    check_training_inputs(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.MODEL.DEVICE)
     if nnunet.available() is not None:
         print(f"error: {nnunet.INSTALL_HINT}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Draw the ground truth over the X-rays, to check the data before training (cf. Detectron2's tools/visualize_data.py).
 
 Example:
-    python tools/visualize_data.py --data-root "/data/spine" --out output/vis --source coco --split train --num 8
+    spine-det visualize-data --data-root "/data/spine" --out output/vis --source coco --split train --num 8
 
 --source masks draws the original mask files; --source coco draws the decoded
 COCO instances (each instance outlined, with its box), so the two can be compared.
@@ -22,6 +22,7 @@ import numpy as np
 from spine_det.data.io import DataError, read_image, read_mask
 from spine_det.data.prepare import prepare_dataset
 from spine_det.tasks import SPLITS, VIEWS, tasks_of_view
+from spine_det.utils.cli import non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_path
 from spine_det.utils.overlay import overlay_masks
 
@@ -58,8 +59,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the PNGs")
     p.add_argument("--source", choices=("masks", "coco"), default="masks", help="draw the mask files or the COCO instances")
     p.add_argument("--split", choices=SPLITS, default="train")
-    p.add_argument("--num", type=int, default=8, help="X-rays per view")
-    p.add_argument("--max-size", type=int, default=1400, help="longest side of the PNGs (0: full size)")
+    p.add_argument("--num", type=positive_int, default=8, help="X-rays per view")
+    p.add_argument("--max-size", type=non_negative_int, default=1400, help="longest side of the PNGs (0: full size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patient-level splits")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $SPINE_DET_CACHE or ~/.cache/spine_det/...)")
     p.add_argument("--strict", action="store_true", help="fail on the first bad file instead of skipping it")

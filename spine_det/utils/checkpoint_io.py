@@ -50,13 +50,15 @@ def to_plain(obj: Any) -> Any:
 
 
 def save_plain(path: PathLike, obj: Dict[str, Any]) -> None:
-    """``torch.save`` of :func:`to_plain` (obj), atomically."""
+    """``torch.save`` of :func:`to_plain` (obj), atomically, stamped with the spine_det version (and
+    commit) that wrote it (:func:`spine_det.utils.provenance.provenance`: plain strings)."""
     import torch
 
     from spine_det.utils.fileio import atomic_path
+    from spine_det.utils.provenance import provenance
 
     with atomic_path(path) as tmp:
-        torch.save(to_plain(obj), tmp)
+        torch.save(to_plain({**obj, **provenance()}), tmp)
 
 
 def load_plain(path: PathLike, map_location: Any = "cpu") -> Any:

@@ -2,10 +2,14 @@
 
 ``visualize-data`` (ground truth), ``predict`` (a model's masks) and the benchmark's figures
 (ground truth against a prediction) draw with these functions, so a task has one colour everywhere.
+``predict``'s overlays say what made them (:class:`ModelCaption`) in a strip above the film and carry
+their legend in a strip below it: no text covers a pixel of the film except the boxes' own labels.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,6 +35,88 @@ def task_colour(task: str) -> Tuple[int, int, int]:
     return PALETTE.get(t.class_name, OTHER) if t is not None else OTHER
 
 
+FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX (ASCII only: no "≥", no "·")
+STRIP_BACKGROUND = (40, 40, 40)
+HEADER_TEXT = (255, 255, 255)
+
+
+def box_label(instance: Mapping[str, object]) -> Optional[str]:
+    """Text beside one instance's box: its level and score ("L3 0.97"), the score alone where it has
+    no level (dropped by the level post-processing, or not a vertebra), None where it has neither."""
+    level, score = instance.get("level"), instance.get("score")
+    parts = ([str(level)] if level else []) + ([f"{float(score):.2f}"] if isinstance(score, (int, float)) else [])
+    return " ".join(parts) or None
+
+
+@dataclass(frozen=True)
+class ModelCaption:
+    """What made an overlay, for the strip above it: model family, checkpoint (file name and the first
+    8 hex digits of its SHA-1) and threshold; :meth:`text` adds the task."""
+
+    family: str
+    checkpoint: str
+    sha1: str
+    threshold: str
+
+    def text(self, task: str) -> str:
+        return " | ".join(p for p in (self.family, f"{self.checkpoint} sha1 {self.sha1}", self.threshold, f"task {task}") if p)
+
+    @classmethod
+    def describe(cls, family: str, checkpoint: Union[str, Path], predictor: object,
+                 sha1: Optional[str] = None) -> "ModelCaption":
+        """The caption of ``predictor`` (a SegmentationPredictor) loaded from ``checkpoint``: its
+        instance score threshold (Mask R-CNN) or probability threshold (LinkNet, smp), if it has one;
+        ``sha1``: the file's SHA-1 where the caller has it (else it is computed)."""
+        if sha1 is None:
+            import hashlib
+
+            h = hashlib.sha1()
+            with open(checkpoint, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            sha1 = h.hexdigest()
+        if isinstance(getattr(predictor, "score_threshold", None), (int, float)):
+            threshold = f"score >= {float(predictor.score_threshold):.2f}"
+        elif isinstance(getattr(predictor, "threshold", None), (int, float)):
+            threshold = f"probability >= {float(predictor.threshold):.2f}"
+        else:
+            threshold = ""
+        return cls(family, Path(checkpoint).name, str(sha1)[:8], threshold)
+
+
+def _font(width: int) -> Tuple[float, int]:
+    """(font scale, thickness) of strip text on an image ``width`` pixels wide."""
+    scale = min(1.5, max(0.35, width / 1400))
+    return scale, max(1, round(scale * 1.5))
+
+
+def text_strip(width: int, segments: Sequence[Tuple[str, Tuple[int, int, int]]]) -> np.ndarray:
+    """BGR uint8 (h, ``width``): the (text, colour) segments on a dark strip, word-wrapped to the width
+    (a wider gap between segments than between words)."""
+    import cv2
+
+    scale, thick = _font(width)
+    (space, th), base = cv2.getTextSize("x", FONT, scale, thick)
+    pad, line_h = max(4, th // 2), th + base + max(4, th // 2)
+    lines: List[List[Tuple[int, str, Tuple[int, int, int]]]] = [[]]
+    x = pad
+    for text, colour in segments:
+        for j, word in enumerate(str(text).split()):
+            tw = cv2.getTextSize(word, FONT, scale, thick)[0][0]
+            gap = 0 if not lines[-1] else (space if j else 3 * space)
+            if lines[-1] and x + gap + tw > width - pad:
+                lines.append([])
+                x, gap = pad, 0
+            lines[-1].append((x + gap, word, colour))
+            x += gap + tw
+    strip = np.empty((pad + line_h * len(lines), width, 3), np.uint8)
+    strip[:] = STRIP_BACKGROUND
+    for i, line in enumerate(lines):
+        for x0, word, colour in line:
+            cv2.putText(strip, word, (x0, pad + line_h * i + th), FONT, scale, colour, thick, cv2.LINE_AA)
+    return strip
+
+
 def overlay_masks(
     grey: np.ndarray,
     layers: Layers,
@@ -39,14 +125,18 @@ def overlay_masks(
     outline: bool = True,
     legend: bool = True,
     box_labels: Sequence[Optional[str]] = (),
+    header: Optional[str] = None,
 ) -> np.ndarray:
     """BGR uint8: the grey image with each (task, bool mask) layer tinted in its task's colour
     (``alpha`` of the colour), optionally outlined, the (task, XYWH) boxes drawn (each with its text of
-    ``box_labels``, e.g. the vertebra's level, left of the box), and a legend of the tasks' class
-    names. Several layers of one task (instances) share its colour."""
+    ``box_labels``, e.g. the vertebra's level and score, left of the box). Several layers of one task
+    (instances) share its colour. Text about the picture sits outside the film, which keeps every one of
+    its pixels: ``header`` (what made it: :meth:`ModelCaption.text`) in a strip above, the legend (the
+    tasks' class names in their colours) in a strip below."""
     import cv2
 
     items = list(layers.items()) if isinstance(layers, Mapping) else list(layers)
+    boxes = list(boxes)
     img = np.asarray(grey)
     out = (cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, :3]).astype(np.float32)
     for task, m in items:
@@ -68,13 +158,14 @@ def overlay_masks(
             org = (int(max(2, x - tw - 4)), int(y + h / 2 + th / 2))
             cv2.putText(out, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), thick + 2, cv2.LINE_AA)
             cv2.putText(out, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, fs, task_colour(task), thick, cv2.LINE_AA)
-    if legend:
-        scale = max(0.5, max(img.shape[:2]) / 1500)
-        for i, task in enumerate(dict.fromkeys(t for t, _ in items)):
-            name = TASKS[task].class_name if task in TASKS else task
-            cv2.putText(out, name, (10, int(30 * scale * (i + 1))), cv2.FONT_HERSHEY_SIMPLEX, scale, task_colour(task),
-                        max(1, thick), cv2.LINE_AA)
-    return out
+    parts = [out]
+    if header:
+        parts.insert(0, text_strip(out.shape[1], [(header, HEADER_TEXT)]))
+    tasks = dict.fromkeys([t for t, _ in items] + [t for t, _ in boxes])
+    if legend and tasks:
+        names = [(TASKS[t].class_name if t in TASKS else t, task_colour(t)) for t in tasks]
+        parts.append(text_strip(out.shape[1], names))
+    return np.ascontiguousarray(np.vstack(parts)) if len(parts) > 1 else out
 
 
 def overlay_gt_pred(grey: np.ndarray, gt: np.ndarray, pred: Optional[np.ndarray] = None, alpha: float = 0.45) -> np.ndarray:

@@ -108,7 +108,9 @@ def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, 
                 "patient_dirs": [str(patient_dir(Path("."), i, lab, sp).as_posix()) for i, (lab, sp) in enumerate(plan)]}
     _check_out(out, manifest)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / MARKER, manifest)
+    # "complete": false until the last patient is written: a run stopped half-way (Ctrl-C, a full disk)
+    # leaves a folder that the dataset scan refuses and a rerun with the same arguments completes.
+    atomic_write_json(out / MARKER, {**manifest, "complete": False})
     jobs = [(str(out), i, int(seed), int(size), lab, sp) for i, (lab, sp) in enumerate(plan)]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs)))
     t0 = time.perf_counter()
@@ -133,6 +135,7 @@ def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, 
                     bar.update()
     if bar:
         bar.close()
+    atomic_write_json(out / MARKER, {**manifest, "complete": True})
     dt = time.perf_counter() - t0
     summary = {
         "out": str(out), "patients": len(results), "seed": int(seed), "size": int(size), "workers": workers,

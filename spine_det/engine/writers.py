@@ -1,0 +1,54 @@
+"""Detectron2's ``metrics.json``, each line also naming the spine_det version (and commit) that wrote it,
+as the epoch trainers' ``metrics.jsonl`` do (:func:`spine_det.utils.provenance.provenance`)."""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from typing import Any, List
+
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.utils.events import EventWriter, JSONWriter, get_event_storage
+
+from spine_det.utils.provenance import provenance
+
+
+class StampedJSONWriter(JSONWriter):
+    """:class:`JSONWriter` whose lines carry ``spine_det_version`` and ``git_commit``.
+
+    ``write`` is Detectron2's (v0.6 and main alike) with the stamp added to each line."""
+
+    def __init__(self, json_file: str, window_size: int = 20) -> None:
+        super().__init__(json_file, window_size)
+        self._stamp = provenance()
+
+    def write(self) -> None:
+        storage = get_event_storage()
+        to_save: Any = defaultdict(dict)
+        for k, (v, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if itr <= self._last_write:  # keep scalars that have not been written
+                continue
+            to_save[itr][k] = v
+        if len(to_save):
+            self._last_write = max(to_save)
+        for itr, scalars in to_save.items():
+            scalars["iteration"] = itr
+            self._file_handle.write(json.dumps({**scalars, **self._stamp}, sort_keys=True) + "\n")
+        self._file_handle.flush()
+        try:
+            os.fsync(self._file_handle.fileno())
+        except AttributeError:
+            pass
+
+
+def stamp_json_writers(writers: List[EventWriter]) -> List[EventWriter]:
+    """``writers`` (Detectron2's ``default_writers``) with each JSONWriter replaced by a
+    :class:`StampedJSONWriter` on the same file."""
+    out: List[EventWriter] = []
+    for w in writers:
+        if type(w) is JSONWriter:
+            path = w._file_handle.name
+            w.close()
+            w = StampedJSONWriter(path, w._window_size)
+        out.append(w)
+    return out
