@@ -25,6 +25,30 @@ def phantom_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def phantom_copy(phantom_root, tmp_path, monkeypatch):
+    """A private copy of the session phantom (a tool under test may not touch the shared one), its
+    cache outside it."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(phantom_root, root)
+    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
+    return root
+
+
+@pytest.fixture
+def one_error_line(capsys):
+    """The single ``error: ...`` line a tool printed to stderr (asserted to be exactly one)."""
+
+    def read() -> str:
+        err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error:")]
+        assert len(err) == 1, err
+        return err[0]
+
+    return read
+
+
 @pytest.fixture(scope="session")
 def prepared(phantom_root, tmp_path_factory):
     from spine_det.data.prepare import prepare_dataset

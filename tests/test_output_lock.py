@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,11 @@ import pytest
 LOCK_FILE = ".spine_det.lock"  # spine_det.utils.paths.LOCK_FILE, the documented name
 
 
-def _one_error_line(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error:")]
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.fixture
-def data(phantom_root, tmp_path, monkeypatch):
-    """A private copy of the session phantom, its cache outside it."""
-    root = tmp_path / "data"
-    shutil.copytree(phantom_root, root)
-    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
-    return root
+def data(phantom_copy):
+    return phantom_copy
 
 
 def _hold_in_another_process(folder: Path) -> subprocess.Popen:
@@ -51,19 +42,19 @@ def _hold_here(folder: Path, pid: int = 4242):
     return f
 
 
-def test_a_second_process_writing_one_out_is_refused_naming_the_first(data, tmp_path, capsys, load_tool):
+def test_a_second_process_writing_one_out_is_refused_naming_the_first(data, tmp_path, capsys, load_tool, one_error_line):
     out = tmp_path / "coco"
     out.mkdir()
     holder = _hold_in_another_process(out)
     try:
         convert = load_tool("convert_to_coco")
         assert convert.main(["--data-root", str(data), "--out", str(out), "--workers", "1", "--no-progress"]) == 2
-        msg = _one_error_line(capsys)
+        msg = one_error_line()
         assert f"is being written by another spine-det process (pid {holder.pid})" in msg and str(out) in msg
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing converted
         assert load_tool("measure").main(["--data-root", str(data), "--out", str(out), "--quiet",
                                           "--no-overlay"]) == 1
-        assert f"pid {holder.pid}" in _one_error_line(capsys)
+        assert f"pid {holder.pid}" in one_error_line()
     finally:
         holder.kill()
         holder.wait()
@@ -72,14 +63,14 @@ def test_a_second_process_writing_one_out_is_refused_naming_the_first(data, tmp_
     assert (out / "conversion_stamps.json").is_file()
 
 
-def test_benchmark_and_eval_only_refuse_a_folder_being_written(data, tmp_path, capsys, load_tool):
+def test_benchmark_and_eval_only_refuse_a_folder_being_written(data, tmp_path, capsys, load_tool, one_error_line):
     out = tmp_path / "bench"
     held = _hold_here(out)
     try:
         # (--seeds x: a tree without the lock stops at that check, just after the output's, instead of benchmarking)
         assert load_tool("benchmark").main(["--data-root", str(data), "--out", str(out), "--models", "linknet",
                                             "--skip-classifier", "--seeds", "x"]) == 2
-        assert "another spine-det process (pid 4242)" in _one_error_line(capsys)
+        assert "another spine-det process (pid 4242)" in one_error_line()
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
         run = tmp_path / "run"
         held_run = _hold_here(run, pid=4343)
@@ -87,7 +78,7 @@ def test_benchmark_and_eval_only_refuse_a_folder_being_written(data, tmp_path, c
             cfg = Path(__file__).resolve().parents[1] / "configs" / "linknet" / "lat_vertebra.yaml"
             assert load_tool("train_linknet").main(["--config-file", str(cfg), "--data-root", str(data), "--profile",
                                                     "cpu", "--eval-only", "OUTPUT_DIR", str(run)]) == 2
-            assert "another spine-det process (pid 4343)" in _one_error_line(capsys)
+            assert "another spine-det process (pid 4343)" in one_error_line()
         finally:
             held_run.close()
     finally:
@@ -110,7 +101,7 @@ def test_lock_is_reentrant_in_one_process_and_kept_out_of_other_ranks(tmp_path, 
         held.close()
 
 
-def test_convert_refuses_another_data_root_in_the_same_out_unless_overwrite(data, tmp_path, capsys, load_tool):
+def test_convert_refuses_another_data_root_in_the_same_out_unless_overwrite(data, tmp_path, capsys, load_tool, one_error_line):
     from spine_det.data.phantom import generate_dataset
 
     second = tmp_path / "second"
@@ -121,7 +112,7 @@ def test_convert_refuses_another_data_root_in_the_same_out_unless_overwrite(data
     assert convert.main(["--data-root", str(data), *args]) == 0
     before = {p.name: p.read_bytes() for p in out.glob("spine_*.json")}
     assert convert.main(["--data-root", str(second), *args]) == 2
-    msg = _one_error_line(capsys)
+    msg = one_error_line()
     assert "holds the COCO files of another data root" in msg and str(data.resolve()) in msg
     assert {p.name: p.read_bytes() for p in out.glob("spine_*.json")} == before  # nothing replaced
     assert convert.main(["--data-root", str(data), *args]) == 0  # the same root again: fine (up to date)

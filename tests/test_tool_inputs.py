@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -26,33 +25,25 @@ def _tool(name: str):
     return mod
 
 
-def _one_error_line(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error:")]
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.fixture
-def data(phantom_root, tmp_path, monkeypatch):
-    """A private copy of the session phantom (tools may not touch the shared one), cache outside it."""
-    root = tmp_path / "data"
-    shutil.copytree(phantom_root, root)
-    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
-    return root
+def data(phantom_copy):
+    return phantom_copy
 
 
 def _tree(root: Path) -> set:
     return {p.relative_to(root) for p in root.rglob("*")}
 
 
-def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys):
+def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys, one_error_line):
     measure, evalm = _tool("measure"), _tool("eval_morphometry")
     empty = tmp_path / "typo_pred"
     empty.mkdir()
     out = tmp_path / "m"
     assert measure.main(["--data-root", str(data), "--source", "linknet", "--pred-dir", str(empty), "--out", str(out),
                          "--quiet", "--no-overlay"]) == 1
-    msg = _one_error_line(capsys)
+    msg = one_error_line()
     assert "no linknet prediction for" in msg and str(empty) in msg
     assert not (out / "measure_summary.json").exists()  # no "Normal" calls from zero levels
     # one patient predicted, the others not: still refused, with the count
@@ -65,24 +56,24 @@ def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys):
     cv2.imwrite(str(empty / s.key / "lat_vertebra_mask.png"), np.zeros((s.height, s.width), np.uint8))
     assert evalm.main(["--data-root", str(data), "--split", "test", "--source", "linknet", "--pred-dir", str(empty),
                        "--out", str(tmp_path / "e"), "--no-fit", "--quiet"]) == 1
-    msg = _one_error_line(capsys)
+    msg = one_error_line()
     assert f"for {len(test_patients) - 1} of {len(test_patients)} patients" in msg
     assert not (tmp_path / "e" / "morphometry_metrics.json").exists()
 
 
-def test_outputs_inside_the_data_root_are_refused(data, tmp_path, capsys):
+def test_outputs_inside_the_data_root_are_refused(data, tmp_path, capsys, one_error_line):
     before = _tree(data)
     inside = data / "Training" / "out"
     assert _tool("measure").main(["--data-root", str(data), "--out", str(inside), "--quiet"]) == 1
-    assert "inside the data root" in _one_error_line(capsys)
+    assert "inside the data root" in one_error_line()
     assert _tool("visualize_data").main(["--data-root", str(data), "--out", str(inside), "--source", "masks"]) == 2
-    assert "inside the data root" in _one_error_line(capsys)
+    assert "inside the data root" in one_error_line()
     assert _tool("train_linknet").main(["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu",
                                         "OUTPUT_DIR", str(inside)]) == 2
-    assert "inside the data root" in _one_error_line(capsys)
+    assert "inside the data root" in one_error_line()
     assert _tool("convert_to_coco").main(["--data-root", str(data), "--out", str(tmp_path / "c"),
                                           "--cache-dir", str(data / "cache")]) == 2
-    assert "inside the data root" in _one_error_line(capsys)
+    assert "inside the data root" in one_error_line()
     assert _tree(data) == before  # nothing written there
 
 
@@ -158,7 +149,7 @@ def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tm
         predict.main(["--checkpoint", str(tmp_path / "none.pth"), "--input", str(inp), "--output", str(tmp_path / "o3")])
 
 
-def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys):
+def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys, one_error_line):
     out = tmp_path / "run"
     out.mkdir()
     (out / "last_checkpoint.pth").write_bytes(b"\x00" * 100)  # a copy cut short / disk full
@@ -167,7 +158,7 @@ def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys):
                                       "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32",
                                       "DATALOADER.NUM_WORKERS", "0"])
     assert rc == 1
-    msg = _one_error_line(capsys)
+    msg = one_error_line()
     assert "last_checkpoint.pth" in msg and "cannot be read as a PyTorch checkpoint" in msg
     rc = _tool("train_classifier").main(["--data-root", str(data), "--profile", "cpu", "SOLVER.MAX_EPOCH", "3"])
-    assert rc == 1 and "did you mean SOLVER.MAX_EPOCHS" in _one_error_line(capsys)
+    assert rc == 1 and "did you mean SOLVER.MAX_EPOCHS" in one_error_line()

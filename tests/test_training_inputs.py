@@ -3,7 +3,6 @@ and the Mask R-CNN resume pointer read as the text file it is."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,8 @@ TINY = ["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32", 
 
 
 @pytest.fixture
-def data(phantom_root, tmp_path, monkeypatch):
-    """A private copy of the session phantom, its cache outside it."""
-    root = tmp_path / "data"
-    shutil.copytree(phantom_root, root)
-    monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
-    return root
+def data(phantom_copy):
+    return phantom_copy
 
 
 def _error_line(capsys) -> str:

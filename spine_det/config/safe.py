@@ -59,6 +59,14 @@ BASE_KEY = "_BASE_"
 _REMOTE = ("http://", "https://")
 
 
+def _yaml_error(where: str, e: "yaml.YAMLError") -> ConfigError:
+    """One line for a YAML file safe loading refuses: a tag that would construct Python objects, or broken YAML."""
+    if isinstance(e, yaml.constructor.ConstructorError):
+        return ConfigError(f"{where}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
+                           "configs are plain YAML, nothing in them is executed")
+    return ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})")
+
+
 def _read_config_mapping(path: Path, where: str) -> dict:
     """The YAML mapping in ``path`` (``yaml.safe_load``), or a :class:`ConfigError` naming ``where``: a
     binary file, a YAML tag that safe loading refuses, broken YAML, a list or a scalar."""
@@ -70,13 +78,8 @@ def _read_config_mapping(path: Path, where: str) -> dict:
         raise ConfigError(f"{where}: cannot be read ({e.strerror or type(e).__name__})") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as e:
-        raise ConfigError(
-            f"{where}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
-            "configs are plain YAML, nothing in them is executed"
-        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise _yaml_error(where, e) from None
     if not isinstance(data, dict):
         kinds = {type(None): "an empty file", str: "plain text", list: "a YAML list"}
         what = kinds.get(type(data), f"a single value ({data!r})")
@@ -131,13 +134,8 @@ def merge_from_file(cfg: Any, path: str | Path) -> None:
             cfg.merge_from_other_cfg(type(cfg)(renamed))
         else:
             cfg.merge_from_file(str(p), allow_unsafe=False)
-    except yaml.constructor.ConstructorError as e:
-        raise ConfigError(
-            f"{path}: refused: it uses a YAML tag that safe loading does not allow ({e.problem}); "
-            "configs are plain YAML, nothing in them is executed"
-        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise _yaml_error(str(path), e) from None
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise _explain(cfg, e, str(path)) from None
 
