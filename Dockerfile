@@ -63,6 +63,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     SPINE_DET_CACHE=/output/cache \
+    SPINE_DET_DOCKER_IMAGE=1 \
     MPLBACKEND=Agg
 
 RUN useradd --create-home --uid 1000 spine \

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Dict, Optional
 
 MAKE_STAMP = ".spine_det-installed"  # the Makefile's record that `make install` finished
-CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")  # Docker's and Podman's
+# Set by the package's own Dockerfile: only that image is repaired by rebuilding it. Any other container
+# (a dev container, a CI runner, a sandbox) holds an ordinary pip or checkout install.
+IMAGE_ENV = "SPINE_DET_DOCKER_IMAGE"
 
 
 @dataclass(frozen=True)
 class InstallMethod:
     """How the running spine_det was installed: that decides which command repairs it.
 
-    ``kind``: ``make`` (a checkout's own ``.venv``, made by ``make install``), ``docker`` (inside a
-    container), ``editable`` (``pip install -e`` of a checkout into another environment) or ``pip``
+    ``kind``: ``make`` (a checkout's own ``.venv``, made by ``make install``), ``docker`` (inside the
+    package's own Docker image), ``editable`` (``pip install -e`` of a checkout into another environment) or ``pip``
     (an installed copy); ``source``: the checkout, when there is one."""
 
     kind: str
@@ -35,7 +37,7 @@ class InstallMethod:
 
     def describe(self) -> str:
         src = f" {self.source}" if self.source else ""
-        return {"make": f"make install: the .venv of{src}", "docker": f"in a container{src and ', from' + src}",
+        return {"make": f"make install: the .venv of{src}", "docker": f"the spine_det Docker image{src and ', from' + src}",
                 "editable": f"pip install -e{src}", "pip": "pip install, no checkout"}[self.kind]
 
 
@@ -67,7 +69,8 @@ def editable_source() -> Optional[Path]:
 def install_method(package_dir: Optional[Path] = None, prefix: Optional[str] = None,
                    in_container: Optional[bool] = None, editable: Optional[Path] = None) -> InstallMethod:
     """Tell the install method from where the package is imported from (``package_dir``), the running
-    environment (``prefix``: ``sys.prefix``), whether this is a container, and pip's editable record;
+    environment (``prefix``: ``sys.prefix``), whether this is the package's Docker image (``in_container``:
+    its :data:`IMAGE_ENV`), and pip's editable record;
     each input defaults to this process's own."""
     if package_dir is None:
         import spine_det
@@ -78,7 +81,7 @@ def install_method(package_dir: Optional[Path] = None, prefix: Optional[str] = N
     if checkout is not None and env == (checkout / ".venv").resolve():
         return InstallMethod("make", checkout)
     if in_container is None:
-        in_container = any(os.path.exists(m) for m in CONTAINER_MARKERS)
+        in_container = os.environ.get(IMAGE_ENV) == "1"
     if editable is None and checkout is None:
         editable = editable_source()
     source = checkout or editable
@@ -107,10 +110,10 @@ def repair_command(problem: str, method: InstallMethod, spine_det: str = "spine-
     if problem == "detectron2":
         fix = f"`{spine_det} install-detectron2`"
         if method.kind == "docker":
-            return f"rebuild the image (`docker build -t spine_det .`), or {fix} in this container"
+            return f"{fix} in this container, or rebuild the image (`docker build -t spine_det .`)"
         return fix + " (DETECTRON2_SOURCE=auto|git|pypi)"
     if method.kind == "docker":
-        return "rebuild the image (`docker build -t spine_det .`)"
+        return "`docker build -t spine_det .` (rebuild the image)"
     if method.kind == "editable":
         return f"`pip install -c requirements/constraints.txt -e .` in {method.source}"
     return "`pip install torch torchvision` in this environment"

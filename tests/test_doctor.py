@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -88,3 +89,15 @@ def test_doctor_tells_a_pip_user_the_pip_fix_not_make(monkeypatch, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("doctor: FAILED: Detectron2 is not installed")
     assert "`spine-det install-detectron2`" in last and "make" not in last
+
+
+def test_only_the_package_image_counts_as_docker(monkeypatch, tmp_path):
+    """Any container (a dev container, a CI runner) used to be told to rebuild the package's image."""
+    site = tmp_path / "site-packages"
+    (site / "spine_det").mkdir(parents=True)
+    monkeypatch.delenv(doctor.IMAGE_ENV, raising=False)
+    assert doctor.install_method(site / "spine_det", prefix=str(tmp_path)).kind in ("pip", "editable")
+    monkeypatch.setenv(doctor.IMAGE_ENV, "1")
+    assert doctor.install_method(site / "spine_det", prefix=str(tmp_path)).kind == "docker"
+    dockerfile = Path(__file__).resolve().parents[1] / "Dockerfile"
+    assert f"{doctor.IMAGE_ENV}=1" in dockerfile.read_text()
