@@ -185,3 +185,25 @@ def test_resume_continues_an_interrupted_run(trained, prepared, phantom_root, tm
     trainer.train()
     best_after = json.loads((run / "model_best.json").read_text())
     assert best_after["value"] >= best_before["value"]  # the restored best is never replaced by a worse one
+
+
+def test_train_subset_draws_the_films_linknet_draws(prepared, phantom_root):
+    """DATALOADER.TRAIN_SUBSET (label-efficiency rows): the same nested, seeded films as LinkNet's key."""
+    from spine_det.config import get_spine_cfg
+    from spine_det.data.layout import nested_subset
+    from spine_det.engine.trainer import register_datasets, train_subset
+
+    def subset(n: int, seed: int) -> list:
+        cfg = get_spine_cfg(str(ROOT / "configs/lat_vertebra.yaml"), "cpu",
+                            ["SPINE.CACHE_DIR", str(prepared.cache_dir), "DATALOADER.TRAIN_SUBSET", str(n), "SEED", str(seed)],
+                            data_root=str(phantom_root), training=True)
+        register_datasets(cfg)
+        return [d["image_id"] for d in train_subset(cfg)]
+
+    train = [s for s in prepared.manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")]
+    assert len(train) > 3
+    for seed in (0, 1):
+        two, three = subset(2, seed), subset(3, seed)
+        assert sorted(two) == sorted(s.key for s in nested_subset(train, 2, seed))  # LinkNet's films
+        assert len(two) == 2 and set(two) <= set(three)  # nested
+    assert set(subset(2, 0)) != set(subset(2, 1)) or len(train) <= 2

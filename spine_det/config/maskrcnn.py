@@ -46,6 +46,9 @@ def add_spine_config(cfg) -> None:
     # sha1[:12] of the checkpoint MODEL.WEIGHTS starts from, when the benchmark starts Mask R-CNN from its own
     # LinkNet (--maskrcnn-init linknet): recorded in config.yaml, and a new LinkNet means a new run
     cfg.SPINE.INIT_CHECKPOINT_SHA1 = ""
+    # >0: train on this many training images, drawn with SEED and nested (one seed's 25 are among its 50),
+    # the same films LinkNet's DATALOADER.TRAIN_SUBSET draws (label-efficiency rows); 0 = all of them.
+    cfg.DATALOADER.TRAIN_SUBSET = 0
 
     # Augmentations DatasetMapper's config does not cover (applied after the resize).
     cfg.SPINE.INPUT = CN()

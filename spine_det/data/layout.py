@@ -26,7 +26,7 @@ import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -494,7 +494,14 @@ def nested_subset(samples: Sequence["ViewSample"], n: int, seed: int = 0) -> Lis
     50-image subset, so label-efficiency curves differ only by the images added. Order-independent:
     samples are sorted by key before the shuffle.
     """
-    ordered = sorted(samples, key=lambda s: s.key)
+    by_key = {s.key: s for s in samples}
+    return [by_key[k] for k in nested_keys(by_key, n, seed)]
+
+
+def nested_keys(keys: Iterable[str], n: int, seed: int = 0) -> List[str]:
+    """:func:`nested_subset` on image keys alone (``<patient>/<view>``: Detectron2's ``image_id`` of
+    the registered datasets), so every model family trains on the same ``n`` films for one seed."""
+    ordered = sorted(keys)
     if n <= 0 or n >= len(ordered):
         return ordered
     order = np.random.default_rng(seed).permutation(len(ordered))

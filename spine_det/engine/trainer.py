@@ -69,12 +69,30 @@ def register_datasets(cfg):
     return prepared
 
 
+def train_subset(cfg) -> list:
+    """The training dataset dicts of ``DATALOADER.TRAIN_SUBSET`` films (spine_det.data.layout.nested_keys
+    over the training images, drawn with ``SEED``), empty-annotation filtering as Detectron2 applies it."""
+    from detectron2.data import get_detection_dataset_dicts
+
+    from spine_det.data.layout import nested_keys
+
+    dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+    keep = set(nested_keys({d["image_id"] for d in dicts}, cfg.DATALOADER.TRAIN_SUBSET, cfg.SEED))
+    subset = [d for d in dicts if d["image_id"] in keep]
+    logger.info("DATALOADER.TRAIN_SUBSET: training on %d of %d training images (drawn with SEED %d)",
+                len(subset), len(dicts), cfg.SEED)
+    return subset
+
+
 class SpineTrainer(DefaultTrainer):
     """DefaultTrainer with spine_det's mapper and evaluators and a ``model_best.pth`` hook."""
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=SpineDatasetMapper(cfg, True))
+        mapper = SpineDatasetMapper(cfg, True)
+        if cfg.DATALOADER.TRAIN_SUBSET > 0:
+            return build_detection_train_loader(cfg, mapper=mapper, dataset=train_subset(cfg))
+        return build_detection_train_loader(cfg, mapper=mapper)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
