@@ -63,14 +63,14 @@ def run_otsu(manifest: Any, tasks: Sequence[str], out_root: Path | str, split: s
     ``<out_root>/<task>/inference/spine_<task>_<split>/semantic_metrics.json`` (+ per-image CSV);
     returns ``{task: summary}``. Cheap, so it is simply recomputed on every run.
     """
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
     out_root = Path(out_root)
     results: Dict[str, Dict[str, Any]] = {}
     for task in tasks:
         samples = manifest.select(split=split, task=task)
         t0 = time.perf_counter()
-        table = score_otsu(tqdm(samples, desc=f"otsu {task}", leave=False, disable=None), task)
+        table = score_otsu(progress_bar(samples, desc=f"otsu {task}", leave=False, disable=None), task)
         dt = time.perf_counter() - t0
         meta = {"model": "otsu", "task": task, "split": split, "images_per_s": len(samples) / dt if dt > 0 else None}
         results[task] = write_scores(table, out_root / task / "inference" / f"spine_{task}_{split}", meta)

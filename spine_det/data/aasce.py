@@ -385,9 +385,9 @@ def _run_workers(jobs: List[Tuple[AasceRecord, str]], workers: int, progress: bo
     try:
         it: Iterable = map(_import_one, jobs) if pool is None else pool.map(_import_one, jobs, chunksize=4)
         if progress:
-            from tqdm import tqdm
+            from spine_det.utils.progress import progress as progress_bar
 
-            it = tqdm(it, total=len(jobs), desc="importing AASCE", unit="image")
+            it = progress_bar(it, total=len(jobs), desc="importing AASCE", unit="image")
         return list(it)
     finally:
         if pool is not None:

@@ -320,9 +320,9 @@ def _sample_dict(s: ViewSample) -> dict:
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
-    bar = tqdm(total=len(jobs), desc="masks → COCO", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(jobs), desc="masks → COCO", unit="img", disable=not progress, leave=False)
     results = []
     try:
         if workers <= 1 or len(jobs) < 4:

@@ -217,10 +217,10 @@ class SegmentationDataset(Dataset):
         self.epoch = epoch
 
     def preload(self) -> None:
-        from tqdm import tqdm
+        from spine_det.utils.progress import progress as progress_bar
 
         todo = [i for i in range(len(self)) if i not in self._cache]
-        for i in tqdm(todo, desc="caching images", leave=False, disable=len(todo) < 50):
+        for i in progress_bar(todo, desc="caching images", leave=False, disable=len(todo) < 50):
             self._cache[i] = self._load(i)
 
     def _load(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:

@@ -204,7 +204,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
     val_loader = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED)
     y_val = val_ds.labels()
     t_start = time.perf_counter()
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
     for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCHS):
         if early.should_stop:
@@ -214,7 +214,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         train_ds.set_epoch(epoch)
         loader.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
         total, n = 0.0, 0
-        for batch in tqdm(loader, desc=f"{view} epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False):
+        for batch in progress_bar(loader, desc=f"{view} epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False):
             x, y = batch["image"].to(device), batch["label"].to(device)
             with torch.autocast(device_type=device.type, enabled=amp):
                 logits = model(x).reshape(-1)

@@ -5,7 +5,7 @@ training patients, up to 200 epochs, a checkpoint whenever validation Dice
 improves, early stopping and an LR scheduler. Added here: AMP on CUDA, DDP via
 torchrun, exact resume (``last_checkpoint.pth`` holds model, optimiser,
 scheduler, AMP scaler, epoch, best score, early-stopping state and RNG states),
-a tqdm bar and ``metrics.jsonl``.
+a progress bar (spine_det.utils.progress) and ``metrics.jsonl``.
 
 Validation Dice is measured per image at the *network* resolution on the
 letterbox content (cheap, every epoch); the test-set figures of
@@ -423,10 +423,10 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         elif isinstance(train_loader.sampler, RandomSampler):
             train_loader.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
         total, n = 0.0, 0
-        from tqdm import tqdm
+        from spine_det.utils.progress import progress as progress_bar
 
         n_iter = len(train_loader) if cfg.SOLVER.MAX_ITERS_PER_EPOCH <= 0 else min(len(train_loader), cfg.SOLVER.MAX_ITERS_PER_EPOCH)
-        bar = tqdm(total=n_iter, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False, disable=not du.is_main_process(), dynamic_ncols=True)
+        bar = progress_bar(total=n_iter, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False, disable=not du.is_main_process(), dynamic_ncols=True)
         steps = 0
         for it, batch in enumerate(train_loader):
             if it >= n_iter:
@@ -526,9 +526,9 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
     samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
     mine = samples[du.get_rank():: du.get_world_size()]
     rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in tasks}
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
-    for s in tqdm(mine, desc=f"evaluating {split}", leave=False, disable=not du.is_main_process()):
+    for s in progress_bar(mine, desc=f"evaluating {split}", leave=False, disable=not du.is_main_process()):
         image = read_image(s.image)
         pred = predictor.predict_masks(image)
         for t in tasks:

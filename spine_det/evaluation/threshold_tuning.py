@@ -42,12 +42,12 @@ def choose_best(table: Mapping[Tuple[float, float], float], default: Tuple[float
 def collect_raw_predictions(model, data_loader, max_images: Optional[int] = None) -> List[Tuple[dict, Any]]:
     """(input dict, raw Instances at network resolution with mask probabilities) for every image."""
     import torch
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
     out: List[Tuple[dict, Any]] = []
     model.eval()
     with torch.no_grad():
-        for inputs in tqdm(data_loader, desc="predict (raw)", leave=False):
+        for inputs in progress_bar(data_loader, desc="predict (raw)", leave=False):
             raws = model.inference(inputs, do_postprocess=False)
             for inp, raw in zip(inputs, raws):
                 inp = {k: v for k, v in inp.items() if k != "image"}

@@ -81,12 +81,12 @@ def measure_split(
 ) -> List[PatientResult]:
     """Measure all patients of ``split`` (None = all); a patient whose files fail is logged and skipped,
     but a ``pred_dir`` without any prediction for some patients is refused (DataError naming the first)."""
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
     groups = group_patients(manifest, split)[:limit]
     out: List[PatientResult] = []
     missing: List[MissingPredictionError] = []
-    for g in tqdm(groups, desc=f"morphometry {split or 'all'}", unit="patient", disable=not progress):
+    for g in progress_bar(groups, desc=f"morphometry {split or 'all'}", unit="patient", disable=not progress):
         try:
             out.append(measure_group(g, cfg, source, pred_dir, out_dir, overlays))
         except MissingPredictionError as e:

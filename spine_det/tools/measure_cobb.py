@@ -251,9 +251,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         (out / "overlays").mkdir(exist_ok=True)
     records: List[Dict[str, object]] = []
     failed = 0
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
-    for it in tqdm(items, desc=f"cobb/{args.source}", disable=len(items) < 2):
+    for it in progress_bar(items, desc=f"cobb/{args.source}", disable=len(items) < 2):
         rec: Dict[str, object] = {"image": it["key"]}
         try:
             lm = read_landmarks_json(it["landmarks"]) if it.get("landmarks") else None

@@ -245,10 +245,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     caption = ModelCaption.describe(get_family(model).label, args.checkpoint, predictor,  # named on every overlay
                                     sha1=record.get("checkpoint_sha1"))
 
-    from tqdm import tqdm
+    from spine_det.utils.progress import progress as progress_bar
 
     failed = skipped = written = 0
-    for (f, dest), state in tqdm(list(zip(jobs, states)), desc="predict", disable=len(jobs) < 2):
+    for (f, dest), state in progress_bar(list(zip(jobs, states)), desc="predict", disable=len(jobs) < 2):
         if dest.resolve() in inputs:
             raise SystemExit(f"error: refusing to overwrite input {dest}")
         if args.skip_existing and state.state == "same" and has_all_masks(dest, predictor.tasks):

@@ -114,27 +114,22 @@ def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, 
     jobs = [(str(out), i, int(seed), int(size), lab, sp) for i, (lab, sp) in enumerate(plan)]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs)))
     t0 = time.perf_counter()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None
-    bar = tqdm(total=len(jobs), desc="phantom", unit="patient", disable=not progress) if tqdm else None
+    from spine_det.utils.progress import progress as progress_bar
+
+    bar = progress_bar(total=len(jobs), desc="phantom", unit="patient", disable=not progress)
     results = []
     if workers == 1:
         for j in jobs:
             results.append(write_patient(j))
-            if bar:
-                bar.update()
+            bar.update()
     else:
         # "spawn", not fork: a child forked from a process whose OpenCV/OpenMP thread pools are already
         # running can deadlock on their locks (seen when phantoms were generated after in-process measuring).
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             for r in ex.map(write_patient, jobs, chunksize=1):
                 results.append(r)
-                if bar:
-                    bar.update()
-    if bar:
-        bar.close()
+                bar.update()
+    bar.close()
     atomic_write_json(out / MARKER, {**manifest, "complete": True})
     dt = time.perf_counter() - t0
     summary = {
