@@ -70,8 +70,9 @@ test: $(TEST_STAMP)
 doctor: install
 	$(BIN)/spine-det doctor
 
-lint: $(LINT_STAMP)
+lint: $(LINT_STAMP) $(TEST_STAMP)
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/ruff check --select F,E9 spine_det tools tests dev
 
 clean:
 	rm -rf output .pytest_cache build *.egg-info

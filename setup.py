@@ -55,7 +55,7 @@ setup(
     # which `make install` passes to pip.
     install_requires=requirements("runtime.txt"),
     extras_require={  # not for users: `make test` adds test + bench, `make lint` adds lint
-        "test": ["pytest>=7", "torchmetrics>=1.0"],
+        "test": ["pytest>=7", "torchmetrics>=1.0", "ruff>=0.6"],  # ruff: tests/test_lint.py
         "bench": requirements("smp.txt"),  # CI benchmarks and tests the smp_* families
         "smp": requirements("smp.txt"),  # the smp_* model families
         "nnunet": ["nnunetv2>=2.6"],  # the nnunet model family (its end-to-end test skips without it)

@@ -10,7 +10,6 @@ smp is a benchmark-only dependency: it is imported here and nowhere else.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 

@@ -147,7 +147,7 @@ def test_evaluator_rejects_tasks_that_do_not_match_the_dataset(tmp_path):
 def _worker(rank: int, world: int, init_file: str, tmp: str, result_file: str) -> None:
     import torch.distributed as dist
 
-    import spine_det.compat  # noqa: F401
+    import spine_det.compat  # noqa: F401,F811  (a spawned worker applies the shims itself)
     from detectron2.utils import comm
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from spine_det.utils import progress as progress_mod
 from spine_det.utils.progress import LogProgress, progress
 

@@ -11,7 +11,7 @@ smp = pytest.importorskip("segmentation_models_pytorch", reason="segmentation_mo
                                                                 "(pip install 'spine_det[smp]')")
 import torch  # noqa: E402
 
-from spine_det.modeling.families import smp as fam  # noqa: E402
+from spine_det.modeling.families import smp as fam  # noqa: E402,F401  (registers the smp families)
 
 KEYS = ("smp_unet", "smp_unetplusplus", "smp_fpn", "smp_deeplabv3plus")
 

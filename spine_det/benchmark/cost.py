@@ -99,15 +99,6 @@ def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) 
     return {"images_per_s": len(images) / dt if dt > 0 else None, "inference_images": len(images), "outputs": outs}
 
 
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a line being written
-    return out
-
 
 # --------------------------------------------------------------------------- the subprocess
 

@@ -135,4 +135,4 @@ def load_predictions(pred_dir: Path, keys: Sequence[str]) -> Dict[str, np.ndarra
     return out
 
 
-__all__: List[str] = ["overlay", "overlay_grid", "training_curves", "load_predictions"]
+__all__: List[str] = ["overlay_grid", "training_curves", "load_predictions"]

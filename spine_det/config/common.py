@@ -17,6 +17,7 @@ whatever the family adds (Mask R-CNN: ``MODEL.ROI_HEADS.NUM_CLASSES`` and ``DATA
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from spine_det.tasks import TASKS, get_task, tasks_of_view
@@ -144,7 +145,7 @@ def finalize_spine_config(cfg: Any) -> List[str]:
     return tasks
 
 
-def shipped_config(name: str) -> "Path":
+def shipped_config(name: str) -> Path:
     """A config file or folder shipped with the package (``"linknet/lat_vertebra.yaml"``,
     ``"linknet/profiles"``) as a path, in a checkout and in an installed package alike."""
     from spine_det.config.paths import config_dir, resolve_config_file

@@ -3,7 +3,7 @@ errors a user can fix."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from spine_det.utils.errors import UserError
 
