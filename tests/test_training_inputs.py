@@ -127,3 +127,28 @@ def test_maskrcnn_resume_with_a_binary_last_checkpoint_is_one_line(tmp_path):
         with pytest.raises(CheckpointError, match="last_checkpoint: not the file Detectron2 writes there") as e:
             SpineTrainer.resume_or_load(fake, resume=True)
         assert "\n" not in str(e.value)
+
+
+def test_linknet_and_classifier_runs_write_their_log_txt(data, tmp_path):
+    """A Mask R-CNN run folder has Detectron2's log.txt; LinkNet's and the classifier's had none."""
+    import logging
+
+    from spine_det.tools import train_classifier, train_linknet
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        out = tmp_path / "linknet"
+        assert train_linknet.main(["--config-file", LINKNET_CFG, "--data-root", str(data), "--profile", "cpu", "--no-test",
+                                   "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1", *TINY]) == 0
+        text = (out / "log.txt").read_text()
+        assert "training done" in text and "epoch 1/1" in text
+        cls = tmp_path / "cls"
+        assert train_classifier.main(["--data-root", str(data), "--profile", "cpu", "MODEL.BACKBONE", "resnet10s",
+                                      "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+                                      "SOLVER.MAX_EPOCHS", "1", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(cls)]) == 0
+        assert "data:" in (cls / "log.txt").read_text()
+    finally:  # the tools' file handlers are this test's, not the session's
+        for h in set(root.handlers) - set(before):
+            root.removeHandler(h)
+            h.close()

@@ -86,6 +86,9 @@ def _main(args: argparse.Namespace) -> int:
     except OutputLocationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from spine_det.utils.logs import log_to_run_folder
+
+    log_to_run_folder(cfg.OUTPUT_DIR)  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
     prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
     logging.getLogger("train_classifier").info("data: %s", prepared.manifest.summary())
     train_classifier(cfg, prepared.manifest, resume=args.resume, eval_only=args.eval_only)

@@ -69,6 +69,9 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     du.init_from_env(cfg.MODEL.DEVICE)
+    from spine_det.utils.logs import log_to_run_folder
+
+    log_to_run_folder(cfg.OUTPUT_DIR, du.get_rank())  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
 
     def prepare():
         return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
