@@ -135,8 +135,9 @@ def test_linknet_and_classifier_runs_write_their_log_txt(data, tmp_path):
 
     from spine_det.tools import train_classifier, train_linknet
 
-    root = logging.getLogger()
-    before = list(root.handlers)
+    root, package = logging.getLogger(), logging.getLogger("spine_det")
+    before, before_package, propagate = list(root.handlers), list(package.handlers), package.propagate
+    package.propagate = False  # as after a Mask R-CNN run in the same process (Detectron2's setup_logger)
     try:
         out = tmp_path / "linknet"
         assert train_linknet.main(["--config-file", LINKNET_CFG, "--data-root", str(data), "--profile", "cpu", "--no-test",
@@ -149,6 +150,8 @@ def test_linknet_and_classifier_runs_write_their_log_txt(data, tmp_path):
                                       "SOLVER.MAX_EPOCHS", "1", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(cls)]) == 0
         assert "data:" in (cls / "log.txt").read_text()
     finally:  # the tools' file handlers are this test's, not the session's
-        for h in set(root.handlers) - set(before):
-            root.removeHandler(h)
-            h.close()
+        package.propagate = propagate
+        for lg, kept in ((root, before), (package, before_package)):
+            for h in set(lg.handlers) - set(kept):
+                lg.removeHandler(h)
+                h.close()

@@ -22,13 +22,16 @@ def log_to_run_folder(output_dir: Union[str, os.PathLike], rank: int = 0, level:
     root = logging.getLogger()
     for h in root.handlers:
         if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve():
-            return path
+            return path  # already written there
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
     if root.level > level or root.level == logging.NOTSET:
         root.setLevel(level)
+    package = logging.getLogger("spine_det")
+    if not package.propagate:  # Detectron2's setup_logger(name="spine_det") stops it at its own handlers
+        package.addHandler(handler)
     return path
 
 
