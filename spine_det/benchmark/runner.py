@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from spine_det.modeling.registry import file_sha1  # noqa: F401  (one SHA-1 of a file; used and re-exported here)
+from spine_det.utils.fileio import file_sha1  # noqa: F401  (one SHA-1 of a file; used and re-exported here)
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spine_det.data.films import OUTPUT_SUFFIXES
+from spine_det.utils.fileio import file_sha1
 from spine_det.tasks import TASK_NAMES
 
 RECORD_NAME = "predicted_by.json"
@@ -36,12 +37,6 @@ def tool_outputs(folder: Union[str, Path]) -> List[Path]:
     """This tool's files present in ``folder`` (outputs of any task, and the record); nothing else."""
     folder = Path(folder)
     return [folder / n for n in (*output_names(), RECORD_NAME) if (folder / n).is_file()]
-
-
-def _sha1(path: Union[str, Path]) -> str:
-    from spine_det.modeling.registry import file_sha1
-
-    return file_sha1(path)
 
 
 def predictor_threshold(predictor: Any) -> Optional[float]:
@@ -62,9 +57,9 @@ def make_record(model: str, checkpoint: Union[str, Path], predictor: Any,
         "model": model,
         "tasks": list(predictor.tasks),
         "checkpoint": str(Path(checkpoint).expanduser().resolve()),
-        "checkpoint_sha1": _sha1(checkpoint),
+        "checkpoint_sha1": file_sha1(checkpoint),
         "config_file": str(Path(config_file).resolve()) if config_file else None,
-        "config_sha1": _sha1(config_file) if config_file else None,
+        "config_sha1": file_sha1(config_file) if config_file else None,
         "score_threshold": predictor_threshold(predictor),
         "spine_det_version": __version__,
     }

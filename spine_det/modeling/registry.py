@@ -72,17 +72,6 @@ def unit_dir(runs_dir: Union[str, Path], key: str, task: str, seed: int = 0) -> 
     return Path(runs_dir) / key / f"{task}{seed_suffix(seed)}"
 
 
-def file_sha1(path: Union[str, Path], chunk: int = 1 << 20) -> str:
-    """SHA-1 of a file's bytes (a checkpoint's identity in the benchmark's specs)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _always_available() -> Optional[str]:
     return None
 

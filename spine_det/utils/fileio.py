@@ -8,6 +8,7 @@ read-only disk) is one :class:`OutputWriteError` naming the target, and leaves n
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -139,3 +140,13 @@ def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+def file_sha1(path: PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-1 of a file's bytes, read in chunks (a checkpoint's identity: benchmark specs, prediction
+    records, overlay captions)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

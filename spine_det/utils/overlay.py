@@ -68,13 +68,9 @@ class ModelCaption:
         instance score threshold (Mask R-CNN) or probability threshold (LinkNet, smp), if it has one;
         ``sha1``: the file's SHA-1 where the caller has it (else it is computed)."""
         if sha1 is None:
-            import hashlib
+            from spine_det.utils.fileio import file_sha1
 
-            h = hashlib.sha1()
-            with open(checkpoint, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            sha1 = h.hexdigest()
+            sha1 = file_sha1(checkpoint)
         if isinstance(getattr(predictor, "score_threshold", None), (int, float)):
             threshold = f"score >= {float(predictor.score_threshold):.2f}"
         elif isinstance(getattr(predictor, "threshold", None), (int, float)):

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from spine_det.modeling.families._common import shipped_config
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, file_sha1, unit_dir
+from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, unit_dir
+from spine_det.utils.fileio import file_sha1
 
 KEY = "maskrcnn"
 INIT_FAMILY = "linknet"  # the family whose checkpoint --maskrcnn-init linknet starts from
