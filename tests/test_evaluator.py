@@ -118,6 +118,23 @@ def test_evaluator_scores_and_files(tmp_path):
     assert len(csv) == 6 and "dice" in csv[0]
 
 
+def test_reset_starts_no_thread_before_the_data_loader_forks(tmp_path):
+    """inference_on_dataset calls reset() and then forks its loader workers: a ground-truth reading thread
+    alive at that moment can hold an import lock the forked worker then waits on forever (seen: a worker
+    stuck in PIL's plugin import on the first validation of a real-film run). Prefetch starts with process()."""
+    import threading
+
+    tasks = ["lat_vertebra"]
+    dicts, outputs = _make_dataset(tmp_path, "test_ev_fork", tasks, 3)
+    ev = SpineSemanticEvaluator("test_ev_fork", score_threshold=0.5, distributed=False, prefetch=True)
+    before = {t.name for t in threading.enumerate()}
+    ev.reset()
+    assert not [t for t in threading.enumerate() if t.name not in before and t.name.startswith("spine-eval")]
+    for d, o in zip(dicts, outputs):
+        ev.process([d], [o])
+    assert ev.evaluate()["lat_vertebra"]["dice"] == pytest.approx(_independent(dicts, outputs, tasks, 0.5)["lat_vertebra"])
+
+
 def test_evaluator_view_dataset_reports_each_task_and_mean(tmp_path):
     tasks = ["lat_vertebra", "lat_disk_height"]
     dicts, outputs = _make_dataset(tmp_path, "test_ev_view", tasks, 4, seed=1)

@@ -69,6 +69,22 @@ def add_spine_config(cfg) -> None:
     # same short side: no pixels saved. Thin structures need the upscaled resolution, not the whole
     # field in every step; a crop after the resize keeps the first and pays for a part of the second.
     cfg.SPINE.INPUT.CROP_AFTER_RESIZE = (0, 0)
+    # The spine strip (spine_det.data.spine_strip, spine_det.modeling.strip_rcnn): a second look at the
+    # columns between the outermost vertebrae, every row kept, resized to a long side of LONG_SIDE_*.
+    # Training feeds strips cut around the ground-truth boxes (MARGIN + a random 0..JITTER per side,
+    # fractions of the film's height) with probability TRAIN_PROB, whole films otherwise; inference finds
+    # the strip from a whole-film pass (boxes scoring >= SCORE_THRESHOLD) and answers from the strip.
+    # ENABLED switches MODEL.META_ARCHITECTURE to SpineStripRCNN (same weights as GeneralizedRCNN).
+    import spine_det.modeling.strip_rcnn  # noqa: F401  (registers SpineStripRCNN)
+
+    cfg.SPINE.INPUT.STRIP = CN()
+    cfg.SPINE.INPUT.STRIP.ENABLED = False
+    cfg.SPINE.INPUT.STRIP.TRAIN_PROB = 0.5
+    cfg.SPINE.INPUT.STRIP.MARGIN = 0.02
+    cfg.SPINE.INPUT.STRIP.JITTER = 0.03
+    cfg.SPINE.INPUT.STRIP.LONG_SIDE_TRAIN = (1024, 1088, 1152, 1216)
+    cfg.SPINE.INPUT.STRIP.LONG_SIDE_TEST = 1120
+    cfg.SPINE.INPUT.STRIP.SCORE_THRESHOLD = 0.3
 
     # What one instance is when a task's mask is converted to COCO (spine_det.data.instances):
     # "components" (8-connected, the default), "whole", or "per_level" (LEVELS horizontal bands).
@@ -141,6 +157,8 @@ def finalize_maskrcnn_config(cfg) -> List[str]:
         return tasks
     if cfg.MODEL.ROI_HEADS.NUM_CLASSES == 0:
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(tasks)
+    if cfg.SPINE.INPUT.STRIP.ENABLED and cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN":
+        cfg.MODEL.META_ARCHITECTURE = "SpineStripRCNN"
     name = tasks_name(tasks)
     if not cfg.DATASETS.TRAIN:
         cfg.DATASETS.TRAIN = (f"spine_{name}_train",)

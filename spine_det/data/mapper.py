@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import logging
 import random
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -21,9 +22,11 @@ from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
 
 from spine_det.data.io import read_image
 from spine_det.data.seg_dataset import degrade
+from spine_det.data.spine_strip import ResizeLongSide, strip_columns
 
 logger = logging.getLogger(__name__)
 
@@ -117,14 +120,42 @@ def _polygons_to_rle(dataset_dict: dict) -> None:
             ann["segmentation"] = mask_util.merge(mask_util.frPyObjects(seg, h, w))
 
 
+@dataclass(frozen=True)
+class StripSampling:
+    """How training draws spine strips (``SPINE.INPUT.STRIP``): with probability ``prob`` a film is cut to
+    the columns of its ground-truth boxes, widened by ``margin`` + U(0, ``jitter``) film heights per side,
+    and seen through ``augmentations`` (long-side resize, then the usual flip / rotation / intensity)."""
+
+    prob: float
+    margin: float
+    jitter: float
+    augmentations: T.AugmentationList
+
+
+def strip_sampling(cfg, is_train: bool) -> Optional[StripSampling]:
+    """The training strips of ``cfg`` (None when the strip is off or not training); rejects bad values."""
+    st = cfg.SPINE.INPUT.STRIP
+    if not st.ENABLED or not is_train:
+        return None
+    if not 0.0 <= st.TRAIN_PROB <= 1.0 or st.MARGIN < 0 or st.JITTER < 0:
+        raise ValueError(f"SPINE.INPUT.STRIP: TRAIN_PROB must be in [0, 1], MARGIN and JITTER >= 0; got "
+                         f"{st.TRAIN_PROB}, {st.MARGIN}, {st.JITTER}")
+    rest = build_spine_augmentation(cfg, is_train)[1:]  # everything after the whole-film resize
+    augs = T.AugmentationList([ResizeLongSide(st.LONG_SIDE_TRAIN, is_train=True), *rest])
+    return StripSampling(float(st.TRAIN_PROB), float(st.MARGIN), float(st.JITTER), augs)
+
+
 class SpineDatasetMapper(DatasetMapper):
     """DatasetMapper that reads images with spine_det's reader (grey, DICOM, 16-bit)."""
 
     @configurable
-    def __init__(self, is_train: bool, *, polygons_to_rle: bool = False, **kwargs):
+    def __init__(self, is_train: bool, *, polygons_to_rle: bool = False, strip: Optional[StripSampling] = None,
+                 with_film: bool = False, **kwargs):
         super().__init__(is_train, **kwargs)
         # Detectron2 crops polygons with shapely (not a dependency); a crop crops RLE masks instead.
         self.polygons_to_rle = polygons_to_rle
+        self.strip = strip
+        self.with_film = with_film  # inference of SpineStripRCNN needs the film at full resolution
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -137,8 +168,24 @@ class SpineDatasetMapper(DatasetMapper):
         cropped = cfg.INPUT.CROP.ENABLED or crop_after_resize_size(cfg) != (0, 0)
         if is_train and cfg.MODEL.MASK_ON and (cfg.SPINE.INPUT.ROTATION > 0 or cropped):
             ret["recompute_boxes"] = True
-        ret["polygons_to_rle"] = bool(is_train and cropped)
+        ret["strip"] = strip_sampling(cfg, is_train)
+        if ret["strip"] is not None:
+            ret["recompute_boxes"] = bool(cfg.MODEL.MASK_ON)
+        ret["polygons_to_rle"] = bool(is_train and (cropped or ret["strip"] is not None))
+        ret["with_film"] = bool(cfg.SPINE.INPUT.STRIP.ENABLED and not is_train)
         return ret
+
+    def _strip_crop(self, dataset_dict: dict, image: np.ndarray) -> Optional[T.Transform]:
+        """The crop to a training strip for this film, or None (whole film this time, or no boxes)."""
+        anns = dataset_dict.get("annotations") or []
+        if self.strip is None or not anns or np.random.rand() >= self.strip.prob:
+            return None
+        boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in anns]
+        extra = tuple(np.random.uniform(0.0, self.strip.jitter, 2)) if self.strip.jitter > 0 else (0.0, 0.0)
+        cols = strip_columns(np.asarray(boxes), image.shape[:2], self.strip.margin, extra)
+        if cols is None:
+            return None
+        return T.CropTransform(cols[0], 0, cols[1] - cols[0], image.shape[0])
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)  # modified below
@@ -146,8 +193,15 @@ class SpineDatasetMapper(DatasetMapper):
         image = grey_to_model_format(grey, self.image_format)
         utils.check_image_size(dataset_dict, image)
 
-        aug_input = T.AugInput(image)
-        transforms = self.augmentations(aug_input)
+        crop = self._strip_crop(dataset_dict, image) if self.is_train else None
+        if crop is not None:
+            aug_input = T.AugInput(crop.apply_image(image))
+            transforms = T.TransformList([crop]) + self.strip.augmentations(aug_input)
+        else:
+            aug_input = T.AugInput(image)
+            transforms = self.augmentations(aug_input)
+        if self.with_film:
+            dataset_dict["film"] = torch.as_tensor(np.ascontiguousarray(grey))
         image = aug_input.image
         image_shape = image.shape[:2]
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))

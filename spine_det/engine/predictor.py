@@ -264,6 +264,15 @@ class MaskRCNNPredictor(SegmentationPredictor):
         x = grey_to_model_format(x, self.input_format)
         return torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
+    def _model_input(self, tensor, grey: np.ndarray) -> dict:
+        """One input dict of the model; with the spine strip on it carries the film for the second pass."""
+        import torch
+
+        x = {"image": tensor, "height": grey.shape[0], "width": grey.shape[1]}
+        if self.cfg.SPINE.INPUT.STRIP.ENABLED:
+            x["film"] = torch.as_tensor(np.ascontiguousarray(grey))
+        return x
+
     def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
         """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
         it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
@@ -296,7 +305,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         x = grey_to_model_format(x, self.input_format)
         tensor = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
         with torch.no_grad():
-            out = self.model([{"image": tensor, "height": h, "width": w}])[0]
+            out = self.model([self._model_input(tensor, grey)])[0]
         return out["instances"].to("cpu")
 
     def predict_raw(self, image: np.ndarray):
@@ -314,7 +323,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         tensor = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
         base = getattr(self.model, "model", self.model)  # the tuned-mask-threshold wrapper holds the model
         with torch.no_grad():
-            raw = base.inference([{"image": tensor, "height": h, "width": w}], do_postprocess=False)[0].to("cpu")
+            raw = base.inference([self._model_input(tensor, grey)], do_postprocess=False)[0].to("cpu")
         from detectron2.structures import Instances
 
         boxes = raw.pred_boxes.clone()

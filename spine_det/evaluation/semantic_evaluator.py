@@ -238,6 +238,7 @@ class SpineSemanticEvaluator(DatasetEvaluator):
         self._distributed = distributed
         self._io_threads = io_threads
         self._prefetch = prefetch
+        self._prefetch_pending = False
         self._mask_files: Optional[Dict[Any, Dict[str, Optional[str]]]] = None
         self._pool: Optional[ThreadPoolExecutor] = None
         self._rows: List[Dict[str, Any]] = []
@@ -247,8 +248,10 @@ class SpineSemanticEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._rows = []
         self._jobs.clear()
-        if self._prefetch:
-            self._start_prefetch()
+        # The prefetch starts with the first process(), not here: inference_on_dataset calls reset()
+        # just before its data loader forks the workers, and a worker forked while a reading thread
+        # held an import lock (PIL loads its plugins on first use) waits for it forever.
+        self._prefetch_pending = bool(self._prefetch)
 
     def _start_prefetch(self) -> None:
         """Read this process's ground truth in the background while the model runs."""
@@ -292,6 +295,9 @@ class SpineSemanticEvaluator(DatasetEvaluator):
 
         PNG decoding and numpy release the GIL, so the reading overlaps the next images' inference.
         """
+        if self._prefetch_pending:
+            self._prefetch_pending = False
+            self._start_prefetch()
         pool = self._get_pool()
         for inp, out in zip(inputs, outputs):
             shape = (int(inp["height"]), int(inp["width"]))
