@@ -2,6 +2,7 @@
 #   make install   create .venv, install spine_det (runtime only, pinned by requirements/constraints.txt) and Detectron2 (DETECTRON2_SOURCE=auto|git|pypi)
 #   make demo      synthetic patients -> COCO -> Mask R-CNN + LinkNet + classifier -> results under output/demo
 #   make test      the test suite (what CI runs)
+#   make lint      ruff with the house rules of ruff.toml, hadolint on the Dockerfile
 #   make doctor    say which Detectron2/torch/device is in use and run one Mask R-CNN forward pass
 
 PYTHON ?= python3
@@ -72,7 +73,7 @@ doctor: install
 
 lint: $(LINT_STAMP) $(TEST_STAMP)
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/ruff check --select F,E9 spine_det tools tests dev
+	$(BIN)/ruff check spine_det tools tests dev
 
 clean:
 	rm -rf output .pytest_cache build *.egg-info

@@ -39,7 +39,7 @@ def test_stand_in_answers_environment_probes_and_hides_dunders():
     assert _C.has_cuda() is False
     assert not hasattr(_C, "__file__")
     with pytest.raises(compat.CompiledOpsMissingError):
-        _C.deform_conv_forward
+        _ = _C.deform_conv_forward
     assert "detectron2" in collect_env_info()  # called by default_setup; must not crash
 
 

@@ -121,7 +121,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     assert ddp["losses"] == pytest.approx(single["losses"], rel=1e-5, abs=1e-6)
     assert ddp["losses"][0] != ddp["losses"][-1]  # it did train
     for k, v in single["params"].items():
-        torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     torch.manual_seed(0)  # the weights moved away from the common initialisation
     from spine_det.config.linknet import get_linknet_cfg
     from spine_det.modeling.linknet import build_seg_model

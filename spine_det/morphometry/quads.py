@@ -377,7 +377,7 @@ def _split_long_pieces(cuts: List[int], runs, depth, window: int = 3, ratio: flo
                 continue
             inside = sorted((r, j) for j, r in depth.items() if lo < j < hi)
             chosen: List[int] = []
-            for r, j in inside:
+            for _r, j in inside:
                 if len(chosen) == k - 1:
                     break
                 if min(np.diff(sorted([lo, hi] + chosen + [j]))) >= 0.6 * ref:
