@@ -2,6 +2,7 @@
 #   make install   create .venv, install spine_det (runtime only, pinned by requirements/constraints.txt) and Detectron2 (DETECTRON2_SOURCE=auto|git|pypi)
 #   make demo      synthetic patients -> COCO -> Mask R-CNN + LinkNet + classifier -> results under output/demo
 #   make test      the test suite (what CI runs)
+#   make test-quick the tests not marked slow (pytest -m "not slow"), for a quick check while editing
 #   make lint      ruff with the house rules of ruff.toml, hadolint on the Dockerfile
 #   make doctor    say which Detectron2/torch/device is in use and run one Mask R-CNN forward pass
 
@@ -35,7 +36,7 @@ export DETECTRON2_SOURCE
 export SPINE_DET_CACHE ?= $(CURDIR)/output/cache
 export MPLBACKEND = Agg
 
-.PHONY: install demo test doctor lint clean help
+.PHONY: install demo test test-quick doctor lint clean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -67,6 +68,11 @@ demo: install
 
 test: $(TEST_STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# Tests that train, spawn processes or build every module skip here (marked @pytest.mark.slow: pytest.ini).
+test-quick: $(TEST_STAMP)
+	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 doctor: install

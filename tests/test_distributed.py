@@ -109,6 +109,7 @@ def launch(cmd, world: int, timeout: float = 240, cwd=ROOT):
     return outs
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER + "\nmain(sys.argv[1])\n")
@@ -138,6 +139,7 @@ def _rows(path: Path):
         return sorted(csv.DictReader(f), key=lambda r: r["image_id"])
 
 
+@pytest.mark.slow
 def test_train_linknet_two_processes_then_same_eval_in_one(tmp_path, phantom_root):
     task = "lat_vertebra"
     out = tmp_path / "linknet"

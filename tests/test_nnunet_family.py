@@ -106,6 +106,7 @@ def test_bind_paths_rebinds_imported_modules(tmp_path, monkeypatch):
     assert paths["nnUNet_results"].is_dir() and paths["nnUNet_preprocessed"].parent == (tmp_path / "work").resolve()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_NNUNET, reason=NO_NNUNET)
 def test_train_predict_score_end_to_end(prepared, phantom_root, tmp_path, monkeypatch):
     """One epoch of two iterations on 64-px exports: the run leaves the files every family leaves."""
