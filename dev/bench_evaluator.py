@@ -63,7 +63,7 @@ def bench_evaluator(n_images: int, height: int, width: int, n_inst: int, threads
     MetadataCatalog.get(name).set(tasks=["lat_vertebra"])
     with tempfile.TemporaryDirectory() as tmp:
         variants = []
-        for k in range(2):  # two prediction sets, reused
+        for _ in range(2):  # two prediction sets, reused
             gt, inst = synthetic_gt(height, width, n_inst, rng)
             out = Instances((height, width))
             out.pred_masks = torch.from_numpy(inst)
@@ -150,10 +150,10 @@ def bench_trainer(iters: int, patients: int, size: int, threads: int) -> dict:
             if cls is SpineTrainer:
                 orig = tr.test
 
-                def timed(*a, _orig=orig, **k):
+                def timed(*a, _orig=orig, _eval_time=eval_time, **k):
                     t = time.perf_counter()
                     r = _orig(*a, **k)
-                    eval_time[0] += time.perf_counter() - t
+                    _eval_time[0] += time.perf_counter() - t
                     return r
                 tr.test = timed
             t0 = time.perf_counter()

@@ -92,10 +92,10 @@ def mask_route_scores(corners, sizes, true, methods=("endplates", "rect"), route
         sem_bridge = cv2.erode(sem_bridge.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (31, 31))) > 0
         runs = {}
         for m in methods:
-            runs[f"instances/{m}"] = lambda m=m: quads_from_instances(instances_from_label_map(lab), m)
-        runs["semantic/endplates"] = lambda: quads_from_mask(sem)
-        runs["bridged/endplates"] = lambda: quads_from_mask(sem_bridge)
-        runs["touching/endplates"] = lambda: quads_from_mask(sem_touch)
+            runs[f"instances/{m}"] = lambda m=m, lab=lab: quads_from_instances(instances_from_label_map(lab), m)
+        runs["semantic/endplates"] = lambda sem=sem: quads_from_mask(sem)
+        runs["bridged/endplates"] = lambda sem_bridge=sem_bridge: quads_from_mask(sem_bridge)
+        runs["touching/endplates"] = lambda sem_touch=sem_touch: quads_from_mask(sem_touch)
         for name, fn in runs.items():
             if routes and name not in routes:
                 continue

@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def run_curve(folder: Path, task: str) -> List[Tuple[int, float]]:

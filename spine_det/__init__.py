@@ -5,6 +5,7 @@ The public Python API is :class:`spine_det.Predictor` (``spine_det.api``); the t
 ``spine-det <command>`` (``spine_det.tools``). Modules that import Detectron2 import
 :mod:`spine_det.compat` first.
 """
+import importlib
 from pathlib import Path
 
 from spine_det.version import __version__  # the one place of the version
@@ -20,10 +21,8 @@ _LAZY = {"Predictor": "spine_det.api", "Prediction": "spine_det.api", "Instances
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name == "CONFIG_DIR":  # the shipped configs (checkout and installs alike)
+    if name == "CONFIG_DIR":  # the shipped configs (checkout and installs alike); spine_det.config loads Pillow
         from spine_det.config.paths import config_dir
 
         return config_dir()

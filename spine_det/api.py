@@ -14,6 +14,7 @@ the Python API and the tool give the same masks.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -21,8 +22,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+import yaml
+
+from spine_det.config.paths import resolve_config_file
+from spine_det.utils.arguments import check_device_name, check_image_array, check_probability
+from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
 
 logger = logging.getLogger(__name__)
+
+# Importing this module (and so ``spine_det.Predictor``) loads no model or image library (torch, Detectron2,
+# OpenCV: tests/test_api.py): the modules that do are imported by the functions that need them.
 
 ImageLike = Union[np.ndarray, str, os.PathLike]
 
@@ -84,8 +93,6 @@ def _instances(task: str, task_prediction: Any) -> Instances:
 def resolve_device(device: str = "auto") -> str:
     """``"auto"``: CUDA when torch sees a GPU, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` are checked
     (spelling: ValueError naming ``device``; a GPU this machine lacks: DeviceUnavailableError) and returned."""
-    from spine_det.utils.arguments import check_device_name
-
     device = check_device_name(device, "device")
     if device == "auto":
         import torch
@@ -101,8 +108,6 @@ def trained_tasks(checkpoint: Union[str, os.PathLike]) -> Optional[Tuple[List[st
     """The tasks ``checkpoint`` was trained for, and where that is recorded: the checkpoint's own
     ``tasks`` entry (LinkNet, smp), else the ``config.yaml`` its training wrote beside it (Mask R-CNN),
     else nnU-Net's model-folder record; None when nothing records them."""
-    from spine_det.utils.checkpoint_io import CheckpointError, load_plain
-
     path = Path(checkpoint)
     if path.suffix == ".pth":
         try:
@@ -114,8 +119,6 @@ def trained_tasks(checkpoint: Union[str, os.PathLike]) -> Optional[Tuple[List[st
             return list(tasks), "the checkpoint"
     beside = path.resolve().parent / "config.yaml"
     if beside.is_file():
-        import yaml
-
         try:
             data = yaml.safe_load(beside.read_text(encoding="utf-8"))  # plain YAML: nothing in it runs
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -128,8 +131,6 @@ def trained_tasks(checkpoint: Union[str, os.PathLike]) -> Optional[Tuple[List[st
 
     meta = path.resolve().parent.parent / META_FILE
     if meta.is_file():
-        import json
-
         try:
             task = json.loads(meta.read_text(encoding="utf-8")).get("task")
         except (OSError, ValueError, AttributeError):
@@ -142,8 +143,6 @@ def trained_tasks(checkpoint: Union[str, os.PathLike]) -> Optional[Tuple[List[st
 def check_config_fits_checkpoint(predictor: Any, checkpoint: Union[str, os.PathLike], config_file: Union[str, os.PathLike]) -> None:
     """CheckpointError in one line when ``config_file`` makes the model segment other tasks than the
     checkpoint was trained for (an ap_vertebra model would write lat_vertebra masks)."""
-    from spine_det.utils.checkpoint_io import CheckpointError
-
     recorded = trained_tasks(checkpoint)
     if recorded is not None and list(predictor.tasks) != recorded[0]:
         raise CheckpointError(f"config {config_file} segments {', '.join(predictor.tasks)}, but {checkpoint} was trained for "
@@ -158,15 +157,12 @@ def load_predictor(checkpoint: Union[str, os.PathLike], config_file: Optional[Un
     config name, ``device="auto"`` to the GPU when there is one, and a config that contradicts the
     checkpoint's tasks refused."""
     from spine_det.engine.predictor import build_predictor
-    from spine_det.utils.arguments import check_probability
 
     if score_threshold is not None:
         score_threshold = check_probability(score_threshold, "score_threshold")
     kwargs: Dict[str, Any] = {"device": resolve_device(device)}
     config = None
     if config_file is not None:
-        from spine_det.config.paths import resolve_config_file
-
         config = resolve_config_file(config_file)
         kwargs["config_file"] = str(config)
     if score_threshold is not None:
@@ -182,9 +178,7 @@ def checkpoint_model(checkpoint: Union[str, os.PathLike], how_to_choose: str = "
     """Which model family wrote ``checkpoint`` (a registry key), read from the file;
     :class:`~spine_det.utils.checkpoint_io.CheckpointError` in one line when it cannot be told or
     is not a segmentation model (``how_to_choose``: what the caller's user should do then)."""
-    from spine_det.modeling.registry import checkpoint_family as who_wrote  # each family knows its own files
-    from spine_det.modeling.registry import family_keys, family_of_suffix
-    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, load_plain
+    from spine_det.modeling.registry import checkpoint_family as who_wrote, family_keys, family_of_suffix
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -253,7 +247,6 @@ class Predictor:
         whose folder (``AP/``, ``LAT/``) or shape says it is of another view than the model's is
         predicted with a warning (spine_det.data.films)."""
         from spine_det.data.io import read_image, to_grey_uint8
-        from spine_det.utils.arguments import check_image_array
 
         if isinstance(image, (str, os.PathLike)):
             from spine_det.data.films import folder_view, not_a_film, view_doubt

@@ -31,6 +31,8 @@ import types
 from pathlib import Path
 from typing import Optional
 
+from PIL import Image
+
 _INSTALL_HINT = (
     "this Detectron2 has no compiled ops (installed from PyPI's Python-only sources); "
     "build the official one with `DETECTRON2_SOURCE=git make install` on a machine that reaches GitHub"
@@ -83,8 +85,6 @@ def has_compiled_ops() -> bool:
 
 
 def _patch_pillow() -> None:
-    from PIL import Image
-
     if not hasattr(Image, "LINEAR"):
         Image.LINEAR = Image.BILINEAR  # type: ignore[attr-defined]
 

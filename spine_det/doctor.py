@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Dict, Optional
+from urllib.parse import unquote, urlparse
+
+import spine_det
+from spine_det import __version__, compat
+from spine_det.config import get_spine_cfg
+from spine_det.config.paths import resolve_config_file
+
+# torch, torchvision and Detectron2 are imported where the report reaches them: the doctor names a missing
+# or broken install in one line instead of failing to start.
 
 MAKE_STAMP = ".spine_det-installed"  # the Makefile's record that `make install` finished
 # Set by the package's own Dockerfile: only that image is repaired by rebuilding it. Any other container
@@ -61,8 +70,6 @@ def editable_source() -> Optional[Path]:
     url = d.get("url", "") if isinstance(d, dict) else ""
     if not d or not d.get("dir_info", {}).get("editable") or not url.startswith("file://"):
         return None
-    from urllib.parse import unquote, urlparse
-
     return Path(unquote(urlparse(url).path))
 
 
@@ -73,8 +80,6 @@ def install_method(package_dir: Optional[Path] = None, prefix: Optional[str] = N
     its :data:`IMAGE_ENV`), and pip's editable record;
     each input defaults to this process's own."""
     if package_dir is None:
-        import spine_det
-
         package_dir = Path(spine_det.__file__).resolve().parent
     checkout = source_checkout(Path(package_dir))
     env = Path(prefix or sys.prefix).resolve()
@@ -121,8 +126,6 @@ def repair_command(problem: str, method: InstallMethod, spine_det: str = "spine-
 
 def detectron2_origin() -> Dict[str, str]:
     """Version of the installed Detectron2 and where it came from (official build or PyPI sources)."""
-    from spine_det import compat
-
     try:
         dist = metadata.distribution("detectron2")
     except metadata.PackageNotFoundError:
@@ -157,7 +160,6 @@ def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
         fix = repair_command("torch", install_method(), spine_det_command())
         print(f"doctor: FAILED: torch/torchvision not importable ({exc}); run {fix}")
         return 1
-    from spine_det import __version__
 
     method = install_method()
     _line("spine_det", f"{__version__} ({method.describe()})")
@@ -182,7 +184,7 @@ def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
     device = device or ("cuda" if cuda else "cpu")
     try:
         params, seconds, n_out = _forward_once(device)
-    except Exception as exc:  # the one line the user needs, not a traceback
+    except Exception as exc:  # noqa: BLE001  (whatever breaks the forward pass: the one line the user needs, not a traceback)
         print(f"doctor: FAILED: Mask R-CNN forward pass on {device}: {type(exc).__name__}: {exc}")
         return 1
     _line("mask r-cnn forward", f"ok on {device}: {params / 1e6:.1f} M parameters, {seconds:.2f} s, {n_out} output(s)")
@@ -193,9 +195,6 @@ def run_doctor(device: Optional[str] = None, forward: bool = True) -> int:
 def _forward_once(device: str):
     """Build the package's Mask R-CNN (CPU profile: random init, GN) and run one image through it."""
     import torch
-
-    from spine_det.config import get_spine_cfg
-    from spine_det.config.paths import resolve_config_file
 
     cfg = get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="cpu", opts=["MODEL.DEVICE", device])
     from detectron2.modeling import build_model  # after get_spine_cfg imported spine_det.compat

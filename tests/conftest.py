@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 PHANTOM_PATIENTS = 8
 PHANTOM_SIZE = 256

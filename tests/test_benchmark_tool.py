@@ -41,6 +41,7 @@ def test_benchmark_tool_missing_data_root(tmp_path, capsys, bench_main):
     assert bench_main(["--data-root", str(tmp_path / "elsewhere"), "--out", str(out)]) == 2
 
 
+@pytest.mark.slow
 def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(tmp_path, phantom_root, monkeypatch,
                                                                               bench_main):
     """A tiny LinkNet trained on one phantom is scored on another's test split: the numbers are those an

@@ -100,7 +100,9 @@ def test_round_trip_synthetic(name: str) -> None:
 
 def test_polygons_where_exact_rle_where_not() -> None:
     cases = synthetic_masks()
-    kinds = lambda insts: [isinstance(i["segmentation"], list) for i in insts]  # noqa: E731
+    def kinds(insts):
+        return [isinstance(i["segmentation"], list) for i in insts]
+
     assert all(kinds(mask_to_instances(cases["touching"])))  # solid shapes → polygons
     holes = mask_to_instances(cases["holes"])
     assert not any(kinds(holes))  # holes cannot be a single polygon

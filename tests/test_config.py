@@ -186,7 +186,7 @@ def test_configs_that_are_not_yaml_mappings_or_inherit_in_a_circle_are_one_line(
     (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
-        for load in (lambda: get_spine_cfg(tmp_path / name), lambda: load_linknet_config(tmp_path / name)):
+        for load in (lambda name=name: get_spine_cfg(tmp_path / name), lambda name=name: load_linknet_config(tmp_path / name)):
             with pytest.raises(ConfigError, match=message) as e:
                 load()
             assert "\n" not in str(e.value)

@@ -109,6 +109,7 @@ def launch(cmd, world: int, timeout: float = 240, cwd=ROOT):
     return outs
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER + "\nmain(sys.argv[1])\n")
@@ -121,7 +122,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     assert ddp["losses"] == pytest.approx(single["losses"], rel=1e-5, abs=1e-6)
     assert ddp["losses"][0] != ddp["losses"][-1]  # it did train
     for k, v in single["params"].items():
-        torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     torch.manual_seed(0)  # the weights moved away from the common initialisation
     from spine_det.config.linknet import get_linknet_cfg
     from spine_det.modeling.linknet import build_seg_model
@@ -138,6 +139,7 @@ def _rows(path: Path):
         return sorted(csv.DictReader(f), key=lambda r: r["image_id"])
 
 
+@pytest.mark.slow
 def test_train_linknet_two_processes_then_same_eval_in_one(tmp_path, phantom_root):
     task = "lat_vertebra"
     out = tmp_path / "linknet"

@@ -7,6 +7,7 @@ import pytest
 from spine_det import doctor
 
 
+@pytest.mark.slow
 def test_doctor_exits_zero_and_names_detectron2():
     out = subprocess.run([sys.executable, "-m", "spine_det.tools", "doctor", "--device", "cpu"],
                          capture_output=True, text=True, timeout=300)
@@ -15,6 +16,7 @@ def test_doctor_exits_zero_and_names_detectron2():
     assert "mask r-cnn forward" in out.stdout and "doctor: OK" in out.stdout
 
 
+@pytest.mark.slow
 def test_doctor_fails_with_one_line_on_a_bad_device():
     out = subprocess.run([sys.executable, "-m", "spine_det.tools", "doctor", "--device", "nonsense"],
                          capture_output=True, text=True, timeout=300)

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "spine_det"
 Edge = Tuple[str, str]
 
@@ -177,6 +179,7 @@ def test_graph_sees_lazy_imports(tmp_path):
     assert folder_of("spine_det.a.x", modules) == "spine_det.a" and folder_of("spine_det.b", modules) == "spine_det.b"
 
 
+@pytest.mark.slow
 def test_every_module_imports_in_a_fresh_interpreter():
     """Each module of the package imports (in one new interpreter, in name order): no module that
     only works after another one happened to be imported first."""

@@ -17,7 +17,7 @@ from spine_det.tasks import TASK_NAMES, VIEW_IMAGE_STEM, tasks_of_view
 def draw_masks(view: str, h: int, w: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
     """A few random blobs / thin lines per task (some masks left empty on purpose)."""
     out = {}
-    for k, task in enumerate(tasks_of_view(view)):
+    for task in tasks_of_view(view):
         m = np.zeros((h, w), np.uint8)
         if task.thin:
             x = int(rng.integers(min(5, w // 3), max(w - 5, w // 3 + 1)))

@@ -127,6 +127,7 @@ def test_domain_randomisation_degrades_content_not_padding():
     assert m.shape == masks.shape and m.any()  # geometry still shared by image and masks
 
 
+@pytest.mark.slow
 def test_train_resume_evaluate_predict(prepared, tmp_path):
     from spine_det.engine.linknet_trainer import LAST_CHECKPOINT, evaluate_linknet, load_checkpoint, train_linknet
 

@@ -107,7 +107,9 @@ def test_imaging_chain_blurs_adds_noise_and_applies_gamma_on_every_channel_alike
     np.random.seed(0)
     blurred = _chain(_chain_cfg(blur=2.0), _grey3(edges))
     assert (blurred[..., 0] == blurred[..., 1]).all() and (blurred[..., 0] == blurred[..., 2]).all()
-    hf = lambda g: np.abs(np.diff(g.astype(np.float32), axis=1)).mean()  # noqa: E731
+    def hf(g: np.ndarray) -> float:
+        return np.abs(np.diff(g.astype(np.float32), axis=1)).mean()
+
     assert hf(blurred[..., 0]) < 0.8 * hf(edges)
 
     flat = np.full((64, 64), 128, np.uint8)

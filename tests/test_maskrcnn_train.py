@@ -29,6 +29,7 @@ def _tiny_opts(prepared, out: Path, iters: int):
 
 @pytest.fixture(scope="module")
 def trained(prepared, phantom_root, tmp_path_factory):
+    """A short Mask R-CNN run (~9 s on CI): every test that takes it is marked slow."""
     torch.set_num_threads(1)
     train_net = _load_tool("train_net")
     out = tmp_path_factory.mktemp("maskrcnn") / "run"
@@ -40,6 +41,7 @@ def trained(prepared, phantom_root, tmp_path_factory):
     return train_net, out, results
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_and_metrics(trained):
     _, out, results = trained
     for f in ("model_final.pth", "model_best.pth", "model_best.json", "config.yaml", "metrics.json"):
@@ -60,6 +62,7 @@ def test_training_writes_checkpoints_and_metrics(trained):
     assert any("lat_vertebra/dice" in e for e in events)
 
 
+@pytest.mark.slow
 def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_path):
     train_net, out, results = trained
     out2 = tmp_path / "eval"
@@ -76,6 +79,7 @@ def test_eval_only_reproduces_the_numbers(trained, prepared, phantom_root, tmp_p
         assert again[split]["lat_vertebra"]["dice"] == pytest.approx(results[split]["lat_vertebra"]["dice"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_eval_only_in_the_run_folder_keeps_its_training_config(trained, prepared, phantom_root, tmp_path):
     """config.yaml records how a folder's model was trained; re-scoring it there must not replace it."""
     import shutil
@@ -97,6 +101,7 @@ def test_eval_only_in_the_run_folder_keeps_its_training_config(trained, prepared
     assert (run / "inference" / "spine_lat_vertebra_test" / "semantic_metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_eval_only_elsewhere_reads_the_thresholds_tuned_for_the_checkpoint(trained, prepared, phantom_root, tmp_path):
     """Scoring a model on another dataset writes to another OUTPUT_DIR; its tuned thresholds come along."""
     import shutil
@@ -124,6 +129,7 @@ def test_eval_only_elsewhere_reads_the_thresholds_tuned_for_the_checkpoint(train
     assert not (tmp_path / "elsewhere" / "thresholds.json").exists()  # read where it was, not copied
 
 
+@pytest.mark.slow
 def test_predict_tool_writes_mask_instances_overlay(trained, phantom_root, tmp_path):
     _, out, _ = trained
     predict = _load_tool("predict")
@@ -138,6 +144,7 @@ def test_predict_tool_writes_mask_instances_overlay(trained, phantom_root, tmp_p
                       "--output", str(image.parent / "out")])
 
 
+@pytest.mark.slow
 def test_predict_tool_dataset_mode_writes_the_morphometry_layout(trained, prepared, phantom_root, tmp_path, monkeypatch):
     import cv2
 
@@ -165,6 +172,7 @@ def test_predict_tool_dataset_mode_writes_the_morphometry_layout(trained, prepar
     assert not inside.exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run(trained, prepared, phantom_root, tmp_path):
     import shutil
 

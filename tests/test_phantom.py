@@ -70,7 +70,9 @@ def test_ap_and_lat_agree_on_levels(patients):
                 c = np.array(list(lv[view + "_corners"].values()))
                 h, w = p.images[view].shape[:2]
                 assert (c >= 0).all() and (c[:, 0] <= w - 1).all() and (c[:, 1] <= h - 1).all()
-        count = lambda task: cv2.connectedComponents((p.masks[task] > 0).astype(np.uint8))[0] - 1  # noqa: E731
+        def count(task: str, p=p) -> int:
+            return cv2.connectedComponents((p.masks[task] > 0).astype(np.uint8))[0] - 1
+
         assert count("ap_vertebra") == len(names["ap"]) and count("ap_pedicle") == 2 * len(names["ap"])
         # LAT: one body, one spinous process and one disc below per level (the last disc is L5/S1), one line each
         for task in ("lat_vertebra", "lat_spinous_process", "lat_disk_height"):

@@ -56,7 +56,7 @@ def test_per_level_pieces_are_horizontal_bands():
     assert len(pieces) == 5
     spans = [(np.flatnonzero(p.any(axis=1))[[0, -1]]) for p in pieces]
     band = (rows[-1] + 1 - rows[0]) / 5
-    for (a, b), (c, _) in zip(spans[:-1], spans[1:]):
+    for (_, b), (c, _) in zip(spans[:-1], spans[1:]):
         assert b < c  # ordered top to bottom, disjoint in y
     for a, b in spans:
         assert b - a + 1 <= math.ceil(band) + 1

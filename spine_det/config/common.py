@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from spine_det.config import paths
 from spine_det.tasks import TASKS, get_task, tasks_of_view
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,5 @@ def finalize_spine_config(cfg: Any) -> List[str]:
 def shipped_config(name: str) -> Path:
     """A config file or folder shipped with the package (``"linknet/lat_vertebra.yaml"``,
     ``"linknet/profiles"``) as a path, in a checkout and in an installed package alike."""
-    from spine_det.config.paths import config_dir, resolve_config_file
-
-    folder = config_dir() / name
-    return folder if folder.is_dir() else resolve_config_file(name)
+    folder = paths.config_dir() / name
+    return folder if folder.is_dir() else paths.resolve_config_file(name)

@@ -15,6 +15,7 @@ from fvcore.common.config import CfgNode as CN
 
 from spine_det.config.common import add_spine_data_config, finalize_spine_config, shipped_config, validate_tasks
 from spine_det.config.profiles import profile_files as _profile_files
+from spine_det.config.safe import merge_from_file, merge_from_list
 
 __all__ = ["add_linknet_config", "get_linknet_cfg", "get_classifier_cfg", "load_cfg", "load_linknet_config",
            "linknet_profile_files", "profile_files", "CN"]
@@ -232,8 +233,6 @@ def load_cfg(
 ) -> CN:
     """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts <- derived keys;
     frozen (``profile`` as in :func:`profile_files`)."""
-    from spine_det.config.safe import merge_from_file, merge_from_list
-
     cfg = base.clone()
     if config_file:
         merge_from_file(cfg, config_file)  # safe YAML only; one-line ConfigError

@@ -18,9 +18,13 @@ import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
 from spine_det.config.common import add_spine_data_config, finalize_spine_config, shipped_config, tasks_name, validate_tasks
 from spine_det.config.profiles import FULL, profile_yaml, task_profile_file
 from spine_det.config.profiles import profile_files as _profile_files
+from spine_det.config.safe import merge_from_file, merge_from_list
 from spine_det.tasks import VIEWS
 
 logger = logging.getLogger(__name__)
+
+# Detectron2 and torch (1.2 s each) are imported by the functions that build a Mask R-CNN config: every tool
+# imports spine_det.config, and LinkNet's, the classifier's and nnU-Net's tools never need them.
 
 PROFILES = ("full", "cpu")
 _SPLIT_SUFFIX = re.compile(r"_(train|val|test)$")
@@ -129,8 +133,6 @@ def profile_files(config_file: str | Path, profile: str) -> List[Path]:
 def apply_profile(cfg, config_file: str | Path, profile: str) -> None:
     """Merge ``profiles/<profile>.yaml`` over the task config, then the task's own
     ``profiles/<profile>/<task>.yaml`` if there is one (``full`` changes nothing)."""
-    from spine_det.config.safe import merge_from_file
-
     for p in profile_files(config_file, profile):
         merge_from_file(cfg, p)
         logger.info("Merged profile %s from %s", profile, p)
@@ -236,8 +238,6 @@ def get_spine_cfg(
     profile → ``data_root`` (SPINE.DATA_ROOT) → merge_from_list(opts) → (``training``: a LinkNet
     MODEL.WEIGHTS fits the backbone to it) → scratch norm → device → derived keys."""
     from detectron2.config import get_cfg
-
-    from spine_det.config.safe import merge_from_file, merge_from_list
 
     cfg = get_cfg()
     add_spine_config(cfg)

@@ -19,6 +19,8 @@ AUTO = "auto"
 
 logger = logging.getLogger(__name__)
 
+# torch (1.1 s) is imported by auto_profile only: every tool reads its profiles, few ask torch for a GPU.
+
 
 def auto_profile(device: Optional[str] = None) -> Tuple[str, str]:
     """What ``auto`` means here: (profile, why). ``device`` (a tool's ``--device``) decides when given;

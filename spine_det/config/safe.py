@@ -8,12 +8,14 @@ safe loading only, and a :class:`ConfigError` naming the file, the key and the n
 """
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 import yaml
 
+from spine_det.config.common import rename_old_keys, rename_old_opts
 from spine_det.utils.errors import UserError
 
 __all__ = ["ConfigError", "check_config_chain", "merge_from_file", "merge_from_list", "merge_yaml_text", "nearest_key"]
@@ -119,10 +121,6 @@ def check_config_chain(path: str | Path, _chain: Sequence[Path] = ()) -> None:
 
 def merge_from_file(cfg: Any, path: str | Path) -> None:
     """``cfg.merge_from_file(path, allow_unsafe=False)`` (``_BASE_`` files included) with one-line errors."""
-    import copy
-
-    from spine_det.config.common import rename_old_keys
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -142,8 +140,6 @@ def merge_from_file(cfg: Any, path: str | Path) -> None:
 
 def merge_from_list(cfg: Any, opts: Sequence[str]) -> None:
     """``cfg.merge_from_list(opts)`` (command-line KEY VALUE pairs) with one-line errors."""
-    from spine_det.config.common import rename_old_opts
-
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"config overrides come in KEY VALUE pairs; got an odd number: {opts}")
@@ -162,7 +158,6 @@ def merge_yaml_text(cfg: Any, text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: not a config (a {type(data).__name__}, not a mapping)")
-    from spine_det.config.common import rename_old_keys
 
     data = rename_old_keys(cfg, data, where)
     try:

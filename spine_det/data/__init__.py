@@ -1,22 +1,20 @@
 """Dataset layer: read the spine X-ray layout, split patients, convert masks to COCO, register with Detectron2.
 
-Importing this package is cheap: ``rle`` / ``coco`` (pycocotools, cv2) and ``register``
-(Detectron2) are loaded only when one of their names is first used.
+Importing this package loads numpy, OpenCV and pycocotools, not Detectron2: ``register`` (Detectron2's
+catalogs) is loaded only when one of its names is first used.
 """
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
+from spine_det.data.coco import coco_json_name, convert_dataset
 from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size, read_image, read_mask
 from spine_det.data.layout import Manifest, ViewSample, scan_dataset, split_patients
 from spine_det.data.prepare import PreparedData, default_cache_dir, prepare_dataset
+from spine_det.data.rle import instances_to_mask, mask_to_instances
 
 _LAZY = {
-    "mask_to_instances": "spine_det.data.rle",
-    "instances_to_mask": "spine_det.data.rle",
-    "convert_dataset": "spine_det.data.coco",
-    "coco_json_name": "spine_det.data.coco",
     "register_spine_datasets": "spine_det.data.register",
     "load_spine_json": "spine_det.data.register",
 }
@@ -34,7 +32,12 @@ __all__ = [
     "PreparedData",
     "default_cache_dir",
     "prepare_dataset",
-    *_LAZY,
+    "mask_to_instances",
+    "instances_to_mask",
+    "convert_dataset",
+    "coco_json_name",
+    "register_spine_datasets",
+    "load_spine_json",
 ]
 
 

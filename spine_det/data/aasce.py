@@ -54,16 +54,21 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
+from scipy.io import loadmat
 
 from spine_det.data.io import DataError
 from spine_det.data.layout import INSTANCE_MAP_SUFFIX
+from spine_det.data.validate import decode_checked
 from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +218,6 @@ def rasterise_vertebrae(corners_px: np.ndarray, height: int, width: int, skip: S
     """16-bit label map: vertebra k (1 = T1) filled as its quadrilateral. Where two bodies overlap,
     the pixel goes to the lower vertebra (drawn later); every vertebra keeps its own label.
     Vertebrae whose index is in ``skip`` (implausible corners) are not drawn."""
-    import cv2
-
     labels = np.zeros((height, width), dtype=np.uint16)
     for k, quad in enumerate(corners_px, start=1):
         if k - 1 in skip:
@@ -225,8 +228,6 @@ def rasterise_vertebrae(corners_px: np.ndarray, height: int, width: int, skip: S
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
-    import cv2
-
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), array):
             raise DataError(path, "cannot write")
@@ -239,8 +240,6 @@ def _pairing(rec: AasceRecord, corners_px: np.ndarray) -> Tuple[str, Optional[st
     if not mat.is_file():
         return "unverified", None
     try:
-        from scipy.io import loadmat
-
         p2 = np.asarray(loadmat(str(mat))["p2"], dtype=np.float64)
     except Exception as exc:  # noqa: BLE001  (not a MATLAB file, no p2, ...)
         logger.warning("%s: unreadable (%s); pairing of %s not checked", mat, type(exc).__name__, rec.name)
@@ -257,10 +256,6 @@ def _pairing(rec: AasceRecord, corners_px: np.ndarray) -> Tuple[str, Optional[st
 
 def _import_one(args: Tuple[AasceRecord, str]) -> Dict[str, object]:
     """Worker: check one film and write its patient folder; returns its index row, or its problem."""
-    import cv2
-
-    from spine_det.data.validate import decode_checked
-
     cv2.setNumThreads(1)
     rec, out = args
     film = f"{rec.split}/{rec.name}"
@@ -373,8 +368,6 @@ def _csv_text(fields: Sequence[str], rows: Iterable[Dict[str, object]]) -> str:
 
 def _ignore_sigint() -> None:
     """Pool workers leave Ctrl-C to the main process, which stops the pool and removes the staging."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -385,8 +378,6 @@ def _run_workers(jobs: List[Tuple[AasceRecord, str]], workers: int, progress: bo
     try:
         it: Iterable = map(_import_one, jobs) if pool is None else pool.map(_import_one, jobs, chunksize=4)
         if progress:
-            from spine_det.utils.progress import progress as progress_bar
-
             it = progress_bar(it, total=len(jobs), desc="importing AASCE", unit="image")
         return list(it)
     finally:

@@ -9,17 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import cv2
+
+from spine_det.data.instances import mask_to_instances_as
 from spine_det.data.io import DataError, read_label_map, read_mask
 from spine_det.data.layout import Manifest, ViewSample
 from spine_det.data.rle import label_map_to_instances, mask_to_instances
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS, get_task, parse_tasks, tasks_of_view
 from spine_det.utils.fileio import atomic_path, atomic_write_json
+from spine_det.utils.paths import prepare_output
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +59,6 @@ def _convert_sample(args: tuple) -> Tuple[str, Dict[str, Optional[List[dict]]], 
         try:
             mask = read_mask(path, shape=(s.height, s.width))
             if definitions.get(task):
-                from spine_det.data.instances import mask_to_instances_as
-
                 result[task] = mask_to_instances_as(mask, definitions[task])
             elif s.instance_maps.get(task):
                 labels = read_label_map(s.instance_maps[task], shape=(s.height, s.width))
@@ -70,8 +75,6 @@ def _convert_sample(args: tuple) -> Tuple[str, Dict[str, Optional[List[dict]]], 
 
 
 def _worker_init() -> None:
-    import cv2
-
     cv2.setNumThreads(1)
 
 
@@ -185,7 +188,6 @@ def convert_dataset(
     """
     t0 = time.perf_counter()
     task_list = list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)
-    from spine_det.utils.paths import prepare_output
 
     # never inside the data root; writable. Not locked here: the caller holds the lock (the tool's on
     # --out, or prepare_dataset's on the cache, under which many processes convert in turn)
@@ -320,8 +322,6 @@ def _sample_dict(s: ViewSample) -> dict:
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
-    from spine_det.utils.progress import progress as progress_bar
-
     bar = progress_bar(total=len(jobs), desc="masks → COCO", unit="img", disable=not progress, leave=False)
     results = []
     try:
@@ -330,9 +330,6 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> list:
                 results.append(_convert_sample(job))
                 bar.update(1)
         else:
-            import multiprocessing as mp
-            from concurrent.futures.process import BrokenProcessPool
-
             # spawn, not fork: forking a process whose threads (cv2, torch) hold locks can hang the
             # workers. Scripts that call this need the usual `if __name__ == "__main__":` guard.
             ctx = mp.get_context("spawn")

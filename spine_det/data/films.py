@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from spine_det.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES
+from spine_det.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, DataError, image_size
 from spine_det.tasks import TASKS, VIEW_FOLDER, VIEWS, get_task
 
 PathLike = Union[str, os.PathLike]
@@ -137,8 +137,6 @@ def view_doubt(film_view: Optional[str], size: Optional[Tuple[int, int]], view: 
 
 def view_doubts(films: Sequence[Film], view: Optional[str]) -> List[Tuple[Path, str]]:
     """(film, reason) for every film that may not be of ``view``; sizes read from headers only."""
-    from spine_det.data.io import DataError, image_size
-
     out = []
     for f in films:
         size = None

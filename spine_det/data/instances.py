@@ -21,11 +21,15 @@ Config: ``SPINE.INSTANCES.LINE`` (tasks ``*_line``), ``SPINE.INSTANCES.SPINOUS_P
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import cv2
 import numpy as np
 from fvcore.common.registry import Registry
+
+from spine_det.data.rle import mask_to_instances, piece_to_instance
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +64,6 @@ def parse_spec(spec: str) -> tuple:
 @INSTANCE_DEFINITION_REGISTRY.register()
 def components(mask: np.ndarray, param: Optional[int] = None) -> List[np.ndarray]:
     """Each 8-connected component is one instance."""
-    import cv2
-
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return [labels == i for i in range(1, n)]
 
@@ -106,8 +108,6 @@ def mask_to_instances_as(mask: np.ndarray, spec: str = DEFAULT_DEFINITION) -> Li
     exact). Other definitions encode each piece as one instance: the exact polygon when the
     piece is one hole-free component, else a compressed RLE of the piece.
     """
-    from spine_det.data.rle import mask_to_instances, piece_to_instance
-
     name, _ = parse_spec(spec)
     if name == DEFAULT_DEFINITION:
         return mask_to_instances(mask)
@@ -144,8 +144,6 @@ def definitions_tag(definitions: Optional[Mapping[str, str]]) -> str:
     items = sorted((t, s) for t, s in (definitions or {}).items() if parse_spec(s)[0] != DEFAULT_DEFINITION)
     if not items:
         return ""
-    import hashlib
-
     text = ",".join(f"{t}={s}" for t, s in items)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 

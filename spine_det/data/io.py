@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
+import tifffile
+from PIL import Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
-from spine_det.utils.errors import DataError  # noqa: F401  (defined at the bottom layer; raised and caught as data.io.DataError)
+from spine_det.utils.errors import DataError  # defined at the bottom layer; raised and caught as data.io.DataError
 
 PathLike = Union[str, os.PathLike]
 
@@ -37,6 +40,9 @@ MAX_PIXELS_ENV = "SPINE_DET_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000
 
 logger = logging.getLogger(__name__)
+
+# pydicom (0.1 s to import) is imported by the DICOM readers below only: most films are PNG or JPEG, and
+# every tool imports this module.
 
 
 def is_dicom(path: PathLike) -> bool:
@@ -157,7 +163,7 @@ def _dicom_dataset(path: PathLike, pixels: bool):
         if pixels:
             return pydicom.dcmread(str(path), defer_size="1 MB")
         return pydicom.dcmread(str(path), stop_before_pixels=True)
-    except Exception as exc:  # corrupt file, not DICOM
+    except Exception as exc:  # noqa: BLE001  (corrupt, not DICOM: pydicom raises many types; one line naming the file)
         raise DataError(path, f"cannot read DICOM ({type(exc).__name__}: {exc})") from None
 
 
@@ -288,7 +294,7 @@ def read_dicom(path: PathLike) -> np.ndarray:
 
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         pixels = pixel_array(ds, index=0) if frames > 1 else ds.pixel_array  # decode one frame only
-    except Exception as exc:  # compressed without a handler, truncated pixel data
+    except Exception as exc:  # noqa: BLE001  (compressed without a handler, truncated pixel data: one line naming the file)
         raise DataError(path, f"cannot read DICOM ({type(exc).__name__}: {exc})") from None
     if pixels.ndim == 3 and int(ds.get("SamplesPerPixel", 1) or 1) == 1:
         pixels = pixels[0]
@@ -320,8 +326,6 @@ def _raster_size(path: PathLike) -> Optional[Tuple[int, int]]:
     PIL refuses to open an image above twice its ``MAX_IMAGE_PIXELS`` (179 MP); the plugin is then
     opened directly, which reads the same header without that check, so the size is still known.
     """
-    from PIL import Image
-
     p = Path(path)
     try:
         with warnings.catch_warnings():
@@ -330,8 +334,6 @@ def _raster_size(path: PathLike) -> Optional[Tuple[int, int]]:
                 w, h = im.size
                 return int(h), int(w)
     except Image.DecompressionBombError as exc:
-        from PIL import JpegImagePlugin, PngImagePlugin, TiffImagePlugin
-
         for plugin in (PngImagePlugin.PngImageFile, JpegImagePlugin.JpegImageFile, TiffImagePlugin.TiffImageFile):
             try:
                 with plugin(str(p)) as im:
@@ -344,12 +346,10 @@ def _raster_size(path: PathLike) -> Optional[Tuple[int, int]]:
         pass
     if p.suffix.lower() in TIFF_SUFFIXES:
         try:
-            import tifffile
-
             with tifffile.TiffFile(str(p)) as tf:
                 shape = tf.pages[0].shape
                 return int(shape[0]), int(shape[1])
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001  (no header tifffile reads either: the decoder reports the file)
             return None
     return None
 
@@ -374,12 +374,9 @@ def _read_raw(path: PathLike) -> np.ndarray:
     suffix = p.suffix.lower()
     if suffix in TIFF_SUFFIXES:
         try:
-            import tifffile
-
             return np.asarray(tifffile.imread(str(p)))
-        except Exception:
-            pass  # fall back to the generic readers below
-    import cv2
+        except Exception:  # noqa: BLE001  (fall back to the generic readers below, which report the file)
+            pass
 
     data = np.fromfile(str(p), dtype=np.uint8)  # np.fromfile: any path, spaces/unicode included
     a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -388,11 +385,9 @@ def _read_raw(path: PathLike) -> np.ndarray:
             a = a[:, :, [2, 1, 0] + ([3] if a.shape[2] == 4 else [])]  # BGR(A) → RGB(A)
         return a
     try:
-        from PIL import Image
-
         with Image.open(p) as im:
             return np.asarray(im)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (truncated, corrupt, not an image: one line naming the file)
         raise DataError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
 
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from spine_det.data.io import IMAGE_SUFFIXES, DataError
 from spine_det.data.validate import CHECKS_VERSION, check_mask, check_name_collisions, clear_memo, decode_image_checked, prefetch, summarize_warnings
-from spine_det.tasks import LABELS, SPLITS, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
+from spine_det.data.phantom.writer import MARKER
+from spine_det.tasks import LABELS, SPLITS, TASK_NAMES, VIEW_FOLDER, VIEW_IMAGE_STEM, VIEWS, get_task, tasks_of_view
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -88,8 +89,6 @@ class Manifest:
     @property
     def tasks(self) -> List[str]:
         """Tasks with at least one mask in the dataset, in table order."""
-        from spine_det.tasks import TASK_NAMES
-
         have = {t for s in self.samples for t, p in s.masks.items() if p}
         return [t for t in TASK_NAMES if t in have]
 
@@ -386,8 +385,6 @@ def split_patients(
 def _refuse_unfinished_phantom(root: Path) -> None:
     """A phantom folder whose generator stopped half-way (its manifest says ``"complete": false``) holds
     only some of its patients: refused, not scanned as a smaller dataset."""
-    from spine_det.data.phantom.writer import MARKER
-
     marker = root / MARKER
     if not marker.is_file():
         return

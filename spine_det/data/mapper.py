@@ -23,6 +23,7 @@ from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
+from pycocotools import mask as mask_util
 
 from spine_det.data.io import read_image
 from spine_det.data.seg_dataset import degrade
@@ -111,8 +112,6 @@ def build_spine_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
 
 def _polygons_to_rle(dataset_dict: dict) -> None:
     """Replace polygon segmentations by the same masks as COCO RLE, in place (crop-safe without shapely)."""
-    from pycocotools import mask as mask_util
-
     h, w = dataset_dict["height"], dataset_dict["width"]
     for ann in dataset_dict["annotations"]:
         seg = ann.get("segmentation")

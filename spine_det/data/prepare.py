@@ -21,10 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
+from spine_det.data.coco import convert_dataset
+from spine_det.data.instances import definitions_tag
 from spine_det.data.io import DataError
 from spine_det.data.layout import Manifest, scan_dataset
 from spine_det.data.validate import CHECKS_VERSION
+from spine_det.tasks import TASK_NAMES, parse_tasks
 from spine_det.utils.fileio import atomic_write_text
+from spine_det.utils.paths import is_within
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the cache is not locked
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +51,6 @@ class PreparedData:
     cache_dir: Path  # the data root's cache folder
     coco_dir: Path  # folder with spine_<task>_<split>.json and spine_<view>_<split>.json
     manifest_path: Optional[Path] = None  # the manifest.json that was read or written
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    from spine_det.utils.paths import is_within
-
-    return is_within(path, folder)
 
 
 def default_cache_dir(data_root: PathLike) -> Path:
@@ -71,9 +74,7 @@ def split_dir_name(seed: int, val_fraction: float, test_fraction: float) -> str:
 def file_lock(path: Path) -> Iterator[None]:
     """Exclusive inter-process lock on ``path`` (a no-op where fcntl is missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if fcntl is None:  # pragma: no cover - Windows
         yield
         return
     with open(path, "a+") as f:
@@ -166,12 +167,10 @@ def prepare_dataset(
     if not root.is_dir():
         raise DataError(root, "data root is not a folder")
     cache = Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir(root)
-    if _is_within(cache, root):
+    if is_within(cache, root):
         raise DataError(cache, f"cache dir lies inside the data root {root}; choose another (--cache-dir or ${CACHE_ENV})")
     split_dir = cache / split_dir_name(seed, val_fraction, test_fraction)
     manifest_path = split_dir / "manifest.json"
-    from spine_det.data.instances import definitions_tag
-
     tag = definitions_tag(definitions)
     coco_dir = split_dir / ("coco" if not tag else f"coco-{tag}")
     with file_lock(cache / ".lock"):
@@ -179,8 +178,6 @@ def prepare_dataset(
             root, manifest_path, seed, val_fraction, test_fraction, strict=strict, rescan=rescan
         )
         if convert:
-            from spine_det.data.coco import convert_dataset  # heavy imports only when needed
-
             # the cache's COCO folder follows its manifest (another root given the same --cache-dir replaces both)
             convert_dataset(manifest, coco_dir, tasks=tasks, workers=workers, strict=strict, definitions=definitions,
                             overwrite=True)
@@ -189,6 +186,4 @@ def prepare_dataset(
 
 def task_list(tasks: Optional[Sequence[str]]) -> List[str]:
     """Normalise a tasks argument (None = all)."""
-    from spine_det.tasks import TASK_NAMES, parse_tasks
-
     return list(TASK_NAMES) if not tasks else parse_tasks(list(tasks) if not isinstance(tasks, str) else tasks)

@@ -13,6 +13,10 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+
 from spine_det.data.io import DataError
 from spine_det.tasks import SPLITS, TASK_NAMES, VIEWS
 
@@ -42,9 +46,6 @@ def load_spine_json(json_file: PathLike, coco: Optional[dict] = None) -> List[di
     ``image_id`` is the sample key (``<patient>/<view>``); ``category_id`` is
     0-based in the order of the file's categories (= its ``tasks``).
     """
-    import spine_det.compat  # noqa: F401  (before detectron2)
-    from detectron2.structures import BoxMode
-
     coco = coco if coco is not None else _read_json(json_file)
     cat_index = {c["id"]: i for i, c in enumerate(coco["categories"])}
     by_image: Dict[int, List[dict]] = {img["id"]: [] for img in coco["images"]}
@@ -88,9 +89,6 @@ def register_spine_datasets(coco_dir: PathLike, manifest=None) -> List[str]:
     Idempotent: a name already registered from the same file is left alone;
     one registered from another file is replaced.
     """
-    import spine_det.compat  # noqa: F401
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
     folder = Path(coco_dir).expanduser().resolve()
     if not folder.is_dir():
         raise DataError(folder, "COCO folder not found (run spine-det convert-to-coco first)")

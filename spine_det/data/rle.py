@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional
 
+import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
 
 def _runs_rle(crop: np.ndarray, x: int, y: int, height: int, width: int) -> dict:
     """Compressed full-image RLE of a component given by its crop, without a full-size array."""
-    from pycocotools import mask as mask_utils
-
     cols, rows = np.nonzero(crop.T)  # column-major order, as COCO RLE
     idx = (cols.astype(np.int64) + x) * height + (rows.astype(np.int64) + y)
     counts: List[int] = []
@@ -45,8 +45,6 @@ def _boundary_polygon(crop: np.ndarray) -> Optional[np.ndarray]:
     the 2×2 blocks' outer rows/columns; ``(u + 1) // 2`` maps them to the
     corners of the original pixels. Returns None when the component has holes.
     """
-    import cv2
-
     padded = np.pad(crop, 1).astype(np.uint8)
     up = np.repeat(np.repeat(padded, 2, axis=0), 2, axis=1)
     contours, _ = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -65,8 +63,6 @@ def _boundary_polygon(crop: np.ndarray) -> Optional[np.ndarray]:
 
 def _polygon_is_exact(poly: List[float], window: np.ndarray, x0: int, y0: int) -> bool:
     """Does pycocotools rasterise ``poly`` (image coordinates) to exactly ``window`` (at x0, y0)?"""
-    from pycocotools import mask as mask_utils
-
     h, w = window.shape
     local = np.asarray(poly, dtype=np.float64).reshape(-1, 2) - (x0, y0)
     rle = mask_utils.frPyObjects([local.ravel().tolist()], h, w)
@@ -82,9 +78,6 @@ def mask_to_instances(mask: np.ndarray, polygons: bool = True) -> List[dict]:
     ``iscrowd = 0``. Decoding all of them and taking the union gives back
     ``mask > 0`` exactly. ``polygons=False`` writes RLE only.
     """
-    import cv2
-    from pycocotools import mask as mask_utils
-
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
@@ -130,8 +123,6 @@ def mask_to_instances(mask: np.ndarray, polygons: bool = True) -> List[dict]:
 def piece_to_instance(piece: np.ndarray) -> dict:
     """One COCO annotation (without id) for a whole bool mask, however many components it has: the
     exact polygon when it is one hole-free component, else a compressed RLE of it."""
-    from pycocotools import mask as mask_utils
-
     anns = mask_to_instances(piece)
     if len(anns) == 1:
         return anns[0]
@@ -170,8 +161,6 @@ def label_map_to_instances(labels: np.ndarray, mask: np.ndarray) -> List[dict]:
 
 def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
     """Decode a COCO segmentation (polygon list, compressed or uncompressed RLE) to a bool mask."""
-    from pycocotools import mask as mask_utils
-
     if isinstance(segmentation, list):
         rles = mask_utils.frPyObjects(segmentation, height, width)
         rle = mask_utils.merge(rles)

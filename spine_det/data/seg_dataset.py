@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from spine_det.data.io import read_image, read_mask
 from spine_det.tasks import LABELS, get_task
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -217,15 +219,11 @@ class SegmentationDataset(Dataset):
         self.epoch = epoch
 
     def preload(self) -> None:
-        from spine_det.utils.progress import progress as progress_bar
-
         todo = [i for i in range(len(self)) if i not in self._cache]
         for i in progress_bar(todo, desc="caching images", leave=False, disable=len(todo) < 50):
             self._cache[i] = self._load(i)
 
     def _load(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:
-        from spine_det.data.io import read_image, read_mask
-
         s = self.samples[i]
         img = read_image(s.image)
         net, lb = network_image(img, self.size, self.resize, self.clahe)
@@ -295,8 +293,6 @@ class ViewImageDataset(Dataset):
         self.epoch = epoch
 
     def _load(self, i: int) -> np.ndarray:
-        from spine_det.data.io import read_image
-
         img = read_image(self.samples[i].image)
         return letterbox_image(img, Letterbox.fit(img.shape, self.size, self.resize))
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import tifffile
+from PIL import Image, ImageFile
 
 from spine_det.data import io as _io
 from spine_det.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, DataError, binarize, mask_values, read_dicom  # noqa: F401
@@ -104,12 +106,9 @@ def decode_checked(path: PathLike) -> np.ndarray:
     _io.check_header_pixel_cap(p)  # before decoding: a PNG of a few KB can declare 20000 x 20000 pixels
     if suffix in TIFF_SUFFIXES:
         try:
-            import tifffile
-
             return np.asarray(tifffile.imread(str(p)))
         except Exception:  # noqa: BLE001  (fall back to PIL, which reads some TIFFs tifffile does not)
             pass
-    from PIL import Image, ImageFile
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # a global some libraries set: would hide truncation
         raise DataError(path, "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; cannot check the file is complete")

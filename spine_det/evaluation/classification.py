@@ -12,6 +12,8 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
+# scipy.stats (0.5 s) is imported by roc_auc only: the morphometry tools import this module for its rates.
+
 STRATEGIES: Tuple[str, ...] = ("average", "ap", "lat")  # view strategies; order = tie-break preference
 
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+
+from spine_det.evaluation.instance_quality import match_instances
 
 CHECKPOINT_KEY = "component_filter"
 MATCH_IOU = 0.5
@@ -30,8 +33,6 @@ RELATIVE_RULE = "relative_to_weighted_median"
 
 def component_areas(mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(label map, areas): the 8-connected components of ``mask`` (label k has ``areas[k - 1]`` pixels)."""
-    import cv2
-
     n, labels = cv2.connectedComponents(np.asarray(mask).astype(np.uint8), connectivity=8)
     return labels, np.bincount(labels.ravel(), minlength=n)[1:]
 
@@ -40,8 +41,6 @@ def validation_film(pred_mask: np.ndarray, gt_labels: np.ndarray, iou: float = M
     """What one validation film adds to the choice: each predicted component's area as a share of the
     film's pixels, whether it is a true instance (IoU >= ``iou`` with a ground-truth instance of the
     label map ``gt_labels``, one-to-one), and the number of ground-truth instances."""
-    from spine_det.evaluation.instance_quality import match_instances
-
     labels, areas = component_areas(pred_mask)
     m = match_instances(gt_labels, labels, iou=iou)
     matched = np.zeros(len(areas), bool)

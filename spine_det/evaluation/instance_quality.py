@@ -86,7 +86,9 @@ def summarise(matches: Sequence[InstanceMatch], expected: int = 0) -> Dict[str, 
     ``expected`` (e.g. 17), also the share with that many detected."""
     if not matches:
         return {"images": 0}
-    arr = lambda f: np.array([getattr(m, f) for m in matches], dtype=np.float64)  # noqa: E731
+    def arr(f: str) -> np.ndarray:
+        return np.array([getattr(m, f) for m in matches], dtype=np.float64)
+
     out: Dict[str, float] = {
         "images": len(matches),
         "gt_per_image": float(arr("gt").mean()),

@@ -18,6 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
 import numpy as np
 
+# torch is imported only where a caller passes tensors (and so has loaded it): the benchmark's tables import
+# this module without it.
+
 METRICS = ("dice", "jaccard", "tpr")
 
 

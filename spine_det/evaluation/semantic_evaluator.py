@@ -22,13 +22,17 @@ from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
+import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
+from detectron2.data.samplers import InferenceSampler
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, DatasetEvaluators
 from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
 
 from spine_det.data.io import read_mask
 from spine_det.evaluation.metrics import METRICS, ScoreTable, binary_scores, paste_instances
 from spine_det.evaluation.score_files import PER_IMAGE_FILE, SUMMARY_FILE, per_image_csv, write_scores
+from spine_det.evaluation.thresholds import score_threshold_for  # < 0: tuned on val, thresholds.json
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import provenance
 
@@ -133,8 +137,6 @@ def instances_to_task_masks(
         if y1 <= y0 or x1 <= x0:
             continue
         if arr is None:  # GPU: copy only the window to the CPU
-            import torch
-
             win = masks[torch.as_tensor(idx, device=masks.device), y0:y1, x0:x1].cpu().numpy()
             idx_local = np.arange(idx.size)
         else:
@@ -258,8 +260,6 @@ class SpineSemanticEvaluator(DatasetEvaluator):
         if self._dataset_name not in DatasetCatalog.list():
             return
         try:
-            from detectron2.data.samplers import InferenceSampler
-
             dicts = DatasetCatalog.get(self._dataset_name)
             local = getattr(InferenceSampler(len(dicts)), "_local_indices", range(len(dicts)))
         except Exception as e:  # noqa: BLE001  (prefetching is an optimisation only)
@@ -356,8 +356,6 @@ class SpineSemanticEvaluator(DatasetEvaluator):
             "score_threshold": self._threshold,
         }
         try:
-            from detectron2.utils.events import get_event_storage
-
             meta["iteration"] = int(get_event_storage().iter)
         except (AssertionError, AttributeError):
             pass
@@ -392,30 +390,21 @@ def _nanmean(vals: List[float]) -> float:
     return float(np.mean(v)) if v else math.nan
 
 
-def _coco_evaluator_class():
-    from detectron2.evaluation import COCOEvaluator
+class SpineCOCOEvaluator(COCOEvaluator):
+    """COCOEvaluator for our dataset dicts, whose ``image_id`` is the sample key (a string).
 
-    class SpineCOCOEvaluator(COCOEvaluator):
-        """COCOEvaluator for our dataset dicts, whose ``image_id`` is the sample key (a string).
+    The COCO file keeps the key beside its integer id; results must use the integer id.
+    """
 
-        The COCO file keeps the key beside its integer id; results must use the integer id.
-        """
-
-        def process(self, inputs, outputs):
-            if not hasattr(self, "_key_to_id"):
-                self._key_to_id = {img.get("key", i): i for i, img in self._coco_api.imgs.items()}
-            mapped = [{**inp, "image_id": self._key_to_id.get(inp["image_id"], inp["image_id"])} for inp in inputs]
-            return super().process(mapped, outputs)
-
-    return SpineCOCOEvaluator
+    def process(self, inputs, outputs):
+        if not hasattr(self, "_key_to_id"):
+            self._key_to_id = {img.get("key", i): i for i, img in self._coco_api.imgs.items()}
+        mapped = [{**inp, "image_id": self._key_to_id.get(inp["image_id"], inp["image_id"])} for inp in inputs]
+        return super().process(mapped, outputs)
 
 
 def build_spine_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None, checkpoint: str = ""):
     """Semantic evaluator, plus COCO box/mask AP when ``SPINE.EVAL.COCO_AP`` is on."""
-    from detectron2.evaluation import DatasetEvaluators
-
-    from spine_det.evaluation.thresholds import score_threshold_for  # < 0: tuned on val, thresholds.json
-
     output_folder = output_folder or str(Path(cfg.OUTPUT_DIR) / "inference" / dataset_name)
     evaluators: List[DatasetEvaluator] = [
         SpineSemanticEvaluator(
@@ -428,5 +417,5 @@ def build_spine_evaluator(cfg, dataset_name: str, output_folder: Optional[str] =
     ]
     if cfg.SPINE.EVAL.COCO_AP:
         # use_fast_impl=True needs Detectron2's compiled ops; pycocotools gives the same numbers.
-        evaluators.append(_coco_evaluator_class()(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder, use_fast_impl=False))
+        evaluators.append(SpineCOCOEvaluator(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder, use_fast_impl=False))
     return evaluators[0] if len(evaluators) == 1 else DatasetEvaluators(evaluators)

@@ -13,8 +13,16 @@ import logging
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+import torch
+from detectron2.modeling.postprocessing import detector_postprocess
+
+from spine_det.config import split_dataset_names
+from spine_det.data.io import read_mask
+from spine_det.evaluation.metrics import METRICS, ScoreTable
+from spine_det.evaluation.semantic_evaluator import SparseMask, instances_to_task_masks, score_sparse
 from spine_det.evaluation.thresholds import DEFAULT, save_thresholds
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +49,6 @@ def choose_best(table: Mapping[Tuple[float, float], float], default: Tuple[float
 
 def collect_raw_predictions(model, data_loader, max_images: Optional[int] = None) -> List[Tuple[dict, Any]]:
     """(input dict, raw Instances at network resolution with mask probabilities) for every image."""
-    import torch
-    from spine_det.utils.progress import progress as progress_bar
-
     out: List[Tuple[dict, Any]] = []
     model.eval()
     with torch.no_grad():
@@ -59,8 +64,6 @@ def collect_raw_predictions(model, data_loader, max_images: Optional[int] = None
 
 def paste(raw, height: int, width: int, mask_threshold: float):
     """Detectron2's postprocessing of one raw result at the original size, with our mask threshold."""
-    from detectron2.modeling.postprocessing import detector_postprocess
-
     return detector_postprocess(copy.deepcopy(raw), height, width, mask_threshold=mask_threshold)
 
 
@@ -71,10 +74,6 @@ def sweep(
     mask_grid: Sequence[float] = MASK_GRID,
 ) -> Dict[str, Dict[Tuple[float, float], Dict[str, float]]]:
     """Per task and grid point, the mean Dice/Jaccard/TPR over images (the evaluator's metric)."""
-    from spine_det.data.io import read_mask
-    from spine_det.evaluation.metrics import METRICS, ScoreTable
-    from spine_det.evaluation.semantic_evaluator import SparseMask, instances_to_task_masks, score_sparse
-
     tables: Dict[str, Dict[Tuple[float, float], ScoreTable]] = {
         t: {(s, m): ScoreTable() for s in score_grid for m in mask_grid} for t in tasks
     }
@@ -114,8 +113,6 @@ def choose_thresholds(
 
 def tune_on_val(trainer_cls, cfg, model, split: str = "val") -> Dict[str, Dict[str, float]]:
     """Sweep the thresholds on ``split`` of the config's datasets and save ``OUTPUT_DIR/thresholds.json``."""
-    from spine_det.config import split_dataset_names
-
     tasks = list(cfg.SPINE.TASKS)
     preds: List[Tuple[dict, Any]] = []
     for name in split_dataset_names(cfg, split):

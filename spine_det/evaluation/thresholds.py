@@ -10,14 +10,15 @@ evaluation that writes elsewhere). This module knows nothing of the evaluator, s
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+import torch
+from detectron2.modeling.postprocessing import detector_postprocess
 
-import spine_det.compat  # noqa: F401  (shims before detectron2; cheap)
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -85,46 +86,36 @@ def mask_threshold_for(cfg, tasks: Iterable[str]) -> float:
     return float(min(vals)) if vals else DEFAULT[1]
 
 
-@functools.lru_cache(maxsize=None)
-def _wrapper_class():
-    """The wrapper class, built once (torch is imported lazily)."""
-    import torch
+class MaskThresholdModel(torch.nn.Module):
+    """A GeneralizedRCNN whose eval-mode outputs are pasted with ``mask_threshold`` (Detectron2 fixes 0.5)."""
 
-    class MaskThresholdModel(torch.nn.Module):
-        """A GeneralizedRCNN whose eval-mode outputs are pasted with ``mask_threshold`` (Detectron2 fixes 0.5)."""
+    def __init__(self, model, mask_threshold: float) -> None:
+        super().__init__()
+        self.model = model
+        self.mask_threshold = float(mask_threshold)
 
-        def __init__(self, model, mask_threshold: float) -> None:
-            super().__init__()
-            self.model = model
-            self.mask_threshold = float(mask_threshold)
+    def inference(self, *args, **kwargs):
+        return self.model.inference(*args, **kwargs)
 
-        def inference(self, *args, **kwargs):
-            return self.model.inference(*args, **kwargs)
-
-        def forward(self, batched_inputs):
-            if self.training:
-                return self.model(batched_inputs)
-            from detectron2.modeling.postprocessing import detector_postprocess
-
-            raws = self.model.inference(batched_inputs, do_postprocess=False)
-            out = []
-            for inp, r in zip(batched_inputs, raws):
-                h, w = inp.get("height", r.image_size[0]), inp.get("width", r.image_size[1])
-                out.append({"instances": detector_postprocess(r, h, w, mask_threshold=self.mask_threshold)})
-            return out
-
-    return MaskThresholdModel
+    def forward(self, batched_inputs):
+        if self.training:
+            return self.model(batched_inputs)
+        raws = self.model.inference(batched_inputs, do_postprocess=False)
+        out = []
+        for inp, r in zip(batched_inputs, raws):
+            h, w = inp.get("height", r.image_size[0]), inp.get("width", r.image_size[1])
+            out.append({"instances": detector_postprocess(r, h, w, mask_threshold=self.mask_threshold)})
+        return out
 
 
 def with_tuned_mask_threshold(cfg, model):
     """``model`` pasting masks at :func:`mask_threshold_for` (unwrapped again when that is 0.5)."""
-    cls = _wrapper_class()
-    base = model.model if isinstance(model, cls) else model
+    base = model.model if isinstance(model, MaskThresholdModel) else model
     thr = mask_threshold_for(cfg, cfg.SPINE.TASKS)
     if thr == DEFAULT[1]:
         return base
     logger.info("Pasting masks at probability >= %g (tuned on val, %s)", thr, thresholds_dir(cfg) / THRESHOLDS_FILE)
-    return cls(base, thr).eval()
+    return MaskThresholdModel(base, thr).eval()
 
 
 __all__ = [

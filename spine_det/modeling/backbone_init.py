@@ -28,6 +28,10 @@ from typing import Any, Dict, Optional
 
 import torch
 
+from spine_det.modeling.families.linknet import recognizes
+from spine_det.modeling.linknet import GREY_MEAN, GREY_STD
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "backbone.bottom_up."
@@ -36,8 +40,6 @@ _BN = {"weight": "weight", "bias": "bias", "running_mean": "running_mean", "runn
 
 def linknet_pixel_stats():
     """(PIXEL_MEAN, PIXEL_STD) of Detectron2's 0-255 input that reproduce LinkNet's input normalisation."""
-    from spine_det.modeling.linknet import GREY_MEAN, GREY_STD
-
     return [255.0 * GREY_MEAN] * 3, [255.0 * GREY_STD] * 3
 
 
@@ -74,8 +76,6 @@ def is_linknet_checkpoint(path: str) -> bool:
     p = Path(str(path))
     if not str(path) or "://" in str(path) or p.suffix.lower() != ".pth" or not p.is_file():
         return False
-    from spine_det.modeling.families.linknet import recognizes
-    from spine_det.utils.checkpoint_io import CheckpointError, load_plain
 
     try:
         return recognizes(load_plain(p))
@@ -102,8 +102,6 @@ def fit_cfg_to_linknet_init(cfg: Any) -> bool:
 
 def convert_loaded(loaded: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Detectron2 checkpoint dict for a loaded LinkNet checkpoint, or None if it is not one."""
-    from spine_det.modeling.families.linknet import recognizes
-
     if not recognizes(loaded):
         return None
     return {"model": linknet_to_detectron2(loaded["model"])}

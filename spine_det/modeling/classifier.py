@@ -11,9 +11,11 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock
 
-from spine_det.modeling.linknet import adapt_first_conv
+from spine_det.modeling.linknet import WEIGHTS_UNAVAILABLE, adapt_first_conv
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ class SlimResNet(nn.Module):
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1, pool: str = "avg") -> None:
         super().__init__()
-        from torchvision.models.resnet import BasicBlock
-
         w0 = int(widths[0])
         self.conv1 = nn.Conv2d(in_channels, w0, 5, stride=2, padding=2, bias=False)
         self.bn1 = nn.BatchNorm2d(w0)
@@ -83,8 +83,6 @@ def build_classifier(cfg: Any) -> nn.Module:
     torchvision ResNets take ImageNet weights when available; the slim ones
     (``resnet10s``, ``resnet10m``: :class:`SlimResNet`) are always random init.
     """
-    import torchvision
-
     name = cfg.MODEL.BACKBONE
     if name not in BACKBONES:
         raise ValueError(f"unknown MODEL.BACKBONE {name!r}; expected one of {BACKBONES}")
@@ -98,7 +96,7 @@ def build_classifier(cfg: Any) -> nn.Module:
     if cfg.MODEL.PRETRAINED:
         try:
             model = ctor(weights="IMAGENET1K_V1")
-        except Exception as exc:  # no network / no cache
+        except WEIGHTS_UNAVAILABLE as exc:
             logger.warning("ImageNet weights for %s unavailable (%s): random initialisation", name, type(exc).__name__)
     imagenet = model is not None
     if model is None:

@@ -18,14 +18,23 @@ cropped back.
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from fvcore.common.registry import Registry
 from torch import nn
 
+from spine_det.modeling.registry import families, resolve
+
 logger = logging.getLogger(__name__)
+
+# What fetching torchvision's ImageNet weights raises when they cannot be had: no network, a proxy or timeout
+# (URLError and socket errors are OSErrors), a download that fails its hash check (RuntimeError), a cached
+# file cut short (RuntimeError, EOFError, UnpicklingError). Training then starts from random init.
+WEIGHTS_UNAVAILABLE = (OSError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 SEG_MODEL_REGISTRY = Registry("SEG_MODEL")
 SEG_MODEL_REGISTRY.__doc__ = "Semantic segmentation models (LinkNet, ...) built from a LinkNet config."
@@ -61,13 +70,11 @@ class DecoderBlock(nn.Module):
 
 def resnet18_encoder(pretrained: bool = True, in_channels: int = 1) -> nn.Module:
     """torchvision ResNet18 with ImageNet weights when they can be had, grey first conv summed."""
-    import torchvision
-
     model = None
     if pretrained:
         try:
             model = torchvision.models.resnet18(weights="IMAGENET1K_V1")
-        except Exception as exc:  # no network / no cache
+        except WEIGHTS_UNAVAILABLE as exc:
             logger.warning("ImageNet weights for resnet18 unavailable (%s): random initialisation", type(exc).__name__)
     if model is None:
         model = torchvision.models.resnet18(weights=None)
@@ -141,8 +148,6 @@ def linknet(cfg: Any) -> nn.Module:
 def build_seg_model(cfg: Any, device: Optional[torch.device | str] = None) -> nn.Module:
     """Build the model named by ``cfg.MODEL.NAME`` from :data:`SEG_MODEL_REGISTRY`."""
     if cfg.MODEL.NAME not in SEG_MODEL_REGISTRY:  # networks a family module brings (e.g. smp_*)
-        from spine_det.modeling.registry import families, resolve
-
         for spec in families():
             if "register_networks" in spec.extra:
                 resolve(spec.extra["register_networks"])()

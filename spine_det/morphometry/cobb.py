@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from spine_det.data.aasce import ANGLE_NAMES, VERTEBRA_NAMES  # noqa: F401  (the dataset's names, re-exported)
+from spine_det.data.aasce import ANGLE_NAMES, VERTEBRA_NAMES  # the dataset's names
 
 # Corner order of the (N, 4, 2) arrays, as in the dataset: TL, TR, BL, BR.
 

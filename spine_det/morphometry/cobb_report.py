@@ -7,12 +7,16 @@ The glue between :mod:`~spine_det.morphometry.cobb` (angles from corners),
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 
+from spine_det.data.aasce import VERTEBRA_NAMES, read_landmarks_file
 from spine_det.morphometry.cobb import ANGLE_NAMES, CobbResult, angle_scores, cobb_angles, smape_per_image
 from spine_det.morphometry.levels import LevelAssignment, assign_levels, kept_masks
 from spine_det.morphometry.quads import _split, quads_from_instances, quads_from_mask, quads_of_ordered
@@ -23,8 +27,6 @@ ANGLE_COLOURS = {"PT": (60, 60, 255), "MT": (60, 220, 60), "TL": (255, 150, 40)}
 
 def read_landmarks_json(path: Union[str, Path]) -> Dict[str, object]:
     """``AP/landmarks.json`` -> {"corners": (N, 4, 2), "names": [...], "true": [PT, MT, TL] or None, "source_name"}."""
-    from spine_det.data.aasce import read_landmarks_file
-
     d = read_landmarks_file(path)
     corners, names = d["corners"], list(d.get("vertebrae") or [])
     true = None
@@ -48,8 +50,6 @@ def levelled_corners(pred, method: str = "endplates", scores: Optional[Sequence[
     """Like :func:`corners_from_prediction`, after order-aware post-processing
     (:func:`spine_det.morphometry.levels.assign_levels`): at most one vertebra per level, each named.
     Returns (corners top to bottom, their level names, the assignment)."""
-    from spine_det.data.aasce import VERTEBRA_NAMES
-
     names = list(names or VERTEBRA_NAMES)
     if pred is None:
         return np.zeros((0, 4, 2)), [], None
@@ -136,8 +136,6 @@ def draw_overlay(grey: np.ndarray, corners: np.ndarray, result: Optional[CobbRes
     are given (one per vertebra), and per curve the lines of its two end vertebrae (the direction the
     angle uses) extended across the spine (thin, white) and out to the curve's side in its colour,
     labelled "PT 43.4 deg (T5-T10)"."""
-    import cv2
-
     img = np.asarray(grey)
     if img.ndim == 2:
         img = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_GRAY2BGR)
@@ -210,9 +208,6 @@ CSV_FIELDS = ["image", "source_name", "n_vertebrae", "missing_levels", *ANGLE_NA
 
 def records_csv(records: Sequence[Dict[str, object]]) -> str:
     """The per-image rows as CSV text (angles to 3 decimals)."""
-    import csv
-    import io
-
     buf = io.StringIO()
     wr = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     wr.writeheader()

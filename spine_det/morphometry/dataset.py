@@ -13,6 +13,7 @@ from spine_det.morphometry.pipeline import MeasureConfig, measure_patient
 from spine_det.morphometry.report import write_report
 from spine_det.morphometry.sources import load_view_masks
 from spine_det.morphometry.units import add_millimetres, read_metas
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ def measure_split(
 ) -> List[PatientResult]:
     """Measure all patients of ``split`` (None = all); a patient whose files fail is logged and skipped,
     but a ``pred_dir`` without any prediction for some patients is refused (DataError naming the first)."""
-    from spine_det.utils.progress import progress as progress_bar
-
     groups = group_patients(manifest, split)[:limit]
     out: List[PatientResult] = []
     missing: List[MissingPredictionError] = []

@@ -7,11 +7,14 @@ not used as neighbours: a flag is better than a confident wrong number.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from spine_det.data.io import DataError
 from spine_det.morphometry.ap import body_width, pair_pedicles
 from spine_det.morphometry.grading import GradingConfig, grade_vertebrae, patient_call
 from spine_det.morphometry.heights import body_heights, disc_heights, listhesis_step, middle_segment
@@ -56,11 +59,6 @@ class MeasureConfig:
 
 def load_measure_config(path=None, pad: Optional[float] = None) -> MeasureConfig:
     """MeasureConfig from a JSON file (``morphometry_config.json`` of eval_morphometry, or a bare config)."""
-    import json
-    from pathlib import Path
-
-    from spine_det.data.io import DataError
-
     cfg = MeasureConfig()
     if path is not None:
         try:

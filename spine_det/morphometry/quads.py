@@ -26,6 +26,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+from scipy.spatial import cKDTree
 
 from spine_det.morphometry.vertebrae import fit_spine_curve
 
@@ -242,8 +245,6 @@ def _arc_positions(curve, pts: np.ndarray) -> np.ndarray:
 
 def _curve_coords(curve, pts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(arc length t, signed offset s to the image-right of the curve) of each point."""
-    from scipy.spatial import cKDTree
-
     p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
     _, idx = cKDTree(curve.samples).query(p)
     tan = np.gradient(curve.samples, axis=0)
@@ -261,8 +262,6 @@ def _disc_lines(cuts: Sequence[int], bins: np.ndarray, s: np.ndarray, width: flo
     centreline (t_left = t_right = cut) where either notch is shallower than NOTCH_DEPTH x width
     (no visible disc on that side) or they would tilt the line more than 35 deg; the last field
     says whether the line follows notches (True) or is that perpendicular fallback."""
-    from scipy.ndimage import gaussian_filter1d
-
     nb = int(bins.max()) + 1
     left = np.full(nb, np.inf)
     right = np.full(nb, -np.inf)
@@ -315,9 +314,6 @@ def _disc_cuts(profile: np.ndarray, width: float) -> Tuple[List[int], float]:
     every piece at least 0.6 pitch long; a piece still several pitches long is cut evenly.
     Returns the cuts and the pitch.
     """
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks
-
     n = len(profile)
     if n < 5:
         return [], PITCH_PER_WIDTH * width
@@ -381,7 +377,7 @@ def _split_long_pieces(cuts: List[int], runs, depth, window: int = 3, ratio: flo
                 continue
             inside = sorted((r, j) for j, r in depth.items() if lo < j < hi)
             chosen: List[int] = []
-            for r, j in inside:
+            for _r, j in inside:
                 if len(chosen) == k - 1:
                     break
                 if min(np.diff(sorted([lo, hi] + chosen + [j]))) >= 0.6 * ref:

@@ -16,14 +16,17 @@ key of a registered model family (:mod:`spine_det.modeling.registry`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+import cv2
 import numpy as np
 
 from spine_det.data.io import DataError, read_mask
+from spine_det.modeling.registry import family_keys, get_family
 from spine_det.tasks import get_task
 
 logger = logging.getLogger(__name__)
@@ -39,14 +42,10 @@ def __getattr__(name: str):
 
 def sources() -> tuple:
     """Valid ``source`` values: ``gt`` and the key of every registered model family."""
-    from spine_det.modeling.registry import family_keys
-
     return (GT, *family_keys())
 
 
 def _reads_instances(source: str) -> bool:
-    from spine_det.modeling.registry import get_family
-
     return get_family(source).instance_masks
 LAT_TASKS = ("lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_posterior_line")
 AP_TASKS = ("ap_vertebra", "ap_pedicle")
@@ -57,8 +56,6 @@ MaskOrInstances = Union[np.ndarray, List[np.ndarray]]
 
 def _label_png(path: Path) -> Tuple[List[np.ndarray], List[int]]:
     """(one mask per label, the labels) of an integer label image, 0 = background."""
-    import cv2
-
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise DataError(path, "unreadable instance label image")
@@ -88,8 +85,6 @@ def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[Lis
     ``score_threshold`` left out, as :func:`load_prediction` does), or an ``_instances.png`` label map (kept
     whole: it is already the model's pasted output) with the ``_instances.json`` that ``predict`` writes
     beside it (label k = its k-th instance). Scores are None where the files carry none."""
-    import json
-
     if path.name.endswith("_instances.npz"):
         return _scored_npz(path, score_threshold)
     masks, ids = _label_png(path)

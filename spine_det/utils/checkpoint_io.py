@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -17,6 +18,11 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_path
+from spine_det.utils.provenance import provenance
+
+# torch (1.1 s to import) is imported by the functions that use it: CheckpointError and load_plain's callers
+# include light modules (spine_det.api, engine.predictor, predict's --help) that must start without it.
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,9 +60,6 @@ def save_plain(path: PathLike, obj: Dict[str, Any]) -> None:
     commit) that wrote it (:func:`spine_det.utils.provenance.provenance`: plain strings)."""
     import torch
 
-    from spine_det.utils.fileio import atomic_path
-    from spine_det.utils.provenance import provenance
-
     with atomic_path(path) as tmp:
         torch.save(to_plain({**obj, **provenance()}), tmp)
 
@@ -67,8 +70,6 @@ def load_plain(path: PathLike, map_location: Any = "cpu") -> Any:
     A file holding other Python objects (a planted pickle, a checkpoint of another program) is
     refused before any of its code could run.
     """
-    import pickle
-
     import torch
 
     p = Path(path)

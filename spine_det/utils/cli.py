@@ -2,6 +2,7 @@
 errors a user can fix."""
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any, Callable, Optional
 
@@ -39,8 +40,6 @@ def add_data_args(parser: Any, config_key: Optional[str] = "SPINE.DATA_ROOT") ->
 
 
 def _number(text: str, kind: Callable[[str], Any]) -> Any:
-    import argparse
-
     try:
         v = kind(text)
     except ValueError:
@@ -51,8 +50,6 @@ def _number(text: str, kind: Callable[[str], Any]) -> Any:
 
 
 def _checked(kind: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
-    import argparse
-
     def parse(text: str) -> Any:
         v = _number(text, kind)
         if not ok(v):

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 
 from spine_det.tasks import TASKS
+from spine_det.utils.fileio import file_sha1
 
 # One colour per class (BGR, as OpenCV writes them): AP and LAT of the same structure look alike.
 PALETTE: Dict[str, Tuple[int, int, int]] = {
@@ -68,8 +70,6 @@ class ModelCaption:
         instance score threshold (Mask R-CNN) or probability threshold (LinkNet, smp), if it has one;
         ``sha1``: the file's SHA-1 where the caller has it (else it is computed)."""
         if sha1 is None:
-            from spine_det.utils.fileio import file_sha1
-
             sha1 = file_sha1(checkpoint)
         if isinstance(getattr(predictor, "score_threshold", None), (int, float)):
             threshold = f"score >= {float(predictor.score_threshold):.2f}"
@@ -89,8 +89,6 @@ def _font(width: int) -> Tuple[float, int]:
 def text_strip(width: int, segments: Sequence[Tuple[str, Tuple[int, int, int]]]) -> np.ndarray:
     """BGR uint8 (h, ``width``): the (text, colour) segments on a dark strip, word-wrapped to the width
     (a wider gap between segments than between words)."""
-    import cv2
-
     scale, thick = _font(width)
     (space, th), base = cv2.getTextSize("x", FONT, scale, thick)
     pad, line_h = max(4, th // 2), th + base + max(4, th // 2)
@@ -129,8 +127,6 @@ def overlay_masks(
     (instances) share its colour. Text about the picture sits outside the film, which keeps every one of
     its pixels: ``header`` (what made it: :meth:`ModelCaption.text`) in a strip above, the legend (the
     tasks' class names in their colours) in a strip below."""
-    import cv2
-
     items = list(layers.items()) if isinstance(layers, Mapping) else list(layers)
     boxes = list(boxes)
     img = np.asarray(grey)

@@ -22,6 +22,11 @@ from typing import IO, Dict, Optional, Tuple, Union
 
 from spine_det.utils.errors import DataError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: output folders are not locked
+    fcntl = None
+
 PathLike = Union[str, os.PathLike]
 
 logger = logging.getLogger(__name__)
@@ -93,9 +98,7 @@ def lock_output(folder: PathLike) -> Path:
     p = Path(folder).expanduser().resolve()
     if p in _HELD or _distributed_rank() != 0:
         return p
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if fcntl is None:  # pragma: no cover - Windows
         return p
     path = p / LOCK_FILE
     for _ in range(10):

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, Optional, TextIO
 
+from tqdm import tqdm
+
 LOG_EVERY = 30.0  # seconds between two lines of a redirected progress report
 
 
@@ -21,8 +23,6 @@ def progress(iterable: Optional[Iterable] = None, *, total: Optional[int] = None
     where tqdm would hide a redirected bar, a log line is written instead)."""
     stream = stream if stream is not None else sys.stderr
     if _is_terminal(stream):
-        from tqdm import tqdm
-
         return tqdm(iterable, total=total, desc=desc, unit=unit, disable=bool(disable), file=stream, **tqdm_kwargs)
     return LogProgress(iterable, total=total, desc=desc, unit=unit, disable=bool(disable), stream=stream)
 

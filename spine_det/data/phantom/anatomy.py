@@ -177,7 +177,9 @@ def scoliosis_profile(rng: np.random.Generator, n: int) -> Tuple[np.ndarray, Lis
     difference of its end vertebrae) is C; double curves share their junction vertebra.
     """
     kind = str(rng.choice(["minimal", "single", "double"], p=[0.2, 0.4, 0.4]))
-    cobb = lambda: float(8 + 82 * rng.beta(1.3, 2.6))  # noqa: E731 - mostly 10-60, a tail to 90
+    def cobb() -> float:  # mostly 10-60, a tail to 90
+        return float(8 + 82 * rng.beta(1.3, 2.6))
+
     sign = float(rng.choice([-1.0, 1.0]))
     curves: List[Dict[str, object]] = []
     if kind == "minimal":
@@ -215,7 +217,9 @@ def build_spine(rng: np.random.Generator, label: str) -> Spine:
     size = rng.uniform(0.9, 1.12)  # patient size
     verts: List[Vertebra] = []
     for i, name in enumerate(ALL_LEVELS):
-        j = lambda s: float(rng.normal(1.0, s))  # noqa: E731 - small per-level jitter
+        def j(s: float) -> float:  # small per-level jitter
+            return float(rng.normal(1.0, s))
+
         he = _H[i] * size * j(0.03)
         k = i - _FIRST  # 0 at T9: the lumbar-field formulas of the posterior elements
         v = Vertebra(

@@ -231,7 +231,7 @@ def _lat_bones(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb:
         _draw_body(c, fr, v, lat_body_polygon(v), [o["sup"], o["inf"]], wb, rng)
         pe = lat_posterior_elements(v)
         dd = (v.ipd / 2 + v.ped_w / 2) * math.sin(v.gamma) + rng.uniform(0.3, 1.5)
-        for k, sh in enumerate((-dd, dd)):
+        for sh in (-dd, dd):
             off = np.array([sh, sh * 0.2])
             ped = fr.local(v, pe["pedicle"] + off)
             c.fill(ped, wb["post"] * 0.45)
@@ -296,7 +296,7 @@ def _lat_thorax(spine: Spine, fr: Frame, rng: np.random.Generator, bone: Canvas,
                    [0, y_front + rng.uniform(10, 22), lv[9].centre[2] + 10]])
     bone.tube(bezier(*fr.px(st)), wb["rib"] * 0.3, rng.uniform(10, 15) * s, rim)
     # scapulae: broad faint plates over the posterior upper thorax, their lateral borders brighter
-    for side in (0, 1):
+    for _ in (0, 1):
         d = rng.uniform(-12, 12)
         plate = np.array([[0, y_back - rng.uniform(5, 20), lv[1].centre[2] - 15 + d],
                           [0, lv[2].centre[1] + lv[2].depth / 2 + 25, lv[2].centre[2] + d],
@@ -309,7 +309,7 @@ def _lat_thorax(spine: Spine, fr: Frame, rng: np.random.Generator, bone: Canvas,
     shoulders = Canvas(fr.height, fr.width)  # drawn blurred: soft tissue has no edge
     shoulders.ellipse(fr.px(sh_c), (spine.body_half_depth * 0.8 * s, 70 * s), 0, rng.uniform(0.10, 0.2))
     soft.a += cv2.GaussianBlur(shoulders.a, (0, 0), 25.0 * s)
-    for side in (0, 1):
+    for _ in (0, 1):
         head = sh_c + np.array([0, rng.uniform(-30, 10), rng.uniform(0, 20)])
         r = rng.uniform(20, 25)
         bone.ellipse(fr.px(head), (r * s, r * s), 0, wb["pelvis"] * 0.8)
@@ -342,7 +342,7 @@ def _lat_pelvis(spine: Spine, fr: Frame, rng: np.random.Generator, c: Canvas, wb
     c.line(fr.px(np.stack([np.zeros(2), yz[:, 0], yz[:, 1]], -1)), wb["endplate"], rim * 1.2)
     y_ant, y_post = -D / 2 * math.cos(a), D / 2 * math.cos(a) + 15
     cz = spine.crest_z
-    for k in range(2):
+    for _ in range(2):
         dy, dz = rng.uniform(-8, 8), rng.uniform(-8, 8)
         asis = np.array([y_ant - rng.uniform(35, 55), cz + 40])
         psis = np.array([y_post + 25, cz + 30])

@@ -16,6 +16,7 @@ import numpy as np
 from spine_det.data.phantom.patient import SCHEMA_VERSION, generate_patient, patient_id
 from spine_det.tasks import VIEW_FOLDER, VIEW_IMAGE_STEM, tasks_of_view
 from spine_det.utils.fileio import atomic_write_bytes, atomic_write_json
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,6 @@ def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, 
     jobs = [(str(out), i, int(seed), int(size), lab, sp) for i, (lab, sp) in enumerate(plan)]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs)))
     t0 = time.perf_counter()
-    from spine_det.utils.progress import progress as progress_bar
 
     bar = progress_bar(total=len(jobs), desc="phantom", unit="patient", disable=not progress)
     results = []
