@@ -28,7 +28,7 @@ from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
 from spine_det.benchmark.tables import OTSU, make_header, model_names, seed_statistics, write_results
-from spine_det.modeling.registry import ModelSpec, families, get_family
+from spine_det.modeling.registry import ModelFamily, families, get_family
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class BenchmarkOptions:
     split_seed: int = 0
     device: Optional[str] = None  # None: each tool's config decides
     skip_models: List[str] = field(default_factory=list)  # family keys not to run
-    models: Optional[List[str]] = None  # family keys to run; None: every family with benchmark_default
+    models: Optional[List[str]] = None  # family keys to run; None: every family whose benchmark adapter says default
     skip_classifier: bool = False
     force: bool = False
     fail_fast: bool = False
@@ -53,16 +53,16 @@ class BenchmarkOptions:
     cost_images: int = 8
     figure_images: int = 4
     model_opts: Dict[str, List[str]] = field(default_factory=dict)  # family key -> its tool's KEY VALUE overrides
-    # the families' own benchmark options (ModelSpec.benchmark_args), by argparse dest
+    # the families' own benchmark options (BenchmarkAdapter.benchmark_args), by argparse dest
     family_args: Dict[str, Any] = field(default_factory=dict)
     classifier_opts: List[str] = field(default_factory=list)
     # another data set (e.g. real radiographs) on whose test split every trained model is also scored,
     # untouched by training, checkpoint selection and threshold tuning; None: no transfer table
     transfer_root: Optional[str] = None
 
-    def model_families(self) -> List[ModelSpec]:
+    def model_families(self) -> List[ModelFamily]:
         """The registered families this benchmark runs (not skipped), in order."""
-        chosen = [s for s in families() if (s.key in self.models if self.models is not None else s.benchmark_default)]
+        chosen = [s for s in families() if (s.key in self.models if self.models is not None else s.benchmark.default)]
         return [s for s in chosen if s.key not in self.skip_models]
 
 
@@ -239,7 +239,7 @@ class Benchmark:
                 continue
             for t in o.tasks:
                 for seed in self.seeds:
-                    opts = spec.unit_opts(self.runs_dir, t, seed, o) + list(o.model_opts.get(spec.key, []))
+                    opts = spec.benchmark.unit_opts(self.runs_dir, t, seed, o) + list(o.model_opts.get(spec.key, []))
                     units.append(plan.training_unit(spec, t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed,
                                                     o.device, opts))
         return units
@@ -279,7 +279,7 @@ class Benchmark:
         self.seg_seeds[task].setdefault(unit.model, {})[seed] = _read_json(unit.result_path) or {}
         spec = get_family(unit.model)
         n_train = len(self.manifest.select(split="train", task=task))
-        curves = spec.curves(unit.out_dir, task, n_train)
+        curves = spec.benchmark.curves(unit.out_dir, task, n_train)
         self.seed_curves[task].setdefault(unit.model, {})[seed] = curves
         if seed != self.seeds[0]:
             return  # the tables' curves, cost and overlays are the first seed's
@@ -288,7 +288,7 @@ class Benchmark:
         self.curves[task][unit.model] = curves
         c = self.measure_cost(unit, stamp)
         train_mem = train_peak_rss_mb(stamp)
-        tool_mem = spec.train_peak_memory_mb(self.log_dir / f"{unit.name}.log")  # e.g. Detectron2's CUDA max_mem
+        tool_mem = spec.benchmark.train_peak_memory_mb(self.log_dir / f"{unit.name}.log")  # e.g. Detectron2's CUDA max_mem
         self.costs.append({
             "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
             "s_per_iter": curves.get("s_per_iter"), "s_per_iter_note": curves.get("s_per_iter_note", ""),
@@ -404,7 +404,7 @@ class Benchmark:
         header = make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
                              self.o.profile, _cost_device(self.o), seeds=self.seeds)
         header["models"] = {s.key: s.label for s in self.o.model_families()}
-        header["notes"] = dict(n for n in (s.benchmark_note(self.o) for s in self.o.model_families()) if n)
+        header["notes"] = dict(n for n in (s.benchmark.note(self.o) for s in self.o.model_families()) if n)
         for s in self.o.model_families():  # a row's settings beyond its config: the --<key>-opts overrides
             if self.o.model_opts.get(s.key):
                 header["notes"][f"{s.label} options"] = "`" + " ".join(map(str, self.o.model_opts[s.key])) + "`"
