@@ -161,3 +161,68 @@ def test_fake_run_results_json_matches_the_snapshot(fake_run, tmp_path):
         u.pop("wall_s", None)
     want = json.loads((DATA / "benchmark_fake_run.json").read_text(encoding="utf-8"))
     assert json.loads(_normalised(json.dumps(got, sort_keys=True), tmp_path)) == want
+
+
+def test_one_record_per_family_task_and_seed_on_disk(fake_run):
+    """Each finished unit (and Otsu per task) left its record; the failed one none; the transfer scores are in."""
+    from spine_det.benchmark.records import load_records
+
+    _, out = fake_run
+    records = {r.name: r for r in load_records(out / "records")}
+    trained = {f"{m}-{t}{s}" for m in ("linknet", "maskrcnn") for t in TASKS for s in ("", "-seed1")} - {FAIL}
+    assert set(records) == trained | {f"otsu-{t}" for t in TASKS}
+    r = records["maskrcnn-lat_vertebra-seed1"]
+    assert (r.family, r.task, r.seed) == ("maskrcnn", "lat_vertebra", 1) and r.scores["counts"]["images"] == 3
+    assert r.transfer["dice"] == _value("maskrcnn", "lat_vertebra", 1, "other") and r.curves["x_label"] == "iteration"
+    assert r.cost is None and records["maskrcnn-lat_vertebra"].cost["train_peak_memory_mb"] == 321.0  # first seed only
+    assert records["otsu-ap_vertebra"].curves is None and records["otsu-ap_vertebra"].transfer is not None
+
+
+def test_tables_rebuild_from_the_records_on_disk(fake_run):
+    """The records are the results: the rows written in results.json come back from the record files alone."""
+    from spine_det.benchmark.records import cost_rows, load_records, segmentation_rows, transfer_rows
+
+    o, out = fake_run
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    records = load_records(out / "records")
+    columns, images = ["otsu", "linknet", "maskrcnn"], {t: 3 for t in TASKS}
+    as_json = lambda v: json.loads(json.dumps(v))  # noqa: E731  (int seed keys become strings, as in results.json)
+    assert as_json(segmentation_rows(records, TASKS, columns, [0, 1], images)) == res["segmentation"]
+    assert as_json(transfer_rows(records, TASKS, columns, [0, 1], images)) == res["transfer"]["rows"]
+    family_costs = [c for c in res["cost"] if c["model"] in columns]
+    key = lambda c: (c["model"], c["task"])  # noqa: E731  (file-name order, not the order units ran)
+    assert sorted(as_json(cost_rows(records, 0)), key=key) == sorted(family_costs, key=key)
+
+
+def test_a_failed_unit_leaves_no_record_of_an_earlier_run(tmp_path, monkeypatch, fake_run):
+    o, out = fake_run
+    stale = out / "records" / f"{FAIL}.json"
+    stale.write_text(json.dumps({"family": "maskrcnn", "task": "ap_vertebra", "seed": 1, "scores": {"dice": 0.99}}))
+    Benchmark(o).run()  # everything reused or rerun by the fakes; the failing unit fails again
+    assert not stale.exists()
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert "0.99" not in md and (n := md.count("(n=1)")) == 2, n  # Mask R-CNN ap_vertebra: one seed, both tables
+
+
+def test_a_new_metric_is_one_entry_per_table(fake_run, monkeypatch):
+    """A segmentation metric or a cost column added in one place reaches the Markdown and the CSV."""
+    from spine_det.benchmark import tables
+    from spine_det.benchmark.records import cost_rows, load_records, segmentation_rows
+
+    _, out = fake_run
+    records = load_records(out / "records")
+    for r in records:
+        r.scores["hd95"] = 4.5
+        if r.cost:
+            r.cost["energy_j"] = 1234.0
+    monkeypatch.setattr(tables, "SEG_METRICS", (*tables.SEG_METRICS, "hd95"))
+    monkeypatch.setattr(tables, "SEG_METRIC_NAMES", {**tables.SEG_METRIC_NAMES, "hd95": "HD95"})
+    monkeypatch.setattr(tables, "COST_COLUMNS", (*tables.COST_COLUMNS, tables.Column("energy (J)", "energy_j",
+                                                                                      lambda c: tables._f(c.get("energy_j"), 0))))
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    res["segmentation"] = segmentation_rows(records, TASKS, ["otsu", "linknet", "maskrcnn"], [0, 1], {t: 3 for t in TASKS})
+    res["cost"] = cost_rows(records, 0)
+    md, rows = tables.render_markdown(res), tables.csv_rows(res)
+    assert "Dice / Jaccard / TPR / HD95, mean over test images" in md and " / 4.5000 (n=2)" in md
+    assert "| energy (J) |" in md and "| 1234 |" in md
+    assert {r["metric"] for r in rows} >= {"hd95", "hd95_mean_over_seeds", "hd95_sd_over_seeds", "energy_j"}

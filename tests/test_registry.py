@@ -101,6 +101,7 @@ def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
 def test_toy_family_columns_in_the_tables(toy, tmp_path):
     from spine_det.benchmark import tables
     from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
+    from spine_det.benchmark.records import ResultRecord
     from spine_det.tools.benchmark import summary_text
 
     class Manifest:
@@ -117,9 +118,9 @@ def test_toy_family_columns_in_the_tables(toy, tmp_path):
                          family_args={"toy_thresh_start": "zero"})
     b = Benchmark(o)
     b.prepared = SimpleNamespace(manifest=Manifest())
-    b.seg["lat_vertebra"] = {"otsu": {"dice": 0.1, "jaccard": 0.05, "tpr": 0.2},
-                             TOY: {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75, "counts": {"images": 1}}}
-    b.costs.append({"model": TOY, "task": "lat_vertebra", "parameters": 10, "gflops": 0.25})
+    b.records.put(ResultRecord("otsu", "lat_vertebra", 0, {"dice": 0.1, "jaccard": 0.05, "tpr": 0.2}))
+    b.records.put(ResultRecord(TOY, "lat_vertebra", 0, {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75,
+                                                        "counts": {"images": 1}}, cost={"parameters": 10, "gflops": 0.25}))
     res = b.results()
     defaults = [k for k in family_keys() if get_family(k).benchmark.default]
     assert list(res["segmentation"][0]["models"]) == ["otsu", *defaults] and defaults[-1] == TOY

@@ -42,7 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                          help_text="profile passed to every tool: auto (default) = cpu when no CUDA device is found "
                                    "(or --device cpu), else full; the log and results.md say which")
     p.add_argument("--data-root", required=True, help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (results, records/, runs/, logs/, figures/)")
     p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every model (default 0)")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...",
