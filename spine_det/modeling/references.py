@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Optional, Union
 
-__all__ = ["Reference", "BadReferenceError", "check_callable", "check_reference", "resolve", "reference_module"]
+__all__ = ["Reference", "BadReferenceError", "check_callable", "check_reference", "resolve"]
 
 Reference = Union[str, Callable[..., Any]]
 
@@ -37,13 +37,6 @@ def resolve(obj: Reference) -> Any:
     for part in filter(None, attr.split(".")):
         value = getattr(value, part)
     return value
-
-
-def reference_module(ref: Reference) -> Optional[str]:
-    """The module a reference lives in (``"a.b:c"`` -> ``"a.b"``; a function -> its ``__module__``)."""
-    if isinstance(ref, str):
-        return ref.partition(":")[0]
-    return getattr(ref, "__module__", None)
 
 
 def _find_spec(module: str) -> Optional[importlib.machinery.ModuleSpec]:

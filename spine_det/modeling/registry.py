@@ -47,13 +47,15 @@ import logging
 import pkgutil
 import re
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Collection, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Collection, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from fvcore.common.registry import Registry
 
 from spine_det.modeling.references import BadReferenceError, Reference, check_callable, check_reference, resolve
+from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, checkpoint_kind
 from spine_det.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -410,8 +412,6 @@ def load_families(reload: bool = False) -> None:
         except Exception as e:  # noqa: BLE001  (a broken family module must not hide the others)
             LOAD_ERRORS[name] = f"{type(e).__name__}: {e}"
             logger.warning("model family module %s failed to import: %s", name, LOAD_ERRORS[name])
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
@@ -435,11 +435,6 @@ def family_keys() -> List[str]:
     return MODEL_FAMILIES.keys()
 
 
-def family_types() -> List[Type[ModelFamily]]:
-    """The registered families' classes, in listing order."""
-    return [type(s) for s in families()]
-
-
 def checkpoint_family(data: Any) -> Optional[str]:
     """Who wrote a loaded checkpoint: a family's key, ``"classifier"``, or None (unknown)."""
     for spec in families():
@@ -448,8 +443,6 @@ def checkpoint_family(data: Any) -> Optional[str]:
                 return spec.key
         except Exception:  # noqa: BLE001  (a reader's guess must not hide the real error)
             continue
-    from spine_det.utils.checkpoint_io import checkpoint_kind
-
     return checkpoint_kind(data)
 
 
@@ -470,8 +463,6 @@ def family_of_suffix(suffix: str) -> Optional[str]:
 
 def require_family(data: Any, expected: str, path: Any) -> None:
     """CheckpointError naming the right ``--model`` when ``data`` is recognisably another model's checkpoint."""
-    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError
-
     kind = checkpoint_family(data)
     if kind is None or kind == expected or kind in same_trainer(expected):
         return
