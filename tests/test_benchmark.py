@@ -433,11 +433,11 @@ def test_maskrcnn_from_linknet_opts_name_the_checkpoint_and_its_hash(tmp_path):
     with pytest.raises(FileNotFoundError, match="LinkNet unit"):
         linknet_init_opts(tmp_path, "ap_vertebra", 0)
     # only --maskrcnn-init linknet asks for them
-    assert spec.unit_opts(tmp_path, "ap_vertebra", 0, SimpleNamespace(family_args={"maskrcnn_init": "config"})) == []
+    assert spec.benchmark.unit_opts(tmp_path, "ap_vertebra", 0, SimpleNamespace(family_args={"maskrcnn_init": "config"})) == []
     ck = tmp_path / "linknet" / "ap_vertebra-seed2" / "model_best.pth"
     ck.parent.mkdir(parents=True)
     ck.write_bytes(b"weights")
-    opts = spec.unit_opts(tmp_path, "ap_vertebra", 2, SimpleNamespace(family_args={"maskrcnn_init": "linknet"}))
+    opts = spec.benchmark.unit_opts(tmp_path, "ap_vertebra", 2, SimpleNamespace(family_args={"maskrcnn_init": "linknet"}))
     pairs = dict(zip(opts[::2], opts[1::2]))
     assert pairs["MODEL.WEIGHTS"] == str(ck) and pairs["MODEL.RESNETS.NORM"] == "FrozenBN"
     assert pairs["SPINE.INIT_CHECKPOINT_SHA1"] == file_sha1(ck)[:12]
@@ -470,19 +470,19 @@ def test_maskrcnn_init_from_a_checkpoint_path_starts_every_layer_from_it(tmp_pat
     with pytest.raises(argparse.ArgumentTypeError, match="not found"):
         init_choice(str(tmp_path / "nope.pth"))
     options = SimpleNamespace(family_args={"maskrcnn_init": str(ck)})
-    opts = spec.unit_opts(tmp_path, "ap_vertebra", 0, options)
+    opts = spec.benchmark.unit_opts(tmp_path, "ap_vertebra", 0, options)
     pairs = dict(zip(opts[::2], opts[1::2]))
     assert pairs == {"MODEL.WEIGHTS": str(ck.resolve()), "MODEL.BACKBONE.FREEZE_AT": "0",
                      "SPINE.INIT_CHECKPOINT_SHA1": file_sha1(ck)[:12]}
-    assert "model_best.pth" in spec.header_note(options)[1]
+    assert "model_best.pth" in spec.benchmark.note(options)[1]
     unit = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 0, 0, opts=opts)
     torch.save({"model": {"backbone.bottom_up.stem.conv1.weight": torch.ones(1)}}, ck)  # retrained starting point
     unit2 = plan.training_unit(spec, "ap_vertebra", tmp_path, str(tmp_path), "cpu", 0, 0,
-                               opts=spec.unit_opts(tmp_path, "ap_vertebra", 0, options))
+                               opts=spec.benchmark.unit_opts(tmp_path, "ap_vertebra", 0, options))
     assert unit.spec != unit2.spec
     torch.save({"state_dict": {"encoder.conv1.weight": torch.zeros(1)}}, ck)  # e.g. a LinkNet
     with pytest.raises(ValueError, match="not a Detectron2 Mask R-CNN checkpoint"):
-        spec.unit_opts(tmp_path, "ap_vertebra", 0, options)
+        spec.benchmark.unit_opts(tmp_path, "ap_vertebra", 0, options)
 
 
 # --------------------------------------------------------------------------- transfer (a second data set)

@@ -126,7 +126,7 @@ def test_train_predict_score_end_to_end(prepared, phantom_root, tmp_path, monkey
     from spine_det.modeling.registry import get_family
 
     spec = get_family("nnunet")
-    curves = spec.curves(out, TASK, 0)
+    curves = spec.benchmark.curves(out, TASK, 0)
     assert curves["iterations"] == 2 and len(curves["loss"]) == 1 and curves["s_per_iter"] > 0
     from spine_det.modeling.registry import checkpoint_family
     from spine_det.utils.checkpoint_io import load_plain

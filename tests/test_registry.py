@@ -1,63 +1,36 @@
-"""A model family is one registered object: a toy family defined here, and registered nowhere else,
-shows up in the benchmark's plan and tables, in predict, in the cost tool and in the morphometry
-sources, without any other module naming it."""
+"""A model family is one registered object: a toy family, one module and its config in tests/toy_family/
+found the way a module of spine_det.modeling.families is, shows up in the benchmark's plan and tables,
+in predict, in the cost tool and in the morphometry sources, without any other module naming it."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, Optional
 
 import cv2
 import numpy as np
 import pytest
 
-from spine_det.engine.predictor import SegmentationPredictor, TaskPrediction
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, family_keys, get_family
+from spine_det.engine.predictor import SegmentationPredictor
+from spine_det.modeling.registry import LOAD_ERRORS, MODEL_FAMILIES, family_keys, get_family, load_families
 
 TOY = "toy_thresh"
-
-
-class ToyPredictor(SegmentationPredictor):
-    """Foreground = pixels above a threshold read from the 'checkpoint' (a text file)."""
-
-    def __init__(self, threshold: int, tasks=("lat_vertebra",)) -> None:
-        self.threshold = threshold
-        self.tasks = list(tasks)
-        self.model = __import__("torch").nn.Conv2d(1, 1, 3)  # 10 parameters, for the cost columns
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: str, config_file: Optional[str] = None, device: str = "cpu",
-                        score_threshold: Optional[float] = None) -> "ToyPredictor":
-        t = int(Path(checkpoint).read_text())
-        return cls(int(round(255 * score_threshold)) if score_threshold is not None else t)
-
-    def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
-        return {t: TaskPrediction(mask=np.asarray(image) > self.threshold) for t in self.tasks}
-
-
-def _toy_args(group) -> None:
-    group.add_argument("--toy-thresh-start", default="zero")
+TOY_DIR = Path(__file__).resolve().parent / "toy_family"  # the toy family: one module and its config
 
 
 @pytest.fixture
-def toy(tmp_path):
-    config = tmp_path / "toy" / "lat_vertebra.yaml"
-    config.parent.mkdir()
-    config.write_text("SPINE:\n  TASKS: [lat_vertebra]\n")
-    spec = ModelSpec(
-        key=TOY, label="Toy threshold", description="a test family", train_module="toy_pkg.train",
-        config_file=lambda task: tmp_path / "toy" / f"{task}.yaml", predictor=ToyPredictor,
-        checkpoints=("toy.ckpt",), eval_opts=lambda out: ["TOY.EVAL", "1"],
-        plan_opts=lambda runs, task, seed, o: ["TOY.START", o.family_args.get("toy_thresh_start", "?")],
-        benchmark_args=_toy_args, header_note=lambda o: ("Toy start", o.family_args.get("toy_thresh_start")),
-        read_curves=lambda out, task, n: {"x_label": "step", "loss": [(1, 0.5)], "val_dice": [], "iterations": 1},
-        flops=lambda p, img: 0.25, flops_input=lambda p, img: list(img.shape), order=99,
-    )
-    MODEL_FAMILIES.register(spec)
-    yield spec
+def toy(monkeypatch):
+    """The toy family, found as a module of spine_det.modeling.families is: by load_families."""
+    import spine_det.modeling.families as package
+
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(TOY_DIR)])
+    load_families(reload=True)
+    yield get_family(TOY)
     MODEL_FAMILIES.unregister(TOY)
+    sys.modules.pop(f"{package.__name__}.{TOY}", None)
     assert TOY not in family_keys()
 
 
@@ -74,11 +47,25 @@ def test_registry_lists_the_shipped_families_in_order_and_explains_unknown_keys(
         assert config.is_file() and issubclass(spec.predictor_class(), SegmentationPredictor)
         cfg = spec.get_config(config, "cpu", ["SEED", "5"])  # the family's own load chain, shared keys
         assert list(cfg.SPINE.TASKS) == ["lat_vertebra"] and cfg.SEED == 5 and cfg.MODEL.DEVICE == "cpu"
-        assert spec.profile_yamls(config, "cpu") and spec.profile_yamls(config, "full") == []
+        assert spec.benchmark.profile_yamls(config, "cpu") and spec.benchmark.profile_yamls(config, "full") == []
     with pytest.raises(KeyError, match="unknown model 'unet'.*linknet"):
         get_family("unet")
     with pytest.raises(TypeError):
         MODEL_FAMILIES.register({"key": "x"})
+    assert LOAD_ERRORS == {}  # every family module registered
+
+
+def test_toy_family_passes_the_conformance_checks(toy, tmp_path):
+    """The checks every registered family goes through (test_family_conformance.py), on the toy."""
+    from test_family_conformance import (CHECKPOINT_EXAMPLES, check_benchmark_adapter, check_config_builds,
+                                         check_recogniser, check_trainer_and_predictor)
+
+    examples = {**CHECKPOINT_EXAMPLES, TOY: {"toy_threshold": 100}}
+    check_config_builds(toy)
+    for family in (toy, get_family("linknet"), get_family("maskrcnn")):  # and the others refuse its checkpoint
+        check_recogniser(family, examples)
+    check_trainer_and_predictor(toy)
+    check_benchmark_adapter(toy, tmp_path)
 
 
 def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
@@ -93,7 +80,7 @@ def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
     o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"], seeds=[0, 1],
                          skip_models=["maskrcnn"], model_opts={TOY: ["TOY.LR", "0.1"]},
                          family_args=args.family_args)
-    defaults = [k for k in family_keys() if get_family(k).benchmark_default]  # smp / nnU-Net only when named
+    defaults = [k for k in family_keys() if get_family(k).benchmark.default]  # smp / nnU-Net only when named
     assert [s.key for s in o.model_families()] == [k for k in defaults if k != "maskrcnn"]
     assert o.model_families()[-1].key == TOY  # order 99: after the shipped families
     units = Benchmark(o).seg_units()
@@ -102,17 +89,19 @@ def test_toy_family_units_in_the_benchmark_plan(toy, tmp_path):
     u = toy_units[1]
     assert u.out_dir == tmp_path / "o" / "runs" / TOY / "lat_vertebra-seed1"
     train = u.commands["train"]
-    assert train[1:3] == ["-m", "toy_pkg.train"] and train[train.index("--config-file") + 1] == str(tmp_path / "toy" / "lat_vertebra.yaml")
+    assert train[1:3] == ["-m", "spine_det.modeling.families.toy_thresh"]
+    assert train[train.index("--config-file") + 1] == str(TOY_DIR / "configs" / TOY / "lat_vertebra.yaml")
     pairs = dict(zip(train[train.index("OUTPUT_DIR")::2], train[train.index("OUTPUT_DIR") + 1::2]))
     assert pairs["SEED"] == "1" and pairs["SPINE.SPLIT_SEED"] == "0" and pairs["TOY.START"] == "one"
     assert pairs["TOY.LR"] == "0.1" and "--resume" in u.commands["resume"]
     assert u.commands["eval"][-2:] == ["TOY.EVAL", "1"] and u.checkpoints == ["toy.ckpt"]
-    assert "toy/lat_vertebra.yaml" in "".join(u.spec["configs"])  # the config's hash: an edit retrains
+    assert "toy_thresh/lat_vertebra.yaml" in "".join(u.spec["configs"])  # the config's hash: an edit retrains
 
 
 def test_toy_family_columns_in_the_tables(toy, tmp_path):
     from spine_det.benchmark import tables
     from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
+    from spine_det.benchmark.records import ResultRecord
     from spine_det.tools.benchmark import summary_text
 
     class Manifest:
@@ -129,11 +118,11 @@ def test_toy_family_columns_in_the_tables(toy, tmp_path):
                          family_args={"toy_thresh_start": "zero"})
     b = Benchmark(o)
     b.prepared = SimpleNamespace(manifest=Manifest())
-    b.seg["lat_vertebra"] = {"otsu": {"dice": 0.1, "jaccard": 0.05, "tpr": 0.2},
-                             TOY: {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75, "counts": {"images": 1}}}
-    b.costs.append({"model": TOY, "task": "lat_vertebra", "parameters": 10, "gflops": 0.25})
+    b.records.put(ResultRecord("otsu", "lat_vertebra", 0, {"dice": 0.1, "jaccard": 0.05, "tpr": 0.2}))
+    b.records.put(ResultRecord(TOY, "lat_vertebra", 0, {"dice": 0.625, "jaccard": 0.4545, "tpr": 0.75,
+                                                        "counts": {"images": 1}}, cost={"parameters": 10, "gflops": 0.25}))
     res = b.results()
-    defaults = [k for k in family_keys() if get_family(k).benchmark_default]
+    defaults = [k for k in family_keys() if get_family(k).benchmark.default]
     assert list(res["segmentation"][0]["models"]) == ["otsu", *defaults] and defaults[-1] == TOY
     assert res["header"]["models"][TOY] == "Toy threshold" and res["header"]["notes"]["Toy start"] == "zero"
     assert "Toy threshold options" not in res["header"]["notes"]  # no overrides, no row
@@ -199,7 +188,7 @@ def test_engine_predictor_names_no_family_module():
     assert "linknet_predictor" not in src and "_LAZY_MODULES" not in src
 
 
-def test_checkpoints_name_the_family_that_wrote_them(tmp_path):
+def test_checkpoints_name_the_family_that_wrote_them(toy):
     from spine_det.modeling.registry import checkpoint_family, require_family
     from spine_det.utils.checkpoint_io import CheckpointError
 
@@ -208,16 +197,11 @@ def test_checkpoints_name_the_family_that_wrote_them(tmp_path):
     classifier = {"model": {}, "view": "ap", "backbone": "resnet18", "cfg": ""}
     assert [checkpoint_family(d) for d in (linknet, maskrcnn, classifier, {"model": {}})] == \
            ["linknet", "maskrcnn", "classifier", None]
-    toy = ModelSpec(key=TOY, label="Toy threshold", train_module="toy_pkg.train_toy", config_file=lambda t: tmp_path,
-                    predictor=ToyPredictor, recognizes=lambda d: "toy_threshold" in d)
-    MODEL_FAMILIES.register(toy)
-    try:
-        assert checkpoint_family({"toy_threshold": 3}) == TOY
-        with pytest.raises(CheckpointError, match="Toy threshold checkpoint; use --model toy_thresh .*train-toy"):
-            require_family({"toy_threshold": 3}, "linknet", "x.pth")
-        require_family({"toy_threshold": 3}, TOY, "x.pth")  # its own: fine
-    finally:
-        MODEL_FAMILIES.unregister(TOY)
+    assert checkpoint_family({"toy_threshold": 3}) == TOY
+    with pytest.raises(CheckpointError, match="Toy threshold checkpoint; use --model toy_thresh .*"
+                                              "python -m spine_det.modeling.families.toy_thresh"):
+        require_family({"toy_threshold": 3}, "linknet", "x.pth")
+    require_family({"toy_threshold": 3}, TOY, "x.pth")  # its own: fine
 
 
 def test_flops_come_from_what_the_predictor_feeds_its_network():
@@ -248,15 +232,13 @@ def test_models_option_names_the_families_to_run(toy, tmp_path):
     from spine_det.benchmark.pipeline import BenchmarkOptions
     from spine_det.tools.benchmark import main
 
-    spec = get_family(TOY)
-    object.__setattr__(spec, "benchmark_default", False)  # the spec is a frozen dataclass
-    try:
+    family = type(get_family(TOY))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(family, "benchmark", dataclasses.replace(family.benchmark, default=False))
         o = BenchmarkOptions(data_root=str(tmp_path), out=tmp_path / "o", tasks=["lat_vertebra"])
         assert TOY not in [s.key for s in o.model_families()] and "linknet" in [s.key for s in o.model_families()]
         o.models = [TOY, "linknet"]
         assert [s.key for s in o.model_families()] == ["linknet", TOY]  # registry order, not the option's
         o.skip_models = ["linknet"]
         assert [s.key for s in o.model_families()] == [TOY]
-    finally:
-        object.__setattr__(spec, "benchmark_default", True)
     assert main(["--data-root", str(tmp_path), "--out", str(tmp_path / "o2"), "--models", "linknet,no_such"]) == 2

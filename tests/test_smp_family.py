@@ -20,7 +20,7 @@ def _cfg(name="smp_unet", *opts, task="lat_vertebra", profile="cpu"):
     from spine_det.modeling.registry import get_family
 
     spec = get_family(name)  # as the benchmark runs it: the family's plan opts, then the user's
-    return spec.get_config(spec.config_file(task), profile, [*spec.unit_opts(None, task, 0, None), *opts])
+    return spec.get_config(spec.config_file(task), profile, [*spec.benchmark.unit_opts(None, task, 0, None), *opts])
 
 
 def test_families_registered_and_differ_from_linknet_by_the_network_only():
@@ -38,7 +38,7 @@ def test_families_registered_and_differ_from_linknet_by_the_network_only():
             assert mine.MODEL.NAME == key and list(mine.SPINE.TASKS) == [task]
             for node in ("INPUT", "SOLVER", "AUG", "LOSS", "EARLY_STOP", "TEST", "SPINE"):
                 assert mine[node] == ref[node], (key, task, node)
-        assert spec.unit_opts(None, "lat_vertebra", 0, None) == ["MODEL.NAME", key]  # what the benchmark passes
+        assert spec.benchmark.unit_opts(None, "lat_vertebra", 0, None) == ["MODEL.NAME", key]  # what the benchmark passes
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -104,7 +104,7 @@ def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
     from spine_det.modeling.registry import get_family
 
     n_train = len(prepared.manifest.select(split="train", task="lat_vertebra"))
-    curves = get_family("smp_unet").curves(out, "lat_vertebra", n_train)
+    curves = get_family("smp_unet").benchmark.curves(out, "lat_vertebra", n_train)
     assert [e for e, _ in curves["loss"]] == [1, 2]
 
     pred = build_predictor("smp_unet", str(out / "model_best.pth"))  # the network comes back from the checkpoint

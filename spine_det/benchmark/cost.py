@@ -72,9 +72,10 @@ def gflops(model: Any, inputs: Any) -> Optional[float]:
 
 def model_flops(spec: Any, predictor: Any, image: np.ndarray) -> Tuple[Optional[float], Optional[List[int]]]:
     """(GFLOPs, [H, W] the network sees) of ``predictor``'s network on ``image`` as the predictor feeds it:
-    the family's own counter when its spec has one, else the predictor's ``flop_count_inputs``."""
-    if spec.flops is not None:
-        return spec.gflops(predictor, image), spec.gflops_input(predictor, image)
+    the family's own counter when its benchmark adapter has one, else the predictor's ``flop_count_inputs``."""
+    own = spec.benchmark.network_flops(predictor, image)
+    if own is not None:
+        return own[0], (None if own[1] is None else [int(v) for v in own[1]])
     found = predictor.flop_count_inputs(image)
     if found is None:
         return None, None

@@ -1,8 +1,8 @@
 """Training curves and training figures from the training tools' own logs, by log format (not by model):
 Detectron2's ``metrics.json`` (iterations) and the epoch trainers' ``metrics.jsonl`` (epochs).
 
-A model family names the reader of its tool's format in its spec
-(``ModelSpec.read_curves = "spine_det.benchmark.curves:epoch_curves"``).
+A model family names the reader of its tool's format in its benchmark adapter
+(``BenchmarkAdapter(read_curves="spine_det.benchmark.curves:epoch_curves")``).
 """
 from __future__ import annotations
 

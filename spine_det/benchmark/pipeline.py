@@ -2,7 +2,8 @@
 classifier -> tables, figures.
 
 The model families come from :mod:`spine_det.modeling.registry` (in their ``order``); nothing here
-names one.
+names one. What a unit gives is kept as one result record per (family, task, seed) (:mod:`.records`,
+written to ``records/`` when the unit finishes); every table and figure is built from the list of records.
 
 Every step is resumable: finished units are reused (see :mod:`.runner`), the
 cost of a unit is re-measured only when its checkpoint changed, Otsu is cheap
@@ -11,7 +12,6 @@ an interrupted run still leaves readable, partial results.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -23,12 +23,13 @@ from typing import Any, Dict, List, Optional
 from spine_det.benchmark import cost as cost_mod
 from spine_det.benchmark import figures, plan
 from spine_det.benchmark.baselines import run_otsu
-from spine_det.benchmark.curves import late_gain
+from spine_det.benchmark.records import (RECORDS_DIR, RecordStore, ResultRecord, cost_rows, segmentation_rows,
+                                         training_curves, transfer_rows)
 from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
-from spine_det.benchmark.tables import OTSU, make_header, model_names, seed_statistics, write_results
-from spine_det.modeling.registry import ModelSpec, families, get_family
+from spine_det.benchmark.tables import OTSU, make_header, model_names, write_results
+from spine_det.modeling.registry import ModelFamily, families, get_family
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class BenchmarkOptions:
     split_seed: int = 0
     device: Optional[str] = None  # None: each tool's config decides
     skip_models: List[str] = field(default_factory=list)  # family keys not to run
-    models: Optional[List[str]] = None  # family keys to run; None: every family with benchmark_default
+    models: Optional[List[str]] = None  # family keys to run; None: every family whose benchmark adapter says default
     skip_classifier: bool = False
     force: bool = False
     fail_fast: bool = False
@@ -53,16 +54,16 @@ class BenchmarkOptions:
     cost_images: int = 8
     figure_images: int = 4
     model_opts: Dict[str, List[str]] = field(default_factory=dict)  # family key -> its tool's KEY VALUE overrides
-    # the families' own benchmark options (ModelSpec.benchmark_args), by argparse dest
+    # the families' own benchmark options (BenchmarkAdapter.benchmark_args), by argparse dest
     family_args: Dict[str, Any] = field(default_factory=dict)
     classifier_opts: List[str] = field(default_factory=list)
     # another data set (e.g. real radiographs) on whose test split every trained model is also scored,
     # untouched by training, checkpoint selection and threshold tuning; None: no transfer table
     transfer_root: Optional[str] = None
 
-    def model_families(self) -> List[ModelSpec]:
+    def model_families(self) -> List[ModelFamily]:
         """The registered families this benchmark runs (not skipped), in order."""
-        chosen = [s for s in families() if (s.key in self.models if self.models is not None else s.benchmark_default)]
+        chosen = [s for s in families() if (s.key in self.models if self.models is not None else s.benchmark.default)]
         return [s for s in chosen if s.key not in self.skip_models]
 
 
@@ -83,12 +84,8 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
-def _image_ids(metrics_json: Path) -> Optional[set]:
-    p = Path(metrics_json).with_name("semantic_per_image.csv")
-    if not p.is_file():
-        return None
-    with open(p, newline="", encoding="utf-8") as f:
-        return {r["image_id"] for r in csv.DictReader(f)}
+def _test_images(manifest: Any, tasks: List[str]) -> Dict[str, int]:
+    return {t: len(manifest.select(split="test", task=t)) for t in tasks}
 
 
 _CLS_NAMES = {"ap": "AP model", "lat": "LAT model", "average": "average of AP and LAT", "avg": "average of AP and LAT"}
@@ -150,21 +147,14 @@ class Benchmark:
         self.out = Path(opts.out)
         self.runs_dir = self.out / "runs"
         self.log_dir = self.out / "logs"
-        self.units: List[Dict[str, Any]] = []
-        self.seg: Dict[str, Dict[str, Dict[str, Any]]] = {t: {} for t in opts.tasks}  # task -> model -> summary
-        # task -> model -> seed -> summary (every seed; ``seg`` holds the first seed's, which the figures show)
-        self.seg_seeds: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
-        self.seg_files: Dict[str, Dict[str, Path]] = {t: {} for t in opts.tasks}
-        self.costs: List[Dict[str, Any]] = []
-        self.curves: Dict[str, Dict[str, Any]] = {t: {} for t in opts.tasks}
-        # every seed's training curves, {task: {model: {seed: curves}}}: the figure draws one line per seed
-        self.seed_curves: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
+        self.units: List[Dict[str, Any]] = []  # the units table: status, time and log of every unit run
+        # one record per (family, task, seed), Otsu's included: scores, curves, cost, transfer scores
+        self.records = RecordStore(self.out / RECORDS_DIR)
+        self.other_costs: List[Dict[str, Any]] = []  # the cost table's rows of the classifier and morphometry
         self.classification: Optional[Dict[str, Any]] = None
         self.morphometry: Optional[Dict[str, Any]] = None
         self.prepared = None
         self.transfer_prepared = None
-        # task -> model -> seed -> summary of the model scored on the transfer data set's test split
-        self.transfer: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {t: {} for t in opts.tasks}
 
     # -- steps -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -206,15 +196,15 @@ class Benchmark:
 
     def run_otsu(self) -> None:
         t0 = time.perf_counter()
-        res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / "otsu")
+        res = run_otsu(self.manifest, self.o.tasks, self.runs_dir / OTSU)
         for t, s in res.items():
-            self.seg[t][OTSU] = s
-            self.seg_files[t][OTSU] = self.runs_dir / OTSU / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
+            result = self.runs_dir / OTSU / t / "inference" / f"spine_{t}_test" / "semantic_metrics.json"
+            self.records.put(ResultRecord(OTSU, t, self.seeds[0], scores=s, result_file=str(result)))
         self.units.append({"unit": OTSU, "status": "computed", "wall_s": time.perf_counter() - t0, "log": ""})
         if self.transfer_tasks():
             t0 = time.perf_counter()
             for t, s in run_otsu(self.transfer_prepared.manifest, self.transfer_tasks(), self.transfer_dir / OTSU).items():
-                self.transfer[t][OTSU] = {self.seeds[0]: s}
+                self.records.update(OTSU, t, self.seeds[0], transfer=s)
             self.units.append({"unit": f"{OTSU}-on-{plan.transfer_name(str(self.o.transfer_root))}", "status": "computed",
                                "wall_s": time.perf_counter() - t0, "log": ""})
 
@@ -239,7 +229,7 @@ class Benchmark:
                 continue
             for t in o.tasks:
                 for seed in self.seeds:
-                    opts = spec.unit_opts(self.runs_dir, t, seed, o) + list(o.model_opts.get(spec.key, []))
+                    opts = spec.benchmark.unit_opts(self.runs_dir, t, seed, o) + list(o.model_opts.get(spec.key, []))
                     units.append(plan.training_unit(spec, t, self.runs_dir, o.data_root, o.profile, seed, o.split_seed,
                                                     o.device, opts))
         return units
@@ -251,7 +241,7 @@ class Benchmark:
         if self.run_one(unit) is None:
             return
         seed = int(trained.spec["seed"])  # as transfer_unit reads it: every training unit's spec holds its seed
-        self.transfer[str(trained.task)].setdefault(trained.model, {})[seed] = _read_json(unit.result_path) or {}
+        self.records.update(trained.model, str(trained.task), seed, transfer=_read_json(unit.result_path) or {})
 
     def run_one(self, unit: Unit, i: Optional[int] = None, n: Optional[int] = None) -> Optional[Dict[str, Any]]:
         """Run (or reuse) one unit and record it in the units table; its stamp, None when it failed."""
@@ -273,31 +263,32 @@ class Benchmark:
         return stamp
 
     def collect_seg(self, unit: Unit, stamp: Dict[str, Any]) -> None:
+        """The record of a finished training unit: test scores, training curves and, for the first seed
+        (whose curves, cost and overlays the tables and figures show), its cost."""
         task = unit.task
         assert task is not None
         seed = int(unit.spec.get("seed", self.o.seed))
-        self.seg_seeds[task].setdefault(unit.model, {})[seed] = _read_json(unit.result_path) or {}
-        spec = get_family(unit.model)
+        family = get_family(unit.model)
         n_train = len(self.manifest.select(split="train", task=task))
-        curves = spec.curves(unit.out_dir, task, n_train)
-        self.seed_curves[task].setdefault(unit.model, {})[seed] = curves
-        if seed != self.seeds[0]:
-            return  # the tables' curves, cost and overlays are the first seed's
-        self.seg[task][unit.model] = _read_json(unit.result_path) or {}
-        self.seg_files[task][unit.model] = unit.result_path
-        self.curves[task][unit.model] = curves
+        curves = family.benchmark.curves(unit.out_dir, task, n_train)
+        cost = self.unit_cost(unit, stamp, family, curves) if seed == self.seeds[0] else None
+        self.records.put(ResultRecord(unit.model, task, seed, scores=_read_json(unit.result_path) or {},
+                                      result_file=str(unit.result_path), curves=curves, cost=cost))
+
+    def unit_cost(self, unit: Unit, stamp: Dict[str, Any], family: ModelFamily, curves: Dict[str, Any]) -> Dict[str, Any]:
+        """The cost table's values of a trained unit: training time and memory, s/iter, inference cost."""
         c = self.measure_cost(unit, stamp)
         train_mem = train_peak_rss_mb(stamp)
-        tool_mem = spec.train_peak_memory_mb(self.log_dir / f"{unit.name}.log")  # e.g. Detectron2's CUDA max_mem
-        self.costs.append({
-            "model": unit.model, "task": task, "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
+        tool_mem = family.benchmark.train_peak_memory_mb(self.log_dir / f"{unit.name}.log")  # e.g. Detectron2's max_mem
+        return {
+            "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
             "s_per_iter": curves.get("s_per_iter"), "s_per_iter_note": curves.get("s_per_iter_note", ""),
             "iterations": curves.get("iterations"), "images_per_s": c.get("images_per_s"),
             "parameters": c.get("parameters"), "gflops": c.get("gflops"),
             "train_peak_memory_mb": tool_mem if tool_mem else train_mem,
             "inference_peak_memory_mb": c.get("peak_memory_mb"), "memory_kind": c.get("memory_kind"),
             "cost_error": c.get("error"),
-        })
+        }
 
     def measure_cost(self, unit: Unit, stamp: Dict[str, Any]) -> Dict[str, Any]:
         """Inference cost in a fresh process; cached per checkpoint hash."""
@@ -336,9 +327,8 @@ class Benchmark:
             self.classification = {"note": f"failed: see {self.log_dir / 'classifier.log'}"}
             return
         self.classification = classification_table(_read_json(unit.result_path) or {})
-        self.costs.append({"model": "classifier", "task": None, "train_wall_s": train_wall_s(stamp),
-                           "train_cpu_s": train_cpu_s(stamp),
-                           "train_peak_memory_mb": train_peak_rss_mb(stamp)})
+        self.other_costs.append({"model": "classifier", "task": None, "train_wall_s": train_wall_s(stamp),
+                                 "train_cpu_s": train_cpu_s(stamp), "train_peak_memory_mb": train_peak_rss_mb(stamp)})
 
     def run_morphometry(self, i: int, n: int) -> None:
         """The morphometry patient call from ground-truth masks and, where this benchmark trained a
@@ -367,9 +357,9 @@ class Benchmark:
             m = (_read_json(unit.result_path) or {}).get("metrics", {})
             self.morphometry["sources"][source] = {"metrics": m, "markdown": morphometry_markdown(m, source)}
             if source != "gt":
-                self.costs.append({"model": f"morphometry ({morph_source_name(source)})", "task": "lat_vertebra",
-                                   "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
-                                   "train_peak_memory_mb": train_peak_rss_mb(stamp)})
+                self.other_costs.append({"model": f"morphometry ({morph_source_name(source)})", "task": "lat_vertebra",
+                                         "train_wall_s": train_wall_s(stamp), "train_cpu_s": train_cpu_s(stamp),
+                                         "train_peak_memory_mb": train_peak_rss_mb(stamp)})
             row = {"key": f"morphometry_{source}" if source != "gt" else "morphometry",
                    "name": f"morphometry patient call ({morph_source_name(source)}, rule fitted on train)",
                    "accuracy": m.get("patient_accuracy"), "sensitivity": m.get("patient_sensitivity"),
@@ -383,28 +373,17 @@ class Benchmark:
 
     # -- results -----------------------------------------------------------------------
     def results(self) -> Dict[str, Any]:
-        rows = []
-        for t in self.o.tasks:
-            ids = {m: _image_ids(p) for m, p in self.seg_files[t].items()}
-            sets = [s for s in ids.values() if s is not None]
-            same = all(s == sets[0] for s in sets) if sets else True
-            if not same:
-                logger.warning("%s: the models were scored on different test images: %s", t,
-                               {m: len(s) for m, s in ids.items() if s is not None})
-            rows.append({"task": t, "test_images": len(self.manifest.select(split="test", task=t)),
-                         "same_images": same, "models": {m: self.seg[t].get(m) for m in self.model_keys},
-                         "seeds": {m: seed_statistics(per_seed) for m, per_seed in self.seg_seeds[t].items()
-                                   if len(self.seeds) > 1},
-                         "late_gain": {m: {seed: late_gain(c.get("val_dice") or [], lr_steps=c.get("lr_steps") or ())
-                                           for seed, c in sorted(by_seed.items())}
-                                       for m, by_seed in self.seed_curves[t].items()}})
+        """Everything results.md/csv/json say, the tables' rows built from the list of records."""
+        records = list(self.records)
+        rows = segmentation_rows(records, self.o.tasks, self.model_keys, self.seeds,
+                                 _test_images(self.manifest, self.o.tasks))
         from spine_det.evaluation.metrics import ScoreTable
 
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
         header = make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
                              self.o.profile, _cost_device(self.o), seeds=self.seeds)
         header["models"] = {s.key: s.label for s in self.o.model_families()}
-        header["notes"] = dict(n for n in (s.benchmark_note(self.o) for s in self.o.model_families()) if n)
+        header["notes"] = dict(n for n in (s.benchmark.note(self.o) for s in self.o.model_families()) if n)
         for s in self.o.model_families():  # a row's settings beyond its config: the --<key>-opts overrides
             if self.o.model_opts.get(s.key):
                 header["notes"][f"{s.label} options"] = "`" + " ".join(map(str, self.o.model_opts[s.key])) + "`"
@@ -414,7 +393,7 @@ class Benchmark:
             "segmentation": rows,
             "transfer": self.transfer_results(),
             "reported": [r.__dict__ for r in reported_rows(self.o.tasks)],
-            "cost": self.costs,
+            "cost": cost_rows(records, self.seeds[0]) + self.other_costs,
             "classification": self.classification,
             "morphometry": self.morphometry,
             "units": self.units,
@@ -425,14 +404,8 @@ class Benchmark:
         if self.transfer_prepared is None:
             return None
         m = self.transfer_prepared.manifest
-        rows = []
-        for t in self.transfer_tasks():
-            by_model = self.transfer.get(t, {})
-            first = self.seeds[0]
-            rows.append({"task": t, "test_images": len(m.select(split="test", task=t)),
-                         "models": {k: (by_model.get(k) or {}).get(first) for k in self.model_keys},
-                         "seeds": {k: seed_statistics(per_seed) for k, per_seed in by_model.items()
-                                   if len(self.seeds) > 1 and k != OTSU}})
+        rows = transfer_rows(list(self.records), self.transfer_tasks(), self.model_keys, self.seeds,
+                             _test_images(m, self.transfer_tasks()))
         return {"data": str(self.o.transfer_root), "data_summary": m.summary(),
                 "test_patients": len(m.patients(split="test")), "rows": rows}
 
@@ -460,8 +433,8 @@ class Benchmark:
                 p = figures.overlay_grid(t, chosen, preds, fig_dir / f"{t}_overlays.png", names, self.o.figure_images)
                 if p:
                     out.append(p)
-                p = figures.training_curves(t, self.curves.get(t, {}), fig_dir / f"{t}_curves.png", names,
-                                            seed_curves=self.seed_curves.get(t, {}))
+                first, every = training_curves(list(self.records), t, self.seeds[0])
+                p = figures.training_curves(t, first, fig_dir / f"{t}_curves.png", names, seed_curves=every)
                 if p:
                     out.append(p)
             except Exception as e:  # noqa: BLE001  (a picture must not lose the tables)
@@ -488,7 +461,8 @@ class Benchmark:
         preds: Dict[str, Dict[str, Any]] = {OTSU: {k: otsu_predict(img) for k, img in images.items()}}
         for spec in self.o.model_families():
             ck = unit_dir(self.runs_dir, spec.key, task, self.seeds[0]) / spec.checkpoints[0]
-            if self.seeds[0] in self.transfer.get(task, {}).get(spec.key, {}) and ck.is_file():
+            record = self.records.get(spec.key, task, self.seeds[0])
+            if record is not None and record.transfer is not None and ck.is_file():
                 predictor = build_predictor(spec.key, str(ck), device=_cost_device(self.o))
                 preds[spec.key] = {k: predictor(img)[task].mask for k, img in images.items()}
         name = plan.transfer_name(str(self.o.transfer_root))
@@ -524,6 +498,8 @@ class Benchmark:
                     self.collect_seg(unit, stamp)
                     if unit.task in self.transfer_tasks():
                         self.run_transfer(unit)
+                else:  # an earlier run's record of this unit is no result of this one
+                    self.records.discard(unit.model, str(unit.task), int(unit.spec["seed"]))
                 self.write()
         if not self.o.skip_classifier and self.classifier_offered:
             self.run_classifier(n - 1, n)

@@ -2,7 +2,8 @@
 
 Each unit is a subprocess ``python -m spine_det.tools.<name>``, so the runner needs to know only
 their arguments (kept here, in one place). A model family's training unit is built from its
-:class:`~spine_det.modeling.registry.ModelSpec` (:func:`training_unit`), the same for every family.
+:class:`~spine_det.modeling.registry.ModelFamily` and its benchmark adapter (:func:`training_unit`), the same
+for every family.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from spine_det.benchmark.runner import Unit, file_sha1
 from spine_det.config.linknet import profile_files as yacs_profile_files
 from spine_det.config.paths import config_dir, resolve_config_file
-from spine_det.modeling.registry import ModelSpec, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
+from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 
 TOOLS_PACKAGE = "spine_det.tools"
 
@@ -72,7 +73,7 @@ def _profile_arg(profile: str) -> Optional[str]:
     return None if profile == "full" else profile
 
 
-def _tool_argv(spec: ModelSpec, task: str, data_root: str, profile: str, out: Path, seed: int, split_seed: int,
+def _tool_argv(spec: ModelFamily, task: str, data_root: str, profile: str, out: Path, seed: int, split_seed: int,
                device: Optional[str], python: str) -> Tuple[List[str], List[str], Path]:
     """(tool and data part, KEY VALUE part, config file) of a family's command line on one task and seed."""
     config = resolve_config_file(spec.config_file(task))
@@ -84,7 +85,7 @@ def _tool_argv(spec: ModelSpec, task: str, data_root: str, profile: str, out: Pa
     return base, common, config
 
 
-def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, profile: str, seed: int,
+def training_unit(spec: ModelFamily, task: str, runs_dir: Path, data_root: str, profile: str, seed: int,
                   split_seed: int, device: Optional[str] = None, opts: Sequence[str] = (),
                   python: str = sys.executable) -> Unit:
     """One model family on one task and seed: ``python -m <spec.train_module>`` (train, ``--resume``,
@@ -98,12 +99,12 @@ def training_unit(spec: ModelSpec, task: str, runs_dir: Path, data_root: str, pr
         commands={
             "train": base + common,
             "resume": base + ["--resume"] + common,
-            "eval": base + ["--eval-only"] + common + spec.eval_command_opts(out),
+            "eval": base + ["--eval-only"] + common + spec.benchmark.eval_command_opts(out),
         },
         checkpoints=list(spec.checkpoints), result=f"inference/spine_{task}_test/semantic_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
-              "opts": list(opts), "device": device, "configs": config_digest(config, spec.profile_yamls(config, profile))},
-        done_markers=list(spec.done_markers),
+              "opts": list(opts), "device": device, "configs": config_digest(config, spec.benchmark.profile_yamls(config, profile))},
+        done_markers=list(spec.benchmark.done_markers),
     )
 
 
@@ -113,7 +114,7 @@ def transfer_name(transfer_root: str) -> str:
     return name.strip("._") or "data"
 
 
-def transfer_unit(spec: ModelSpec, trained: Unit, transfer_root: str, transfer_dir: Path,
+def transfer_unit(spec: ModelFamily, trained: Unit, transfer_root: str, transfer_dir: Path,
                   python: str = sys.executable) -> Unit:
     """Score ``trained``'s checkpoint on the test split of another data set (e.g. a phantom-trained model
     on real radiographs): the family's ``--eval-only`` with ``--data-root transfer_root``, writing to
@@ -129,7 +130,7 @@ def transfer_unit(spec: ModelSpec, trained: Unit, transfer_root: str, transfer_d
     split_seed = int(trained.spec["split_seed"])
     base, common, _ = _tool_argv(spec, trained.task, transfer_root, trained.spec["profile"], out, seed, split_seed,
                                  trained.spec.get("device"), python)
-    cmd = (base + ["--eval-only"] + common + list(trained.spec.get("opts", [])) + spec.eval_command_opts(trained.out_dir)
+    cmd = (base + ["--eval-only"] + common + list(trained.spec.get("opts", [])) + spec.benchmark.eval_command_opts(trained.out_dir)
            + ["MODEL.WEIGHTS", str(ck)])
     return Unit(
         name=f"{spec.key}-{trained.task}{seed_suffix(seed)}-on-{transfer_name(transfer_root)}", model=spec.key,

@@ -3,6 +3,10 @@
 The report's figures sit in their own columns, every one of them labelled
 :data:`~spine_det.benchmark.reported.REPORTED_LABEL`; in the CSV their
 ``source`` says the same. Nothing of ours is ever written under that label.
+
+The rows come from the benchmark's result records (:mod:`.records`). Each table's metrics are named
+once, for the Markdown and the CSV alike: :data:`SEG_METRICS` (a segmentation cell, mean ± sd over
+seeds), :data:`COST_COLUMNS` and :data:`CLS_METRICS`; a new column is one entry there.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE
 from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
@@ -127,23 +132,30 @@ def _f(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+# A segmentation cell's metrics (ScoreTable summary keys), in order: "Dice / Jaccard / TPR"; over several
+# seeds the first gets mean ± sd, the others their mean.
+SEG_METRICS = ("dice", "jaccard", "tpr")
+SEG_METRIC_NAMES = {"dice": "Dice", "jaccard": "Jaccard", "tpr": "TPR"}
+
+
+def _metric_names() -> str:
+    return " / ".join(SEG_METRIC_NAMES.get(m, m) for m in SEG_METRICS)
+
+
 def _triple(s: Optional[Mapping[str, Any]]) -> str:
     if not s:
         return "–"
-    return " / ".join(_f(s.get(m)) for m in ("dice", "jaccard", "tpr"))
-
-
-SEED_METRICS = ("dice", "jaccard", "tpr")
+    return " / ".join(_f(s.get(m)) for m in SEG_METRICS)
 
 
 def seed_statistics(per_seed: Mapping[int, Optional[Mapping[str, Any]]]) -> Dict[str, Any]:
     """Mean and sample standard deviation (n - 1) over training seeds of each test-split metric.
 
     Seeds without a result are listed in ``missing`` and left out of the statistics."""
-    done = {int(k): v for k, v in per_seed.items() if v and v.get("dice") is not None}
+    done = {int(k): v for k, v in per_seed.items() if v and v.get(SEG_METRICS[0]) is not None}
     out: Dict[str, Any] = {"seeds": sorted(done), "missing": sorted(int(k) for k in per_seed if int(k) not in done),
                            "n": len(done), "values": {}, "mean": {}, "sd": {}}
-    for m in SEED_METRICS:
+    for m in SEG_METRICS:
         vals = [float(done[k][m]) for k in sorted(done) if done[k].get(m) is not None]
         out["values"][m] = vals
         out["mean"][m] = sum(vals) / len(vals) if vals else None
@@ -157,9 +169,10 @@ def _seeded_triple(single: Optional[Mapping[str, Any]], stats: Optional[Mapping[
     if not stats or not stats.get("n"):
         return _triple(single)
     mean, sd = stats["mean"], stats["sd"]
-    dice = _f(mean["dice"]) + (f" ± {sd['dice']:.4f}" if sd.get("dice") is not None else "")
+    head, *rest = SEG_METRICS
+    first = _f(mean.get(head)) + (f" ± {sd[head]:.4f}" if sd.get(head) is not None else "")
     miss = f", {len(stats['missing'])} missing" if stats.get("missing") else ""
-    return f"{dice} / {_f(mean['jaccard'])} / {_f(mean['tpr'])} (n={stats['n']}{miss})"
+    return " / ".join([first, *(_f(mean.get(m)) for m in rest)]) + f" (n={stats['n']}{miss})"
 
 
 RISING_MARK = " ↗"
@@ -174,6 +187,36 @@ def _dur(s: Optional[float]) -> str:
     if s is None:
         return "–"
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its Markdown heading, the key of its value (the CSV's ``metric``) and the
+    Markdown cell made from a row."""
+
+    head: str
+    key: str
+    cell: Callable[[Mapping[str, Any]], str]
+
+
+def _number(key: str, digits: int = 4) -> Callable[[Mapping[str, Any]], str]:
+    return lambda row: _f(row.get(key), digits)
+
+
+# The cost table after its model and task columns (a family's values come from its first seed's record;
+# the classifier and morphometry have the training ones).
+COST_COLUMNS = (
+    Column("training wall time", "train_wall_s", lambda c: _dur(c.get("train_wall_s"))),
+    Column("training CPU time", "train_cpu_s", lambda c: _dur(c.get("train_cpu_s"))),
+    Column("s/iter", "s_per_iter", lambda c: _f(c.get("s_per_iter"), 3) + (" ¹" if c.get("s_per_iter_note") else "")),
+    Column("iterations", "iterations", _number("iterations")),
+    Column("inference images/s", "images_per_s", _number("images_per_s", 2)),
+    Column("parameters", "parameters",
+           lambda c: "–" if c.get("parameters") is None else f"{c['parameters'] / 1e6:.2f} M"),
+    Column("GFLOPs (fvcore, 1 image)", "gflops", _number("gflops", 1)),
+    Column("training peak memory (MB)", "train_peak_memory_mb", _number("train_peak_memory_mb", 0)),
+    Column("inference peak memory (MB)", "inference_peak_memory_mb", _number("inference_peak_memory_mb", 0)),
+)
 
 
 def _md_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -205,7 +248,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         ["date", h["date"]],
     ]))
     out += ["", "## Segmentation (test split)", "",
-            "Dice / Jaccard / TPR, mean over test images, all from the same metric code "
+            f"{_metric_names()}, mean over test images, all from the same metric code "
             "(`spine_det.evaluation.metrics.ScoreTable`). " + results.get("convention", ""), ""]
     rep = {(r["model"], r["task"]): r for r in results.get("reported", [])}
     with_reported = [k for k in trained if any(m == k for m, _ in rep)]
@@ -233,20 +276,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     out += transfer_markdown(results.get("transfer"), models, h)
 
     out += ["## Cost", ""]
-    crow = []
     names = {**model_names(), **trained}
-    for c in results.get("cost", []):
-        crow.append([
-            names.get(c["model"], c["model"]), c.get("task") or "–", _dur(c.get("train_wall_s")),
-            _dur(c.get("train_cpu_s")),
-            _f(c.get("s_per_iter"), 3) + (" ¹" if c.get("s_per_iter_note") else ""), _f(c.get("iterations")),
-            _f(c.get("images_per_s"), 2),
-            "–" if c.get("parameters") is None else f"{c['parameters'] / 1e6:.2f} M", _f(c.get("gflops"), 1),
-            _f(c.get("train_peak_memory_mb"), 0), _f(c.get("inference_peak_memory_mb"), 0),
-        ])
-    out.append(_md_table(["model", "task", "training wall time", "training CPU time", "s/iter", "iterations", "inference images/s",
-                          "parameters", "GFLOPs (fvcore, 1 image)", "training peak memory (MB)",
-                          "inference peak memory (MB)"], crow))
+    crow = [[names.get(c["model"], c["model"]), c.get("task") or "–", *(col.cell(c) for col in COST_COLUMNS)]
+            for c in results.get("cost", [])]
+    out.append(_md_table(["model", "task", *(col.head for col in COST_COLUMNS)], crow))
     kinds = sorted({c.get("memory_kind") for c in results.get("cost", []) if c.get("memory_kind")})
     out += ["", "Training time is the wall clock of the tool's process(es) in this benchmark (all resumed attempts); "
             "reused units keep the time of the run that trained them. CPU time (user + system, all threads) does not "
@@ -288,7 +321,7 @@ def transfer_markdown(transfer: Optional[Mapping[str, Any]], models: Mapping[str
            f"{transfer['data']}: {transfer.get('data_summary', '')}. Every model above, as trained and selected on "
            f"`{header['data']}` (checkpoint and thresholds chosen on its validation split), scored on the "
            f"{transfer.get('test_patients', '–')} test patients of this second data set, which no model saw. Otsu "
-           "is computed on these images. Dice / Jaccard / TPR as above.", ""]
+           f"is computed on these images. {_metric_names()} as above.", ""]
     trained = {k: v for k, v in models.items() if k != OTSU}
     rows = []
     for r in transfer.get("rows", []):
@@ -314,11 +347,11 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
         """A table row's scores per model (first seed) and, with several seeds, their mean and sd."""
         for model, s in (row.get("models") or {}).items():
             if s:
-                for m in ("dice", "jaccard", "tpr"):
+                for m in SEG_METRICS:
                     add(section, source, model, row["task"], m, s.get(m))
                 add(section, source, model, row["task"], "images", s.get("counts", {}).get("images"))
         for model, st in (row.get("seeds") or {}).items():
-            for m in SEED_METRICS:
+            for m in SEG_METRICS:
                 add(section, source, model, row["task"], f"{m}_mean_over_seeds", st["mean"].get(m))
                 add(section, source, model, row["task"], f"{m}_sd_over_seeds", st["sd"].get(m))
             add(section, source, model, row["task"], "seeds", " ".join(map(str, st["seeds"])))
@@ -332,12 +365,12 @@ def csv_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
     for r in transfer.get("rows", []):
         add_scores("transfer", f"{OURS} (trained on {results['header']['data']}, scored on {transfer.get('data')})", r)
     for r in results.get("reported", []):
-        for m in ("dice", "jaccard", "tpr"):
-            add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
+        for m in SEG_METRICS:
+            if m in r:  # the report gives Dice, Jaccard and TPR only
+                add("segmentation", r["source"], r["model"], r["task"], m, r[m], REPORTED_LABEL)
     for c in results.get("cost", []):
-        for k in ("train_wall_s", "train_cpu_s", "s_per_iter", "iterations", "images_per_s", "parameters", "gflops",
-                  "train_peak_memory_mb", "inference_peak_memory_mb"):
-            add("cost", ours, c["model"], c.get("task"), k, c.get(k))
+        for col in COST_COLUMNS:
+            add("cost", ours, c["model"], c.get("task"), col.key, c.get(col.key))
     cls = results.get("classification") or {}
     for r in cls.get("rows", []):
         for k in CLS_METRICS:

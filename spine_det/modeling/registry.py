@@ -1,24 +1,39 @@
-"""Model families as registered objects: one :class:`ModelSpec` per family in :data:`MODEL_FAMILIES`.
+"""Model families as registered objects: one :class:`ModelFamily` per family in :data:`MODEL_FAMILIES`.
 
-A *family* (LinkNet, Mask R-CNN, ...) is everything the package needs to know to configure, train,
-benchmark and run one kind of segmentation model: its key and table label, its config per task, the
-tool that trains it, how to build its predictor from a checkpoint, and how to read its training curves
-and cost. The benchmark (plan, pipeline, tables, cost), ``spine_det.tools.predict`` and the
-morphometry prediction sources loop over this registry instead of naming models, so adding a model is
-one module under :mod:`spine_det.modeling.families` (plus its configs):
+A *family* (LinkNet, Mask R-CNN, ...) is what training, prediction, evaluation and the API need to know
+of one kind of segmentation model: its key and label, its config per task, the tool that trains it,
+its predictor, and how to tell its checkpoints. What only the benchmark needs (unit options, how to
+read the tool's logs, a line in the results header, the cost columns) is the family's
+:class:`~spine_det.modeling.benchmark_adapter.BenchmarkAdapter`. The benchmark, ``spine-det predict``,
+the API and the morphometry sources loop over this registry instead of naming models, so adding a
+model is one module under :mod:`spine_det.modeling.families` plus its configs::
 
     # spine_det/modeling/families/my_unet.py
-    from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+    from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelFamily
 
-    MODEL_FAMILIES.register(ModelSpec(key="my_unet", label="My U-Net", ...))
+    @MODEL_FAMILIES.register()
+    class MyUNet(ModelFamily):
+        \"\"\"My U-Net, trained and predicted as LinkNet is (this line is its --help text).\"\"\"
+
+        key = "my_unet"
+        label = "My U-Net"
+        trainer = "spine_det.tools.train_linknet:main"
+        predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
+        load_config = "spine_det.config.linknet:load_linknet_config"
+        benchmark = BenchmarkAdapter(read_curves="spine_det.benchmark.curves:epoch_curves")
+
+        def config_file(self, task):
+            return f"my_unet/{task}.yaml"
 
 Registration is by import, as in Detectron2 projects: :func:`load_families` imports every module of
 :mod:`spine_det.modeling.families` (and of the ``spine_det.model_families`` entry-point group), and
-everything that lists families calls it first. A spec is declarative and cheap to import: its parts
-(the predictor class, the config loader, the curve readers) are named as ``"module:attr"`` strings
-and resolved only when used, like the names in a Detectron2 config. So listing families needs none
-of their dependencies, and the family modules import nothing from the layers above ``modeling``
-(config, engine, benchmark): those layers call into the registry, never the other way round.
+everything that lists families calls it first. Registering checks the family (:meth:`ModelFamily.check`):
+required attributes, hooks that take the right arguments, and every ``"module:attr"`` reference found
+on disk without importing it (:mod:`spine_det.modeling.references`), so a typo fails when the module is
+imported, not when someone first trains the family. The references name the parts in the layers above
+``modeling`` (tools, engine, config, benchmark), which import the registry: they are imported only when
+used, so listing families needs none of their dependencies. A family whose optional dependency is
+missing (``requires``) still registers, and says so in one line when its predictor is asked for.
 
 Otsu is not a family: it is the benchmark's fixed, untrained reference column
 (:mod:`spine_det.benchmark.baselines`), with no config, checkpoint or predictor to register.
@@ -26,39 +41,30 @@ Otsu is not a family: it is the benchmark's fixed, untrained reference column
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 import logging
 import pkgutil
-from dataclasses import dataclass, field
+import re
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from types import MappingProxyType
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from fvcore.common.registry import Registry
 
+from spine_det.modeling.benchmark_adapter import BenchmarkAdapter
+from spine_det.modeling.references import BadReferenceError, Reference, check_callable, check_reference, resolve
+from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError, checkpoint_kind
+from spine_det.utils.errors import UserError
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelSpec", "ModelFamilyRegistry", "MODEL_FAMILIES", "UnknownModelError", "checkpoint_family",
-           "get_family", "family_keys", "families", "load_families", "require_family", "resolve"]
+__all__ = ["BenchmarkAdapter", "ModelFamily", "ModelFamilyRegistry", "MODEL_FAMILIES", "FamilyDefinitionError",
+           "FamilyUnavailableError", "UnknownModelError", "checkpoint_family", "get_family", "family_keys", "families",
+           "load_families", "require_family", "resolve", "seed_suffix", "unit_dir"]
 
-Resolvable = Union[str, Callable[..., Any]]
-
-
-def resolve(obj: Resolvable) -> Any:
-    """``"package.module:attr"`` -> the attribute (imported now); anything else is returned as is."""
-    if not isinstance(obj, str):
-        return obj
-    module, _, attr = obj.partition(":")
-    value: Any = importlib.import_module(module)
-    for part in filter(None, attr.split(".")):
-        value = getattr(value, part)
-    return value
-
-
-def _no_curves(out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
-    return {}
-
-
-def _no_value(*args: Any, **kwargs: Any) -> None:
-    return None
+TOOLS_PACKAGE = "spine_det.tools"
 
 
 def seed_suffix(seed: int) -> str:
@@ -72,128 +78,13 @@ def unit_dir(runs_dir: Union[str, Path], key: str, task: str, seed: int = 0) -> 
     return Path(runs_dir) / key / f"{task}{seed_suffix(seed)}"
 
 
-def _always_available() -> Optional[str]:
-    return None
+class FamilyDefinitionError(TypeError):
+    """A family that cannot work as written (a missing attribute, a reference to nothing, a hook that takes
+    other arguments); raised when it registers, i.e. when its module is imported."""
 
 
-def _never(data: Any) -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model family. Only ``key``, ``label``, ``train_module``, ``config_file`` and ``predictor`` are
-    required; the rest have defaults that suit a family whose tool follows the shared conventions.
-
-    Training (the benchmark's unit, one per task and seed) runs, in ``runs/<key>/<task>[-seed<k>]/``::
-
-        python -m <train_module> --config-file <config_file(task)> --data-root DATA [--profile P]
-            [--resume | --eval-only] OUTPUT_DIR <out> SEED <seed> SPINE.SPLIT_SEED <split seed>
-            [MODEL.DEVICE <device>] <--KEY-opts> [<eval_opts(out)> with --eval-only]
-
-    (``spine_det.benchmark.plan.training_unit``) and must leave ``checkpoints[0]`` (or a later fallback) and
-    ``<out>/inference/spine_<task>_test/semantic_metrics.json`` (the shared ScoreTable's summary).
-    """
-
-    key: str  # "linknet": --model value, runs/<key>/ folder, unit names, result keys
-    label: str  # "LinkNet": table column, figure legend
-    train_module: str  # "spine_det.tools.train_linknet": launched as ``python -m <train_module>``
-    # task name -> the family's default config of that task: a shipped config's name ("linknet/<task>.yaml",
-    # found by spine_det.config.paths.resolve_config_file) or a path
-    config_file: Callable[[str], Union[str, Path]]
-    # the predictor class (a SegmentationPredictor with ``from_checkpoint(checkpoint, config_file=None,
-    # device="cpu", score_threshold=None)``), as "module:Class" so that registering imports nothing heavy
-    predictor: Resolvable
-    description: str = ""  # one line for --help and the README's model list
-    # (config_file, profile, opts) -> the final config, as the training tool would build it
-    load_config: Optional[Resolvable] = None
-    # (config_file, profile) -> the profile YAMLs merged over config_file, in order (hashed by the benchmark)
-    profile_files: Optional[Resolvable] = None
-    # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
-    # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
-    instance_masks: bool = False
-    # a loaded checkpoint (a dict, read as plain data) -> whether this family wrote it: lets a checkpoint
-    # given to the wrong model say which one it is, and predict default --model to its writer
-    recognizes: Callable[[Any], bool] = _never
-    # files in the run folder that are the checkpoint, best first
-    checkpoints: Tuple[str, ...] = ("model_best.pth",)
-    # file suffixes its checkpoints may have besides ".pth" (Detectron2's model-zoo ".pkl"): a file of
-    # such a suffix is told by its name alone
-    other_checkpoint_suffixes: Tuple[str, ...] = ()
-    # any present: training finished, the unit only evaluates (e.g. Detectron2's model_final.pth)
-    done_markers: Tuple[str, ...] = ()
-    # out_dir -> extra KEY VALUE opts of the --eval-only command (which checkpoint, which splits)
-    eval_opts: Optional[Resolvable] = None
-    # (runs_dir, task, seed, benchmark options) -> KEY VALUE opts placed before the user's (e.g. start
-    # from another family's checkpoint); called when the unit is built, after earlier families ran
-    plan_opts: Optional[Resolvable] = None
-    # (out_dir, task, n_train_images) -> {"x_label", "loss": [(x, v)], "val_dice": [(x, v)], "s_per_iter",
-    # "iterations", "s_per_iter_note"} from the run's own logs
-    read_curves: Resolvable = _no_curves
-    # (predictor, grey uint8 image) -> GFLOPs of one forward pass, or None; None: the benchmark counts
-    # with fvcore what the predictor's ``flop_count_inputs(image)`` gives
-    flops: Optional[Resolvable] = None
-    # (predictor, grey uint8 image) -> [height, width] the network sees (with ``flops``)
-    flops_input: Optional[Resolvable] = None
-    # path of the unit's log -> training peak memory in MB the tool printed (None: the runner's peak RSS)
-    train_memory: Resolvable = _no_value
-    # argparse group -> None: the family's own options of the benchmark tool (``--<key>-...``); their
-    # parsed values reach plan_opts / header_note as ``options.family_args[dest]``
-    benchmark_args: Resolvable = _no_value
-    # benchmark options -> (row label, text) for the results header (how this family was set up), or None
-    header_note: Resolvable = _no_value
-    # None when usable, else one line saying why not (a missing optional package): the benchmark skips it
-    available: Callable[[], Optional[str]] = _always_available
-    # order among families (benchmark units and table columns): lower first; ties by registration
-    order: int = 100
-    # whether a plain benchmark runs it; the others run when named (``--models``), so installing an
-    # optional package never lengthens the demo or changes its table
-    benchmark_default: bool = True
-    extra: Dict[str, Any] = field(default_factory=dict)  # family-specific facts (free form)
-
-    # -- resolved parts ------------------------------------------------------------------
-    def predictor_class(self) -> Any:
-        """The predictor class, imported on first use; it learns its family key (``family_key``)."""
-        cls = resolve(self.predictor)
-        if getattr(cls, "family_key", None) is None:
-            cls.family_key = self.key
-        return cls
-
-    def build_predictor(self, checkpoint: str, **kwargs: Any) -> Any:
-        return self.predictor_class().from_checkpoint(checkpoint, **kwargs)
-
-    def get_config(self, config_file: Optional[Union[str, Path]] = None, profile: str = "full",
-                   opts: Sequence[str] = ()) -> Any:
-        if self.load_config is None:
-            raise NotImplementedError(f"model family {self.key!r} has no config loader")
-        return resolve(self.load_config)(config_file, profile, list(opts))
-
-    def profile_yamls(self, config_file: Union[str, Path], profile: str) -> List[Path]:
-        return [] if self.profile_files is None else list(resolve(self.profile_files)(config_file, profile))
-
-    def curves(self, out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
-        return resolve(self.read_curves)(out_dir, task, n_train)
-
-    def gflops(self, predictor: Any, image: Any) -> Optional[float]:
-        return None if self.flops is None else resolve(self.flops)(predictor, image)
-
-    def gflops_input(self, predictor: Any, image: Any) -> Optional[List[int]]:
-        return None if self.flops_input is None else resolve(self.flops_input)(predictor, image)
-
-    def train_peak_memory_mb(self, log_path: Path) -> Optional[float]:
-        return resolve(self.train_memory)(log_path)
-
-    def add_benchmark_args(self, group: Any) -> None:
-        resolve(self.benchmark_args)(group)
-
-    def benchmark_note(self, options: Any) -> Optional[Tuple[str, str]]:
-        return resolve(self.header_note)(options)
-
-    def eval_command_opts(self, out_dir: Path) -> List[str]:
-        return [] if self.eval_opts is None else list(resolve(self.eval_opts)(out_dir))
-
-    def unit_opts(self, runs_dir: Path, task: str, seed: int, options: Any) -> List[str]:
-        return [] if self.plan_opts is None else list(resolve(self.plan_opts)(runs_dir, task, seed, options))
+class FamilyUnavailableError(UserError):
+    """A registered family whose optional dependency is not installed, asked to predict (one line)."""
 
 
 class UnknownModelError(KeyError):
@@ -203,31 +94,198 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-class ModelFamilyRegistry(Registry):
-    """fvcore's ``Registry`` of :class:`ModelSpec` by key, in (order, registration) order."""
+# --------------------------------------------------------------------------- the family
 
-    def register(self, spec: Optional[ModelSpec] = None, *, replace: bool = False):  # type: ignore[override]
-        """``MODEL_FAMILIES.register(ModelSpec(...))``; ``replace=True`` re-registers a key (reloads, tests)."""
-        if spec is None:
-            return lambda s: self.register(s, replace=replace)
-        if not isinstance(spec, ModelSpec):
-            raise TypeError(f"MODEL_FAMILIES registers ModelSpec objects, got {type(spec).__name__}")
-        if replace:
-            self._obj_map.pop(spec.key, None)
-        self._do_register(spec.key, spec)
-        return spec
+_KEY = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+class ModelFamily:
+    """One model family: subclass it, set the attributes, implement :meth:`config_file` (and
+    :meth:`recognizes`), and register the class with ``@MODEL_FAMILIES.register()``. The class's
+    docstring (first line) is its description in ``--help``.
+
+    Training runs the trainer tool as ``python -m <module of trainer> --config-file <config_file(task)>
+    --data-root DATA [--profile P] [--resume | --eval-only] OUTPUT_DIR <out> SEED <seed> ...`` and leaves
+    ``checkpoints[0]`` (or a later fallback) and ``<out>/inference/spine_<task>_test/semantic_metrics.json``
+    (the shared ScoreTable's summary) in the run folder.
+    """
+
+    key: str = ""  # "linknet": --model value, runs/<key>/ folder, unit names, result keys
+    label: str = ""  # "LinkNet": table column, figure legend
+    order: int = 100  # listing order (benchmark units and table columns, --help): lower first; ties by registration
+    # the training tool's ``main(argv)`` ("spine_det.tools.train_linknet:main"); the benchmark runs its module
+    trainer: Reference = ""
+    # a SegmentationPredictor subclass with ``from_checkpoint(checkpoint, config_file=None, device="cpu",
+    # score_threshold=None)``
+    predictor: Reference = ""
+    # (config_file, profile, opts) -> the final config, as the trainer builds it
+    load_config: Optional[Reference] = None
+    checkpoints: Tuple[str, ...] = ("model_best.pth",)  # files in a run folder that are the checkpoint, best first
+    # file suffixes its checkpoints may have besides ".pth" (Detectron2's model-zoo ".pkl"): a file of such a
+    # suffix is told by its name alone
+    other_checkpoint_suffixes: Tuple[str, ...] = ()
+    # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
+    # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
+    instance_masks: bool = False
+    # optional dependencies: importable top-level module -> the line saying it is missing and how to install it
+    requires: Mapping[str, str] = MappingProxyType({})
+    extra: Mapping[str, Any] = MappingProxyType({})  # family-specific facts ("register_networks": a reference)
+    benchmark: BenchmarkAdapter = BenchmarkAdapter()
+
+    def config_file(self, task: str) -> Union[str, Path]:
+        """The family's default config of ``task``: a shipped config's name (``"linknet/<task>.yaml"``,
+        found by ``spine_det.config.paths.resolve_config_file``) or a path."""
+        raise NotImplementedError
+
+    def recognizes(self, data: Any) -> bool:
+        """Whether a loaded checkpoint (a dict, read as plain data) was written by this family: lets a
+        checkpoint given to the wrong model say which one it is, and predict default --model to its writer."""
+        return False
+
+    # -- derived -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<model family {self.key!r}: {type(self).__module__}.{type(self).__qualname__}>"
+
+    @property
+    def description(self) -> str:
+        """The first line of the family class's own docstring (its label without one)."""
+        doc = inspect.cleandoc(type(self).__dict__.get("__doc__") or "")
+        return doc.split("\n\n")[0].replace("\n", " ").strip() or self.label
+
+    def reference(self, name: str) -> Any:
+        """An attribute as written in the class (a function stays a function: it is not bound as a method)."""
+        value = inspect.getattr_static(self, name)
+        return value.__func__ if isinstance(value, staticmethod) else value
+
+    @property
+    def train_module(self) -> str:
+        """The trainer's module: the benchmark runs ``python -m <train_module>``."""
+        ref = self.reference("trainer")
+        return ref.partition(":")[0] if isinstance(ref, str) else ref.__module__
+
+    @property
+    def train_command(self) -> str:
+        """How a user runs the trainer: ``spine-det train-linknet`` (a package tool) or ``python -m <module>``."""
+        package, _, tool = self.train_module.rpartition(".")
+        return f"spine-det {tool.replace('_', '-')}" if package == TOOLS_PACKAGE else f"python -m {self.train_module}"
+
+    def available(self) -> Optional[str]:
+        """None when usable, else one line saying which dependency is missing and how to install it."""
+        for module, why in self.requires.items():
+            if importlib.util.find_spec(module) is None:
+                return why
+        return None
+
+    def require_available(self) -> None:
+        """:class:`FamilyUnavailableError` (one line) when an optional dependency is missing."""
+        why = self.available()
+        if why is not None:
+            raise FamilyUnavailableError(f"model family {self.key!r} ({self.label}) cannot run here: {why}")
+
+    def predictor_class(self) -> Any:
+        """The predictor class, imported on first use; it learns its family key (``family_key``)."""
+        self.require_available()
+        cls = resolve(self.reference("predictor"))
+        if getattr(cls, "family_key", None) is None:
+            cls.family_key = self.key
+        return cls
+
+    def build_predictor(self, checkpoint: str, **kwargs: Any) -> Any:
+        return self.predictor_class().from_checkpoint(checkpoint, **kwargs)
+
+    def get_config(self, config_file: Optional[Union[str, Path]] = None, profile: str = "full",
+                   opts: Sequence[str] = ()) -> Any:
+        """The final config, as the trainer builds it (needs none of the optional dependencies)."""
+        load = self.reference("load_config")
+        if load is None:
+            raise NotImplementedError(f"model family {self.key!r} has no config loader")
+        return resolve(load)(config_file, profile, list(opts))
+
+    # -- the checks made when it registers -------------------------------------------------
+    def check(self) -> None:
+        """:class:`FamilyDefinitionError` (one line) unless the family can work as written."""
+        try:
+            self._check()
+        except (BadReferenceError, TypeError, ValueError) as e:
+            raise FamilyDefinitionError(f"model family {self.key or type(self).__qualname__!r} "
+                                        f"({type(self).__module__}): {e}") from None
+
+    def _check(self) -> None:
+        if not isinstance(self.key, str) or not _KEY.match(self.key):
+            raise ValueError(f"key must be lower case letters, digits and '_', got {self.key!r}")
+        if not isinstance(self.label, str) or not self.label:
+            raise ValueError("label is empty")
+        if type(self).config_file is ModelFamily.config_file:
+            raise ValueError("it defines no config_file(task)")
+        check_callable(self.config_file, 1, "config_file")
+        check_callable(self.recognizes, 1, "recognizes")
+        if not isinstance(self.requires, Mapping) or not all(isinstance(v, str) for v in self.requires.values()):
+            raise ValueError(f"requires maps module names to the line shown when one is missing, got {self.requires!r}")
+        optional = tuple(self.requires)
+        for name, nargs, required in (("trainer", 1, True), ("predictor", None, True), ("load_config", 3, False)):
+            ref = self.reference(name)
+            if ref is None or ref == "":
+                if required:
+                    raise ValueError(f"{name} is not set")
+                continue
+            try:
+                check_reference(ref, nargs, optional)
+            except BadReferenceError as e:
+                raise BadReferenceError(f"{name}: {e}") from None
+        predictor = self.reference("predictor")
+        if not isinstance(predictor, str) and not hasattr(predictor, "from_checkpoint"):
+            raise ValueError(f"predictor {predictor!r} has no from_checkpoint()")
+        for name in ("checkpoints", "other_checkpoint_suffixes"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be a tuple of strings, got {value!r}")
+        if not self.checkpoints:
+            raise ValueError("checkpoints is empty")
+        if not isinstance(self.benchmark, BenchmarkAdapter):
+            raise ValueError(f"benchmark must be a BenchmarkAdapter, got {type(self.benchmark).__name__}")
+        self.benchmark.check(optional)
+        networks = self.extra.get("register_networks")
+        if networks is not None:
+            check_reference(networks, 0, optional)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+class ModelFamilyRegistry(Registry):
+    """fvcore's ``Registry`` of :class:`ModelFamily` objects by key, listed in (order, registration) order."""
+
+    def register(self, family: Any = None, *, replace: bool = False):  # type: ignore[override]
+        """``@MODEL_FAMILIES.register()`` on a :class:`ModelFamily` subclass (or ``register(family)`` with a
+        subclass or an instance): checks the family and registers one instance under its key; returns
+        what it was given. The same class registered again (a module reloaded) replaces its first
+        registration; another family under a taken key is an error unless ``replace=True`` (tests)."""
+        if family is None:
+            return lambda f: self.register(f, replace=replace)
+        instance = family() if isinstance(family, type) and issubclass(family, ModelFamily) else family
+        if not isinstance(instance, ModelFamily):
+            raise TypeError(f"MODEL_FAMILIES registers ModelFamily subclasses, got {family!r}")
+        instance.check()
+        old = self._obj_map.get(instance.key)
+        if old is not None:
+            same = (type(old).__module__, type(old).__qualname__) == (type(instance).__module__, type(instance).__qualname__)
+            if not (same or replace):
+                raise FamilyDefinitionError(f"model family key {instance.key!r} is taken: {old!r} and {instance!r}")
+            self._obj_map.pop(instance.key)
+        self._do_register(instance.key, instance)
+        return family
 
     def unregister(self, key: str) -> None:
         self._obj_map.pop(key, None)
 
-    def get(self, key: str) -> ModelSpec:  # type: ignore[override]
+    def get(self, key: str) -> ModelFamily:  # type: ignore[override]
         load_families()
-        spec = self._obj_map.get(key)
-        if spec is None:
+        family = self._obj_map.get(key)
+        if family is None:
             raise UnknownModelError(f"unknown model {key!r}; expected one of {', '.join(self.keys()) or '(none)'}")
-        return spec
+        return family
 
-    def specs(self) -> List[ModelSpec]:
+    def specs(self) -> List[ModelFamily]:
         load_families()
         items = list(self._obj_map.values())
         return sorted(items, key=lambda s: (s.order, items.index(s)))
@@ -240,51 +298,51 @@ class ModelFamilyRegistry(Registry):
 
 
 MODEL_FAMILIES = ModelFamilyRegistry("MODEL_FAMILIES")
-MODEL_FAMILIES.__doc__ = """Model families by key ("linknet", "maskrcnn", ...): see :class:`ModelSpec`."""
+MODEL_FAMILIES.__doc__ = """Model families by key ("linknet", "maskrcnn", ...): see :class:`ModelFamily`."""
 
 FAMILIES_PACKAGE = "spine_det.modeling.families"
 ENTRY_POINT_GROUP = "spine_det.model_families"
+# module or entry point -> why it registered nothing ("<type>: <message>"), for doctor and the tests
+LOAD_ERRORS: Dict[str, str] = {}
 _loaded = False
 
 
-def load_families() -> None:
+def load_families(reload: bool = False) -> None:
     """Import every module of :mod:`spine_det.modeling.families` (and the ``spine_det.model_families``
-    entry points of other installed packages) once, so that their specs are registered. A module that
-    fails to import is logged and skipped: one broken family must not hide the others."""
+    entry points of other installed packages) once, so that their families are registered. A module that
+    fails to import (or to register: :class:`FamilyDefinitionError`) is logged and kept in
+    :data:`LOAD_ERRORS`: one broken family must not hide the others. ``reload``: look again (a module
+    added to the package's path since)."""
     global _loaded
-    if _loaded:
+    if _loaded and not reload:
         return
     _loaded = True
     pkg = importlib.import_module(FAMILIES_PACKAGE)
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
+        name = f"{FAMILIES_PACKAGE}.{info.name}"
         try:
-            importlib.import_module(f"{FAMILIES_PACKAGE}.{info.name}")
+            importlib.import_module(name)
+            LOAD_ERRORS.pop(name, None)
+        except Exception as e:  # noqa: BLE001  (a broken family module must not hide the others)
+            LOAD_ERRORS[name] = f"{type(e).__name__}: {e}"
+            logger.warning("model family module %s failed to import: %s", name, LOAD_ERRORS[name])
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
         except Exception as e:  # noqa: BLE001
-            logger.warning("model family module %s.%s failed to import: %s: %s", FAMILIES_PACKAGE, info.name,
-                           type(e).__name__, e)
-    try:
-        from importlib.metadata import entry_points
-
-        eps = entry_points()
-        group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
-        for ep in group:
-            try:
-                ep.load()
-            except Exception as e:  # noqa: BLE001
-                logger.warning("model family entry point %s failed to load: %s: %s", ep.name, type(e).__name__, e)
-    except Exception:  # noqa: BLE001  (no metadata: nothing to load)
-        pass
+            LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(e).__name__}: {e}"
+            logger.warning("model family entry point %s failed to load: %s: %s", ep.name, type(e).__name__, e)
 
 
-def get_family(key: str) -> ModelSpec:
-    """The spec registered under ``key`` (:class:`UnknownModelError` naming the known keys otherwise)."""
+def get_family(key: str) -> ModelFamily:
+    """The family registered under ``key`` (:class:`UnknownModelError` naming the known keys otherwise)."""
     return MODEL_FAMILIES.get(key)
 
 
-def families(available_only: bool = False) -> List[ModelSpec]:
-    """Every registered family, in benchmark order (``available_only``: those whose dependencies import)."""
+def families(available_only: bool = False) -> List[ModelFamily]:
+    """Every registered family, in listing order (``available_only``: those whose dependencies are installed)."""
     specs = MODEL_FAMILIES.specs()
     return [s for s in specs if s.available() is None] if available_only else specs
 
@@ -301,8 +359,6 @@ def checkpoint_family(data: Any) -> Optional[str]:
                 return spec.key
         except Exception:  # noqa: BLE001  (a reader's guess must not hide the real error)
             continue
-    from spine_det.utils.checkpoint_io import checkpoint_kind
-
     return checkpoint_kind(data)
 
 
@@ -323,14 +379,11 @@ def family_of_suffix(suffix: str) -> Optional[str]:
 
 def require_family(data: Any, expected: str, path: Any) -> None:
     """CheckpointError naming the right ``--model`` when ``data`` is recognisably another model's checkpoint."""
-    from spine_det.utils.checkpoint_io import KIND_HINTS, CheckpointError
-
     kind = checkpoint_family(data)
     if kind is None or kind == expected or kind in same_trainer(expected):
         return
     if kind in MODEL_FAMILIES._obj_map:
         spec = MODEL_FAMILIES._obj_map[kind]
-        tool = spec.train_module.rsplit(".", 1)[-1].replace("_", "-")
         raise CheckpointError(f"{path}: this is a {spec.label} checkpoint; use --model {kind} (spine-det predict) "
-                              f"or spine-det {tool}")
+                              f"or {spec.train_command}")
     raise CheckpointError(f"{path}: {KIND_HINTS.get(kind, f'this is a {kind} checkpoint')}")

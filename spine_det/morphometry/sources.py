@@ -11,7 +11,7 @@ first match wins), with ``<key>`` = ``ViewSample.key`` (``<patient_id>/<view>``)
 
 Binary masks are split into 8-connected components; instance files keep
 touching vertebrae apart, which is why the output of a model family with instance masks
-(``ModelSpec.instance_masks``, e.g. Mask R-CNN) is measured from them. A source is ``gt`` or the
+(``ModelFamily.instance_masks``, e.g. Mask R-CNN) is measured from them. A source is ``gt`` or the
 key of a registered model family (:mod:`spine_det.modeling.registry`).
 """
 from __future__ import annotations

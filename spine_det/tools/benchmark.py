@@ -42,7 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                          help_text="profile passed to every tool: auto (default) = cpu when no CUDA device is found "
                                    "(or --device cpu), else full; the log and results.md say which")
     p.add_argument("--data-root", required=True, help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (results, runs/, logs/, figures/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (results, records/, runs/, logs/, figures/)")
     p.add_argument("--tasks", default="all", help="comma-separated task names, a view (ap, lat) or all (default)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every model (default 0)")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...",
@@ -55,8 +55,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu / cuda for every tool (default: each profile's choice)")
     p.add_argument("--models", default=None, metavar="KEY,KEY",
                    help="model families to run, by key, or 'all' (default: "
-                        + ",".join(s.key for s in specs if s.benchmark_default) + "; the others, e.g. "
-                        + ",".join(s.key for s in specs if not s.benchmark_default)[:80] + ", run only when named)")
+                        + ",".join(s.key for s in specs if s.benchmark.default) + "; the others, e.g. "
+                        + ",".join(s.key for s in specs if not s.benchmark.default)[:80] + ", run only when named)")
     for s in specs:
         p.add_argument(f"--skip-{s.key.replace('_', '-')}", dest=f"skip_{s.key}", action="store_true",
                        help=f"do not run {s.label}")
@@ -73,7 +73,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for s in specs:  # each family's own options (e.g. --maskrcnn-init)
         group = p.add_argument_group(f"{s.label} options")
         before = len(group._group_actions)
-        s.add_benchmark_args(group)
+        s.benchmark.add_args(group)
         family_dests += [a.dest for a in group._group_actions[before:]]
     for key in [s.key for s in specs] + ["classifier"]:
         p.add_argument(f"--{key.replace('_', '-')}-opts", dest=f"{key}_opts", nargs="*", default=[], metavar="KEY VALUE",

@@ -27,7 +27,7 @@ from spine_det.utils.provenance import provenance
 PathLike = Union[str, os.PathLike]
 
 # Checkpoints of the package that no segmentation model family wrote, to tell a user who passed one to the
-# wrong tool. The model families recognise their own (ModelSpec.recognizes, spine_det.modeling.registry:
+# wrong tool. The model families recognise their own (ModelFamily.recognizes, spine_det.modeling.registry:
 # checkpoint_family / require_family).
 KIND_HINTS = {
     "classifier": "this is a Normal/Damaged classifier checkpoint (spine-det train-classifier), not a segmentation model",

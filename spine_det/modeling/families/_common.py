@@ -5,6 +5,10 @@ from pathlib import Path
 
 from spine_det.modeling.registry import resolve
 
+# The readers of the training tools' logs, by format (spine_det.benchmark.curves): epochs or iterations.
+EPOCH_CURVES = "spine_det.benchmark.curves:epoch_curves"
+DETECTRON2_CURVES = "spine_det.benchmark.curves:detectron2_curves"
+
 
 def shipped_config(name: str) -> Path:
     """A config shipped with the package (``"smp/lat_vertebra.yaml"``) as a path. A family's

@@ -5,17 +5,15 @@ with :class:`spine_det.engine.predictor.MaskRCNNPredictor` (instances with score
 With ``--maskrcnn-init linknet`` the benchmark starts its R18 backbone from the LinkNet of the same
 task and seed (:func:`linknet_init_opts`); with ``--maskrcnn-init PATH`` the whole network from another
 Mask R-CNN checkpoint of the same architecture, e.g. one trained on the phantom (:func:`checkpoint_init_opts`):
-the package's own substitute for COCO weights on machines that cannot download them. Declarative: the parts are named as ``"module:attr"`` and
-imported only when used.
+the package's own substitute for COCO weights on machines that cannot download them.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
-from spine_det.modeling.families._common import shipped_config
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec, unit_dir
+from spine_det.modeling.families._common import DETECTRON2_CURVES, shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelFamily, unit_dir
 from spine_det.utils.fileio import file_sha1
 
 KEY = "maskrcnn"
@@ -29,10 +27,6 @@ def recognizes(data: Any) -> bool:
     state = data.get("model", data)
     return isinstance(state, dict) and any(
         str(k).startswith(("backbone.", "roi_heads.", "proposal_generator.")) for k in state)
-
-
-def config_file(task: str) -> Path:
-    return shipped_config(f"{task}.yaml")
 
 
 def eval_opts(out_dir: Path) -> List[str]:
@@ -119,30 +113,29 @@ def header_note(options: Any) -> Tuple[str, str]:
     return ("Mask R-CNN weights", "as configured (cpu profile: random init)")
 
 
-def available() -> Optional[str]:
-    return None if importlib.util.find_spec("detectron2") is not None else "detectron2 is not installed"
+DETECTRON2_MISSING = "detectron2 is not installed: spine-det install-detectron2 (or see the README's install section)"
 
 
-SPEC = MODEL_FAMILIES.register(ModelSpec(
-    key=KEY,
-    label="Mask R-CNN",
-    description="Detectron2 Mask R-CNN (R50-FPN from COCO; the cpu profile: R18-FPN-GN from random init)",
-    train_module="spine_det.tools.train_net",
-    config_file=config_file,
-    predictor="spine_det.engine.predictor:MaskRCNNPredictor",
-    load_config="spine_det.config.maskrcnn:load_maskrcnn_config",
-    profile_files="spine_det.config.maskrcnn:profile_files",
-    instance_masks=True,
-    recognizes=recognizes,
-    other_checkpoint_suffixes=(".pkl",),  # Detectron2 model-zoo weights
-    checkpoints=("model_best.pth", "model_final.pth"),
-    done_markers=("model_final.pth",),
-    eval_opts=eval_opts,
-    plan_opts=plan_opts,
-    benchmark_args=benchmark_args,
-    header_note=header_note,
-    read_curves="spine_det.benchmark.curves:detectron2_curves",
-    train_memory="spine_det.benchmark.curves:detectron2_max_mem",
-    available=available,
-    order=20,
-), replace=True)
+@MODEL_FAMILIES.register()
+class MaskRCNNFamily(ModelFamily):
+    """Detectron2 Mask R-CNN (R50-FPN from COCO; the cpu profile: R18-FPN-GN from random init)"""
+
+    key = KEY
+    label = "Mask R-CNN"
+    order = 20
+    trainer = "spine_det.tools.train_net:main"
+    predictor = "spine_det.engine.predictor:MaskRCNNPredictor"
+    load_config = "spine_det.config.maskrcnn:load_maskrcnn_config"
+    checkpoints = ("model_best.pth", "model_final.pth")
+    other_checkpoint_suffixes = (".pkl",)  # Detectron2 model-zoo weights
+    instance_masks = True
+    recognizes = staticmethod(recognizes)
+    requires = {"detectron2": DETECTRON2_MISSING}
+    benchmark = BenchmarkAdapter(
+        plan_opts=plan_opts, eval_opts=eval_opts, done_markers=("model_final.pth",),
+        profile_files="spine_det.config.maskrcnn:profile_files", benchmark_args=benchmark_args,
+        header_note=header_note, read_curves=DETECTRON2_CURVES,
+        train_memory="spine_det.benchmark.curves:detectron2_max_mem")
+
+    def config_file(self, task: str) -> Path:
+        return shipped_config(f"{task}.yaml")

@@ -5,8 +5,8 @@ manifest's train/val split as fold 0), planned and preprocessed through nnunetv2
 ``nnUNetTrainer`` run for ``NNUNET.EPOCHS`` x ``NNUNET.ITERS_PER_EPOCH`` (nnU-Net's 1000 x 250 by
 default; the cpu profile is a smoke schedule), test images predicted and scored with the package's
 metrics (:mod:`spine_det.engine.nnunet`). ``model_final.pth`` in the run folder links to nnU-Net's
-final checkpoint. Declarative: the parts are named as ``"module:attr"`` and imported only when used.
-Needs ``pip install 'spine_det[nnunet]'``.
+final checkpoint. Needs ``pip install 'spine_det[nnunet]'``; without it the family is listed, its
+config builds, and predicting or training says what to install.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Optional
 
-from spine_det.modeling.families._common import shipped_config
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+from spine_det.modeling.families._common import EPOCH_CURVES, shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelFamily
 
 KEY = "nnunet"
 INSTALL_HINT = "nnU-Net v2 is not installed: pip install 'spine_det[nnunet]' (or: pip install nnunetv2)"
@@ -34,20 +34,21 @@ def config_file(task: str) -> Path:
     return shipped_config(f"nnunet/{task}.yaml")
 
 
-SPEC = MODEL_FAMILIES.register(ModelSpec(
-    key=KEY,
-    label="nnU-Net v2",
-    description="nnU-Net v2, self-configuring U-Net (2d configuration, nnUNetTrainer; cpu profile: a short schedule)",
-    train_module="spine_det.tools.train_nnunet",
-    config_file=config_file,
-    predictor="spine_det.engine.nnunet:NNUNetPredictor",
-    load_config="spine_det.engine.nnunet:load_config",
-    profile_files="spine_det.engine.nnunet:profile_files",
-    recognizes=recognizes,
-    checkpoints=("model_final.pth",),
-    done_markers=("model_final.pth",),
-    read_curves="spine_det.benchmark.curves:epoch_curves",
-    available=available,
-    order=40,
-    benchmark_default=False,  # a long self-configuring baseline: run with --models
-), replace=True)
+@MODEL_FAMILIES.register()
+class NNUNetFamily(ModelFamily):
+    """nnU-Net v2, self-configuring U-Net (2d configuration, nnUNetTrainer; cpu profile: a short schedule)"""
+
+    key = KEY
+    label = "nnU-Net v2"
+    order = 40
+    trainer = "spine_det.tools.train_nnunet:main"
+    predictor = "spine_det.engine.nnunet:NNUNetPredictor"
+    load_config = "spine_det.engine.nnunet:load_config"
+    checkpoints = ("model_final.pth",)
+    recognizes = staticmethod(recognizes)
+    config_file = staticmethod(config_file)
+    requires = {"nnunetv2": INSTALL_HINT}
+    benchmark = BenchmarkAdapter(
+        default=False,  # a long self-configuring baseline: run with --models
+        done_markers=("model_final.pth",), profile_files="spine_det.engine.nnunet:profile_files",
+        read_curves=EPOCH_CURVES)

@@ -11,12 +11,11 @@ architecture and any of its encoders run by name::
     spine-det train-linknet --config-file smp/lat_vertebra.yaml --data-root DATA --profile cpu \\
         MODEL.NAME smp_fpn MODEL.SMP.ENCODER efficientnet-b0
 
-The benchmarked families (one ``ModelSpec`` each) share the task configs ``configs/smp/<task>.yaml``
-(each LinkNet's ``configs/linknet/<task>.yaml`` with another ``MODEL.NAME``) and differ by
-``MODEL.NAME`` (:data:`FAMILIES`, passed by the benchmark through ``plan_opts``). Encoders start from random weights:
+The benchmarked families (one :class:`SmpFamily` subclass each) share the task configs
+``configs/smp/<task>.yaml`` (each LinkNet's ``configs/linknet/<task>.yaml`` with another ``MODEL.NAME``)
+and differ by ``MODEL.NAME`` (:data:`FAMILIES`, passed by the benchmark through ``plan_opts``). Encoders start from random weights:
 ``MODEL.SMP.ENCODER_WEIGHTS imagenet`` (with ``MODEL.PRETRAINED True``) downloads them from the
 Hugging Face Hub, and says what to do when the network refuses. Needs ``pip install 'spine_det[smp]'``.
-Declarative: the parts are named as ``"module:attr"`` and imported only when used.
 """
 from __future__ import annotations
 
@@ -24,8 +23,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from spine_det.modeling.families._common import shipped_config
-from spine_det.modeling.registry import MODEL_FAMILIES, ModelSpec
+from spine_det.modeling.families._common import EPOCH_CURVES, shipped_config
+from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelFamily
 
 MODULE = "spine_det.modeling.families.smp"
 INSTALL_HINT = "segmentation_models_pytorch is not installed: pip install 'spine_det[smp]'"
@@ -35,13 +34,6 @@ ARCHITECTURES: Dict[str, str] = {
     "smp_unet": "unet", "smp_unetplusplus": "unetplusplus", "smp_fpn": "fpn", "smp_deeplabv3plus": "deeplabv3plus",
     "smp_deeplabv3": "deeplabv3", "smp_linknet": "linknet", "smp_manet": "manet", "smp_pan": "pan",
     "smp_pspnet": "pspnet", "smp_upernet": "upernet", "smp_segformer": "segformer",
-}
-# The benchmarked families: key (= MODEL.NAME) -> (table label, benchmark order).
-FAMILIES: Dict[str, tuple] = {
-    "smp_unet": ("U-Net (smp)", 30),
-    "smp_unetplusplus": ("UNet++ (smp)", 31),
-    "smp_fpn": ("FPN (smp)", 32),
-    "smp_deeplabv3plus": ("DeepLabV3+ (smp)", 33),
 }
 
 
@@ -128,12 +120,27 @@ def config_file(task: str) -> Path:
     return shipped_config(f"smp/{task}.yaml")
 
 
-def _recognizer_for(name: str):
-    def recognizes(data: Any) -> bool:
-        """A LinkNet-trainer checkpoint whose network is this architecture."""
-        return isinstance(data, dict) and "cfg" in data and data.get("model_name") == name
+class SmpFamily(ModelFamily):
+    """An smp architecture trained and predicted as LinkNet is (the base of the registered ones below)."""
 
-    return recognizes
+    trainer = "spine_det.tools.train_linknet:main"
+    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
+    load_config = "spine_det.config.linknet:load_linknet_config"  # MODEL.NAME as the YAML says: see plan_opts
+    requires = {"segmentation_models_pytorch": INSTALL_HINT}
+    config_file = staticmethod(config_file)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each architecture's own facts: its network registration and the MODEL.NAME the benchmark passes."""
+        super().__init_subclass__(**kwargs)
+        cls.extra = {"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[cls.key]}
+        cls.benchmark = BenchmarkAdapter(
+            default=False,  # a baseline beside the report's two models: run with --models
+            plan_opts=_plan_opts_for(cls.key), profile_files="spine_det.config.linknet:linknet_profile_files",
+            read_curves=EPOCH_CURVES)
+
+    def recognizes(self, data: Any) -> bool:
+        """A LinkNet-trainer checkpoint whose network is this architecture."""
+        return isinstance(data, dict) and "cfg" in data and data.get("model_name") == self.key
 
 
 def _plan_opts_for(name: str):
@@ -143,25 +150,37 @@ def _plan_opts_for(name: str):
     return plan_opts
 
 
-SPECS = {
-    key: MODEL_FAMILIES.register(ModelSpec(
-        key=key,
-        label=label,
-        description=f"segmentation_models_pytorch {ARCHITECTURES[key]} (encoder MODEL.SMP.ENCODER, default resnet34, "
-                    f"random init), trained and predicted as LinkNet is",
-        train_module="spine_det.tools.train_linknet",
-        config_file=config_file,
-        predictor="spine_det.engine.linknet_predictor:LinkNetPredictor",
-        load_config="spine_det.config.linknet:load_linknet_config",  # MODEL.NAME as the YAML says: see plan_opts
-        profile_files="spine_det.config.linknet:linknet_profile_files",
-        checkpoints=("model_best.pth",),
-        plan_opts=_plan_opts_for(key),
-        recognizes=_recognizer_for(key),
-        read_curves="spine_det.benchmark.curves:epoch_curves",
-        available=available,
-        order=order,
-        benchmark_default=False,  # a baseline beside the report's two models: run with --models
-        extra={"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[key]},
-    ), replace=True)
-    for key, (label, order) in FAMILIES.items()
-}
+@MODEL_FAMILIES.register()
+class SmpUNet(SmpFamily):
+    """segmentation_models_pytorch unet (encoder MODEL.SMP.ENCODER, default resnet34, random init), trained
+    and predicted as LinkNet is"""
+
+    key, label, order = "smp_unet", "U-Net (smp)", 30
+
+
+@MODEL_FAMILIES.register()
+class SmpUNetPlusPlus(SmpFamily):
+    """segmentation_models_pytorch unetplusplus (encoder MODEL.SMP.ENCODER, default resnet34, random init),
+    trained and predicted as LinkNet is"""
+
+    key, label, order = "smp_unetplusplus", "UNet++ (smp)", 31
+
+
+@MODEL_FAMILIES.register()
+class SmpFPN(SmpFamily):
+    """segmentation_models_pytorch fpn (encoder MODEL.SMP.ENCODER, default resnet34, random init), trained
+    and predicted as LinkNet is"""
+
+    key, label, order = "smp_fpn", "FPN (smp)", 32
+
+
+@MODEL_FAMILIES.register()
+class SmpDeepLabV3Plus(SmpFamily):
+    """segmentation_models_pytorch deeplabv3plus (encoder MODEL.SMP.ENCODER, default resnet34, random init),
+    trained and predicted as LinkNet is"""
+
+    key, label, order = "smp_deeplabv3plus", "DeepLabV3+ (smp)", 33
+
+
+# The benchmarked families: key (= MODEL.NAME) -> (table label, listing order).
+FAMILIES: Dict[str, tuple] = {c.key: (c.label, c.order) for c in (SmpUNet, SmpUNetPlusPlus, SmpFPN, SmpDeepLabV3Plus)}
