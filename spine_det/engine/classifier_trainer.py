@@ -30,7 +30,6 @@ every family) in its own run folder ``OUTPUT_DIR/<view>/`` (``model_best.pth``, 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -221,9 +220,8 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
         return {view: {**{k: m[k] for k in VAL_METRICS}, "score": selection_score(m, metric)}}
 
     def best_state() -> Dict[str, Any]:  # what model_best.pth says beside the weights
-        value, iteration = trainer.storage.latest()[f"{view}/score"]
-        return {"epoch": (iteration + 1) // trainer.iters_per_epoch, "val": scores[iteration], "score": float(value),
-                "metric": f"{view}/score"}
+        state = trainer.best_state(f"{view}/score")
+        return {**state, "val": scores[trainer.storage.latest()[f"{view}/score"][1]]}
 
     trainer.register_hooks(trainer.build_hooks(
         evaluate, f"{view}/score", patience=cfg.EARLY_STOP.PATIENCE, min_delta=cfg.EARLY_STOP.MIN_DELTA,
@@ -231,7 +229,7 @@ def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.
     trainer.resume_or_load(resume)
     trainer.train()
     comm.synchronize()
-    return {"checkpoint": str(out_dir / "model_best.pth"), "best_epoch": _best_epoch(out_dir, trainer.iters_per_epoch),
+    return {"checkpoint": str(out_dir / "model_best.pth"), "best_epoch": trainer.best()["epoch"],
             "backbone": label, "seconds": round(trainer.seconds(), 1)}
 
 
@@ -249,12 +247,6 @@ def _loss(cfg: Any, y_train: np.ndarray, device: torch.device):
         return bce(logits.reshape(-1), y * (1.0 - eps) + 0.5 * eps)
 
     return loss
-
-
-def _best_epoch(out_dir: Path, iters_per_epoch: int) -> int:
-    """The epoch of ``model_best.pth`` (its ``model_best.json``), -1 when there is none."""
-    f = out_dir / "model_best.json"
-    return (int(json.loads(f.read_text())["iteration"]) + 1) // iters_per_epoch if f.is_file() else -1
 
 
 def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequence[str], device: torch.device) -> np.ndarray:

@@ -16,6 +16,7 @@ process draws its share of every epoch (:class:`RankShard`), and the hooks that 
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -186,6 +187,19 @@ class EpochTrainer(TrainerBase):
             EpochLRScheduler(ipe, self.max_epochs, metric, self.optimizer, self.scheduler),
             EpochCheckpointer(self.checkpointer, ipe) if main else None,
         ]
+
+    def best_state(self, metric: str) -> Dict[str, Any]:
+        """What ``model_best.pth`` says beside the weights: the epoch, the score and the metric it was chosen on
+        (called by the best-checkpoint hook right after the evaluation)."""
+        value, iteration = self.storage.latest()[metric]
+        return {"epoch": (iteration + 1) // self.iters_per_epoch, "score": float(value), "metric": metric}
+
+    def best(self) -> Dict[str, Any]:
+        """The best value and its epoch from ``model_best.json`` (None / -1 before any)."""
+        f = Path(self.output_dir) / "model_best.json"
+        state = json.loads(f.read_text()) if f.is_file() else {}
+        it = state.get("iteration")
+        return {"value": state.get("value"), "epoch": (int(it) + 1) // self.iters_per_epoch if it is not None else -1}
 
     def build_writers(self) -> list:
         """Detectron2's default writers (console, ``metrics.json`` with the version stamp, TensorBoard). On

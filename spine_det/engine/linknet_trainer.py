@@ -16,11 +16,10 @@ original mask files.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
 import numpy as np
@@ -44,7 +43,7 @@ from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.fileio import atomic_write_text
 
-__all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets",
+__all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets", "build_seg_trainer",
            "continue_schedule", "evaluate_linknet", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",
            "train_linknet", "validate"]
 
@@ -208,9 +207,28 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", cfg.dump())
     setup_run_logger(cfg.OUTPUT_DIR)
-    rank, world = comm.get_rank(), comm.get_world_size()
-    seed_everything(cfg.SEED + rank)
-    tasks = tasks_of(cfg)
+    seed_everything(cfg.SEED + comm.get_rank())
+    trainer, validated = build_seg_trainer(cfg, manifest, device, resume)
+    trainer.resume_or_load(resume)
+    trainer.train()
+    comm.synchronize()
+    speck_filter = {}
+    if validated and (out_dir / BEST_CHECKPOINT).is_file():
+        # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
+        from spine_det.engine.component_calibration import calibrate_checkpoint
+
+        speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
+    best = trainer.best()
+    return {"best_val_dice": best["value"] if validated else trainer.early_stopping.best, "best_epoch": best["epoch"],
+            "epochs": trainer.iter // trainer.iters_per_epoch, "iterations": trainer.iter,
+            "stopped_early": trainer.early_stopping.should_stop, "best_checkpoint": str(out_dir / BEST_CHECKPOINT),
+            "speck_filter": speck_filter}
+
+
+def build_seg_trainer(cfg: Any, manifest: Any, device: torch.device, resume: bool = False) -> Tuple[EpochTrainer, bool]:
+    """The trainer of a LinkNet/smp config with its hooks, and whether it validates (an empty validation split:
+    selection and early stopping on the training loss instead)."""
+    tasks, world = tasks_of(cfg), comm.get_world_size()
     datasets = build_seg_datasets(cfg, manifest)
     per_proc = max(1, cfg.SOLVER.IMS_PER_BATCH // world)
     drop_last = len(datasets["train"]) > per_proc * world  # avoid a batch of 1 for BatchNorm
@@ -222,10 +240,8 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         train_loader.sampler.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
 
     data = EpochLoader(train_loader, cfg.SOLVER.MAX_ITERS_PER_EPOCH, start_epoch)
-    val_loader = _loader(datasets["val"], cfg.TEST.IMS_PER_BATCH, False, 0, cfg.SEED) if len(datasets["val"]) else None
-
     net = build_seg_model(cfg, device)
-    if cfg.MODEL.INIT_WEIGHTS and not (resume and (out_dir / "last_checkpoint").is_file()):
+    if cfg.MODEL.INIT_WEIGHTS and not (resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").is_file()):
         init_from_checkpoint(net, cfg.MODEL.INIT_WEIGHTS, device)
     logger.info("%s: %.2f M parameters, tasks %s, %d train / %d val images, %d iterations per epoch, device %s, "
                 "%d process(es)", cfg.MODEL.NAME, count_parameters(net) / 1e6, tasks, len(datasets["train"]),
@@ -239,14 +255,14 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         data, optimizer, build_scheduler(cfg.SOLVER, optimizer), max_epochs=cfg.SOLVER.MAX_EPOCHS,
         output_dir=cfg.OUTPUT_DIR, device=device, amp=amp,
         metadata={"tasks": tasks, "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME})
-
-    if val_loader is not None:
+    if len(datasets["val"]):
+        val_loader = _loader(datasets["val"], cfg.TEST.IMS_PER_BATCH, False, 0, cfg.SEED)
         metric, eval_period = selection_metric(tasks), cfg.TEST.EVAL_PERIOD
 
         def evaluate() -> Dict[str, Any]:
             results = validate(net, val_loader, tasks, device, cfg.TEST.THRESHOLD, amp)
             logger.info("epoch %d/%d: validation %s %.4f", trainer.epoch, trainer.max_epochs, metric,
-                        results.get(metric.split("/")[0], {}).get("dice", math.nan))
+                        results[metric.split("/")[0]]["dice"])
             return results
     else:
         logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")
@@ -255,30 +271,10 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
         def evaluate() -> Dict[str, Any]:
             return {"train": {"neg_loss": -_epoch_loss(trainer)}}
 
-    def best_state() -> Dict[str, Any]:  # what model_best.pth says beside the weights
-        value, iteration = trainer.storage.latest()[metric]
-        return {"epoch": (iteration + 1) // trainer.iters_per_epoch, "score": float(value), "metric": metric}
-
     trainer.register_hooks(trainer.build_hooks(
         evaluate, metric, eval_period=eval_period, patience=cfg.EARLY_STOP.PATIENCE, min_delta=cfg.EARLY_STOP.MIN_DELTA,
-        early_stop=cfg.EARLY_STOP.ENABLED, best_state=best_state))
-    trainer.resume_or_load(resume)
-    trainer.train()
-    comm.synchronize()
-    best = json.loads((out_dir / "model_best.json").read_text()) if (out_dir / "model_best.json").is_file() else {}
-    speck_filter = {}
-    if val_loader is not None and (out_dir / BEST_CHECKPOINT).is_file():
-        # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
-        from spine_det.engine.component_calibration import calibrate_checkpoint
-
-        speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
-    best_iter = best.get("iteration")
-    early = trainer.early_stopping
-    return {"best_val_dice": best.get("value") if val_loader is not None else early.best,
-            "best_epoch": (int(best_iter) + 1) // data.iters_per_epoch if best_iter is not None else -1,
-            "epochs": trainer.iter // data.iters_per_epoch, "iterations": trainer.iter,
-            "stopped_early": early.should_stop, "best_checkpoint": str(out_dir / BEST_CHECKPOINT),
-            "speck_filter": speck_filter}
+        early_stop=cfg.EARLY_STOP.ENABLED, best_state=lambda: trainer.best_state(metric)))
+    return trainer, bool(len(datasets["val"]))
 
 
 def _epoch_loss(trainer: EpochTrainer) -> float:
