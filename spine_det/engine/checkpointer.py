@@ -1,4 +1,5 @@
-"""Detectron2's checkpointer, reading only what cannot run code.
+"""Detectron2's checkpointer (and fvcore's, :class:`PlainCheckpointer`, for the trainers of
+:mod:`spine_det.engine.epoch_trainer`), reading only what cannot run code.
 
 Detectron2 unpickles ``.pkl`` weights with ``pickle.load`` and leaves ``torch.load``'s
 ``weights_only`` at the torch default (False before torch 2.6). Here:
