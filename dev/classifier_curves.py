@@ -18,10 +18,20 @@ import matplotlib.pyplot as plt
 
 
 def read_curve(run: Path, view: str) -> list:
+    """Per-epoch loss and validation figures: ``metrics_<view>.jsonl`` of the epoch loop, or the epoch-end lines of
+    ``<view>/metrics.json`` (Detectron2's loop, since issue 31)."""
     path = run / f"metrics_{view}.jsonl"
+    if path.is_file():
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path = run / view / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{path}: not found (is {run} a train_classifier OUTPUT_DIR that trained {view}?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    best = run / view / "model_best.json"
+    best_iter = json.loads(best.read_text())["iteration"] if best.is_file() else None
+    return [{"epoch": r["epoch"], "loss": r.get("total_loss"), "val_accuracy": r[f"{view}/accuracy"],
+             "val_auc": r[f"{view}/roc_auc"], "improved": r["iteration"] == best_iter}
+            for r in recs if f"{view}/accuracy" in r]
 
 
 def main() -> None:

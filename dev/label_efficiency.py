@@ -48,6 +48,15 @@ def train(args, n: int, start: str) -> None:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
+def validation_dice(d: Path) -> list:
+    """The validation Dice of each epoch of a run: ``metrics.jsonl`` of the epoch loop, or ``metrics.json`` of
+    Detectron2's loop (LinkNet since issue 31)."""
+    if (d / "metrics.jsonl").is_file():
+        return [json.loads(x)["val_dice"] for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    recs = [json.loads(x) for x in (d / "metrics.json").read_text().splitlines() if x.strip()]
+    return [r[f"{TASK}/dice"] for r in recs if f"{TASK}/dice" in r]
+
+
 def collect(args) -> list:
     """One row per finished run (every seed found in OUT)."""
     rows = []
@@ -58,10 +67,10 @@ def collect(args) -> list:
                 if not m:
                     continue
                 seed = int(d.name.rsplit("-seed", 1)[1]) if "-seed" in d.name else 0
-                val = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+                val = validation_dice(d)
                 rows.append({"n_train": n or "all", "start": start, "seed": seed, "test_dice": round(m["dice"], 4),
                              "test_jaccard": round(m["jaccard"], 4), "test_tpr": round(m["tpr"], 4),
-                             "test_images": m["counts"]["images"], "best_val_dice": round(max(r["val_dice"] for r in val), 4),
+                             "test_images": m["counts"]["images"], "best_val_dice": round(max(val), 4),
                              "epochs": len(val), "commit": m.get("commit", "")})
     return rows
 

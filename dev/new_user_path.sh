@@ -50,7 +50,7 @@ echo "== what predict read and wrote"
 grep -hiE "left out|skipped|not films|wrote|predicted" predict_patient_folder.log | head -n 5 | sed 's/^/   | /' || true
 find pred -type f | sort | sed 's/^/   | /'
 echo "== modes (umask 022)"
-for f in run/model_best.pth run/config.yaml run/metrics.jsonl phantom/phantom_manifest.json \
+for f in run/model_best.pth run/config.yaml run/metrics.json phantom/phantom_manifest.json \
          "$(find phantom -name LAT.jpg | head -n 1)" $(find pred -type f | sort); do
   [ -e "$f" ] && stat -c '   | %a %n' "$f"
 done

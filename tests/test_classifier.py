@@ -94,26 +94,29 @@ def test_tiny_classifier_run(prepared, tmp_path):
         assert m["n"] == len(prepared.manifest.patients("test"))
         assert sum(map(sum, m["confusion_matrix"])) == m["n"]
     assert data["val"]["damaged"] == data["val"]["normal"] >= 1  # balanced validation
-    for v in ("ap", "lat"):  # plain data: torch's own weights_only check, no allow-list
-        assert torch.load(tmp_path / "cls" / f"model_best_{v}.pth", weights_only=True)["view"] == v
+    for v in ("ap", "lat"):  # plain data: torch's own weights_only check, no allow-list; one run folder per view
+        best = torch.load(tmp_path / "cls" / v / "model_best.pth", weights_only=True)
+        assert best["view"] == v and best["metric"] == f"{v}/score" and "confusion_matrix" in best["val"]
+        assert (tmp_path / "cls" / v / "last_checkpoint").read_text().strip() == "model_final.pth"
+    assert {"config.yaml", "log.txt"} <= {f.name for f in (tmp_path / "cls").iterdir()}
     assert "resnet10s" in data["backbone"]["ap"] and "centerline crop" in data["backbone"]["ap"]
     assert set(data["train_seconds"]) == {"ap", "lat"}
 
-    # --resume: two more epochs on top of the first two, the log continues; TensorBoard events beside it
+    # --resume: a third epoch on top of the first two, the log continues; TensorBoard events beside it
     more = cfg.clone()
     more.defrost()
     more.SOLVER.MAX_EPOCHS = 3
     more.EARLY_STOP.ENABLED = False
     train_classifier(more, prepared.manifest, resume=True)
-    for v in ("ap", "lat"):
-        epochs = [json.loads(ln)["epoch"] for ln in (tmp_path / "cls" / f"metrics_{v}.jsonl").read_text().splitlines()]
-        assert epochs == [1, 2, 3]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for v in ("ap", "lat"):
-        acc = EventAccumulator(str(tmp_path / "cls" / "tensorboard" / v))
+        recs = [json.loads(ln) for ln in (tmp_path / "cls" / v / "metrics.json").read_text().splitlines()]
+        assert [r["epoch"] for r in recs if f"{v}/accuracy" in r] == [1, 2, 3]
+        acc = EventAccumulator(str(tmp_path / "cls" / v))
         acc.Reload()
-        assert [e.step for e in acc.Scalars("val_accuracy")] == [1, 2, 3]
+        # sorted: the resumed run's event file may sort first when both runs start within the same second
+        assert sorted(e.step for e in acc.Scalars(f"{v}/accuracy")) == [r["iteration"] for r in recs if f"{v}/accuracy" in r]
     # --eval-only: the same test figures from the checkpoints, nothing trained
     after = json.loads((tmp_path / "cls" / "classification_metrics.json").read_text())
     again = train_classifier(more, prepared.manifest, eval_only=True)
@@ -126,6 +129,23 @@ def test_tiny_classifier_run(prepared, tmp_path):
     assert one["selected"] == "lat" and set(one["selection"]["val_accuracy"]) == {"lat"}
     assert {k for k, v in one["test"].items() if isinstance(v, dict)} == {"lat"}
     assert one["test"]["lat"] == after["test"]["lat"]
+
+    # a run folder of the epoch loop before issue 31: --eval-only reads its model_best_<view>.pth, --resume is
+    # refused in one line
+    import shutil
+
+    from spine_det.utils.errors import UserError
+
+    old = more.clone()
+    old.defrost()
+    old.OUTPUT_DIR = str(tmp_path / "old")
+    (tmp_path / "old").mkdir()
+    for v in ("ap", "lat"):
+        shutil.copy(tmp_path / "cls" / v / "model_best.pth", tmp_path / "old" / f"model_best_{v}.pth")
+    assert train_classifier(old, prepared.manifest, eval_only=True)["test"] == after["test"]
+    (tmp_path / "old" / "last_checkpoint_ap.pth").write_bytes(b"")
+    with pytest.raises(UserError, match="last_checkpoint_ap.pth was written by the epoch loop of an older spine_det"):
+        train_classifier(old, prepared.manifest, resume=True)
 
 
 def test_spine_crop_dataset_shapes(prepared):

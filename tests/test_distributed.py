@@ -30,6 +30,7 @@ WORKER = textwrap.dedent(
     import sys, torch
     from spine_det.config.linknet import get_linknet_cfg
     from spine_det.engine import distributed as du
+    from detectron2.utils import comm
     from spine_det.engine.linknet_trainer import build_optimizer
     from spine_det.modeling.linknet import build_seg_model
     from spine_det.modeling.losses import build_loss
@@ -41,7 +42,7 @@ WORKER = textwrap.dedent(
         cfg = get_linknet_cfg()
         cfg.merge_from_list(["MODEL.PRETRAINED", False, "MODEL.DEVICE", "cpu", "SOLVER.BASE_LR", 0.01])
         device = du.init_from_env("cpu")
-        rank, world = du.get_rank(), du.get_world_size()
+        rank, world = comm.get_rank(), comm.get_world_size()
         torch.manual_seed(0)
         model = build_seg_model(cfg, device)
         net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -58,7 +59,7 @@ WORKER = textwrap.dedent(
                 sl = slice(rank * per, (rank + 1) * per)
                 loss = loss_fn(net(xs[s, sl]), ys[s, sl])
                 loss.backward()  # DDP averages the gradients over ranks
-                losses.append(du.all_reduce_mean(loss.item()))
+                losses.append(sum(comm.all_gather(loss.item())) / world)
             else:
                 tot = 0.0
                 for h in range(halves):
@@ -68,7 +69,7 @@ WORKER = textwrap.dedent(
                     tot += loss.item()
                 losses.append(tot)
             opt.step()
-        if du.is_main_process():
+        if comm.is_main_process():
             params = {k: v.detach().clone() for k, v in model.named_parameters()}
             torch.save({"params": params, "losses": losses}, out)
         du.cleanup()
@@ -151,7 +152,7 @@ def test_train_linknet_two_processes_then_same_eval_in_one(tmp_path, phantom_roo
     launch(base + opts, world=2)
     metrics = out / "inference" / f"spine_{task}_test" / "semantic_per_image.csv"
     two = _rows(metrics)
-    assert (out / "model_best.pth").is_file() and (out / "metrics.jsonl").is_file()
+    assert (out / "model_best.pth").is_file() and (out / "metrics.json").is_file()
     assert two and len({r["image_id"] for r in two}) == len(two)  # every test image once, gathered from both ranks
     metrics.unlink()
     from spine_det.tools.train_linknet import main as tool_main

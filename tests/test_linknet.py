@@ -127,42 +127,57 @@ def test_domain_randomisation_degrades_content_not_padding():
     assert m.shape == masks.shape and m.any()  # geometry still shared by image and masks
 
 
+def _metrics(out):
+    return [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_train_resume_evaluate_predict(prepared, tmp_path):
-    from spine_det.engine.linknet_trainer import LAST_CHECKPOINT, evaluate_linknet, load_checkpoint, train_linknet
+    from spine_det.engine.linknet_trainer import evaluate_linknet, load_checkpoint, train_linknet
 
     torch.set_num_threads(1)
     manifest = prepared.manifest
     out = tmp_path / "run"
     s1 = train_linknet(_tiny_cfg(out, 3), manifest)
-    assert (out / "model_best.pth").is_file() and (out / LAST_CHECKPOINT).is_file()
-    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in recs] == [1, 2, 3]
-    assert {"loss", "val_dice", "lr", "time_s", "iters"} <= set(recs[0])
+    # a Mask R-CNN run's files: the pointer names the final checkpoint, model_best does not steal it
+    assert (out / "model_best.pth").is_file() and (out / "last_checkpoint").read_text().strip() == "model_final.pth"
+    assert {"config.yaml", "log.txt", "metrics.json", "model_best.json"} <= {f.name for f in out.iterdir()}
+    assert not list(out.glob("model_0*.pth"))  # the periodic checkpoint went with model_final.pth
     n_train = len([s for s in manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")])
-    assert [r["iters"] for r in recs] == [n_train // 2] * 3  # batch 2, last partial batch dropped
-    assert s1["best_epoch"] >= 1
-    assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 3
+    ipe = n_train // 2  # batch 2, last partial batch dropped
+    recs = _metrics(out)
+    dice = [(r["iteration"], r["epoch"]) for r in recs if "lat_vertebra/dice" in r]
+    assert dice == [(ipe - 1, 1.0), (2 * ipe - 1, 2.0), (3 * ipe - 1, 3.0)]  # validated every epoch, on iterations
+    assert {"total_loss", "lr", "epoch", "lat_vertebra/jaccard", "spine_det_version"} <= set().union(*recs)
+    assert s1["best_epoch"] >= 1 and s1["epochs"] == 3 and s1["iterations"] == 3 * ipe
+    final = load_checkpoint(out / "model_final.pth")
+    assert final["trainer"]["epoch"] == 3 and final["iteration"] == 3 * ipe - 1 and final["model_name"] == "linknet"
 
-    # resume: continues at epoch 4, keeps the first three log lines
+    # resume: continues at epoch 4, keeps the first three epochs' lines
     s2 = train_linknet(_tiny_cfg(out, 5), manifest, resume=True)
-    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in recs] == [1, 2, 3, 4, 5]
-    assert load_checkpoint(out / LAST_CHECKPOINT)["epoch"] == 5
-    for name in (LAST_CHECKPOINT, "model_best.pth"):  # plain data: torch's own weights_only check, no allow-list
+    recs = _metrics(out)
+    assert [r["epoch"] for r in recs if "lat_vertebra/dice" in r] == [1, 2, 3, 4, 5]
+    assert len({r["iteration"] for r in recs}) == len(recs)  # each iteration once
+    assert load_checkpoint(out / "model_final.pth")["trainer"]["epoch"] == 5
+    for name in ("model_final.pth", "model_best.pth"):  # plain data: torch's own weights_only check, no allow-list
         assert "model" in torch.load(out / name, weights_only=True)
+    best = torch.load(out / "model_best.pth", weights_only=True)
+    assert best["metric"] == "lat_vertebra/dice" and best["tasks"] == ["lat_vertebra"] and "spine_det_version" in best
+    assert "trainer" not in best  # weights and what predict reads, not the optimiser
     # the speck filter chosen on the validation films is stored in the best checkpoint (plain data)
-    rule = torch.load(out / "model_best.pth", weights_only=True)["component_filter"]["lat_vertebra"]
+    rule = best["component_filter"]["lat_vertebra"]
     assert rule["rule"] == "validation_f1" and rule["films"] > 0 and rule["ground_truth_instances"] > 0
-    assert rule["min_area_share"] is None or rule["min_area_share"] >= 0.0  # None: a 3-epoch model matches no vertebra
+    assert rule["min_area_share"] is None or rule["min_area_share"] >= 0.0  # None: a 5-epoch model matches no vertebra
     assert s2["speck_filter"] == {"lat_vertebra": rule}
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(out))  # TensorBoard events beside metrics.jsonl, continued on resume
+    acc = EventAccumulator(str(out))  # TensorBoard events beside metrics.json, continued on resume, iteration axis
     acc.Reload()
-    assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3, 4, 5]
-    assert [round(e.value, 6) for e in acc.Scalars("loss")] == [round(r["loss"], 6) for r in recs]
-    assert recs[-1]["loss"] < recs[0]["loss"]  # training lowers the (negative Dice) loss
+    # sorted: the resumed run's event file may sort first when both runs start within the same second
+    assert sorted(e.step for e in acc.Scalars("lat_vertebra/dice")) == [k * ipe - 1 for k in range(1, 6)]
+    losses = [(r["iteration"], r["total_loss"]) for r in recs if "total_loss" in r]
+    assert sorted((e.step, round(e.value, 5)) for e in acc.Scalars("total_loss")) == [(i, round(v, 5)) for i, v in losses]
+    assert losses[-1][1] < losses[0][1]  # training lowers the (negative Dice) loss
     assert s2["best_val_dice"] >= s1["best_val_dice"]
 
     # test split at original resolution, same files as the Mask R-CNN evaluator
@@ -359,7 +374,7 @@ def test_resuming_with_more_epochs_continues_the_cosine_schedule_downwards(prepa
     cosine = {"SOLVER.SCHEDULER": "cosine", "SOLVER.MAX_ITERS_PER_EPOCH": 1, "SOLVER.MIN_LR": 1e-5}
     train_linknet(_tiny_cfg(out, 1, **cosine), prepared.manifest)
     train_linknet(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
-    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in _metrics(out) if "lr" in r]  # one iteration per epoch
     # the finished run was at MIN_LR: it stays there (was [0.003, 1e-5, 0.003]: the cosine's second period)
     assert lrs == pytest.approx([0.003, 1e-5, 1e-5])
 

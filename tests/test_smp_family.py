@@ -105,7 +105,7 @@ def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
 
     n_train = len(prepared.manifest.select(split="train", task="lat_vertebra"))
     curves = get_family("smp_unet").benchmark.curves(out, "lat_vertebra", n_train)
-    assert [e for e, _ in curves["loss"]] == [1, 2]
+    assert [e for e, _ in curves["loss"]] == [1, 3] and curves["x_label"] == "iteration"  # each epoch's end
 
     pred = build_predictor("smp_unet", str(out / "model_best.pth"))  # the network comes back from the checkpoint
     assert pred.cfg.MODEL.NAME == "smp_unet" and isinstance(pred.model, torch.nn.Module)

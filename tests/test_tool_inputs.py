@@ -152,13 +152,22 @@ def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tm
 def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys, one_error_line):
     out = tmp_path / "run"
     out.mkdir()
-    (out / "last_checkpoint.pth").write_bytes(b"\x00" * 100)  # a copy cut short / disk full
-    rc = _tool("train_linknet").main(["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu",
-                                      "--resume", "OUTPUT_DIR", str(out),
-                                      "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32",
-                                      "DATALOADER.NUM_WORKERS", "0"])
-    assert rc == 1
+    (out / "last_checkpoint").write_text("model_0000009.pth")
+    (out / "model_0000009.pth").write_bytes(b"\x00" * 100)  # a copy cut short / disk full
+    def argv(run):
+        return ["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu", "--resume", "OUTPUT_DIR",
+                str(run), "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32", "DATALOADER.NUM_WORKERS", "0"]
+
+    assert _tool("train_linknet").main(argv(out)) == 1
     msg = one_error_line()
-    assert "last_checkpoint.pth" in msg and "cannot be read as a PyTorch checkpoint" in msg
+    assert "model_0000009.pth" in msg and "cannot be read as a PyTorch checkpoint" in msg
+    # a run folder of the epoch loop before issue 31: refused in one line that says what to do
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "last_checkpoint.pth").write_bytes(b"\x00" * 100)
+    assert _tool("train_linknet").main(argv(old)) == 1
+    msg = one_error_line()
+    assert "last_checkpoint.pth was written by the epoch loop of an older spine_det" in msg
+    assert f"MODEL.INIT_WEIGHTS {old / 'model_best.pth'}" in msg and not list(old.glob("model_*"))
     rc = _tool("train_classifier").main(["--data-root", str(data), "--profile", "cpu", "SOLVER.MAX_EPOCH", "3"])
     assert rc == 1 and "did you mean SOLVER.MAX_EPOCHS" in one_error_line()

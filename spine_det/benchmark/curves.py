@@ -112,7 +112,10 @@ def epoch_metrics_curves(out_dir: Path, iters: Optional[int] = None) -> Dict[str
 
 
 def epoch_curves(out_dir: Path, task: str, n_train: int) -> Dict[str, Any]:
-    """:func:`epoch_metrics_curves` with iterations per epoch from the run's config (a family's ``read_curves``)."""
+    """:func:`epoch_metrics_curves` with iterations per epoch from the run's config (a family's ``read_curves``);
+    a LinkNet/smp run of Detectron2's loop (``metrics.json``, no ``metrics.jsonl``) by :func:`detectron2_curves`."""
+    if not (Path(out_dir) / "metrics.jsonl").is_file() and (Path(out_dir) / "metrics.json").is_file():
+        return detectron2_curves(out_dir, task, n_train)
     return epoch_metrics_curves(out_dir, iters_per_epoch(out_dir, n_train))
 
 

@@ -155,7 +155,7 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
     return Unit(
         name="classifier", model="classifier", task=None, out_dir=out,
         commands={"train": base + common},  # the tool has no --resume: an unfinished run starts again
-        checkpoints=["model_best_lat.pth", "model_best_ap.pth", "model_best.pth"],
+        checkpoints=["lat/model_best.pth", "ap/model_best.pth", "model_best_lat.pth", "model_best_ap.pth", "model_best.pth"],
         result="classification_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device,

@@ -1,4 +1,5 @@
-"""Detectron2's checkpointer, reading only what cannot run code.
+"""Detectron2's checkpointer (and fvcore's, :class:`PlainCheckpointer`, for the trainers of
+:mod:`spine_det.engine.epoch_trainer`), reading only what cannot run code.
 
 Detectron2 unpickles ``.pkl`` weights with ``pickle.load`` and leaves ``torch.load``'s
 ``weights_only`` at the torch default (False before torch 2.6). Here:
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils import comm
+from fvcore.common.checkpoint import Checkpointer
 
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.provenance import provenance
@@ -49,19 +52,29 @@ def check_trusted_weights(path: str) -> None:
     )
 
 
-class SafeDetectionCheckpointer(DetectionCheckpointer):
-    """:class:`DetectionCheckpointer` whose loads go through :func:`check_trusted_weights` and
-    ``weights_only=True``, and whose saves carry the spine_det version."""
+class PlainCheckpointer(Checkpointer):
+    """fvcore's :class:`Checkpointer` (Detectron2's for every model) writing and reading plain data only:
+    each save is atomic, stamped with the spine_det version and commit and with ``metadata`` (e.g. the config
+    text and the tasks, which predict reads back), and ``weights_only=True`` readable; ``.pth`` files are
+    read that way. Saves on the main process only, as Detectron2's checkpointer."""
+
+    metadata: Dict[str, Any] = {}
+
+    def __init__(self, model: Any, save_dir: str = "", *, save_to_disk: Optional[bool] = None,
+                 metadata: Optional[Dict[str, Any]] = None, **checkpointables: Any) -> None:
+        super().__init__(model, save_dir, save_to_disk=comm.is_main_process() if save_to_disk is None else save_to_disk,
+                         **checkpointables)
+        self.metadata = dict(metadata or {})
 
     def save(self, name: str, **kwargs: Any) -> None:
-        """Detectron2's save, stamped with the spine_det version and commit (plain strings) and, for a local
-        folder, written atomically: a full disk leaves no half-written checkpoint and is one line naming it."""
+        """fvcore's save, stamped (version, commit, :attr:`metadata`) and, for a local folder, written
+        atomically: a full disk leaves no half-written checkpoint and is one line naming it."""
         if not self.save_dir or not self.save_to_disk:
             return
-        if "://" in str(self.save_dir):  # a PathManager address: Detectron2's own writer
-            return super().save(name, **{**kwargs, **provenance()})
+        if "://" in str(self.save_dir):  # a PathManager address: fvcore's own writer
+            return super().save(name, **{**self.metadata, **kwargs, **provenance()})
         data = {"model": self.model.state_dict(), **{k: obj.state_dict() for k, obj in self.checkpointables.items()},
-                **kwargs}
+                **self.metadata, **kwargs}
         basename = f"{name}.pth"
         self.logger.info("Saving checkpoint to %s", os.path.join(self.save_dir, basename))
         save_plain(os.path.join(self.save_dir, basename), data)  # adds the version stamp
@@ -86,6 +99,17 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
                 "from, e.g. model_0000999.pth); fix or delete it (or start without --resume)")
         return os.path.join(self.save_dir, name)
 
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        loaded = load_plain(filename)
+        if not isinstance(loaded, dict):
+            raise CheckpointError(f"{filename}: not a checkpoint (a {type(loaded).__name__}, not a dict)")
+        return loaded if "model" in loaded else {"model": loaded}
+
+
+class SafeDetectionCheckpointer(PlainCheckpointer, DetectionCheckpointer):
+    """:class:`DetectionCheckpointer` whose loads go through :func:`check_trusted_weights` and
+    ``weights_only=True``, and whose saves carry the spine_det version (:class:`PlainCheckpointer`)."""
+
     def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if path:
             check_trusted_weights(path)
@@ -93,16 +117,12 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
         if is_pickle_weights(filename):  # reached only through load(), after the check above
-            return super()._load_file(filename)
-        loaded = load_plain(filename)
-        if not isinstance(loaded, dict):
-            raise CheckpointError(f"{filename}: not a checkpoint (a {type(loaded).__name__}, not a dict)")
+            return DetectionCheckpointer._load_file(self, filename)
+        loaded = super()._load_file(filename)
         from spine_det.modeling.backbone_init import convert_loaded
 
         converted = convert_loaded(loaded)  # a LinkNet checkpoint: its encoder as the R18 backbone
-        if converted is not None:
-            return converted
-        return loaded if "model" in loaded else {"model": loaded}
+        return converted if converted is not None else loaded
 
 
 def harden(trainer: Any) -> None:

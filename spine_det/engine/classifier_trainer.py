@@ -22,37 +22,34 @@ Validation set (``VAL.MODE``):
   (at least 1). Both views of a patient go to the same side. The test split is
   never touched.
 * ``manifest``: the manifest's own val split (seeded, stratified 10%).
+
+Each view trains on Detectron2's loop (:class:`spine_det.engine.epoch_trainer.EpochTrainer`, the engine of
+every family) in its own run folder ``OUTPUT_DIR/<view>/`` (``model_best.pth``, ``model_final.pth``,
+``last_checkpoint``, ``metrics.json``, TensorBoard events with ``<view>/accuracy`` ... per iteration);
+``OUTPUT_DIR`` holds ``config.yaml``, ``log.txt`` and ``classification_metrics.json``.
 """
 from __future__ import annotations
 
 import logging
 import math
 import random
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 import numpy as np
 import torch
+from detectron2.evaluation.evaluator import inference_context
+from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
 from spine_det.data.seg_dataset import Letterbox, ViewImageDataset, letterbox_image
 from spine_det.data.spine_crop import CROP_MODES, crop_spine
-from spine_det.engine import distributed as du
-from spine_det.engine.linknet_trainer import (
-    EarlyStopping,
-    MetricsLog,
-    build_optimizer,
-    build_scheduler,
-    continue_schedule,
-    current_lr,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    scheduler_step,
-    seed_everything,
-    set_rng_state,
-)
+from spine_det.engine.distributed import init_from_env
+from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
+                                            seed_everything, setup_run_logger)
+from spine_det.engine.linknet_trainer import load_checkpoint
+from spine_det.engine.solver import build_optimizer, build_scheduler
 from spine_det.evaluation.classification import (
     STRATEGIES,
     binary_classification_metrics,
@@ -61,13 +58,25 @@ from spine_det.evaluation.classification import (
 )
 from spine_det.modeling.classifier import build_classifier, describe_backbone, predict_probs
 from spine_det.tasks import LABELS, VIEWS
-from spine_det.utils.checkpoint_io import restore_training_state
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "classification_metrics.json"
+VAL_METRICS = ("accuracy", "roc_auc", "sensitivity", "specificity")
+
+
+def view_dir(cfg: Any, view: str) -> Path:
+    """The run folder of one view's model."""
+    return Path(cfg.OUTPUT_DIR) / view
+
+
+def best_checkpoint(cfg: Any, view: str) -> Path:
+    """``OUTPUT_DIR/<view>/model_best.pth``, or ``OUTPUT_DIR/model_best_<view>.pth`` of a run folder written
+    before issue 31 (still read by --eval-only)."""
+    new, old = view_dir(cfg, view) / "model_best.pth", Path(cfg.OUTPUT_DIR) / f"model_best_{view}.pth"
+    return old if old.is_file() and not new.is_file() else new
 
 
 def balanced_val_patients(patients: Sequence[Tuple[str, str]], per_class: int, max_fraction: float, seed: int) -> List[str]:
@@ -134,6 +143,8 @@ def _dataset(cfg: Any, samples: Sequence[Any], train: bool) -> ViewImageDataset:
 
 
 def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: int, sampler_kind: str = "random") -> DataLoader:
+    """Training: a seeded random (or class-balanced) draw, each process taking its share (:class:`RankShard`);
+    evaluation: in order, shared out."""
     if train:
         g = torch.Generator()
         g.manual_seed(seed)
@@ -148,117 +159,99 @@ def _loader(ds: ViewImageDataset, batch: int, train: bool, workers: int, seed: i
             raise ValueError(f"unknown DATALOADER.SAMPLER {sampler_kind!r}; expected 'random' or 'balanced'")
     else:
         sampler = SequentialSampler(ds)
-    drop_last = train and len(ds) > batch
-    return DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers if train else 0, drop_last=drop_last,
-                      persistent_workers=train and workers > 0)
+    world = comm.get_world_size()
+    drop_last = train and len(ds) > batch * world
+    return DataLoader(ds, batch_size=batch, sampler=RankShard(sampler, pad=train), num_workers=workers if train else 0,
+                      drop_last=drop_last, persistent_workers=train and workers > 0)
+
+
+def validation_probs(net: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """P(Damaged) and dataset indices of the loader's images, each process predicting its share, gathered."""
+    with inference_context(net):
+        parts = comm.all_gather(predict_probs(net, loader, device, amp))
+    return np.concatenate([p for p, _ in parts]), np.concatenate([i for _, i in parts]).astype(int)
+
+
+def selection_score(m: Dict[str, Any], metric: str) -> float:
+    """Report: keep the most accurate, AUC breaking ties (small validation sets tie often);
+    ``EARLY_STOP.METRIC`` auc swaps the two."""
+    auc = 0.0 if math.isnan(m["roc_auc"]) else m["roc_auc"]
+    return m["accuracy"] + 1e-3 * auc if metric == "accuracy" else auc + 1e-3 * m["accuracy"]
 
 
 def train_view(cfg: Any, view: str, splits: Dict[str, List[Any]], device: torch.device, resume: bool = False) -> Dict[str, Any]:
-    """Train one view's model; keep the best validation score (EARLY_STOP.METRIC) as model_best_<view>.pth.
-
-    ``last_checkpoint_<view>.pth`` (model, optimiser, scheduler, scaler, early stopping, RNG) is
-    written every epoch; with ``resume`` training continues from it (a finished view is not retrained).
-    """
-    out_dir = Path(cfg.OUTPUT_DIR)
-    seed_everything(cfg.SEED)
+    """Train one view's model in ``OUTPUT_DIR/<view>/``; ``model_best.pth`` there at the best validation score
+    (EARLY_STOP.METRIC). With ``resume`` training continues from the checkpoint ``last_checkpoint`` names there
+    (a finished view is not retrained)."""
+    out_dir = view_dir(cfg, view)
+    refuse_epoch_loop_checkpoint([Path(cfg.OUTPUT_DIR) / f"last_checkpoint_{view}.pth"], out_dir, resume)
+    seed_everything(cfg.SEED + comm.get_rank())
     train_ds = _dataset(cfg, [s for s in splits["train"] if s.view == view], True)
     val_ds = _dataset(cfg, [s for s in splits["val"] if s.view == view], False)
     if len(train_ds) == 0 or len(val_ds) == 0:
         raise ValueError(f"no {view} images in the train ({len(train_ds)}) or val ({len(val_ds)}) split")
-    y_train = train_ds.labels()
-    model = build_classifier(cfg).to(device)
-    label = describe_backbone(cfg, model.imagenet_init)
-    logger.info("%s classifier %s: %d train (%d Damaged) / %d val images", view, label, len(train_ds), int(y_train.sum()), len(val_ds))
-    # Balance the classes in the loss when the training set is not (the balanced sampler already does).
-    n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
-    balanced = cfg.DATALOADER.SAMPLER == "balanced"
-    pos_weight = torch.tensor([1.0 if balanced or not n_pos else n_neg / n_pos], device=device)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    eps = float(cfg.SOLVER.LABEL_SMOOTHING)
     metric = cfg.EARLY_STOP.METRIC
     if metric not in ("accuracy", "auc"):
         raise ValueError(f"unknown EARLY_STOP.METRIC {metric!r}; expected 'accuracy' or 'auc'")
-    optimizer = build_optimizer(cfg.SOLVER, model.parameters())
-    scheduler = build_scheduler(cfg.SOLVER, optimizer)
-    amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    early = EarlyStopping(cfg.EARLY_STOP.PATIENCE, cfg.EARLY_STOP.MIN_DELTA, "max", cfg.EARLY_STOP.ENABLED)
-    log = MetricsLog(out_dir / f"metrics_{view}.jsonl")
-    best: Dict[str, Any] = {"epoch": -1}
-    start_epoch, seconds_before = 0, 0.0
-    last = out_dir / f"last_checkpoint_{view}.pth"
-    if resume and last.is_file():
-        ck = load_checkpoint(last, map_location=device)
-        restore_training_state(ck, model, optimizer, scheduler, scaler, early)
-        start_epoch, best, seconds_before = int(ck["epoch"]), dict(ck["best"]), float(ck.get("seconds", 0.0))
-        continue_schedule(scheduler, start_epoch, cfg.SOLVER.MAX_EPOCHS)  # more (or fewer) epochs: no LR climb
-        set_rng_state(ck["rng"])
-        log.truncate(start_epoch)
-        logger.info("%s: resumed from %s at epoch %d", view, last, start_epoch)
-    else:
-        if resume:
-            logger.info("%s: --resume but no %s yet: starting from scratch", view, last)
-        log.lines = []
-    log.attach_tensorboard(first_epoch=start_epoch + 1, log_dir=out_dir / "tensorboard" / view)  # one run per view
-    loader = _loader(train_ds, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, cfg.DATALOADER.SAMPLER)
-    val_loader = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED)
-    y_val = val_ds.labels()
-    t_start = time.perf_counter()
-    from spine_det.utils.progress import progress as progress_bar
+    net = build_classifier(cfg).to(device)
+    label = describe_backbone(cfg, net.imagenet_init)
+    y_train = train_ds.labels()
+    logger.info("%s classifier %s: %d train (%d Damaged) / %d val images", view, label, len(train_ds), int(y_train.sum()), len(val_ds))
+    loader = _loader(train_ds, max(1, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()), True, cfg.DATALOADER.NUM_WORKERS,
+                     cfg.SEED, cfg.DATALOADER.SAMPLER)
 
-    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCHS):
-        if early.should_stop:
-            break
-        t0 = time.perf_counter()
-        model.train()
+    def start_epoch(epoch: int) -> None:  # the augmentation stream and the draw of each epoch, from the seed
         train_ds.set_epoch(epoch)
-        loader.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
-        total, n = 0.0, 0
-        for batch in progress_bar(loader, desc=f"{view} epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False):
-            x, y = batch["image"].to(device), batch["label"].to(device)
-            with torch.autocast(device_type=device.type, enabled=amp):
-                logits = model(x).reshape(-1)
-            loss = loss_fn(logits.float(), y * (1.0 - eps) + 0.5 * eps)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total += float(loss.item()) * len(y)
-            n += len(y)
-        p_val, idx = predict_probs(model, val_loader, device, amp)
+        loader.sampler.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
+
+    optimizer = build_optimizer(cfg.SOLVER, net.parameters())
+    amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
+    trainer = EpochTrainer(net, _loss(cfg, y_train, device), EpochLoader(loader, 0, start_epoch), optimizer,
+                           build_scheduler(cfg.SOLVER, optimizer), max_epochs=cfg.SOLVER.MAX_EPOCHS, output_dir=str(out_dir),
+                           device=device, amp=amp, metadata={"view": view, "backbone": label, "cfg": cfg.dump()})
+    val_loader, y_val = _loader(val_ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED), val_ds.labels()
+    scores: Dict[int, Dict[str, Any]] = {}  # iteration -> the validation figures (the best one goes into model_best)
+
+    def evaluate() -> Dict[str, Any]:
+        p_val, idx = validation_probs(net, val_loader, device, amp)
         m = binary_classification_metrics(y_val[idx], p_val, cfg.TEST.THRESHOLD)
-        # Report: keep the most accurate, AUC breaking ties (small validation sets tie often);
-        # EARLY_STOP.METRIC auc swaps the two.
-        auc = 0.0 if math.isnan(m["roc_auc"]) else m["roc_auc"]
-        score = m["accuracy"] + 1e-3 * auc if metric == "accuracy" else auc + 1e-3 * m["accuracy"]
-        lr = current_lr(optimizer)
-        improved = early.step(score)
-        scheduler_step(scheduler, score)
-        if improved:
-            best = {"epoch": epoch + 1, "val": m}
-            save_checkpoint(out_dir / f"model_best_{view}.pth", {"model": model.state_dict(), "epoch": epoch + 1, "val": m,
-                                                                  "view": view, "cfg": cfg.dump(), "backbone": label})
-        log.append({"epoch": epoch + 1, "loss": total / max(n, 1), "val_accuracy": m["accuracy"], "val_auc": m["roc_auc"],
-                    "lr": lr, "time_s": round(time.perf_counter() - t0, 3), "improved": improved})
-        logger.info("%s epoch %d/%d loss %.4f val acc %.3f auc %.3f%s", view, epoch + 1, cfg.SOLVER.MAX_EPOCHS, total / max(n, 1),
-                    m["accuracy"], m["roc_auc"], " *best*" if improved else "")
-        save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                               "scaler": scaler.state_dict(), "epoch": epoch + 1, "early_stop": early.state_dict(),
-                               "best": best, "rng": rng_state(), "view": view, "backbone": label, "cfg": cfg.dump(),
-                               "seconds": seconds_before + time.perf_counter() - t_start})
-        if early.should_stop:
-            logger.info("%s: early stopping at epoch %d", view, epoch + 1)
-            break
-    log.close()
-    seconds = round(seconds_before + time.perf_counter() - t_start, 1)
-    return {"checkpoint": str(out_dir / f"model_best_{view}.pth"), "best_epoch": best["epoch"], "backbone": label,
-            "seconds": seconds}
+        scores[trainer.iter] = m
+        logger.info("%s epoch %d/%d val acc %.3f auc %.3f", view, trainer.epoch, trainer.max_epochs, m["accuracy"], m["roc_auc"])
+        return {view: {**{k: m[k] for k in VAL_METRICS}, "score": selection_score(m, metric)}}
+
+    def best_state() -> Dict[str, Any]:  # what model_best.pth says beside the weights
+        state = trainer.best_state(f"{view}/score")
+        return {**state, "val": scores[trainer.storage.latest()[f"{view}/score"][1]]}
+
+    trainer.register_hooks(trainer.build_hooks(
+        evaluate, f"{view}/score", patience=cfg.EARLY_STOP.PATIENCE, min_delta=cfg.EARLY_STOP.MIN_DELTA,
+        early_stop=cfg.EARLY_STOP.ENABLED, best_state=best_state))
+    trainer.resume_or_load(resume)
+    trainer.train()
+    comm.synchronize()
+    return {"checkpoint": str(out_dir / "model_best.pth"), "best_epoch": trainer.best()["epoch"],
+            "backbone": label, "seconds": round(trainer.seconds(), 1)}
+
+
+def _loss(cfg: Any, y_train: np.ndarray, device: torch.device):
+    """BCE on the logit, the classes balanced in the loss when the training set is not (the balanced sampler
+    already does), targets smoothed by SOLVER.LABEL_SMOOTHING (y * (1 - eps) + eps / 2)."""
+    n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
+    balanced = cfg.DATALOADER.SAMPLER == "balanced"
+    pos_weight = torch.tensor([1.0 if balanced or not n_pos else n_neg / n_pos], device=device)
+    bce = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    eps = float(cfg.SOLVER.LABEL_SMOOTHING)
+
+    def loss(logits: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        y = batch["label"].to(device)
+        return bce(logits.reshape(-1), y * (1.0 - eps) + 0.5 * eps)
+
+    return loss
 
 
 def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequence[str], device: torch.device) -> np.ndarray:
     """P(Damaged) of each patient from the view's best model (NaN where the patient lacks the view)."""
-    ck = load_checkpoint(Path(cfg.OUTPUT_DIR) / f"model_best_{view}.pth")
+    ck = load_checkpoint(best_checkpoint(cfg, view))
     c = cfg.clone()
     c.defrost()
     c.MODEL.PRETRAINED = False
@@ -266,30 +259,37 @@ def patient_probs(cfg: Any, view: str, samples: Sequence[Any], patients: Sequenc
     model.load_state_dict(ck["model"])
     view_samples = [s for s in samples if s.view == view]
     ds = _dataset(cfg, view_samples, False)
-    p, idx = predict_probs(model, _loader(ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED), device)
+    p, idx = validation_probs(model, _loader(ds, cfg.SOLVER.IMS_PER_BATCH, False, 0, cfg.SEED), device, False)
     by_patient = {view_samples[i].patient_id: float(v) for i, v in zip(idx, p)}
     return np.array([by_patient.get(pid, math.nan) for pid in patients])
 
 
 def _trained_view(cfg: Any, view: str) -> Dict[str, Any]:
-    """What train_view returns, read back from a finished run's checkpoints (--eval-only)."""
-    best = Path(cfg.OUTPUT_DIR) / f"model_best_{view}.pth"
+    """What train_view returns, read back from a finished run's checkpoints (--eval-only); a run folder of
+    the epoch loop before issue 31 (``model_best_<view>.pth``) too."""
+    best = best_checkpoint(cfg, view)
     ck = load_checkpoint(best)
-    last = Path(cfg.OUTPUT_DIR) / f"last_checkpoint_{view}.pth"
-    seconds = float(load_checkpoint(last).get("seconds", math.nan)) if last.is_file() else math.nan
+    pointer, old_last = view_dir(cfg, view) / "last_checkpoint", Path(cfg.OUTPUT_DIR) / f"last_checkpoint_{view}.pth"
+    seconds = math.nan
+    if pointer.is_file() and (pointer.parent / pointer.read_text().strip()).is_file():
+        seconds = float(load_checkpoint(pointer.parent / pointer.read_text().strip()).get("trainer", {}).get("seconds", math.nan))
+    elif old_last.is_file():
+        seconds = float(load_checkpoint(old_last).get("seconds", math.nan))
     return {"checkpoint": str(best), "best_epoch": int(ck.get("epoch", -1)), "backbone": ck.get("backbone", "?"),
             "seconds": round(seconds, 1)}
 
 
 def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: bool = False) -> Dict[str, Any]:
-    """Train both views (``resume``: continue from ``last_checkpoint_<view>.pth``; ``eval_only``: train
-    nothing, use ``model_best_<view>.pth``), select the strategy on validation, score all strategies
-    on test; write the JSON."""
-    device = du.init_from_env(cfg.MODEL.DEVICE)
+    """Train both views (``resume``: continue each from ``OUTPUT_DIR/<view>/last_checkpoint``; ``eval_only``:
+    train nothing, use ``OUTPUT_DIR/<view>/model_best.pth``), select the strategy on validation, score all
+    strategies on test; write the JSON (main process)."""
+    device = init_from_env(cfg.MODEL.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not eval_only:
-        atomic_write_text(out_dir / "config.yaml", cfg.dump())
+    if comm.is_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not eval_only:
+            atomic_write_text(out_dir / "config.yaml", cfg.dump())
+    setup_run_logger(cfg.OUTPUT_DIR)
     splits = split_patients(cfg, manifest)
     views = [v for v in cfg.VIEWS if v in VIEWS]
     if eval_only:
@@ -321,7 +321,8 @@ def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: b
             **{k: binary_classification_metrics(y, combos[k], cfg.TEST.THRESHOLD) for k in strategies},
         }
     result["test_selected"] = result["test"][result["selected"]]
-    atomic_write_json(out_dir / METRICS_FILE, {**result, **provenance()})
+    if comm.is_main_process():
+        atomic_write_json(out_dir / METRICS_FILE, {**result, **provenance()})
     t = result["test_selected"]
     logger.info("selected on validation: %s; test accuracy %.3f sensitivity %.3f specificity %.3f AUC %.3f (%d patients)",
                 result["selected"], t["accuracy"], t["sensitivity"], t["specificity"], t["roc_auc"], t["n"])

@@ -15,7 +15,10 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from spine_det.engine import distributed as du
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.utils import comm
+
+from spine_det.engine.distributed import init_from_env
 from spine_det.evaluation.component_filter import CHECKPOINT_KEY, choose_min_area, validation_film
 
 logger = logging.getLogger(__name__)
@@ -40,18 +43,18 @@ def choose_on_validation(cfg: Any, manifest: Any, weights: str) -> Dict[str, Dic
     from spine_det.engine.linknet_predictor import LinkNetPredictor
     from spine_det.tasks import get_task
 
-    predictor = LinkNetPredictor(cfg, weights=weights, device=du.init_from_env(cfg.MODEL.DEVICE))
+    predictor = LinkNetPredictor(cfg, weights=weights, device=init_from_env(cfg.MODEL.DEVICE))
     tasks = predictor.tasks
     view = get_task(tasks[0]).view
     samples = [s for s in manifest.select(split="val", view=view) if any(s.masks.get(t) for t in tasks)]
     films: Dict[str, List[tuple]] = {t: [] for t in tasks}
-    for s in samples[du.get_rank():: du.get_world_size()]:
+    for s in samples[comm.get_rank():: comm.get_world_size()]:
         image = read_image(s.image)
         masks = predictor.predict_masks(image)
         for t in tasks:
             if s.masks.get(t):
                 films[t].append(validation_film(masks[t], ground_truth_instances(s, t, image.shape)))
-    gathered = du.all_gather_object(films)
+    gathered = comm.all_gather(films)
     rules: Dict[str, Dict[str, Any]] = {}
     for t in tasks:
         rule = choose_min_area(f for part in gathered for f in part[t])
@@ -71,7 +74,7 @@ def store_in_checkpoint(path: Path, rules: Dict[str, Dict[str, Any]]) -> None:
     """Add the rules to a checkpoint (main process; atomic, plain data)."""
     from spine_det.utils.checkpoint_io import load_plain, save_plain
 
-    if not du.is_main_process():
+    if not comm.is_main_process():
         return
     ck = load_plain(path)
     ck[CHECKPOINT_KEY] = rules
@@ -82,7 +85,7 @@ def calibrate_checkpoint(cfg: Any, manifest: Any, path: Path) -> Dict[str, Dict[
     """Choose the speck filter of the checkpoint at ``path`` on validation and store it there."""
     rules = choose_on_validation(cfg, manifest, str(path))
     store_in_checkpoint(Path(path), rules)
-    du.synchronize()
+    comm.synchronize()
     return rules
 
 

@@ -1,45 +1,39 @@
-"""Small torch.distributed helpers for torchrun / DDP training.
+"""What ``detectron2.utils.comm`` lacks for spine_det's processes: joining a torchrun process group, this
+process's device, and the device checks.
 
-``torchrun --nproc_per_node N tools/train_linknet.py ...`` sets RANK,
-WORLD_SIZE and LOCAL_RANK; :func:`init_from_env` reads them (NCCL on CUDA,
-gloo on CPU). Without them everything degrades to one process: every helper
-here is safe to call in a plain ``python`` run.
+Ranks, gathers and barriers are Detectron2's (``comm.get_rank``, ``comm.all_gather``, ``comm.synchronize``).
+``detectron2.engine.launch`` (:mod:`spine_det.engine.launch`) forms the process group itself;
+``torchrun --nproc_per_node N ...`` only sets RANK, WORLD_SIZE and LOCAL_RANK, and :func:`init_from_env`
+joins the group they describe (NCCL on CUDA, gloo on CPU). Without either, everything is one process and
+every helper here is safe to call in a plain ``python`` run.
 """
 from __future__ import annotations
 
 import logging
 import os
 from datetime import timedelta
-from typing import Any, List
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 import torch
 import torch.distributed as dist
+from detectron2.utils import comm
 
 from spine_det.utils.arguments import check_device_name
 from spine_det.utils.errors import UserError
 
+__all__ = ["DeviceUnavailableError", "check_device", "cleanup", "get_local_rank", "init_from_env"]
+
 logger = logging.getLogger(__name__)
 
 
-def is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_dist() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_dist() else 1
-
-
 def get_local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0)) if is_dist() else 0
-
-
-def is_main_process() -> bool:
-    """Only the main process writes checkpoints, logs and metric files."""
-    return get_rank() == 0
+    """This process's rank on its machine: Detectron2's local group under ``launch``, LOCAL_RANK under
+    torchrun (``comm.get_local_rank`` asserts without ``launch``'s group), 0 in one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0
+    if comm._LOCAL_PROCESS_GROUP is not None:
+        return comm.get_local_rank()
+    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 class DeviceUnavailableError(UserError, RuntimeError):
@@ -60,7 +54,7 @@ def check_device(device: str, what: str = "device") -> None:
 
 
 def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.device:
-    """Join the process group torchrun describes (if any) and return this process's device.
+    """Join the process group torchrun describes (if any and none is formed yet) and return this process's device.
 
     ``device_hint``: "auto" (CUDA when available), "cpu", "cuda" or "cuda:K".
     """
@@ -69,42 +63,20 @@ def init_from_env(device_hint: str = "auto", timeout_min: int = 30) -> torch.dev
     use_cuda = torch.cuda.is_available() if device_hint == "auto" else device_hint.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
         raise DeviceUnavailableError(f"MODEL.DEVICE={device_hint!r} but CUDA is not available here; use MODEL.DEVICE cpu")
-    if world > 1 and not is_dist():
+    if world > 1 and not dist.is_initialized():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if use_cuda:
             torch.cuda.set_device(local)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timedelta(minutes=timeout_min))
-        logger.info("process group: rank %d / %d (%s)", get_rank(), world, dist.get_backend())
+        logger.info("process group: rank %d / %d (%s)", comm.get_rank(), world, dist.get_backend())
     if use_cuda:
-        if is_dist():
+        if comm.get_world_size() > 1:
             return torch.device("cuda", get_local_rank())
         return torch.device(device_hint if device_hint.startswith("cuda") else "cuda")
     return torch.device("cpu")
 
 
-def synchronize() -> None:
-    if is_dist() and get_world_size() > 1:
-        dist.barrier()
-
-
-def all_gather_object(obj: Any) -> List[Any]:
-    """Picklable object from every rank, in rank order (a one-element list when not distributed)."""
-    if not is_dist() or get_world_size() == 1:
-        return [obj]
-    out: List[Any] = [None] * get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def all_reduce_mean(value: float, device: torch.device | None = None) -> float:
-    """Mean of a float over ranks."""
-    if not is_dist() or get_world_size() == 1:
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device or "cpu")
-    dist.all_reduce(t)
-    return float(t.item()) / get_world_size()
-
-
 def cleanup() -> None:
-    if is_dist():
+    """Leave the process group (the end of a torchrun process; ``launch``'s workers end with their process)."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -1,165 +1,64 @@
-"""Training loop of the LinkNet baseline, as the report describes it and a bit more.
+"""Training of the LinkNet baseline and the smp networks, as the report describes it and a bit more.
 
 The report: negative soft Dice loss, 90:10 train/validation split of the
 training patients, up to 200 epochs, a checkpoint whenever validation Dice
-improves, early stopping and an LR scheduler. Added here: AMP on CUDA, DDP via
-torchrun, exact resume (``last_checkpoint.pth`` holds model, optimiser,
-scheduler, AMP scaler, epoch, best score, early-stopping state and RNG states),
-a progress bar (spine_det.utils.progress) and ``metrics.jsonl``.
+improves, early stopping and an LR scheduler. The loop is Detectron2's
+(:class:`spine_det.engine.epoch_trainer.EpochTrainer`: SimpleTrainer / AMPTrainer steps, hooks for
+validation, best checkpoint, early stopping, the per-epoch LR schedule, checkpoints and writers), so a run
+folder holds what a Mask R-CNN run's does (``log.txt``, ``metrics.json``, TensorBoard events with
+``<task>/dice`` on an iteration axis, ``model_final.pth``, ``model_best.pth``, ``last_checkpoint``,
+``config.yaml``); multi-process through ``detectron2.engine.launch`` or torchrun.
 
 Validation Dice is measured per image at the *network* resolution on the
-letterbox content (cheap, every epoch); the test-set figures of
+letterbox content (cheap, every ``TEST.EVAL_PERIOD`` epochs); the test-set figures of
 :func:`evaluate_linknet` are measured at the original resolution against the
 original mask files.
-
-The generic pieces (early stopping, optimiser/scheduler builders, checkpoint
-and RNG helpers, the metrics log) are shared with the classifier trainer.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from detectron2.evaluation.evaluator import inference_context
+from detectron2.utils import comm
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from spine_det.config.linknet import tasks_of
 from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
-from spine_det.engine import distributed as du
-from spine_det.evaluation.metrics import ScoreTable
+from spine_det.engine.distributed import init_from_env
+from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
+                                            seed_everything, setup_run_logger)
+from spine_det.engine.solver import build_optimizer, build_scheduler, clip_gradients, continue_schedule
+from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.evaluation.score_files import write_scores
 from spine_det.modeling.linknet import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
-from spine_det.utils.checkpoint_io import (CheckpointError, load_plain, restore_training_state, rng_state,  # noqa: F401
-                                          save_plain, set_rng_state)
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.fileio import atomic_write_text
-from spine_det.utils.provenance import provenance
+
+__all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets", "build_seg_trainer",
+           "continue_schedule", "evaluate_linknet", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",
+           "train_linknet", "validate"]
 
 logger = logging.getLogger(__name__)
 
-LAST_CHECKPOINT = "last_checkpoint.pth"
 BEST_CHECKPOINT = "model_best.pth"
-METRICS_LOG = "metrics.jsonl"
-
-
-# --------------------------------------------------------------------------- generic pieces
-
-
-class EarlyStopping:
-    """Stop when the monitored score has not improved by ``min_delta`` for ``patience`` checks.
-
-    Modelled on mmengine's EarlyStoppingHook (monitor, rule, delta, patience);
-    its state goes into the checkpoint so a resumed run stops when the original would.
-    """
-
-    def __init__(self, patience: int, min_delta: float = 0.0, mode: str = "max", enabled: bool = True) -> None:
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.patience, self.min_delta, self.mode, self.enabled = int(patience), float(min_delta), mode, enabled
-        self.best: Optional[float] = None
-        self.bad_checks = 0
-        self.should_stop = False
-
-    def improved(self, score: float) -> bool:
-        if self.best is None:
-            return not math.isnan(score)
-        return score > self.best + self.min_delta if self.mode == "max" else score < self.best - self.min_delta
-
-    def step(self, score: float) -> bool:
-        """Record a score; returns True when it is an improvement."""
-        better = self.improved(score)
-        if better:
-            self.best, self.bad_checks = float(score), 0
-        else:
-            self.bad_checks += 1
-            if self.enabled and self.bad_checks >= self.patience:
-                self.should_stop = True
-        return better
-
-    def state_dict(self) -> Dict[str, Any]:
-        return {"best": self.best, "bad_checks": self.bad_checks, "should_stop": self.should_stop}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.best, self.bad_checks, self.should_stop = state["best"], int(state["bad_checks"]), bool(state["should_stop"])
-
-
-def build_optimizer(solver: Any, params) -> torch.optim.Optimizer:
-    name = solver.OPTIMIZER.lower()
-    if name == "adam":
-        return torch.optim.Adam(params, lr=solver.BASE_LR, weight_decay=solver.WEIGHT_DECAY)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=solver.BASE_LR, weight_decay=solver.WEIGHT_DECAY)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=solver.BASE_LR, momentum=solver.MOMENTUM, weight_decay=solver.WEIGHT_DECAY, nesterov=True)
-    raise ValueError(f"unknown SOLVER.OPTIMIZER {solver.OPTIMIZER!r}; expected adam, adamw or sgd")
-
-
-def build_scheduler(solver: Any, optimizer: torch.optim.Optimizer):
-    """ReduceLROnPlateau on the validation score (mode max), cosine over MAX_EPOCHS, or None."""
-    name = solver.SCHEDULER.lower()
-    if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=solver.PLATEAU_FACTOR, patience=solver.PLATEAU_PATIENCE, min_lr=solver.MIN_LR
-        )
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, solver.MAX_EPOCHS), eta_min=solver.MIN_LR)
-    if name == "none":
-        return None
-    raise ValueError(f"unknown SOLVER.SCHEDULER {solver.SCHEDULER!r}; expected plateau, cosine or none")
-
-
-def scheduler_step(scheduler, score: Optional[float]) -> None:
-    if scheduler is None:
-        return
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        if score is not None and not math.isnan(score):
-            scheduler.step(score)
-    else:
-        scheduler.step()
-
-
-def continue_schedule(scheduler, start_epoch: int, max_epochs: int) -> bool:
-    """After a resume at ``start_epoch``: a cosine schedule planned to end at another epoch than
-    ``max_epochs`` (SOLVER.MAX_EPOCHS changed since the checkpoint, e.g. a finished run given more
-    epochs) is planned again, from the learning rate the run has reached down to its MIN_LR at
-    ``max_epochs``. The LR never climbs again: torch's CosineAnnealingLR stepped past its T_max is
-    periodic, so the old plan would raise it back towards BASE_LR. A finished run (at MIN_LR) thus
-    trains its extra epochs at MIN_LR. An unchanged horizon (an interrupted run) is left exactly as it
-    was; other schedulers have no horizon. Returns True when the schedule was planned again."""
-    if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) or start_epoch >= max_epochs:
-        return False
-    planned_end = start_epoch - scheduler.last_epoch + scheduler.T_max  # one step per epoch since it was built
-    if planned_end == max_epochs:
-        return False
-    lrs = [float(g["lr"]) for g in scheduler.optimizer.param_groups]
-    scheduler.base_lrs = lrs
-    scheduler.T_max = max_epochs - start_epoch
-    scheduler.last_epoch = 0
-    scheduler._last_lr = list(lrs)
-    logger.info("cosine schedule planned for %d epochs, now %d: continues from lr %.2e (epoch %d) down to %.2e at "
-                "epoch %d", planned_end, max_epochs, lrs[0], start_epoch, scheduler.eta_min, max_epochs)
-    return True
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+FINAL_CHECKPOINT = "model_final.pth"
+# what the epoch loop before issue 31 wrote: such a folder is not resumed (one line says what to do)
+EPOCH_LOOP_FILES = ("last_checkpoint.pth", "metrics.jsonl")
 
 
 def save_checkpoint(path: Path, obj: Dict[str, Any]) -> None:
     """torch.save atomically (main process only), as plain data that ``weights_only=True`` reads."""
-    if not du.is_main_process():
-        return
-    save_plain(path, obj)
+    if comm.is_main_process():
+        save_plain(path, obj)
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> Dict[str, Any]:
@@ -169,77 +68,6 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> Dict[str, An
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det checkpoint (no 'model' entry)")
     return ck
-
-
-class MetricsLog:
-    """``metrics.jsonl``: one JSON line per epoch, rewritten atomically (kept across resume); with
-    :meth:`attach_tensorboard`, the same numbers as TensorBoard scalars in event files beside it
-    (as Detectron2 writes them for Mask R-CNN)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.lines: List[str] = []
-        self.writer = None
-        self.tag_prefix = ""
-        if self.path.is_file():
-            self.lines = [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-    def attach_tensorboard(self, first_epoch: int = 1, tag_prefix: str = "", log_dir: Optional[Path] = None) -> None:
-        """Also write every numeric field as a scalar (step = epoch) to event files in ``log_dir``
-        (default: the log's folder; one writer per folder, TensorBoard's purge is per folder);
-        ``first_epoch`` > 1 on resume hides the events of epochs the checkpoint does not include."""
-        if not du.is_main_process():
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # pragma: no cover - tensorboard is a dependency
-            logger.warning("tensorboard is not installed: no event files (metrics.jsonl only)")
-            return
-        self.tag_prefix = tag_prefix
-        self.writer = SummaryWriter(str(log_dir or self.path.parent), purge_step=first_epoch if first_epoch > 1 else None,
-                                    filename_suffix=f".{self.path.stem}")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def truncate(self, completed: int) -> None:
-        """Keep the lines of the first ``completed`` epochs (those the resumed checkpoint includes)."""
-        self.lines = [ln for ln in self.lines if json.loads(ln).get("epoch", 10**9) <= completed]
-
-    def append(self, record: Dict[str, Any]) -> None:
-        """One epoch's line, stamped with the spine_det version (and commit) that wrote it."""
-        record = {**record, **provenance()}
-        self.lines.append(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}))
-        if du.is_main_process():
-            atomic_write_text(self.path, "\n".join(self.lines) + "\n")
-        if self.writer is not None and "epoch" in record:
-            for k, v in _scalars(record):
-                self.writer.add_scalar(self.tag_prefix + k, v, int(record["epoch"]))
-            self.writer.flush()
-
-    def records(self) -> List[Dict[str, Any]]:
-        return [json.loads(ln) for ln in self.lines]
-
-
-def _scalars(record: Dict[str, Any], prefix: str = ""):
-    """(tag, value) of every finite number in a metrics record, nested dicts as ``a/b``."""
-    for k, v in record.items():
-        if k == "epoch" or isinstance(v, bool):
-            continue
-        if isinstance(v, dict):
-            yield from _scalars(v, f"{prefix}{k}/")
-        elif isinstance(v, (int, float)) and math.isfinite(v):
-            yield f"{prefix}{k}", float(v)
-
-
-def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
-
-
-def _device_of(cfg: Any) -> torch.device:
-    return du.init_from_env(cfg.MODEL.DEVICE)
 
 
 # --------------------------------------------------------------------------- LinkNet
@@ -275,52 +103,61 @@ def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader: DataLoader, tasks: Sequence[str], device: torch.device, threshold: float, amp: bool) -> Dict[str, Any]:
-    """Per-image Dice at network resolution on the letterbox content; gathered over ranks."""
-    model.eval()
+def validate(model: torch.nn.Module, loader: DataLoader, tasks: Sequence[str], device: torch.device, threshold: float,
+             amp: bool) -> Dict[str, Dict[str, float]]:
+    """Per-image Dice, Jaccard and TPR at network resolution on the letterbox content, gathered over the
+    processes (each scores its share of the loader): ``{task: {metric: mean}}`` and, for several tasks,
+    ``"mean"`` over them, the layout of the Mask R-CNN evaluator's results (NaN: no image of a task)."""
     rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in tasks}
-    for batch in loader:
-        with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
-            logits = model(batch["image"].to(device, non_blocking=True))
-        probs = torch.sigmoid(logits.float()).cpu().numpy()
-        masks = batch["masks"].numpy() > 0.5
-        valid = batch["valid"].numpy()
-        for b in range(probs.shape[0]):
-            lb = collate_letterbox(batch["letterbox"][b])
-            sl = (slice(lb.top, lb.top + lb.h), slice(lb.left, lb.left + lb.w))
-            idx = int(batch["index"][b])
-            for c, t in enumerate(tasks):
-                if valid[b, c]:
-                    table = ScoreTable()
-                    table.add(idx, probs[b, c][sl] >= threshold, masks[b, c][sl])
-                    rows[t].extend(table.rows)
-    gathered = du.all_gather_object(rows)
-    per_task: Dict[str, float] = {}
+    with inference_context(model):
+        for batch in loader:
+            with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
+                logits = model(batch["image"].to(device, non_blocking=True))
+            probs = torch.sigmoid(logits.float()).cpu().numpy()
+            masks = batch["masks"].numpy() > 0.5
+            valid = batch["valid"].numpy()
+            for b in range(probs.shape[0]):
+                lb = collate_letterbox(batch["letterbox"][b])
+                sl = (slice(lb.top, lb.top + lb.h), slice(lb.left, lb.left + lb.w))
+                idx = int(batch["index"][b])
+                for c, t in enumerate(tasks):
+                    if valid[b, c]:
+                        table = ScoreTable()
+                        table.add(idx, probs[b, c][sl] >= threshold, masks[b, c][sl])
+                        rows[t].extend(table.rows)
+    gathered = comm.all_gather(rows)
+    results: Dict[str, Dict[str, float]] = {}
     for t in tasks:
         table = ScoreTable()
-        seen = set()
-        for part in gathered:  # DistributedSampler pads with repeats: keep one row per image
-            for r in part[t]:
-                if r["image_id"] not in seen:
-                    seen.add(r["image_id"])
-                    table.extend([r])
-        per_task[t] = table.summary()["dice"] if table.rows else math.nan
-    vals = [v for v in per_task.values() if not math.isnan(v)]
-    return {"dice": float(np.mean(vals)) if vals else math.nan, "per_task": per_task}
+        for part in gathered:
+            table.extend(part[t])
+        summary = table.summary() if table.rows else {}
+        results[t] = {m: float(summary.get(m, math.nan)) for m in METRICS}
+    if len(tasks) > 1:
+        results["mean"] = {m: _nanmean([results[t][m] for t in tasks]) for m in METRICS}
+    return results
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def selection_metric(tasks: Sequence[str]) -> str:
+    """The event-storage key that picks ``model_best.pth`` and drives early stopping: the task's validation
+    Dice, or the mean over several tasks (Mask R-CNN's rule: ``spine_det.config.maskrcnn.best_metric_key``)."""
+    return f"{tasks[0]}/dice" if len(tasks) == 1 else "mean/dice"
 
 
 def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: bool = False, epoch_images: int = 0) -> DataLoader:
-    if du.get_world_size() > 1:
-        if epoch_images > 0:
-            raise ValueError("SOLVER.EPOCH_IMAGES is not supported with several processes; set it to 0")
-        sampler = DistributedSampler(ds, shuffle=train, seed=seed, drop_last=False)
-    elif train:
+    """Training: a seeded random order (``epoch_images`` > 0: that many images, whole reshuffled passes, then
+    a partial one), each process taking its share (:class:`RankShard`); evaluation: in order, shared out."""
+    if train:
         g = torch.Generator()
         g.manual_seed(seed)
-        # num_samples > len(ds) without replacement: whole reshuffled passes, then a partial one
-        sampler = RandomSampler(ds, generator=g, num_samples=epoch_images if epoch_images > 0 else None)
+        sampler = RankShard(RandomSampler(ds, generator=g, num_samples=epoch_images if epoch_images > 0 else None))
     else:
-        sampler = SequentialSampler(ds)
+        sampler = RankShard(SequentialSampler(ds), pad=False)
     return DataLoader(
         ds,
         batch_size=max(1, batch),
@@ -355,157 +192,99 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu")
 
 
 def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
-    """Train on the manifest's train split, select on val; returns a summary (best score, epochs run)."""
+    """Train on the manifest's train split, select on val; returns a summary (best score, epochs run).
+
+    ``resume``: continue from the checkpoint ``OUTPUT_DIR/last_checkpoint`` names (also a finished run given
+    more SOLVER.MAX_EPOCHS: a cosine schedule then goes on down from the LR reached)."""
     from spine_det.engine.preflight import check_seg_model_name
 
     check_seg_model_name(cfg.MODEL.NAME)  # before config.yaml is written
-    device = _device_of(cfg)
-    rank, world = du.get_rank(), du.get_world_size()
+    device = init_from_env(cfg.MODEL.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
-    if du.is_main_process():
+    refuse_epoch_loop_checkpoint([out_dir / f for f in EPOCH_LOOP_FILES], out_dir, resume,
+                                 f", or start from its weights with MODEL.INIT_WEIGHTS {out_dir / BEST_CHECKPOINT}")
+    if comm.is_main_process():
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", cfg.dump())
-    seed_everything(cfg.SEED + rank)
-    tasks = tasks_of(cfg)
+    setup_run_logger(cfg.OUTPUT_DIR)
+    seed_everything(cfg.SEED + comm.get_rank())
+    trainer, validated = build_seg_trainer(cfg, manifest, device, resume)
+    trainer.resume_or_load(resume)
+    trainer.train()
+    comm.synchronize()
+    speck_filter = {}
+    if validated and (out_dir / BEST_CHECKPOINT).is_file():
+        # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
+        from spine_det.engine.component_calibration import calibrate_checkpoint
+
+        speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
+    best = trainer.best()
+    return {"best_val_dice": best["value"] if validated else trainer.early_stopping.best, "best_epoch": best["epoch"],
+            "epochs": trainer.iter // trainer.iters_per_epoch, "iterations": trainer.iter,
+            "stopped_early": trainer.early_stopping.should_stop, "best_checkpoint": str(out_dir / BEST_CHECKPOINT),
+            "speck_filter": speck_filter}
+
+
+def build_seg_trainer(cfg: Any, manifest: Any, device: torch.device, resume: bool = False) -> Tuple[EpochTrainer, bool]:
+    """The trainer of a LinkNet/smp config with its hooks, and whether it validates (an empty validation split:
+    selection and early stopping on the training loss instead)."""
+    tasks, world = tasks_of(cfg), comm.get_world_size()
     datasets = build_seg_datasets(cfg, manifest)
     per_proc = max(1, cfg.SOLVER.IMS_PER_BATCH // world)
     drop_last = len(datasets["train"]) > per_proc * world  # avoid a batch of 1 for BatchNorm
     train_loader = _loader(datasets["train"], per_proc, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, drop_last,
                            epoch_images=cfg.SOLVER.EPOCH_IMAGES)
-    val_loader = _loader(datasets["val"], cfg.TEST.IMS_PER_BATCH, False, 0, cfg.SEED) if len(datasets["val"]) else None
-    if val_loader is None:
-        logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")
 
-    model = build_seg_model(cfg, device)
-    resuming = resume and (out_dir / LAST_CHECKPOINT).is_file()
-    if cfg.MODEL.INIT_WEIGHTS and not resuming:
-        init_from_checkpoint(model, cfg.MODEL.INIT_WEIGHTS, device)
-    if du.is_main_process():
-        logger.info("%s: %.2f M parameters, tasks %s, %d train / %d val images, device %s, %d process(es)",
-                    cfg.MODEL.NAME, count_parameters(model) / 1e6, tasks, len(datasets["train"]), len(datasets["val"]), device, world)
-    ddp_model: torch.nn.Module = model
-    if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = build_loss(cfg)
-    optimizer = build_optimizer(cfg.SOLVER, model.parameters())
-    scheduler = build_scheduler(cfg.SOLVER, optimizer)
-    amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    early = EarlyStopping(cfg.EARLY_STOP.PATIENCE, cfg.EARLY_STOP.MIN_DELTA, "max", cfg.EARLY_STOP.ENABLED)
-    log = MetricsLog(out_dir / METRICS_LOG)
-    start_epoch, best_epoch = 0, -1
-
-    last = out_dir / LAST_CHECKPOINT
-    if resume and last.is_file():
-        ck = load_checkpoint(last, map_location=device)
-        restore_training_state(ck, model, optimizer, scheduler, scaler, early)
-        start_epoch, best_epoch = int(ck["epoch"]), int(ck.get("best_epoch", -1))
-        continue_schedule(scheduler, start_epoch, cfg.SOLVER.MAX_EPOCHS)  # more (or fewer) epochs: no LR climb
-        if world == ck.get("world_size", 1) and ck.get("rng"):
-            set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])
-        log.truncate(start_epoch)
-        logger.info("resumed from %s at epoch %d (best val dice %s)", last, start_epoch, early.best)
-    elif resume:
-        logger.info("--resume: no %s yet, starting from scratch", last)
-    else:
-        log.lines = []
-    log.attach_tensorboard(first_epoch=start_epoch + 1)
-
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCHS):
-        if early.should_stop:
-            break
-        t0 = time.perf_counter()
-        ddp_model.train()
+    def start_epoch(epoch: int) -> None:  # the augmentation stream and the order of each epoch, from the seed
         datasets["train"].set_epoch(epoch)
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
-        elif isinstance(train_loader.sampler, RandomSampler):
-            train_loader.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
-        total, n = 0.0, 0
-        from spine_det.utils.progress import progress as progress_bar
+        train_loader.sampler.sampler.generator.manual_seed(cfg.SEED * 100003 + epoch)
 
-        n_iter = len(train_loader) if cfg.SOLVER.MAX_ITERS_PER_EPOCH <= 0 else min(len(train_loader), cfg.SOLVER.MAX_ITERS_PER_EPOCH)
-        bar = progress_bar(total=n_iter, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCHS}", leave=False, disable=not du.is_main_process(), dynamic_ncols=True)
-        steps = 0
-        for it, batch in enumerate(train_loader):
-            if it >= n_iter:
-                break
-            image = batch["image"].to(device, non_blocking=True)
-            target = batch["masks"].to(device, non_blocking=True)
-            valid = batch["valid"].to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, enabled=amp):
-                logits = ddp_model(image)
-            loss = loss_fn(logits.float(), target, valid)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {it + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.SOLVER.GRAD_CLIP > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.SOLVER.GRAD_CLIP)
-            scaler.step(optimizer)
-            scaler.update()
-            total += float(loss.item()) * image.shape[0]
-            n += image.shape[0]
-            bar.set_postfix(loss=f"{total / max(n, 1):.4f}", lr=f"{current_lr(optimizer):.2e}")
-            steps += 1
-            bar.update(1)
-        bar.close()
-        train_loss = du.all_reduce_mean(total / max(n, 1), device)
+    data = EpochLoader(train_loader, cfg.SOLVER.MAX_ITERS_PER_EPOCH, start_epoch)
+    net = build_seg_model(cfg, device)
+    if cfg.MODEL.INIT_WEIGHTS and not (resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").is_file()):
+        init_from_checkpoint(net, cfg.MODEL.INIT_WEIGHTS, device)
+    logger.info("%s: %.2f M parameters, tasks %s, %d train / %d val images, %d iterations per epoch, device %s, "
+                "%d process(es)", cfg.MODEL.NAME, count_parameters(net) / 1e6, tasks, len(datasets["train"]),
+                len(datasets["val"]), data.iters_per_epoch, device, world)
+    loss_fn = build_loss(cfg)
+    optimizer = build_optimizer(cfg.SOLVER, net.parameters())
+    clip_gradients(optimizer, cfg.SOLVER.GRAD_CLIP)
+    amp = bool(cfg.SOLVER.AMP) and device.type == "cuda"
+    trainer = EpochTrainer(
+        net, lambda logits, b: loss_fn(logits, b["masks"].to(device, non_blocking=True), b["valid"].to(device, non_blocking=True)),
+        data, optimizer, build_scheduler(cfg.SOLVER, optimizer), max_epochs=cfg.SOLVER.MAX_EPOCHS,
+        output_dir=cfg.OUTPUT_DIR, device=device, amp=amp,
+        metadata={"tasks": tasks, "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME})
+    if len(datasets["val"]):
+        val_loader = _loader(datasets["val"], cfg.TEST.IMS_PER_BATCH, False, 0, cfg.SEED)
+        metric, eval_period = selection_metric(tasks), cfg.TEST.EVAL_PERIOD
 
-        val: Dict[str, Any] = {"dice": math.nan, "per_task": {}}
-        evaluated = val_loader is not None and ((epoch + 1) % max(1, cfg.TEST.EVAL_PERIOD) == 0 or epoch + 1 == cfg.SOLVER.MAX_EPOCHS)
-        if evaluated:
-            val = validate(ddp_model, val_loader, tasks, device, cfg.TEST.THRESHOLD, amp)
-            score = val["dice"]
-        elif val_loader is None:
-            score, evaluated = -train_loss, True
-        else:
-            score = math.nan
-        lr = current_lr(optimizer)
-        improved = False
-        if evaluated:
-            improved = early.step(score)
-            scheduler_step(scheduler, score)
-        elif scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step()
-        if improved:
-            best_epoch = epoch + 1
-            save_checkpoint(out_dir / BEST_CHECKPOINT, {
-                "model": model.state_dict(), "epoch": epoch + 1, "score": score, "metric": "val_dice",
-                "tasks": tasks, "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME,
-            })
-        elapsed = time.perf_counter() - t0
-        log.append({
-            "epoch": epoch + 1, "loss": train_loss, "val_dice": val["dice"], "val_dice_per_task": val["per_task"],
-            "lr": lr, "time_s": round(elapsed, 3), "best_val_dice": early.best, "improved": improved,
-            "iters": steps,  # optimizer steps this epoch: the cost table reads them, no re-derivation
-        })
-        if du.is_main_process():
-            logger.info("epoch %d/%d loss %.4f val dice %.4f lr %.2e %.1fs%s", epoch + 1, cfg.SOLVER.MAX_EPOCHS, train_loss,
-                        val["dice"], lr, elapsed, " *best*" if improved else "")
-        rngs = du.all_gather_object(rng_state())
-        save_checkpoint(last, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict(), "epoch": epoch + 1, "best_epoch": best_epoch,
-            "early_stop": early.state_dict(), "rng": rngs if world > 1 else rngs[0], "world_size": world,
-            "tasks": tasks, "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME,
-        })
-        du.synchronize()
-        if early.should_stop and du.is_main_process():
-            logger.info("early stopping at epoch %d: no val dice gain > %g for %d evaluations", epoch + 1,
-                        cfg.EARLY_STOP.MIN_DELTA, cfg.EARLY_STOP.PATIENCE)
-    log.close()
-    speck_filter = {}
-    if val_loader is not None and (out_dir / BEST_CHECKPOINT).is_file():
-        # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
-        from spine_det.engine.component_calibration import calibrate_checkpoint
+        def evaluate() -> Dict[str, Any]:
+            results = validate(net, val_loader, tasks, device, cfg.TEST.THRESHOLD, amp)
+            logger.info("epoch %d/%d: validation %s %.4f", trainer.epoch, trainer.max_epochs, metric,
+                        results[metric.split("/")[0]]["dice"])
+            return results
+    else:
+        logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")
+        metric, eval_period = "train/neg_loss", 1
 
-        speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
-    return {"best_val_dice": early.best, "best_epoch": best_epoch, "epochs": len(log.lines), "stopped_early": early.should_stop,
-            "best_checkpoint": str(out_dir / BEST_CHECKPOINT), "speck_filter": speck_filter}
+        def evaluate() -> Dict[str, Any]:
+            return {"train": {"neg_loss": -_epoch_loss(trainer)}}
+
+    trainer.register_hooks(trainer.build_hooks(
+        evaluate, metric, eval_period=eval_period, patience=cfg.EARLY_STOP.PATIENCE, min_delta=cfg.EARLY_STOP.MIN_DELTA,
+        early_stop=cfg.EARLY_STOP.ENABLED, best_state=lambda: trainer.best_state(metric)))
+    return trainer, bool(len(datasets["val"]))
+
+
+def _epoch_loss(trainer: EpochTrainer) -> float:
+    """Mean training loss of the epoch just ended (the main process's event storage: the mean over the
+    processes of each step), the same number on every process."""
+    mean = math.nan
+    if comm.is_main_process():
+        values = [v for v, _ in trainer.storage.history("total_loss").values()[-trainer.iters_per_epoch:]]
+        mean = float(np.mean(values)) if values else math.nan
+    return float(comm.all_gather(mean)[0])
 
 
 def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
@@ -519,16 +298,16 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
 
     split = split or cfg.TEST.SPLIT
     weights = weights or cfg.MODEL.WEIGHTS or str(Path(cfg.OUTPUT_DIR) / BEST_CHECKPOINT)
-    device = _device_of(cfg)
+    device = init_from_env(cfg.MODEL.DEVICE)
     predictor = LinkNetPredictor(cfg, weights=weights, device=device)
     tasks = predictor.tasks
     view = get_task(tasks[0]).view
     samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
-    mine = samples[du.get_rank():: du.get_world_size()]
+    mine = samples[comm.get_rank():: comm.get_world_size()]
     rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in tasks}
     from spine_det.utils.progress import progress as progress_bar
 
-    for s in progress_bar(mine, desc=f"evaluating {split}", leave=False, disable=not du.is_main_process()):
+    for s in progress_bar(mine, desc=f"evaluating {split}", leave=False, disable=not comm.is_main_process()):
         image = read_image(s.image)
         pred = predictor.predict_masks(image)
         for t in tasks:
@@ -536,9 +315,9 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
                 table = ScoreTable()
                 table.add(s.key, pred[t], read_mask(s.masks[t], shape=image.shape), patient_id=s.patient_id, label=s.label)
                 rows[t].extend(table.rows)
-    gathered = du.all_gather_object(rows)
+    gathered = comm.all_gather(rows)
     results: Dict[str, Dict[str, Any]] = {}
-    if du.is_main_process():
+    if comm.is_main_process():
         ck = predictor.checkpoint_info
         for t in tasks:
             table = ScoreTable()
@@ -553,5 +332,5 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
             results[t] = write_scores(table, Path(cfg.OUTPUT_DIR) / "inference" / f"spine_{t}_{split}", meta)
             logger.info("%s %s: dice %.4f jaccard %.4f tpr %.4f (%d images)", t, split, results[t]["dice"],
                         results[t]["jaccard"], results[t]["tpr"], results[t]["counts"]["images"])
-    du.synchronize()
+    comm.synchronize()
     return results

@@ -1,15 +1,18 @@
-"""Detectron2's ``metrics.json``, each line also naming the spine_det version (and commit) that wrote it,
-as the epoch trainers' ``metrics.jsonl`` do (:func:`spine_det.utils.provenance.provenance`)."""
+"""Detectron2's ``metrics.json``, each line also naming the spine_det version (and commit) that wrote it
+(:func:`spine_det.utils.provenance.provenance`), as every checkpoint does."""
 from __future__ import annotations
 
 import json
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, List
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.utils import comm
 from detectron2.utils.events import EventWriter, JSONWriter, get_event_storage
 
+from spine_det.utils.fileio import atomic_write_text
 from spine_det.utils.provenance import provenance
 
 
@@ -52,3 +55,20 @@ def stamp_json_writers(writers: List[EventWriter]) -> List[EventWriter]:
             w = StampedJSONWriter(path, w._window_size)
         out.append(w)
     return out
+
+
+def trim_metrics_json(path: Path, start_iter: int) -> None:
+    """Drop the lines of ``metrics.json`` from iteration ``start_iter`` on (main process), before a
+    :class:`JSONWriter` appends to it: a resumed run's file then holds each iteration once, and a run started
+    afresh (``start_iter`` 0) does not continue an earlier run's file. Lines that are not JSON are dropped."""
+    path = Path(path)
+    if not path.is_file() or not comm.is_main_process():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            if int(json.loads(line).get("iteration", start_iter)) < start_iter:
+                kept.append(line)
+        except (ValueError, AttributeError, TypeError):
+            continue
+    atomic_write_text(path, "".join(f"{ln}\n" for ln in kept))

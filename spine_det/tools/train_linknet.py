@@ -47,8 +47,9 @@ def _main(args: argparse.Namespace) -> int:
     from spine_det.config.paths import resolve_config_file
     from spine_det.config.profiles import resolve_profile
     from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine import distributed as du
+    from spine_det.engine import distributed as du  # first: the compat shims before detectron2
     from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+    from detectron2.utils import comm
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     opts = list(args.opts)
@@ -71,17 +72,17 @@ def _main(args: argparse.Namespace) -> int:
     du.init_from_env(cfg.MODEL.DEVICE)
     from spine_det.utils.logs import log_to_run_folder
 
-    log_to_run_folder(cfg.OUTPUT_DIR, du.get_rank())  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
+    log_to_run_folder(cfg.OUTPUT_DIR, comm.get_rank())  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
 
     def prepare():
         return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
                                convert=False)
 
     # Rank 0 scans first (cached manifest), the others then read it.
-    if du.is_main_process():
+    if comm.is_main_process():
         prepared = prepare()
-    du.synchronize()
-    if not du.is_main_process():
+    comm.synchronize()
+    if not comm.is_main_process():
         prepared = prepare()
     logging.getLogger("train_linknet").info("data: %s", prepared.manifest.summary())
     try:
