@@ -106,8 +106,7 @@ def test_every_trainer_refuses_bad_inputs_in_one_line_before_writing(name, tmp_p
         rc = tool.main([*required, "--profile", "cpu", *flags, *overrides])
         err = _error_lines(capsys)
         assert rc == 2 and len(err) == 1 and says in err[0], (flags, err)
-    assert sorted(p.name for p in out.iterdir()) == []  # made by the writability check, then left empty
-    assert sorted(p.name for p in data.iterdir()) == []
+    assert not out.exists() and sorted(p.name for p in data.iterdir()) == []
 
 
 def test_default_setup_writes_the_run_folder_after_the_checks(tmp_path, monkeypatch):

@@ -37,12 +37,13 @@ import torch.distributed as dist
 from spine_det.config.paths import resolve_config_file
 from spine_det.config.profiles import add_profile_argument
 from spine_det.data.prepare import prepare_dataset
+from spine_det.engine.distributed import check_device
 from spine_det.engine.launch import launch
-from spine_det.engine.preflight import check_gpu_count, check_training_inputs
+from spine_det.engine.preflight import check_cache_dir, check_data_root, check_gpu_count
 from spine_det.utils.cli import ArgumentParser, add_data_args, non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_write_text
 from spine_det.utils.logs import setup_logging
-from spine_det.utils.paths import prepare_output
+from spine_det.utils.paths import prepare_output, refuse_inside
 
 __all__ = ["CLASSIFIER_KEYS", "DataKeys", "SPINE_KEYS", "check_inputs", "config_overrides", "default_argument_parser",
            "default_setup", "launch_from_args", "load_config_from_args", "process_rank", "write_run_config"]
@@ -135,16 +136,18 @@ def load_config_from_args(args: argparse.Namespace, load: Callable[[str, Optiona
 def check_inputs(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEYS) -> Path:
     """What the run needs, checked once before :func:`launch_from_args` starts any process and before
     anything is written to the run folder: the GPUs ``--num-gpus`` asks for, the data root, ``MODEL.DEVICE``,
-    the cache folder, the output folder (outside the data root, writable; locked later by rank 0's
-    :func:`default_setup`, since a lock held here would shut out a spawned rank 0), and last the data
-    itself: its scan (the manifest, cached for the run's own processes) finds the patients or says in one
-    line why not (no Training/ folder, no patients, a bad file with --strict)."""
+    the cache folder, the output folder's place (never inside the data root), the data itself (its scan,
+    cached for the run's own processes, finds the patients or says in one line why not: no Training/
+    folder, no patients, a bad file with --strict), and last that the output folder can be written (it is
+    locked later by rank 0's :func:`default_setup`: a lock held here would shut out a spawned rank 0).
+    Returns the output folder."""
     check_gpu_count(args.num_gpus)
-    root, cache = cfg_value(cfg, keys.root), cfg_value(cfg, keys.cache)
-    out = check_training_inputs(cfg.OUTPUT_DIR, root, cache, cfg.MODEL.DEVICE, data_key=keys.root, cache_key=keys.cache,
-                                lock=False)
-    prepare_dataset(root, cache_dir=cache or None, seed=cfg_value(cfg, keys.split_seed), convert=False)
-    return out
+    root = check_data_root(cfg_value(cfg, keys.root), keys.root)
+    check_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
+    cache = check_cache_dir(cfg_value(cfg, keys.cache), root, keys.cache)
+    refuse_inside(cfg.OUTPUT_DIR, root)
+    prepare_dataset(root, cache_dir=cache, seed=cfg_value(cfg, keys.split_seed), convert=False)
+    return prepare_output(cfg.OUTPUT_DIR, root, lock=False)
 
 
 def launch_from_args(main_func: Callable[..., Any], args: argparse.Namespace, *extra: Any) -> Any:
