@@ -92,9 +92,10 @@ def check_flags_before_overrides(parser: argparse.ArgumentParser, opts: Optional
 def add_data_args(parser: Any, config_key: Optional[str] = "SPINE.DATA_ROOT") -> None:
     """``--data-root`` and ``--cache-dir``, as every training tool takes them (``config_key``: the config
     key that may name the data root instead, said in the help; None if the tool has none)."""
-    parser.add_argument("--data-root", help="dataset folder (Training/{Normal,Damaged}/..., optional Test/)"
-                        + (f"; or set {config_key}" if config_key else ""))
-    parser.add_argument("--cache-dir", help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
+    parser.add_argument("--data-root", metavar="DIR", help="dataset folder (Training/{Normal,Damaged}/..., optional "
+                        "Test/)" + (f"; or set {config_key}" if config_key else ""))
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="where the manifest is cached (default: $SPINE_DET_CACHE or ~/.cache/spine_det)")
 
 
 # -- numbers on the command line ----------------------------------------------------------------------
