@@ -8,7 +8,9 @@ handlers:
 * ``setup_logging(output_dir, rank)`` (a training run, once its inputs are checked): Detectron2's
   ``setup_logger`` for the ``spine_det``, ``detectron2`` and ``fvcore`` loggers: the console on rank 0
   and ``<output_dir>/log.txt`` (rank k > 0: ``log.txt.rank<k>``) for every family, the file and format a
-  Mask R-CNN run has always had. The console handler of the first form steps aside for Detectron2's.
+  Mask R-CNN run has always had.
+
+Each call replaces the handlers the previous one added.
 
 Third-party loggers are left alone: their warnings reach stderr through Python's last-resort handler.
 """
@@ -18,58 +20,70 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Tuple, Union
 
 PACKAGE_LOGGER = "spine_det"
 CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 RUN_LOGGERS = ((PACKAGE_LOGGER, "spine"), ("detectron2", "d2"), ("fvcore", "fvcore"))  # (name, abbreviation)
-_CONSOLE = "_spine_det_console"  # marks the console handler setup_logging() added
+# The handlers the last call added. The next call removes them first, so that a process running several
+# tools one after the other (the tests, a notebook) logs each record once, to the current run's log.txt
+# only, and never to a stream that an earlier caller has closed.
+_ADDED: List[Tuple[logging.Logger, logging.Handler]] = []
 
 
-class _StderrHandler(logging.StreamHandler):
-    """A handler on ``sys.stderr`` as it is when a record comes, not as it was at setup (pytest, a
-    notebook or a caller's redirect_stderr replace it)."""
+class _CurrentStream:
+    """``sys.stdout`` or ``sys.stderr`` as it is when a record is written, not as it was at setup (pytest,
+    a notebook or a caller's redirect_stdout replace it, and may close the one they replaced)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
 
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ and setStream assign it
-        pass
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
 
 
-def _console_handlers(logger: logging.Logger) -> list:
-    return [h for h in logger.handlers if getattr(h, _CONSOLE, False)]
+def _remove_added() -> None:
+    for logger, handler in _ADDED:
+        logger.removeHandler(handler)  # (Detectron2's file streams stay open: it caches one per file)
+    _ADDED.clear()
 
 
 def setup_logging(output_dir: Optional[Union[str, os.PathLike]] = None, rank: int = 0,
                   level: int = logging.INFO) -> logging.Logger:
-    """The package logger, set up for a tool (see the module's text); safe to call again."""
+    """The package logger, set up for a tool (see the module's text); a new call replaces what the last
+    one set up."""
+    _remove_added()
     logger = logging.getLogger(PACKAGE_LOGGER)
     if output_dir is None:
-        if not logger.handlers:
-            handler = _StderrHandler()
-            handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
-            setattr(handler, _CONSOLE, True)
-            logger.addHandler(handler)
-        for handler in _console_handlers(logger):
-            handler.setLevel(level)
+        handler = logging.StreamHandler(_CurrentStream("stderr"))
+        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+        handler.setLevel(level)
+        logger.addHandler(handler)
+        _ADDED.append((logger, handler))
         if logger.level == logging.NOTSET or logger.level > level:
             logger.setLevel(level)
         return logger
-    for handler in _console_handlers(logger):
-        logger.removeHandler(handler)
     # Detectron2 is an optional dependency (spine-det install-detectron2), and its logger module imports
     # torch: 1.5 s that a tool without a run folder does not pay. Its compat shims come first.
     import spine_det.compat  # noqa: F401
     from detectron2.utils.logger import setup_logger
 
+    # setup_logger caches its loggers by argument (one set of handlers per output folder, for ever); the
+    # function under the cache is called here, and the handlers it adds are the ones _ADDED tracks.
+    make = getattr(setup_logger, "__wrapped__", setup_logger)
     for name, abbrev in RUN_LOGGERS:
-        setup_logger(output=str(Path(output_dir)), distributed_rank=rank, name=name, abbrev_name=abbrev)
+        named = logging.getLogger(name)
+        before = set(named.handlers)
+        make(output=str(Path(output_dir)), distributed_rank=rank, name=name, abbrev_name=abbrev)
+        for handler in named.handlers:
+            if handler in before:
+                continue
+            if getattr(handler, "stream", None) is sys.stdout:  # the console (rank 0)
+                handler.setStream(_CurrentStream("stdout"))
+            _ADDED.append((named, handler))
     # setup_logger stops propagation; records still reach handlers a caller put on the root logger
     # (pytest's caplog, a notebook's); the command line puts none there.
     logger.propagate = True
