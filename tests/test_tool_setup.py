@@ -266,3 +266,24 @@ def test_the_console_handler_follows_stderr():
         for h in kept:
             logger.addHandler(h)
         logger.setLevel(level)
+
+
+def test_a_second_run_in_one_process_logs_once_and_only_to_its_own_folder(tmp_path, capsys):
+    """Detectron2's setup_logger keeps every earlier run's handlers (lru_cache): two runs in one process
+    printed each line twice and appended the second run's lines to the first run's log.txt."""
+    from spine_det.utils.logs import setup_logging
+
+    log = logging.getLogger("spine_det.test_runs")
+    try:
+        setup_logging(tmp_path / "one")
+        log.info("first run")
+        setup_logging(tmp_path / "two")
+        log.info("second run")
+        setup_logging(tmp_path / "one")  # the same folder again (--resume): still logged
+        log.info("first again")
+    finally:
+        setup_logging()
+    one, two = (tmp_path / "one" / "log.txt").read_text(), (tmp_path / "two" / "log.txt").read_text()
+    assert "first run" in one and "first again" in one and "second run" not in one
+    assert "second run" in two and "first" not in two
+    assert capsys.readouterr().out.count("second run") == 1
