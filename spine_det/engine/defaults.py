@@ -3,8 +3,7 @@
 Each training tool (train-net, train-linknet, train-nnunet, train-classifier) is the same few steps::
 
     parser = default_argument_parser(__doc__, "train-linknet", config_file=None, ...)  # the shared flags
-    args = parser.parse_args(argv)            # a flag after the KEY VALUE overrides: one line, exit 2
-    args.profile = resolve_profile(args.profile)
+    args = parse_args_for_training(parser, argv)  # a flag after the overrides: one line; --profile auto resolved
     cfg = load_config_from_args(args, the_family_loader)   # safe YAML, the profile, the overrides
     check_inputs(cfg, args)                   # GPUs, data root, device, cache and output folder
     launch_from_args(train, args, cfg)        # Detectron2's launch: one process, or one per GPU
@@ -35,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from spine_det.config.paths import resolve_config_file
-from spine_det.config.profiles import add_profile_argument
+from spine_det.config.profiles import add_profile_argument, resolve_profile
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.distributed import check_device
 from spine_det.engine.launch import launch
@@ -46,7 +45,8 @@ from spine_det.utils.logs import setup_logging
 from spine_det.utils.paths import prepare_output, refuse_inside
 
 __all__ = ["CLASSIFIER_KEYS", "DataKeys", "SPINE_KEYS", "check_inputs", "config_overrides", "default_argument_parser",
-           "default_setup", "launch_from_args", "load_config_from_args", "process_rank", "write_run_config"]
+           "default_setup", "launch_from_args", "load_config_from_args", "parse_args_for_training", "process_rank",
+           "write_run_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,16 @@ def default_argument_parser(description: str, command: str, *, config_file: Opti
     p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                    help="config overrides, after every flag, e.g. SOLVER.BASE_LR 0.001")
     return p
+
+
+def parse_args_for_training(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line parsed, ``--profile auto`` resolved (and said, on stdout) once for every process
+    launch will start. Until the inputs are checked the console shows warnings and errors only: a
+    refusal is its one ``error:`` line, and the run's own log begins with :func:`default_setup`."""
+    setup_logging(level=logging.WARNING)
+    args = parser.parse_args(argv)
+    args.profile = resolve_profile(args.profile, report=print)
+    return args
 
 
 def cfg_value(cfg: Any, key: str) -> Any:

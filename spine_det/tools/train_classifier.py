@@ -36,7 +36,6 @@ from typing import Any, List, Optional
 
 from spine_det.config.linknet import get_classifier_cfg, load_cfg
 from spine_det.config.paths import config_dir
-from spine_det.config.profiles import resolve_profile
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.classifier_trainer import train_classifier
 from spine_det.engine.defaults import (
@@ -46,9 +45,9 @@ from spine_det.engine.defaults import (
     default_setup,
     launch_from_args,
     load_config_from_args,
+    parse_args_for_training,
 )
 from spine_det.utils.cli import reports_user_errors
-from spine_det.utils.logs import setup_logging
 
 logger = logging.getLogger("spine_det.train_classifier")
 
@@ -90,9 +89,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
 @reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line), check every input, then train."""
-    setup_logging()
-    args = parse_args(argv)
-    args.profile = resolve_profile(args.profile)  # before launch: every process trains the same
+    args = parse_args_for_training(get_parser(), argv)
     cfg = load_config(args)
     check_inputs(cfg, args, CLASSIFIER_KEYS)  # before anything is written: GPUs, data root, device, cache, output
     launch_from_args(train, args, cfg)

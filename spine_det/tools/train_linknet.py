@@ -20,7 +20,6 @@ import sys
 from typing import Any, List, Optional
 
 from spine_det.config.linknet import load_linknet_config
-from spine_det.config.profiles import resolve_profile
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine import distributed as du
 from spine_det.engine.defaults import (
@@ -29,11 +28,11 @@ from spine_det.engine.defaults import (
     default_setup,
     launch_from_args,
     load_config_from_args,
+    parse_args_for_training,
 )
 from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
 from spine_det.engine.preflight import check_seg_model_name
 from spine_det.utils.cli import reports_user_errors
-from spine_det.utils.logs import setup_logging
 
 logger = logging.getLogger("spine_det.train_linknet")
 
@@ -94,9 +93,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
 @reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line), check every input, then train in one or more processes."""
-    setup_logging()
-    args = parse_args(argv)
-    args.profile = resolve_profile(args.profile)  # before launch: every process trains the same
+    args = parse_args_for_training(get_parser(), argv)
     cfg = load_config(args)
     check_seg_model_name(cfg.MODEL.NAME)  # a typo'd network: one line naming the registered ones
     check_inputs(cfg, args)  # before anything is written: GPUs, data root, device, cache, output folder

@@ -31,13 +31,13 @@ from typing import Any, Dict, List, Optional
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
 from spine_det.config import get_spine_cfg
-from spine_det.config.profiles import resolve_profile
 from spine_det.engine.defaults import (
     check_inputs,
     default_argument_parser,
     default_setup,
     launch_from_args,
     load_config_from_args,
+    parse_args_for_training,
 )
 from spine_det.engine.trainer import (
     SpineTrainer,
@@ -51,7 +51,6 @@ from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
 from spine_det.evaluation.thresholds import thresholds_beside_checkpoint
 from spine_det.utils.cli import reports_user_errors
 from spine_det.utils.errors import UserError
-from spine_det.utils.logs import setup_logging
 
 logger = logging.getLogger("spine_det.train_net")
 
@@ -139,9 +138,7 @@ def check_family_inputs(cfg) -> None:
 @reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line), check every input, then train in one or more processes."""
-    setup_logging()
-    args = get_parser().parse_args(argv)
-    args.profile = resolve_profile(args.profile, report=print)  # before launch: every worker trains the same
+    args = parse_args_for_training(get_parser(), argv)
     cfg = load_config(args)
     if args.eval_only:
         check_family_inputs(cfg)

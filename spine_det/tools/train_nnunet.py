@@ -19,7 +19,6 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.profiles import resolve_profile
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine import nnunet
 from spine_det.engine.defaults import (
@@ -28,10 +27,10 @@ from spine_det.engine.defaults import (
     default_setup,
     launch_from_args,
     load_config_from_args,
+    parse_args_for_training,
 )
 from spine_det.utils.cli import reports_user_errors
 from spine_det.utils.errors import UserError
-from spine_det.utils.logs import setup_logging
 
 logger = logging.getLogger("spine_det.train_nnunet")
 
@@ -75,9 +74,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
 @reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line), check every input, then train."""
-    setup_logging()
-    args = parse_args(argv)
-    args.profile = resolve_profile(args.profile)  # before launch: every process trains the same
+    args = parse_args_for_training(get_parser(), argv)
     cfg = load_config(args)
     if nnunet.available() is not None:  # the extra is missing: one line naming the install command
         raise UserError(nnunet.INSTALL_HINT)
