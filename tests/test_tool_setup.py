@@ -287,3 +287,12 @@ def test_a_second_run_in_one_process_logs_once_and_only_to_its_own_folder(tmp_pa
     assert "first run" in one and "first again" in one and "second run" not in one
     assert "second run" in two and "first" not in two
     assert capsys.readouterr().out.count("second run") == 1
+
+
+def test_train_net_eval_only_names_a_missing_checkpoint_before_writing(phantom_copy, tmp_path, capsys):
+    out = tmp_path / "run"
+    # before: config.yaml and log.txt written and the data converted to COCO, then "checkpoint not found" (status 1)
+    assert train_net.main(["--config-file", "lat_vertebra.yaml", "--data-root", str(phantom_copy), "--profile", "cpu",
+                           "--eval-only", "OUTPUT_DIR", str(out), "MODEL.WEIGHTS", str(tmp_path / "none.pth")]) == 2
+    assert _error_lines(capsys) == [f"error: --eval-only: MODEL.WEIGHTS file not found: {tmp_path / 'none.pth'}"]
+    assert not out.exists()
