@@ -193,7 +193,7 @@ def test_classifier_refuses_an_unlabelled_dataset(tmp_path):
         split_patients(None, m)
 
 
-def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(tmp_path, monkeypatch, load_tool):
+def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(tmp_path, monkeypatch, load_tool, capsys):
     import shutil
 
     from spine_det.data.prepare import prepare_dataset
@@ -233,10 +233,11 @@ def test_eval_instances_tool_scores_ground_truth_as_perfect_and_refuses_missing(
     assert int(by_kind["instances, levels"]["levels_correct"]) == 17
     assert summary["level_named_correctly"] == 1.0 and summary["levels_checked"] >= 17
     shutil.rmtree(pred / tests[1].key)
-    with pytest.raises(SystemExit, match="have no prediction"):
-        tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(tmp_path / "out2")])
-    with pytest.raises(SystemExit, match="inside the data root"):
-        tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(root / "x")])
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(tmp_path / "out2")]) == 2
+    assert "have no prediction" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()  # refused before the output folder is made
+    assert tool.main(["--data-root", str(root), "--pred-dir", str(pred), "--out", str(root / "x")]) == 2
+    assert "inside the data root" in capsys.readouterr().err
 
 
 def test_eval_instances_split_mask_separates_vertebrae_that_components_merge(tmp_path, monkeypatch, load_tool):

@@ -309,7 +309,7 @@ def test_tool_refuses_a_pred_dir_without_any_prediction(imported, tmp_path, caps
     out = tmp_path / "cobb"
     for source in ("instances", "mask"):
         assert tool.main(["--data-root", str(root), "--pred-dir", str(empty), "--source", source, "--out", str(out),
-                          "--no-overlay"]) == 1
+                          "--no-overlay"]) == 2
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
         assert len(err) == 1 and f"no {source} prediction for any of the 2 films" in err[0] and str(empty) in err[0]
         assert not (out / "summary.json").exists() and not (out / "cobb_angles.csv").exists()

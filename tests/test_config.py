@@ -195,5 +195,5 @@ def test_configs_that_are_not_yaml_mappings_or_inherit_in_a_circle_are_one_line(
     assert load_linknet_config(tmp_path / "leaf.yaml").SOLVER.BASE_LR == 0.01
     out = tmp_path / "out"
     assert train_linknet.main(["--config-file", str(tmp_path / "self.yaml"), "--data-root", str(tmp_path),
-                               "OUTPUT_DIR", str(out)]) == 1
+                               "OUTPUT_DIR", str(out)]) == 2
     assert not out.exists()

@@ -94,7 +94,7 @@ def test_disk_full_is_one_line_naming_the_target(tmp_path, monkeypatch):
         return 0
 
     monkeypatch.setattr(Path, "write_bytes", full)
-    assert run_reporting_user_errors(tool, None) == 1  # the tools' one-line error, exit 1
+    assert run_reporting_user_errors(tool, None) == 2  # the tools' one-line error, exit 2 (issue 31)
 
 
 def test_a_writer_that_fails_by_removing_its_file_is_named(tmp_path):
@@ -189,5 +189,5 @@ def test_spine_det_reports_a_write_error_a_tool_did_not_catch(monkeypatch, capsy
     tool.main = tool_main
     monkeypatch.setitem(sys.modules, tool.__name__, tool)
     monkeypatch.setitem(COMMANDS, "full_disk_tool", "a tool whose disk is full")
-    assert main(["full-disk-tool"]) == 1
+    assert main(["full-disk-tool"]) == 2  # a UserError the tool left to the dispatcher: one line, exit 2
     assert capsys.readouterr().err == "error: out/AP.jpg: cannot write it (No space left on device)\n"

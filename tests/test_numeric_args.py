@@ -74,7 +74,7 @@ def test_a_config_file_with_a_nan_pad_is_refused(tmp_path, phantom_root, monkeyp
     cfg.write_text(json.dumps({"config": {"pad": float("nan")}}))
     out = tmp_path / "m"
     assert load_tool("measure").main(["--data-root", str(phantom_root), "--out", str(out), "--config", str(cfg),
-                                      "--quiet", "--no-overlay"]) == 1
+                                      "--quiet", "--no-overlay"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and "pad must be a finite number" in err[0] and str(cfg) in err[0]
     assert not (out / "measure_summary.json").exists()

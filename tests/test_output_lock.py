@@ -53,7 +53,7 @@ def test_a_second_process_writing_one_out_is_refused_naming_the_first(data, tmp_
         assert f"is being written by another spine-det process (pid {holder.pid})" in msg and str(out) in msg
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing converted
         assert load_tool("measure").main(["--data-root", str(data), "--out", str(out), "--quiet",
-                                          "--no-overlay"]) == 1
+                                          "--no-overlay"]) == 2
         assert f"pid {holder.pid}" in one_error_line()
     finally:
         holder.kill()

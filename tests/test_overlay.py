@@ -128,7 +128,7 @@ def test_predict_draws_scores_beside_levels_and_names_the_model(tmp_path, monkey
 
     calls = []
     real = overlay.overlay_masks
-    monkeypatch.setattr(overlay, "overlay_masks", lambda *a, **k: calls.append(k) or real(*a, **k))
+    monkeypatch.setattr(predict, "overlay_masks", lambda *a, **k: calls.append(k) or real(*a, **k))
     a = np.zeros((40, 30), bool)
     a[2:10, 5:20] = True
     b = np.zeros((40, 30), bool)
@@ -173,7 +173,7 @@ def test_predict_tool_overlay_keeps_the_film_whole_and_its_json_names_the_speck_
 
     headers = []
     real = overlay.overlay_masks
-    monkeypatch.setattr(overlay, "overlay_masks", lambda *a, **k: headers.append(k.get("header")) or real(*a, **k))
+    monkeypatch.setattr(predict, "overlay_masks", lambda *a, **k: headers.append(k.get("header")) or real(*a, **k))
     assert predict.main(["--checkpoint", str(ck), "--input", str(tmp_path / "film.png"), "--output", str(tmp_path / "out")]) == 0
     sha = hashlib.sha1(ck.read_bytes()).hexdigest()[:8]
     assert headers == [f"LinkNet | model_best.pth sha1 {sha} | probability >= 0.50 | task lat_vertebra"]

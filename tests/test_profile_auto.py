@@ -72,26 +72,21 @@ def test_every_training_tool_defaults_to_auto(tool):
 
 def test_trainers_hand_the_resolved_profile_to_their_config(cuda, monkeypatch, tmp_path):
     """Each trainer's own code path: what reaches the config loader is cpu / full, never auto."""
-    import spine_det.config.linknet as linknet_cfg
-    import spine_det.engine.nnunet as nnunet
     from spine_det.tools import train_classifier, train_linknet, train_net, train_nnunet
 
     seen = []
 
-    def stop(*args, **kwargs):
-        seen.append(args[2] if len(args) > 2 else args[1])
+    def stop(args, load, *keys):
+        seen.append(args.profile)
         raise _Stop
 
-    monkeypatch.setattr(linknet_cfg, "load_linknet_config", lambda cfg, profile, *a, **k: stop(cfg, profile))
-    monkeypatch.setattr(linknet_cfg, "load_cfg", stop)
-    monkeypatch.setattr(nnunet, "load_config", lambda cfg, profile, *a, **k: stop(cfg, profile))
-    monkeypatch.setattr(train_net, "_run", lambda args: seen.append(args.profile))
-    for run in (lambda: train_linknet._main(train_linknet.parse_args(["--config-file", "linknet/lat_vertebra.yaml"])),
-                lambda: train_classifier._main(train_classifier.parse_args([])),
-                lambda: train_nnunet._main(train_nnunet.parse_args(["--config-file", "nnunet/lat_vertebra.yaml"]))):
+    for tool, argv in ((train_net, ["--config-file", "lat_vertebra.yaml"]),
+                       (train_linknet, ["--config-file", "linknet/lat_vertebra.yaml"]),
+                       (train_classifier, []),
+                       (train_nnunet, ["--config-file", "nnunet/lat_vertebra.yaml"])):
+        monkeypatch.setattr(tool, "load_config_from_args", stop)  # the one load step of spine_det.engine.defaults
         with pytest.raises(_Stop):
-            run()
-    assert train_net.main(["--config-file", "lat_vertebra.yaml"]) == 0
+            tool.main(argv)
     assert seen == ["full" if cuda else "cpu"] * 4
 
 

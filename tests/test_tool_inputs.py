@@ -42,7 +42,7 @@ def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys, 
     empty.mkdir()
     out = tmp_path / "m"
     assert measure.main(["--data-root", str(data), "--source", "linknet", "--pred-dir", str(empty), "--out", str(out),
-                         "--quiet", "--no-overlay"]) == 1
+                         "--quiet", "--no-overlay"]) == 2
     msg = one_error_line()
     assert "no linknet prediction for" in msg and str(empty) in msg
     assert not (out / "measure_summary.json").exists()  # no "Normal" calls from zero levels
@@ -55,7 +55,7 @@ def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys, 
     (empty / s.key).mkdir(parents=True)
     cv2.imwrite(str(empty / s.key / "lat_vertebra_mask.png"), np.zeros((s.height, s.width), np.uint8))
     assert evalm.main(["--data-root", str(data), "--split", "test", "--source", "linknet", "--pred-dir", str(empty),
-                       "--out", str(tmp_path / "e"), "--no-fit", "--quiet"]) == 1
+                       "--out", str(tmp_path / "e"), "--no-fit", "--quiet"]) == 2
     msg = one_error_line()
     assert f"for {len(test_patients) - 1} of {len(test_patients)} patients" in msg
     assert not (tmp_path / "e" / "morphometry_metrics.json").exists()
@@ -64,7 +64,7 @@ def test_measure_refuses_a_pred_dir_without_predictions(data, tmp_path, capsys, 
 def test_outputs_inside_the_data_root_are_refused(data, tmp_path, capsys, one_error_line):
     before = _tree(data)
     inside = data / "Training" / "out"
-    assert _tool("measure").main(["--data-root", str(data), "--out", str(inside), "--quiet"]) == 1
+    assert _tool("measure").main(["--data-root", str(data), "--out", str(inside), "--quiet"]) == 2
     assert "inside the data root" in one_error_line()
     assert _tool("visualize_data").main(["--data-root", str(data), "--out", str(inside), "--source", "masks"]) == 2
     assert "inside the data root" in one_error_line()
@@ -128,12 +128,12 @@ def test_predict_keeps_same_stem_inputs_apart_and_refuses_bad_numbers(tmp_path, 
         assert e.value.code == 2
         assert "[0, 1]" in capsys.readouterr().err
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="CUDA is not available"):
-            predict.main(["--model", "linknet", "--checkpoint", str(ck), "--input", str(inp), "--output", str(out),
-                          "--device", "cuda"])
+        assert predict.main(["--model", "linknet", "--checkpoint", str(ck), "--input", str(inp), "--output", str(out),
+                             "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tmp_path):
+def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tmp_path, one_error_line):
     predict = _tool("predict")
     ck = tmp_path / "model_best.pth"
     _tiny_linknet_checkpoint(ck)
@@ -143,10 +143,11 @@ def test_predict_without_model_asks_the_api_which_family_wrote_the_checkpoint(tm
     assert (tmp_path / "out" / "in" / "lat_vertebra_mask.png").is_file()
     unknown = tmp_path / "weights.pth"
     torch.save({"state": {"w": torch.zeros(1)}}, unknown)  # nothing says who wrote it
-    with pytest.raises(SystemExit, match="cannot tell which model wrote it; give --model, one of linknet, maskrcnn"):
-        predict.main(["--checkpoint", str(unknown), "--input", str(inp), "--output", str(tmp_path / "out2")])
-    with pytest.raises(SystemExit, match="checkpoint not found"):
-        predict.main(["--checkpoint", str(tmp_path / "none.pth"), "--input", str(inp), "--output", str(tmp_path / "o3")])
+    assert predict.main(["--checkpoint", str(unknown), "--input", str(inp), "--output", str(tmp_path / "out2")]) == 2
+    assert "cannot tell which model wrote it; give --model, one of linknet, maskrcnn" in one_error_line()
+    assert predict.main(["--checkpoint", str(tmp_path / "none.pth"), "--input", str(inp),
+                         "--output", str(tmp_path / "o3")]) == 2
+    assert "checkpoint not found" in one_error_line()
 
 
 def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys, one_error_line):
@@ -158,16 +159,16 @@ def test_corrupt_last_checkpoint_on_resume_is_one_line(data, tmp_path, capsys, o
         return ["--config-file", str(LINKNET_CFG), "--data-root", str(data), "--profile", "cpu", "--resume", "OUTPUT_DIR",
                 str(run), "MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32", "DATALOADER.NUM_WORKERS", "0"]
 
-    assert _tool("train_linknet").main(argv(out)) == 1
+    assert _tool("train_linknet").main(argv(out)) == 2
     msg = one_error_line()
     assert "model_0000009.pth" in msg and "cannot be read as a PyTorch checkpoint" in msg
     # a run folder of the epoch loop before issue 31: refused in one line that says what to do
     old = tmp_path / "old"
     old.mkdir()
     (old / "last_checkpoint.pth").write_bytes(b"\x00" * 100)
-    assert _tool("train_linknet").main(argv(old)) == 1
+    assert _tool("train_linknet").main(argv(old)) == 2
     msg = one_error_line()
     assert "last_checkpoint.pth was written by the epoch loop of an older spine_det" in msg
     assert f"MODEL.INIT_WEIGHTS {old / 'model_best.pth'}" in msg and not list(old.glob("model_*"))
     rc = _tool("train_classifier").main(["--data-root", str(data), "--profile", "cpu", "SOLVER.MAX_EPOCH", "3"])
-    assert rc == 1 and "did you mean SOLVER.MAX_EPOCHS" in one_error_line()
+    assert rc == 2 and "did you mean SOLVER.MAX_EPOCHS" in one_error_line()

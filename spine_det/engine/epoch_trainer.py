@@ -86,7 +86,7 @@ class RankShard(Sampler):
     def __len__(self) -> int:
         n = len(self.sampler)
         if self.pad:
-            return -(-n // self.world)
+            return (n + self.world - 1) // self.world  # ceil: every rank pads to the same length
         return len(range(self.rank, n, self.world))
 
 

@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Dict, List, Optional
 
+from spine_det import __version__
+from spine_det.utils.cli import report_user_error
 from spine_det.utils.errors import UserError
 
 # name -> one line for --help, in the order of a project: data, training, prediction, scoring, setup.
@@ -37,8 +39,6 @@ PROG = "spine-det"
 
 
 def usage() -> str:
-    from spine_det import __version__
-
     width = max(len(n) for n in COMMANDS) + 2
     lines = [f"usage: {PROG} <command> [args]      ({PROG} <command> --help for its options)", "",
              f"spine_det {__version__}: spine X-ray segmentation, Mask R-CNN vs LinkNet on the same metrics.", "",
@@ -53,8 +53,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(usage())
         return 0 if args else 2
     if args[0] in ("-V", "--version"):
-        from spine_det import __version__
-
         print(f"spine_det {__version__}")
         return 0
     name = args[0].replace("-", "_")
@@ -76,9 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.argv[0] = f"{PROG} {name.replace('_', '-')}"
     try:
         return int(module.main(args[1:]) or 0)
-    except UserError as e:  # what a tool did not catch itself (e.g. a full disk): one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except UserError as e:  # what a tool did not report itself: the same one line and exit status 2
+        return report_user_error(e)
     finally:
         sys.argv[0] = saved
 

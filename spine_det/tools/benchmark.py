@@ -28,13 +28,21 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from spine_det.config.profiles import add_profile_argument
-from spine_det.utils.cli import positive_int
+from spine_det.benchmark import pipeline
+from spine_det.benchmark.runner import UnitError, run_logged
+from spine_det.benchmark.tables import seg_models
+from spine_det.config.profiles import add_profile_argument, resolve_profile
+from spine_det.modeling.registry import families, family_keys
+from spine_det.tasks import parse_tasks
+from spine_det.utils.cli import as_user_error, positive_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output
+
+logger = logging.getLogger("spine_det.benchmark")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from spine_det.modeling.registry import families
-
     specs = families()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="models: " + "; ".join(f"{s.key} = {s.description or s.label}" for s in specs))
@@ -91,78 +99,50 @@ def _under(path: Path, folder: Path) -> bool:
         return False
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("benchmark")
-    from spine_det.benchmark.pipeline import Benchmark, BenchmarkOptions
-    from spine_det.benchmark.runner import UnitError, run_logged
-    from spine_det.tasks import parse_tasks
-
-    try:
+    with as_user_error(KeyError):
         tasks = parse_tasks(args.tasks)
-    except KeyError as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
-        return 2
     data = Path(args.data_root)
     if not data.exists():
-        if args.make_phantom and _under(data, args.out):
-            cmd = [sys.executable, "-m", "spine_det.tools.make_phantom", "--out", str(data),
-                   "--patients", str(args.make_phantom), "--seed", str(args.split_seed), "--size", str(args.phantom_size)]
-            log.info("generating %d phantom patients in %s", args.make_phantom, data)
-            res = run_logged(cmd, args.out / "logs" / "make_phantom.log", label="make_phantom")
-            if res.returncode != 0:
-                print(f"error: phantom generation failed; see {args.out / 'logs' / 'make_phantom.log'}", file=sys.stderr)
-                return 1
-        else:
+        if not (args.make_phantom and _under(data, args.out)):
             hint = (" (add --make-phantom N to generate phantom data there)" if _under(data, args.out)
                     else "; give an existing dataset folder")
-            print(f"error: data root not found: {data}{hint}", file=sys.stderr)
-            return 2
-    from spine_det.utils.paths import OutputLocationError, prepare_output
-
-    try:
-        prepare_output(args.out, data)  # never inside the data root (the data may lie under --out); writable
-    except OutputLocationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            raise UserError(f"data root not found: {data}{hint}")
+        cmd = [sys.executable, "-m", "spine_det.tools.make_phantom", "--out", str(data),
+               "--patients", str(args.make_phantom), "--seed", str(args.split_seed), "--size", str(args.phantom_size)]
+        logger.info("generating %d phantom patients in %s", args.make_phantom, data)
+        res = run_logged(cmd, args.out / "logs" / "make_phantom.log", label="make_phantom")
+        if res.returncode != 0:
+            print(f"error: phantom generation failed; see {args.out / 'logs' / 'make_phantom.log'}", file=sys.stderr)
+            return 1
+    prepare_output(args.out, data)  # never inside the data root (the data may lie under --out); writable
     transfer = None
     if args.transfer_root:
         transfer = Path(args.transfer_root)
         if not transfer.is_dir():
-            print(f"error: --transfer-root not found: {transfer}", file=sys.stderr)
-            return 2
+            raise UserError(f"--transfer-root not found: {transfer}")
         if transfer.resolve() == data.resolve():
-            print("error: --transfer-root is --data-root; give a second dataset", file=sys.stderr)
-            return 2
-        try:
-            prepare_output(args.out, transfer)  # nothing is written inside that data root either
-        except OutputLocationError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise UserError("--transfer-root is --data-root; give a second dataset")
+        prepare_output(args.out, transfer)  # nothing is written inside that data root either
     seeds = [args.seed]
     if args.seeds:
         try:
             seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
         except ValueError:
-            print(f"error: --seeds takes comma-separated integers, got {args.seeds!r}", file=sys.stderr)
-            return 2
+            raise UserError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from None
         if not seeds or any(s < 0 for s in seeds):
-            print(f"error: --seeds takes non-negative integers, got {args.seeds!r}", file=sys.stderr)
-            return 2
-    from spine_det.modeling.registry import family_keys
-
+            raise UserError(f"--seeds takes non-negative integers, got {args.seeds!r}")
     keys = family_keys()
     models = None
     if args.models:
         models = keys if args.models.strip() == "all" else [k.strip().replace("-", "_") for k in args.models.split(",") if k.strip()]
         unknown = [k for k in models if k not in keys]
         if unknown:
-            print(f"error: --models: unknown model family {', '.join(unknown)}; registered: {', '.join(keys)}", file=sys.stderr)
-            return 2
-    from spine_det.config.profiles import resolve_profile
-
-    opts = BenchmarkOptions(
+            raise UserError(f"--models: unknown model family {', '.join(unknown)}; registered: {', '.join(keys)}")
+    opts = pipeline.BenchmarkOptions(
         data_root=str(data), out=args.out, tasks=tasks, profile=resolve_profile(args.profile, device=args.device),
         seed=seeds[0], seeds=seeds,
         split_seed=args.split_seed, device=args.device,
@@ -174,7 +154,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         transfer_root=None if transfer is None else str(transfer),
     )
     try:
-        out = Benchmark(opts).run()
+        out = pipeline.Benchmark(opts).run()
     except UnitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -196,8 +176,6 @@ def _dice_cells(row, models) -> str:
 
 
 def summary_text(res, md_path) -> str:
-    from spine_det.benchmark.tables import seg_models
-
     models = seg_models(res)
     lines = ["== benchmark summary ==", f"data: {res['header']['data_summary']}",
              f"profile {res['header']['profile']}, seed(s) {', '.join(map(str, res['header'].get('seeds') or [res['header']['seed']]))}, "

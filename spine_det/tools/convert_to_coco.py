@@ -10,15 +10,16 @@ date. The data root is only read.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from spine_det.data.io import DataError
+from spine_det.data.coco import convert_dataset, format_summary
 from spine_det.data.prepare import default_cache_dir, load_or_scan_manifest, split_dir_name
 from spine_det.tasks import TASK_NAMES, parse_tasks
-from spine_det.utils.cli import fraction_open, positive_int
+from spine_det.utils.cli import as_user_error, fraction_open, positive_int, reports_user_errors
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output, refuse_inside
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -42,16 +43,13 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from spine_det.data.coco import convert_dataset, format_summary
-
-    try:
+    with as_user_error(KeyError, ValueError):  # an unknown task, a bad value
         tasks = parse_tasks(args.tasks)
         cache = Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir(args.data_root)
-        from spine_det.utils.paths import prepare_output, refuse_inside
-
         refuse_inside(cache, args.data_root, what="cache dir")
         refuse_inside(args.out, args.data_root)  # before the scan; prepared (and locked) once the data is known
         manifest_path = cache / split_dir_name(args.seed, args.val_fraction, args.test_fraction) / "manifest.json"
@@ -65,9 +63,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             manifest, args.out, tasks=tasks, workers=args.workers, strict=args.strict,
             force=args.force, progress=not args.no_progress, overwrite=args.overwrite,
         )
-    except (DataError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(format_summary(summary))
     for p in manifest.problems:
         print(f"skipped while scanning: patient {p['patient']!r}: {p['file']}: {p['reason']}")

@@ -11,14 +11,18 @@ import argparse
 import sys
 from typing import List, Optional
 
+from spine_det.doctor import run_doctor
+from spine_det.utils.cli import reports_user_errors
+from spine_det.utils.logs import setup_logging
 
+
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-forward", action="store_true", help="only report versions, build no model")
     args = p.parse_args(argv)
-    from spine_det.doctor import run_doctor
-
     return run_doctor(device=args.device, forward=not args.no_forward)
 
 

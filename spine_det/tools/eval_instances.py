@@ -25,14 +25,27 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import cv2
 import numpy as np
+
+from spine_det.data.io import read_label_map, read_mask
+from spine_det.data.prepare import prepare_dataset
+from spine_det.evaluation.instance_quality import match_instances, summarise
+from spine_det.morphometry.levels import assign_levels, kept_masks
+from spine_det.morphometry.quads import split_semantic
+from spine_det.morphometry.sources import load_scored_instances
+from spine_det.tasks import get_task
+from spine_det.utils.cli import as_user_error, fraction_closed_right, non_negative_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output, refuse_inside
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger("spine_det.eval_instances")
 
 
 def components(mask: np.ndarray) -> np.ndarray:
-    import cv2
-
     return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
 
 
@@ -40,11 +53,6 @@ def levelled_label_map(inst: Path, sem: Path, shape, split_mask: bool):
     """(label map of the kept vertebrae, k = k-th kept top to bottom; their level names; what was read)
     after order-aware post-processing (spine_det.morphometry.levels) of the instances, or of the
     semantic mask's pieces (split at the discs with ``split_mask``, else its components)."""
-    from spine_det.data.io import read_mask
-    from spine_det.morphometry.levels import assign_levels, kept_masks
-    from spine_det.morphometry.quads import split_semantic
-    from spine_det.morphometry.sources import load_scored_instances
-
     if inst.is_file():
         masks, scores = load_scored_instances(inst)
         kind = "instances, levels"
@@ -79,9 +87,9 @@ def true_level_names(view_folder: Path) -> Optional[List[str]]:
     return [str(n) for n in names] if isinstance(names, list) else None
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
-    from spine_det.utils.cli import non_negative_int
-
+    setup_logging()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True, type=Path, help="the dataset (ground truth)")
     ap.add_argument("--pred-dir", required=True, type=Path, help="the --output of spine-det predict --data-root")
@@ -91,8 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--expected", type=non_negative_int, default=0,
                     help="objects every image should have (e.g. 17 vertebrae T1-L5): adds the share of images "
                          "with that many detected (the share with every *annotated* one is always given)")
-    ap.add_argument("--iou", type=float, default=0.5, help="IoU for a detection (default 0.5)")
-    ap.add_argument("--cover", type=float, default=0.3, help="share of an object's area for merge/split (default 0.3)")
+    ap.add_argument("--iou", type=fraction_closed_right, default=0.5, help="IoU for a detection, in (0, 1] (default 0.5)")
+    ap.add_argument("--cover", type=fraction_closed_right, default=0.3,
+                    help="share of an object's area for merge/split, in (0, 1] (default 0.3)")
     ap.add_argument("--split-mask", action="store_true",
                     help="semantic masks: split into vertebrae at the discs (as spine-det measure-cobb --source mask) "
                          "instead of taking connected components")
@@ -103,42 +112,24 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "named correctly where the truth names them (landmarks.json)")
     ap.add_argument("--out", required=True, type=Path, help="output folder (outside the data root)")
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not (0 < a.iou <= 1 and 0 < a.cover <= 1):
-        raise SystemExit("error: --iou and --cover must lie in (0, 1]")
-
-    from spine_det.data.io import DataError, read_label_map, read_mask
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.evaluation.instance_quality import match_instances, summarise
-    from spine_det.tasks import get_task
-    from spine_det.utils.fileio import atomic_write_json, atomic_write_text
-    from spine_det.utils.provenance import provenance
-
-    try:
+    with as_user_error(KeyError):
         task = get_task(a.task)
-    except KeyError as e:
-        raise SystemExit(f"error: {e.args[0]}") from None
-    from spine_det.utils.paths import OutputLocationError, prepare_output
-
     root = a.data_root.expanduser().resolve()
-    try:
-        out = prepare_output(a.out, root)  # the one output guard: never inside the data root; writable
-    except OutputLocationError as e:
-        raise SystemExit(f"error: {e}") from None
-    try:
-        manifest = prepare_dataset(root, seed=a.seed, convert=False).manifest
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+    refuse_inside(a.out, root)  # never inside the data root (prepared, and locked, once the inputs are checked)
+    manifest = prepare_dataset(root, seed=a.seed, convert=False).manifest
     samples = manifest.select(split=a.split, task=task.name)
     if not samples:
-        raise SystemExit(f"error: no {a.split} images with a {task.name} mask in {root}")
-    rows, matches, missing, pred_kind = [], [], [], set()
+        raise UserError(f"no {a.split} images with a {task.name} mask in {root}")
+    predictions = {s.key: (a.pred_dir / s.key / f"{task.name}_instances.png", a.pred_dir / s.key / f"{task.name}_mask.png")
+                   for s in samples}
+    missing = [str(a.pred_dir / k) for k, files in predictions.items() if not any(f.is_file() for f in files)]
+    if missing:
+        raise UserError(f"{len(missing)} of {len(samples)} {a.split} images have no prediction in "
+                        f"{a.pred_dir} (first: {missing[0]}); run spine-det predict --data-root ... --split {a.split}")
+    out = prepare_output(a.out, root)  # the one output guard: never inside the data root; writable; locked
+    rows, matches, pred_kind = [], [], set()
     for s in samples:
-        pdir = a.pred_dir / s.key
-        inst, sem = pdir / f"{task.name}_instances.png", pdir / f"{task.name}_mask.png"
-        if not (inst.is_file() or sem.is_file()):
-            missing.append(str(pdir))
-            continue
+        inst, sem = predictions[s.key]
         shape = (s.height, s.width)
         mask = read_mask(s.masks[task.name], shape=shape)
         gt = read_label_map(s.instance_maps[task.name], shape=shape) * mask if task.name in s.instance_maps else components(mask)
@@ -148,8 +139,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif inst.is_file():
             pred, kind = read_label_map(inst, shape=shape), "instances"
         elif a.split_mask:
-            from spine_det.morphometry.quads import split_semantic
-
             pred = label_map(split_semantic(read_mask(sem, shape=shape)), shape)
             kind = "mask split at the discs"
         else:
@@ -163,9 +152,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             m.levels_correct = sum(truth[g - 1] == names[p - 1] for g, p in checked)
         matches.append(m)
         rows.append({"image": s.key, "prediction": kind, **m.as_dict()})
-    if missing:
-        raise SystemExit(f"error: {len(missing)} of {len(samples)} {a.split} images have no prediction in "
-                         f"{a.pred_dir} (first: {missing[0]}); run spine-det predict --data-root ... --split {a.split}")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()

@@ -28,11 +28,28 @@ from pathlib import Path
 from typing import List, Optional
 
 from spine_det.data.io import DataError
+from spine_det.data.prepare import prepare_dataset
+from spine_det.morphometry.dataset import load_ground_truth, measure_split
+from spine_det.morphometry.evaluate import (
+    calibrate_expected_scale,
+    calibrate_height_scale,
+    calibrate_ipd_pad,
+    calibrate_pad,
+    compare_patient,
+    summarize,
+)
+from spine_det.morphometry.grading import NOT_MEASURED, fit_patient_rule
+from spine_det.morphometry.pipeline import load_measure_config
 from spine_det.morphometry.sources import SOURCES
 from spine_det.tasks import SPLITS
-from spine_det.utils.cli import positive_int
+from spine_det.utils.cli import as_user_error, positive_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_write_json, atomic_write_text
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output, refuse_inside
+from spine_det.utils.provenance import provenance
 
-logger = logging.getLogger("eval_morphometry")
+logger = logging.getLogger("spine_det.eval_morphometry")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sklearn_kappa(t, p):
-    try:
+    try:  # scikit-learn is optional: a cross-check of the package's own kappa when it is installed
         from sklearn.metrics import cohen_kappa_score
     except ImportError:
         return None
@@ -61,9 +78,6 @@ def _sklearn_kappa(t, p):
 
 
 def _compare(results, progress_label: str):
-    from spine_det.morphometry.dataset import load_ground_truth
-    from spine_det.morphometry.evaluate import compare_patient
-
     out = []
     for r in results:
         c = compare_patient(r.record, load_ground_truth(r))
@@ -74,12 +88,6 @@ def _compare(results, progress_label: str):
 
 def fit_on_train(manifest, cfg, args):
     """Calibrate the pad and fit the patient rule on the training split; returns (cfg, info)."""
-    from spine_det.morphometry.dataset import measure_split
-    from spine_det.morphometry.evaluate import (
-        calibrate_expected_scale, calibrate_height_scale, calibrate_ipd_pad, calibrate_pad,
-    )
-    from spine_det.morphometry.grading import fit_patient_rule
-
     kw = dict(source=args.source, pred_dir=args.pred_dir, out_dir=None, overlays=False, limit=args.limit,
               progress=not args.quiet)
     cfg.pad = 0.0
@@ -97,8 +105,6 @@ def fit_on_train(manifest, cfg, args):
     cfg.grading.expected_scale = round(calibrate_expected_scale(comps, cfg.grading.expected_scale), 4)
     train = measure_split(manifest, "train", cfg, **kw)
     comps = _compare(train, "train")
-    from spine_det.morphometry.grading import NOT_MEASURED
-
     called = [c for c in comps if c["call"] != NOT_MEASURED]  # nothing measured: no evidence for either rule
     fitted, bal_acc = fit_patient_rule([c["max_grade"] for c in called], [c["max_listhesis_pct"] for c in called],
                                        [c["label"] for c in called], cfg.grading)
@@ -142,26 +148,17 @@ def table(m: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.source != "gt" and args.pred_dir is None:
-        print(f"error: --source {args.source} needs --pred-dir", file=sys.stderr)
-        return 2
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.morphometry.dataset import measure_split
-    from spine_det.morphometry.evaluate import summarize
-    from spine_det.utils.fileio import atomic_write_json, atomic_write_text
-    from spine_det.utils.provenance import provenance
-
-    from spine_det.morphometry.pipeline import load_measure_config
-
-    try:
-        from spine_det.utils.paths import prepare_output
-
-        prepare_output(args.out, args.data_root)  # never inside the data root; writable
+        raise UserError(f"--source {args.source} needs --pred-dir")
+    with as_user_error(ValueError):  # a config value out of range, a split without patients
+        refuse_inside(args.out, args.data_root)  # never inside the data root (prepared once the inputs are read)
         cfg = load_measure_config(args.config)
         manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
+        prepare_output(args.out, args.data_root)  # writable; one writer at a time
         fit_info = {"fitted_on": None}
         if not args.no_fit:
             cfg, fit_info = fit_on_train(manifest, cfg, args)
@@ -171,9 +168,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not results:
             raise DataError(args.data_root, f"no patients in split {args.split!r}")
         comps = _compare(results, args.split)
-    except (DataError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     m = summarize(comps)
     graded = [r for c in comps for r in c["levels"] if r["grade"] is not None and r["grade"] >= 0]
     m["grade_kappa_sklearn"] = _sklearn_kappa([r["true_grade"] for r in graded], [r["grade"] for r in graded])

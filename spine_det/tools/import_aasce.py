@@ -44,12 +44,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from spine_det.data.aasce import import_aasce
-from spine_det.data.io import DataError
-from spine_det.utils.cli import positive_int
-from spine_det.utils.errors import UserError
+from spine_det.utils.cli import as_user_error, positive_int, reports_user_errors
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import refuse_inside
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging(level=logging.WARNING)  # one warning per skipped film; the summary is printed
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, type=Path,
                    help="the boostnet_labeldata folder, or a folder (e.g. a mirror's clone) that holds it")
@@ -62,19 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "and list it in <out>/aasce_skipped.csv)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        from spine_det.utils.paths import refuse_inside
-
-        refuse_inside(a.out, a.source, label="source folder")  # the one output guard
-        s = import_aasce(a.source, a.out, splits=[x.strip() for x in a.splits.split(",") if x.strip()],
-                         workers=a.workers, limit=a.limit, progress=not a.quiet, strict=a.strict)
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (UserError, OSError) as e:  # a full disk, an unwritable folder: nothing left half-written
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    try:  # a bad value, a full disk, an unwritable folder: one line, nothing left half-written
+        with as_user_error(ValueError, OSError):
+            refuse_inside(a.out, a.source, label="source folder")  # the one output guard
+            s = import_aasce(a.source, a.out, splits=[x.strip() for x in a.splits.split(",") if x.strip()],
+                             workers=a.workers, limit=a.limit, progress=not a.quiet, strict=a.strict)
     except KeyboardInterrupt:
         print(f"error: interrupted; nothing was written ({a.out} appears only once an import is complete)",
               file=sys.stderr)

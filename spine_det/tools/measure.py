@@ -20,17 +20,23 @@ spine_det/morphometry/sources.py.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from spine_det.data.io import DataError
+from spine_det.data.prepare import prepare_dataset
+from spine_det.morphometry.dataset import measure_split
 from spine_det.morphometry.grading import NOT_MEASURED
 from spine_det.morphometry.pipeline import load_measure_config
 from spine_det.morphometry.sources import SOURCES
+from spine_det.morphometry.units import has_millimetres
 from spine_det.tasks import SPLITS
-from spine_det.utils.cli import finite_float, positive_int
+from spine_det.utils.cli import as_user_error, finite_float, positive_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_write_json
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output, refuse_inside
+from spine_det.utils.provenance import provenance
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,30 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.source != "gt" and args.pred_dir is None:
-        print(f"error: --source {args.source} needs --pred-dir", file=sys.stderr)
-        return 2
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.morphometry.dataset import measure_split
-    from spine_det.morphometry.units import has_millimetres
-    from spine_det.utils.fileio import atomic_write_json
-    from spine_det.utils.provenance import provenance
-
-    try:
-        from spine_det.utils.paths import prepare_output
-
-        prepare_output(args.out, args.data_root)  # never inside the data root; writable
+        raise UserError(f"--source {args.source} needs --pred-dir")
+    with as_user_error(ValueError):  # a config value out of range
+        refuse_inside(args.out, args.data_root)  # never inside the data root (prepared once the inputs are read)
         cfg = load_measure_config(args.config, args.pad)
         manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
+        prepare_output(args.out, args.data_root)  # writable; one writer at a time
         split = None if args.split == "all" else args.split
         results = measure_split(manifest, split, cfg, args.source, args.pred_dir, args.out,
                                 overlays=not args.no_overlay, limit=args.limit, progress=not args.quiet)
-    except (DataError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     calls = {r.patient_id: r.record["call"] for r in results}
     summary = {
         "meta": {"data_root": str(args.data_root.resolve()), "split": args.split, "seed": args.seed,

@@ -46,7 +46,29 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import cv2
 
+from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size, read_image, read_mask
+from spine_det.data.prepare import prepare_dataset
+from spine_det.morphometry.cobb_report import (
+    corners_from_prediction,
+    draw_overlay,
+    levelled_corners,
+    measure_one,
+    read_landmarks_json,
+    records_csv,
+    summarise,
+    summary_markdown,
+)
+from spine_det.morphometry.quads import instances_from_label_map
+from spine_det.morphometry.sources import find_prediction, load_prediction, load_scored_instances
+from spine_det.utils.cli import positive_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.paths import prepare_output, refuse_inside
+from spine_det.utils.progress import progress as progress_bar
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger("spine_det.measure_cobb")
 
@@ -56,8 +78,6 @@ SPLIT_FOLDERS = {"train": ("training",), "val": ("training",), "test": ("test",)
 
 def _ci_file(folder: Path, name: str) -> Optional[Path]:
     """A file of the folder by case-insensitive name (stem only when ``name`` has no suffix)."""
-    from spine_det.data.io import IMAGE_SUFFIXES
-
     if not folder.is_dir():
         return None
     low = name.lower()
@@ -72,7 +92,7 @@ def _ci_file(folder: Path, name: str) -> Optional[Path]:
 def dataset_items(root: Path, split: str) -> List[Dict[str, object]]:
     """Every ``AP/landmarks.json`` under the root (in the split's top folder) -> item dicts."""
     if not root.is_dir():
-        raise SystemExit(f"error: data root not found: {root}")
+        raise UserError(f"data root not found: {root}")
     tops = SPLIT_FOLDERS[split]
     items = []
     for lm in sorted(root.rglob("*")):
@@ -86,24 +106,18 @@ def dataset_items(root: Path, split: str) -> List[Dict[str, object]]:
                       "image": _ci_file(ap, "AP"), "instances": _ci_file(ap, "Ap_Vertebra_instances.png"),
                       "mask": _ci_file(ap, "Ap_Vertebra.png")})
     if not items:
-        raise SystemExit(f"error: no <patient>/AP/landmarks.json under {root}"
-                         + (f" in {'/'.join(tops)}" if tops else "") + " (is it an imported dataset?)")
+        raise UserError(f"no <patient>/AP/landmarks.json under {root}"
+                        + (f" in {'/'.join(tops)}" if tops else "") + " (is it an imported dataset?)")
     return items
 
 
 def validation_items(root: Path, items: List[Dict[str, object]], seed: int) -> List[Dict[str, object]]:
     """The items of the package's validation split (spine_det.data.prepare, split seed ``seed``)."""
-    from spine_det.data.io import DataError
-    from spine_det.data.prepare import prepare_dataset
-
-    try:
-        samples = prepare_dataset(root, seed=seed, convert=False).manifest.select(split="val", view="ap")
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+    samples = prepare_dataset(root, seed=seed, convert=False).manifest.select(split="val", view="ap")
     folders = {Path(s.image).resolve().parent.parent for s in samples}
     out = [it for it in items if Path(it["landmarks"]).resolve().parent.parent in folders]
     if not out:
-        raise SystemExit(f"error: no validation films with landmarks.json under {root} (split seed {seed})")
+        raise UserError(f"no validation films with landmarks.json under {root} (split seed {seed})")
     return out
 
 
@@ -120,13 +134,11 @@ def pred_items(pred_dir: Path) -> List[Dict[str, object]]:
         items.append({"key": key, "patient": key, "landmarks": None, "image": Path(d["image"]) if d.get("image") else None,
                       "height": d.get("height"), "width": d.get("width"), "pred_folder": js.parent})
     if not items:
-        raise SystemExit(f"error: no {TASK}_instances.json under {pred_dir} (written by spine-det predict)")
+        raise UserError(f"no {TASK}_instances.json under {pred_dir} (written by spine-det predict)")
     return items
 
 
 def find_pred_file(pred_dir: Path, item: Dict[str, object], instances: bool) -> Optional[Path]:
-    from spine_det.morphometry.sources import find_prediction
-
     keys = [str(item["key"])]
     if str(item["key"]).endswith("/ap"):
         keys.append(str(item["key"])[:-3] + "/AP")
@@ -152,12 +164,6 @@ def missing_predictions(items: List[Dict[str, object]], source: str, pred_dir: O
 def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], shape: Tuple[int, int]):
     """The masks to measure (list of instance masks or one binary mask), or None if absent; predicted
     instances come as (masks, scores or None)."""
-    import cv2
-
-    from spine_det.data.io import read_mask
-    from spine_det.morphometry.quads import instances_from_label_map
-    from spine_det.morphometry.sources import load_prediction, load_scored_instances
-
     if pred_dir is not None:
         p = find_pred_file(pred_dir, item, instances=(source == "instances"))
         if p is not None and p.name.endswith(("_instances.png", "_instances.npz")):
@@ -169,16 +175,12 @@ def load_source(item: Dict[str, object], source: str, pred_dir: Optional[Path], 
     if source == "instances":
         lab = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         if lab is None:
-            from spine_det.data.io import DataError
-
             raise DataError(p, "unreadable instance label image")
         return instances_from_label_map(lab if lab.ndim == 2 else lab[..., 0])
     return read_mask(p, shape)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spine_det.utils.cli import positive_int
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None, help="imported dataset (see Inputs above)")
     p.add_argument("--pred-dir", type=Path, default=None, help="spine-det predict's --output folder (see Inputs above)")
@@ -202,37 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
+    setup_logging()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.data_root is None and args.pred_dir is None:
-        print("error: give --data-root, --pred-dir, or both", file=sys.stderr)
-        return 2
+        raise UserError("give --data-root, --pred-dir, or both")
     if args.source == "gt" and args.data_root is None:
-        print("error: --source gt needs --data-root (the landmarks)", file=sys.stderr)
-        return 2
+        raise UserError("--source gt needs --data-root (the landmarks)")
     if args.data_root is None and args.source not in ("instances", "mask"):
-        print("error: without --data-root, --source must be instances or mask", file=sys.stderr)
-        return 2
+        raise UserError("without --data-root, --source must be instances or mask")
     for folder in (args.data_root, args.pred_dir):
         if folder is not None and not folder.is_dir():
-            print(f"error: folder not found: {folder}", file=sys.stderr)
-            return 2
-    from spine_det.utils.paths import OutputLocationError, prepare_output
-
-    try:  # the one output guard: never inside the data root or the prediction folder; writable
-        prepare_output(args.out, args.data_root, args.pred_dir, label="input folder")
-    except OutputLocationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    import cv2
-
-    from spine_det.data.io import DataError, image_size, read_image
-    from spine_det.morphometry.cobb_report import (corners_from_prediction, draw_overlay, levelled_corners, measure_one,
-                                                   read_landmarks_json, records_csv, summarise, summary_markdown)
-    from spine_det.utils.fileio import atomic_path, atomic_write_json, atomic_write_text
-    from spine_det.utils.provenance import provenance
+            raise UserError(f"folder not found: {folder}")
+    # never inside the data root or the prediction folder (prepared, and locked, once the inputs are read)
+    refuse_inside(args.out, args.data_root, args.pred_dir, label="input folder")
 
     items = dataset_items(args.data_root, args.split) if args.data_root is not None else pred_items(args.pred_dir)
     if args.data_root is not None and args.split == "val":
@@ -241,18 +227,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         items = items[: args.limit]
     missing = missing_predictions(items, args.source, args.pred_dir) if args.data_root is not None else []
     if missing and len(missing) == len(items):  # a mistyped folder: every film "0 vertebrae", SMAPE 100
-        print(f"error: --pred-dir {args.pred_dir} has no {args.source} prediction for any of the {len(items)} "
-              f"films of split {args.split} (first: {missing[0]}); predict them with spine-det predict --data-root "
-              f"{args.data_root} --split {args.split} --output {args.pred_dir}", file=sys.stderr)
-        return 1
+        raise UserError(f"--pred-dir {args.pred_dir} has no {args.source} prediction for any of the {len(items)} "
+                        f"films of split {args.split} (first: {missing[0]}); predict them with spine-det predict "
+                        f"--data-root {args.data_root} --split {args.split} --output {args.pred_dir}")
+    prepare_output(args.out, args.data_root, args.pred_dir, label="input folder")  # writable; one writer at a time
     out = args.out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_overlay:
         (out / "overlays").mkdir(exist_ok=True)
     records: List[Dict[str, object]] = []
     failed = 0
-    from spine_det.utils.progress import progress as progress_bar
-
     for it in progress_bar(items, desc=f"cobb/{args.source}", disable=len(items) < 2):
         rec: Dict[str, object] = {"image": it["key"]}
         try:

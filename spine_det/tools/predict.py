@@ -35,10 +35,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
+
+from spine_det.api import load_predictor
+from spine_det.data.films import FILM_SUFFIXES, Film, find_films, folder_view, not_a_film, view_doubts
+from spine_det.data.io import DataError, read_image
+from spine_det.data.prepare import prepare_dataset
+from spine_det.engine.prediction_files import describe, folder_state, has_all_masks, make_record, start_folder
+from spine_det.modeling.registry import families, get_family
+from spine_det.morphometry.levels import name_instance_levels
+from spine_det.utils.arguments import DEVICE_CHOICES, argparse_type, check_device_name, check_probability
+from spine_det.utils.cli import as_user_error, non_negative_int, reports_user_errors
+from spine_det.utils.errors import UserError
+from spine_det.utils.fileio import atomic_path, atomic_write_json
+from spine_det.utils.logs import setup_logging
+from spine_det.utils.overlay import ModelCaption, box_label, overlay_masks
+from spine_det.utils.paths import prepare_output
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger("spine_det.predict")
 
@@ -46,12 +64,10 @@ logger = logging.getLogger("spine_det.predict")
 def list_inputs(path: Path, view: Optional[str] = None) -> List[Path]:
     """The films to predict: ``path`` itself, or the films under a folder (``view``: only those whose
     folder does not name another view); what was left out is said in one line."""
-    from spine_det.data.films import FILM_SUFFIXES, find_films, not_a_film
-
     if path.is_file():
         what = not_a_film(path)
         if what:
-            raise SystemExit(f"error: {path} is named like a {what}, not a film; predict reads films only")
+            raise UserError(f"{path} is named like a {what}, not a film; predict reads films only")
         return [path]
     if path.is_dir():
         found = find_films(path, view)
@@ -59,20 +75,14 @@ def list_inputs(path: Path, view: Optional[str] = None) -> List[Path]:
         if left_out:
             logger.info("%s: %s", path, left_out)
         if not found.films:
-            raise SystemExit(f"error: no films ({', '.join(FILM_SUFFIXES)}) in {path}" + (f" ({left_out})" if left_out else ""))
+            raise UserError(f"no films ({', '.join(FILM_SUFFIXES)}) in {path}" + (f" ({left_out})" if left_out else ""))
         return [f.path for f in found.films]
-    raise SystemExit(f"error: input not found: {path}")
+    raise UserError(f"input not found: {path}")
 
 
 def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path, caption=None) -> None:
     """One image's files. ``caption`` (a :class:`spine_det.utils.overlay.ModelCaption`): what made the
     predictions, in a strip above each overlay."""
-    import cv2
-
-    from spine_det.morphometry.levels import name_instance_levels
-    from spine_det.utils.fileio import atomic_path, atomic_write_json
-    from spine_det.utils.overlay import box_label, overlay_masks
-
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, p in preds.items():
         extra = name_instance_levels(task, p)
@@ -98,26 +108,19 @@ def write_outputs(out_dir: Path, grey: np.ndarray, preds, source: Path, caption=
 
 def dataset_inputs(args, view: Optional[str]) -> List[Tuple[Path, Path]]:
     """(image, output folder) for every image of the requested split and ``view`` (None: both) of a dataset."""
-    from spine_det.data.prepare import prepare_dataset
-
     out = output_outside(args.output, args.data_root)
     manifest = prepare_dataset(args.data_root, seed=args.seed, convert=False).manifest
     samples = manifest.select(split=None if args.split == "all" else args.split, view=view)
     if not samples:
-        raise SystemExit(f"error: no {view or 'all'} images in split {args.split} of {args.data_root}")
+        raise UserError(f"no {view or 'all'} images in split {args.split} of {args.data_root}")
     return [(Path(s.image), out / s.key) for s in samples]
 
 
 def output_outside(output: str | Path, source: str | Path) -> Path:
     """The resolved output folder; refuses one inside a source folder, where predictions would be
     read back as inputs (and, under a data root, change its fingerprint)."""
-    from spine_det.utils.paths import OutputLocationError, prepare_output
-
     src = Path(source).expanduser().resolve()
-    try:
-        return prepare_output(output, src if src.is_dir() else None, label="input folder")
-    except OutputLocationError as e:
-        raise SystemExit(f"error: {e}") from None
+    return prepare_output(output, src if src.is_dir() else None, label="input folder")
 
 
 def folder_inputs(args, view: Optional[str]) -> List[Tuple[Path, Path]]:
@@ -131,8 +134,6 @@ def separate_same_stems(jobs: List[Tuple[Path, Path]]) -> List[Tuple[Path, Path]
     """Inputs that would share an output folder (``scan.jpg`` + ``scan.png``, or names differing
     only by case) get the suffix in theirs (``scan_jpg/``, ``scan_png/``) instead of overwriting
     each other."""
-    from collections import defaultdict
-
     groups = defaultdict(list)
     for i, (_, dest) in enumerate(jobs):
         groups[str(dest).casefold()].append(i)
@@ -145,44 +146,38 @@ def separate_same_stems(jobs: List[Tuple[Path, Path]]) -> List[Tuple[Path, Path]
             logger.warning("inputs %s share a name: outputs kept apart in %s", ", ".join(jobs[i][0].name for i in idx),
                            ", ".join(out[i][1].name + "/" for i in idx))
     if len({str(d).casefold() for _, d in out}) != len(out):
-        raise SystemExit("error: inputs whose names differ only by case and suffix; rename them")
+        raise UserError("inputs whose names differ only by case and suffix; rename them")
     return out
 
 
 def check_views(jobs: List[Tuple[Path, Path]], view: Optional[str], strict: bool) -> None:
     """Warn in one line about films that may not be of the model's ``view`` (their folder, else their
     shape, says otherwise: spine_det.data.films); with ``strict``, refuse them before anything is written."""
-    from spine_det.data.films import Film, folder_view, view_doubts
-
     doubts = view_doubts([Film(f, folder_view(f)) for f, _ in jobs], view)
     if not doubts:
         return
     what = (f"{len(doubts)} film(s) may not be {str(view).upper()} films, the view the model segments "
             f"(first: {doubts[0][0]}: {doubts[0][1]})")
     if strict:
-        raise SystemExit(f"error: {what}; refused under --strict")
+        raise UserError(f"{what}; refused under --strict")
     logger.warning("%s; predicted anyway (--strict refuses them)", what)
 
 
 def plan_outputs(jobs: List[Tuple[Path, Path]], record: Dict, overwrite: bool) -> list:
     """Each output folder's state against this run (spine_det.engine.prediction_files); folders holding
     predictions of other settings are refused, before anything is written, unless ``overwrite``."""
-    from spine_det.engine.prediction_files import describe, folder_state
-
     states = [folder_state(dest, record) for _, dest in jobs]
     others = [s for s in states if s.state == "other"]
     if others and not overwrite:
-        raise SystemExit(f"error: {len(others)} output folder(s) hold predictions of other settings (first: {others[0].folder}: "
+        raise UserError(f"{len(others)} output folder(s) hold predictions of other settings (first: {others[0].folder}: "
                          f"{describe(others[0].record)}; now: {describe(record)}); pass --overwrite to replace them "
                          "(only predict's own files are removed) or choose another --output")
     return states
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
-    from spine_det.modeling.registry import families
-    from spine_det.utils.arguments import DEVICE_CHOICES, argparse_type, check_device_name, check_probability
-    from spine_det.utils.cli import non_negative_int
-
+    setup_logging()
     specs = families()
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -216,41 +211,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="the predictor's threshold in [0, 1] (instance models: paste instances with score ≥ this; "
                          "semantic models: probability threshold)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from spine_det.api import load_predictor
-    from spine_det.data.io import DataError, read_image
-    from spine_det.engine.prediction_files import has_all_masks, make_record, start_folder
-    from spine_det.utils.errors import UserError
-
-    try:  # the API's loader: the same argument rules, config names, device and task checks
+    with as_user_error(KeyError, ValueError):  # the API's loader: the same argument, config, device and task checks
         loaded = load_predictor(args.checkpoint, config_file=args.config_file, device=args.device, model=args.model,
                                 score_threshold=args.score_threshold, how_to_choose="give --model")
-    except (UserError, FileNotFoundError, KeyError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
     predictor, model = loaded.predictor, loaded.model
     view = loaded.view if args.view is None else (None if args.view == "all" else args.view)
-    try:
-        jobs = dataset_inputs(args, view) if args.data_root is not None else folder_inputs(args, view)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+    jobs = dataset_inputs(args, view) if args.data_root is not None else folder_inputs(args, view)
     check_views(jobs, loaded.view, args.strict)
     record = make_record(model, args.checkpoint, predictor, loaded.config_file)
     states = plan_outputs(jobs, record, args.overwrite)
     out = Path(args.output).expanduser().resolve()
     inputs = {f.resolve() for f, _ in jobs}
-    from spine_det.modeling.registry import get_family
-    from spine_det.utils.overlay import ModelCaption
-
+    clash = [dest for _, dest in jobs if dest.resolve() in inputs]
+    if clash:
+        raise UserError(f"refusing to overwrite input {clash[0]}")
     caption = ModelCaption.describe(get_family(model).label, args.checkpoint, predictor,  # named on every overlay
                                     sha1=record.get("checkpoint_sha1"))
 
-    from spine_det.utils.progress import progress as progress_bar
-
     failed = skipped = written = 0
     for (f, dest), state in progress_bar(list(zip(jobs, states)), desc="predict", disable=len(jobs) < 2):
-        if dest.resolve() in inputs:
-            raise SystemExit(f"error: refusing to overwrite input {dest}")
         if args.skip_existing and state.state == "same" and has_all_masks(dest, predictor.tasks):
             skipped += 1
             continue
@@ -258,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             grey = read_image(f)
         except DataError as e:
             if len(jobs) == 1:
-                raise SystemExit(f"error: {e}") from None
+                raise
             logger.error("skipped: %s", e)
             failed += 1
             continue

@@ -5,11 +5,11 @@ import argparse
 import sys
 from typing import List, Optional
 
+from spine_det.tasks import TASKS
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
-    from spine_det.tasks import TASKS
-
     for t in TASKS.values():
         print(f"{t.name:22s} {t.view.upper():4s} {t.class_name:26s} {t.mask_stem}.png")
     return 0

@@ -32,66 +32,67 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from spine_det.config.profiles import add_profile_argument
-from spine_det.utils.cli import add_data_args
+from spine_det.config.linknet import get_classifier_cfg, load_cfg
+from spine_det.config.paths import config_dir
+from spine_det.data.prepare import prepare_dataset
+from spine_det.engine.classifier_trainer import train_classifier
+from spine_det.engine.defaults import (
+    CLASSIFIER_KEYS,
+    check_inputs,
+    default_argument_parser,
+    default_setup,
+    launch_from_args,
+    load_config_from_args,
+    parse_args_for_training,
+)
+from spine_det.utils.cli import reports_user_errors
 
+logger = logging.getLogger("spine_det.train_classifier")
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="classifier/Base-Classifier.yaml",
-                   help="a YAML file, or a config shipped with the package (default classifier/Base-Classifier.yaml)")
-    add_data_args(p, config_key=None)
-    add_profile_argument(p, full_means="the config as written (ResNet50, ImageNet weights, 512 x 512)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue each view from OUTPUT_DIR/last_checkpoint_<view>.pth (a finished view is not retrained)")
-    p.add_argument("--eval-only", action="store_true",
-                   help="train nothing: score OUTPUT_DIR/model_best_<view>.pth on val (strategy) and test")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
-    return p.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from spine_det.utils.cli import run_reporting_user_errors
-
-    return run_reporting_user_errors(_main, parse_args(argv))
+DEFAULT_CONFIG = "classifier/Base-Classifier.yaml"
 
 
-def _main(args: argparse.Namespace) -> int:
-    from spine_det.config.linknet import get_classifier_cfg, load_cfg
-    from spine_det.config.paths import config_dir, resolve_config_file
-    from spine_det.config.profiles import resolve_profile
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine.classifier_trainer import train_classifier
+def get_parser() -> argparse.ArgumentParser:
+    return default_argument_parser(
+        __doc__, "train-classifier", config_file=DEFAULT_CONFIG,
+        config_help="a YAML file, or a config shipped with the package", data_key=None,
+        full_means="the config as written (ResNet50, ImageNet weights, 512 x 512)",
+        resume_help="continue each view from OUTPUT_DIR/last_checkpoint_<view>.pth (a finished view is not retrained)",
+        eval_only_help="train nothing: score OUTPUT_DIR/model_best_<view>.pth on val (strategy) and test")
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    opts = list(args.opts)
-    if args.data_root:
-        opts += ["DATA.ROOT", args.data_root]
-    if args.cache_dir:
-        opts += ["DATA.CACHE_DIR", args.cache_dir]
-    profile = resolve_profile(args.profile)
-    cfg = load_cfg(get_classifier_cfg(), str(resolve_config_file(args.config_file)), profile, opts,
-                   profile_dir=config_dir() / "classifier" / "profiles")
-    if not cfg.DATA.ROOT:
-        print("error: give --data-root DIR (or DATA.ROOT DIR)", file=sys.stderr)
-        return 2
-    from spine_det.engine.preflight import check_training_inputs
-    from spine_det.utils.paths import OutputLocationError
 
-    try:  # before anything is written: data root, MODEL.DEVICE, cache and output folders (never inside the data root)
-        check_training_inputs(cfg.OUTPUT_DIR, cfg.DATA.ROOT, cfg.DATA.CACHE_DIR, cfg.MODEL.DEVICE, data_key="DATA.ROOT",
-                              cache_key="DATA.CACHE_DIR")
-    except OutputLocationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from spine_det.utils.logs import log_to_run_folder
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    return get_parser().parse_args(argv)
 
-    log_to_run_folder(cfg.OUTPUT_DIR)  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
+
+def load_config(args: argparse.Namespace) -> Any:
+    """The classifier's config: its defaults, the YAML, the profile (its own profiles folder), the overrides; frozen."""
+    return load_config_from_args(
+        args, lambda f, profile, opts: load_cfg(get_classifier_cfg(), f, profile, opts,
+                                                profile_dir=config_dir() / "classifier" / "profiles"),
+        CLASSIFIER_KEYS)
+
+
+def train(args: argparse.Namespace, cfg: Any = None) -> int:
+    """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it); ``cfg``: the config
+    :func:`main` checked (None: load it here)."""
+    cfg = load_config(args) if cfg is None else cfg
+    default_setup(cfg, args, CLASSIFIER_KEYS)
     prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
-    logging.getLogger("train_classifier").info("data: %s", prepared.manifest.summary())
+    logger.info("data: %s", prepared.manifest.summary())
     train_classifier(cfg, prepared.manifest, resume=args.resume, eval_only=args.eval_only)
+    return 0
+
+
+@reports_user_errors
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv`` (default: the command line), check every input, then train."""
+    args = parse_args_for_training(get_parser(), argv)
+    cfg = load_config(args)
+    check_inputs(cfg, args, CLASSIFIER_KEYS)  # before anything is written: GPUs, data root, device, cache, output
+    launch_from_args(train, args, cfg)
     return 0
 
 

@@ -2,6 +2,7 @@
 
   spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA
   spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA --eval-only
+  spine-det train-linknet --config-file linknet/ap_all.yaml --data-root DATA --num-gpus 4
   torchrun --nproc_per_node 4 --no-python spine-det train-linknet --config-file linknet/ap_all.yaml --data-root DATA
 
 --profile auto (the default) trains the cpu profile (small inputs, random init, a few epochs) when no CUDA
@@ -16,63 +17,54 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from spine_det.config.profiles import add_profile_argument
-from spine_det.utils.cli import add_data_args
+from spine_det.config.linknet import load_linknet_config
+from spine_det.data.prepare import prepare_dataset
+from detectron2.utils import comm
+
+from spine_det.engine import distributed as du
+from spine_det.engine.defaults import (
+    check_inputs,
+    default_argument_parser,
+    default_setup,
+    launch_from_args,
+    load_config_from_args,
+    parse_args_for_training,
+)
+from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+from spine_det.engine.preflight import check_seg_model_name
+from spine_det.utils.cli import reports_user_errors
+
+logger = logging.getLogger("spine_det.train_linknet")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = default_argument_parser(
+        __doc__, "train-linknet", config_help="a YAML file or a shipped config name, e.g. linknet/lat_vertebra.yaml",
+        full_means="the config as written (512 x 512, ImageNet encoder, GPU-sized)",
+        resume_help="continue from the checkpoint OUTPUT_DIR/last_checkpoint names (also a finished run given more SOLVER.MAX_EPOCHS: "
+                    "a cosine schedule then goes on down from the LR reached, never back up)",
+        eval_only_help="only score MODEL.WEIGHTS (default OUTPUT_DIR/model_best.pth)")
+    p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
+    return p
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. linknet/lat_vertebra.yaml")
-    add_data_args(p)
-    add_profile_argument(p, full_means="the config as written (512 x 512, ImageNet encoder, GPU-sized)")
-    p.add_argument("--eval-only", action="store_true", help="only score MODEL.WEIGHTS (default OUTPUT_DIR/model_best.pth)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUTPUT_DIR/last_checkpoint.pth (also a finished run given more SOLVER.MAX_EPOCHS: "
-                        "a cosine schedule then goes on down from the LR reached, never back up)")
-    p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_EPOCHS 10")
-    return p.parse_args(argv)
+    return get_parser().parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    from spine_det.utils.cli import run_reporting_user_errors
+def load_config(args: argparse.Namespace) -> Any:
+    """The one LinkNet / smp load chain (:func:`spine_det.config.linknet.load_linknet_config`), frozen."""
+    return load_config_from_args(args, load_linknet_config)
 
-    return run_reporting_user_errors(_main, parse_args(argv))
 
-
-def _main(args: argparse.Namespace) -> int:
-    from spine_det.config.linknet import load_linknet_config
-    from spine_det.config.paths import resolve_config_file
-    from spine_det.config.profiles import resolve_profile
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine import distributed as du  # first: the compat shims before detectron2
-    from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
-    from detectron2.utils import comm
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    opts = list(args.opts)
-    if args.cache_dir:
-        opts = ["SPINE.CACHE_DIR", args.cache_dir, *opts]
-    profile = resolve_profile(args.profile)
-    cfg = load_linknet_config(resolve_config_file(args.config_file), profile, opts, data_root=args.data_root)
-    if not cfg.SPINE.DATA_ROOT:
-        print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
-        return 2
-    from spine_det.engine.preflight import check_seg_model_name, check_training_inputs
-    from spine_det.utils.paths import OutputLocationError
-
-    check_seg_model_name(cfg.MODEL.NAME)  # a typo'd network: one line naming the registered ones
-    try:  # before anything is written: data root, MODEL.DEVICE, cache and output folders (never inside the data root)
-        check_training_inputs(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.MODEL.DEVICE)
-    except OutputLocationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    du.init_from_env(cfg.MODEL.DEVICE)
-    from spine_det.utils.logs import log_to_run_folder
-
-    log_to_run_folder(cfg.OUTPUT_DIR, comm.get_rank())  # OUTPUT_DIR/log.txt, as a Mask R-CNN run has
+def train(args: argparse.Namespace, cfg: Any = None) -> int:
+    """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it, or torchrun); ``cfg``:
+    the config :func:`main` checked (None: load it here)."""
+    cfg = load_config(args) if cfg is None else cfg
+    du.init_from_env(cfg.MODEL.DEVICE)  # torchrun's process group (Detectron2's launch has joined one already)
+    default_setup(cfg, args)
 
     def prepare():
         return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
@@ -84,11 +76,11 @@ def _main(args: argparse.Namespace) -> int:
     comm.synchronize()
     if not comm.is_main_process():
         prepared = prepare()
-    logging.getLogger("train_linknet").info("data: %s", prepared.manifest.summary())
+    logger.info("data: %s", prepared.manifest.summary())
     try:
         if not args.eval_only:
             summary = train_linknet(cfg, prepared.manifest, resume=args.resume)
-            logging.getLogger("train_linknet").info("training done: %s", summary)
+            logger.info("training done: %s", summary)
             if args.no_test:
                 return 0
             weights = summary["best_checkpoint"]
@@ -97,6 +89,17 @@ def _main(args: argparse.Namespace) -> int:
         evaluate_linknet(cfg, prepared.manifest, weights=weights)
     finally:
         du.cleanup()
+    return 0
+
+
+@reports_user_errors
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv`` (default: the command line), check every input, then train in one or more processes."""
+    args = parse_args_for_training(get_parser(), argv)
+    cfg = load_config(args)
+    check_seg_model_name(cfg.MODEL.NAME)  # a typo'd network: one line naming the registered ones
+    check_inputs(cfg, args)  # before anything is written: GPUs, data root, device, cache, output folder
+    launch_from_args(train, args, cfg)
     return 0
 
 

@@ -17,49 +17,51 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from spine_det.config.profiles import add_profile_argument
-from spine_det.utils.cli import add_data_args
+from spine_det.data.prepare import prepare_dataset
+from spine_det.engine import nnunet
+from spine_det.engine.defaults import (
+    check_inputs,
+    default_argument_parser,
+    default_setup,
+    launch_from_args,
+    load_config_from_args,
+    parse_args_for_training,
+)
+from spine_det.utils.cli import reports_user_errors
+from spine_det.utils.errors import UserError
+
+logger = logging.getLogger("spine_det.train_nnunet")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = default_argument_parser(
+        __doc__, "train-nnunet", config_help="a YAML file or a shipped config name, e.g. nnunet/lat_vertebra.yaml",
+        full_means="nnU-Net's own 1000 x 250 schedule, for a GPU",
+        resume_help="a finished run only re-scores; else training continues from nnU-Net's checkpoint_latest.pth",
+        eval_only_help="only score MODEL.WEIGHTS (default: OUTPUT_DIR/model_final.pth)")
+    p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
+    return p
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", required=True, help="a YAML file or a shipped config name, e.g. nnunet/lat_vertebra.yaml")
-    add_data_args(p)
-    add_profile_argument(p, full_means="nnU-Net's own 1000 x 250 schedule, for a GPU")
-    p.add_argument("--eval-only", action="store_true", help="only score MODEL.WEIGHTS (default: OUTPUT_DIR/model_final.pth)")
-    p.add_argument("--resume", action="store_true",
-                   help="a finished run only re-scores; else training continues from nnU-Net's checkpoint_latest.pth")
-    p.add_argument("--no-test", action="store_true", help="skip the test-split evaluation after training")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs, e.g. NNUNET.EPOCHS 5")
-    return p.parse_args(argv)
+    return get_parser().parse_args(argv)
 
 
-def _main(args: argparse.Namespace) -> int:
-    from spine_det.config.paths import resolve_config_file
-    from spine_det.config.profiles import resolve_profile
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine import nnunet
-    from spine_det.engine.preflight import check_training_inputs
+def load_config(args: argparse.Namespace) -> Any:
+    """nnU-Net's load chain (:func:`spine_det.engine.nnunet.load_config`), frozen."""
+    return load_config_from_args(args, nnunet.load_config)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    opts = list(args.opts)
-    if args.data_root:
-        opts = ["SPINE.DATA_ROOT", args.data_root, *opts]
-    if args.cache_dir:
-        opts = ["SPINE.CACHE_DIR", args.cache_dir, *opts]
-    cfg = nnunet.load_config(resolve_config_file(args.config_file), resolve_profile(args.profile), opts)
-    if not cfg.SPINE.DATA_ROOT:
-        print("error: give --data-root DIR (or SPINE.DATA_ROOT DIR)", file=sys.stderr)
-        return 2
-    # before anything is written: data root, MODEL.DEVICE, cache and output folders (never inside the data root)
-    check_training_inputs(cfg.OUTPUT_DIR, cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.MODEL.DEVICE)
-    if nnunet.available() is not None:
-        print(f"error: {nnunet.INSTALL_HINT}", file=sys.stderr)
-        return 2
+
+def train(args: argparse.Namespace, cfg: Any = None) -> int:
+    """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it); ``cfg``: the config
+    :func:`main` checked (None: load it here)."""
+    cfg = load_config(args) if cfg is None else cfg
+    default_setup(cfg, args)
     prepared = prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
                                convert=False)
+    logger.info("data: %s", prepared.manifest.summary())
     weights = None
     if not args.eval_only:
         weights = nnunet.train_nnunet(cfg, prepared.manifest, resume=args.resume)["checkpoint"]
@@ -69,10 +71,16 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
-    from spine_det.utils.cli import run_reporting_user_errors
-
-    return run_reporting_user_errors(_main, parse_args(argv))
+    """Parse ``argv`` (default: the command line), check every input, then train."""
+    args = parse_args_for_training(get_parser(), argv)
+    cfg = load_config(args)
+    if nnunet.available() is not None:  # the extra is missing: one line naming the install command
+        raise UserError(nnunet.INSTALL_HINT)
+    check_inputs(cfg, args)  # before anything is written: GPUs, data root, device, cache, output folder
+    launch_from_args(train, args, cfg)
+    return 0
 
 
 def invoke_main() -> None:

@@ -17,23 +17,25 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
+from spine_det.data.coco import coco_json_name
 from spine_det.data.io import DataError, read_image, read_mask
 from spine_det.data.prepare import prepare_dataset
+from spine_det.data.rle import decode_segmentation
 from spine_det.tasks import SPLITS, VIEWS, tasks_of_view
-from spine_det.utils.cli import non_negative_int, positive_int
+from spine_det.utils.cli import non_negative_int, positive_int, reports_user_errors
 from spine_det.utils.fileio import atomic_path
+from spine_det.utils.logs import setup_logging
 from spine_det.utils.overlay import overlay_masks
+from spine_det.utils.paths import prepare_output, refuse_inside
 
-logger = logging.getLogger("visualize_data")
+logger = logging.getLogger("spine_det.visualize_data")
 
 
 def _coco_layers(coco_dir: Path, split: str) -> Dict[str, Tuple[List[Tuple[str, np.ndarray]], List]]:
     """key → (per-instance layers, boxes) from the view JSONs (or the task JSONs when those are missing)."""
-    from spine_det.data.coco import coco_json_name
-    from spine_det.data.rle import decode_segmentation
-
     out: Dict[str, Tuple[list, list]] = {}
     files = [coco_dir / coco_json_name(v, split) for v in VIEWS]
     if not all(f.is_file() for f in files):
@@ -67,22 +69,16 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_user_errors
 def main(argv: Optional[List[str]] = None) -> int:
-    import cv2
-
+    setup_logging()
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from spine_det.utils.paths import prepare_output
-
-        prepare_output(args.out, args.data_root)  # never inside the data root; writable
-        prepared = prepare_dataset(
-            args.data_root, cache_dir=args.cache_dir, seed=args.seed, strict=args.strict, convert=args.source == "coco"
-        )
-        coco = _coco_layers(prepared.coco_dir, args.split) if args.source == "coco" else {}
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    refuse_inside(args.out, args.data_root)  # never inside the data root (prepared once the data is read)
+    prepared = prepare_dataset(
+        args.data_root, cache_dir=args.cache_dir, seed=args.seed, strict=args.strict, convert=args.source == "coco"
+    )
+    coco = _coco_layers(prepared.coco_dir, args.split) if args.source == "coco" else {}
+    prepare_output(args.out, args.data_root)  # writable; one writer at a time
     out_dir = Path(args.out)
     written = 0
     for view in VIEWS:
@@ -100,8 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     layers, boxes = coco.get(s.key, ([], []))
             except DataError as exc:
                 if args.strict:
-                    print(f"error: {exc.with_patient(s.patient_id)}", file=sys.stderr)
-                    return 2
+                    raise exc.with_patient(s.patient_id) from None
                 logger.warning("skipped: %s", exc.with_patient(s.patient_id))
                 continue
             vis = overlay_masks(image, layers, boxes)

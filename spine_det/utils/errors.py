@@ -1,8 +1,9 @@
 """The errors a user can fix (a bad file, config, checkpoint or device), as opposed to bugs.
 
-Every such error derives from :class:`UserError`; the tools catch that one class and print
-``error: <message>`` in one line instead of a traceback (:mod:`spine_det.utils.cli`). It lives at
-the bottom of the package so that any layer can raise it without importing the others.
+Every such error derives from :class:`UserError`; every tool reports it the same way
+(:func:`spine_det.utils.cli.reports_user_errors`): ``error: <message>`` in one line on stderr, no
+traceback, exit status :data:`EXIT_USER_ERROR` (2, argparse's status for a bad flag). It lives at the
+bottom of the package so that any layer can raise it without importing the others.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 from typing import Optional, Union
 
 PathLike = Union[str, os.PathLike]
+
+EXIT_USER_ERROR = 2  # the exit status of every refusal: a UserError, like argparse's usage errors
 
 
 class UserError(Exception):
