@@ -20,7 +20,11 @@ Why each shim exists:
    torchvision). Known gap: v0.6 reaches ``nms_rotated`` through
    ``torch.ops.detectron2`` rather than ``_C``, so that one op fails with torch's
    own "no such operator" error.
-3. ``pkg_resources`` (used by ``detectron2.model_zoo`` in v0.6 and in main) was
+3. ``detectron2.engine.defaults.create_ddp_model`` gives DDP ``device_ids=[local rank]`` also for a model on
+   the CPU, which DDP refuses, so ``--num-gpus 2`` on a machine without CUDA (gloo processes: tests, CPU
+   servers) failed in the trainer's constructor. :func:`patch_cpu_ddp` (called by the Mask R-CNN trainer
+   when it imports Detectron2's engine) leaves ``device_ids`` unset for CPU models.
+4. ``pkg_resources`` (used by ``detectron2.model_zoo`` in v0.6 and in main) was
    removed from setuptools 81+; setup.py pins ``setuptools<81`` (no shim needed here).
 """
 from __future__ import annotations
@@ -95,6 +99,25 @@ def _install_compiled_ops_stand_in() -> None:
     # `from detectron2 import _C` falls back to sys.modules["detectron2._C"] when the
     # package has no such attribute, so detectron2 itself need not be imported here.
     sys.modules["detectron2._C"] = _CompiledOpsStandIn()
+
+
+def patch_cpu_ddp() -> None:
+    """Shim 3: Detectron2's ``create_ddp_model`` without ``device_ids`` for a model on the CPU. Imports
+    Detectron2's engine, so it is not part of :func:`apply`; idempotent."""
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+    if getattr(original, "is_spine_det_shim", False):
+        return
+
+    def create_ddp_model(model, *, fp16_compression: bool = False, **kwargs):
+        params = next(iter(model.parameters()), None)
+        if params is not None and params.device.type == "cpu":
+            kwargs.setdefault("device_ids", None)
+        return original(model, fp16_compression=fp16_compression, **kwargs)
+
+    create_ddp_model.is_spine_det_shim = True
+    defaults.create_ddp_model = create_ddp_model
 
 
 def apply() -> None:

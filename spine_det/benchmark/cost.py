@@ -25,6 +25,7 @@ import numpy as np
 from spine_det.benchmark.curves import read_jsonl  # noqa: F401  (its old home)
 from spine_det.utils.cli import non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_path, atomic_write_json
+from spine_det.utils.logs import setup_logging
 from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--keep", type=non_negative_int, default=4, help="predicted masks saved for the figures")
     p.add_argument("--out", required=True, help="folder for benchmark_cost.json and the saved masks")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()  # the one logging setup of every tool (spine_det.utils.logs)
     from spine_det.data.layout import Manifest
 
     manifest = Manifest.load(args.manifest)

@@ -151,7 +151,7 @@ def check_inputs(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEYS
     folder, no patients, a bad file with --strict), and last that the output folder can be written (it is
     locked later by rank 0's :func:`default_setup`: a lock held here would shut out a spawned rank 0).
     Returns the output folder."""
-    check_gpu_count(args.num_gpus)
+    check_gpu_count(args.num_gpus, cfg.MODEL.DEVICE)
     root = check_data_root(cfg_value(cfg, keys.root), keys.root)
     check_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
     cache = check_cache_dir(cfg_value(cfg, keys.cache), root, keys.cache)

@@ -8,6 +8,7 @@ data scan, or in the spawned workers), with a traceback; here each is one line (
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from pathlib import Path
 from typing import List, Optional, Union
@@ -16,6 +17,7 @@ from spine_det.engine.distributed import check_device
 from spine_det.utils.errors import DataError, UserError
 
 PathLike = Union[str, os.PathLike]
+logger = logging.getLogger(__name__)
 
 __all__ = ["check_cache_dir", "check_data_root", "check_gpu_count", "check_seg_model_name", "check_training_inputs",
            "seg_model_names"]
@@ -68,14 +70,18 @@ def check_seg_model_name(name: str) -> None:
                     + f" (registered: {', '.join(names)})")
 
 
-def check_gpu_count(num_gpus: int) -> None:
+def check_gpu_count(num_gpus: int, device: str = "auto") -> None:
     """:class:`UserError` when ``--num-gpus`` asks for more CUDA devices than this machine has
-    (Detectron2's spawned workers would each fail with an assertion)."""
+    (Detectron2's spawned workers would each fail with an assertion). On a machine without CUDA, with
+    ``MODEL.DEVICE`` cpu or auto, ``--num-gpus N`` starts N CPU processes (gloo): accepted."""
     if num_gpus <= 1:
         return
     import torch
 
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have == 0 and str(device).split(":")[0] in ("cpu", "auto"):
+        logger.info("--num-gpus %d on a machine without CUDA: %d CPU processes (gloo)", num_gpus, num_gpus)
+        return
     if have < num_gpus:
         raise UserError(f"--num-gpus {num_gpus} asks for {num_gpus} GPUs, but this machine has {have}; "
                         f"use --num-gpus {max(1, have)}")

@@ -17,6 +17,8 @@ from spine_det.data.mapper import SpineDatasetMapper
 from spine_det.engine.hooks import SpineBestCheckpointer
 from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
 
+spine_det.compat.patch_cpu_ddp()  # --num-gpus N without CUDA: DDP of a CPU model (compat shim 3)
+
 logger = logging.getLogger(__name__)
 
 
