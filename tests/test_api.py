@@ -26,7 +26,7 @@ def _image(h: int = 180, w: int = 120) -> np.ndarray:
 @pytest.fixture(scope="module")
 def linknet_checkpoint(tmp_path_factory) -> Path:
     """A LinkNet checkpoint as train_linknet writes it (weights + its config + model name), fresh weights."""
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.modeling.linknet import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 

@@ -63,7 +63,7 @@ def test_relative_rule_uses_the_area_weighted_median():
 
 def _linknet_with(probs: np.ndarray, rules=None):
     """A LinkNetPredictor whose network answers ``probs`` (1, H, W) whatever the image."""
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.engine.linknet_predictor import LinkNetPredictor
 
     cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
@@ -104,7 +104,7 @@ def test_specks_below_the_chosen_size_leave_predicts_json_not_the_mask(tmp_path)
 
 
 def test_checkpoint_stores_the_rule_as_plain_data_and_the_predictor_reads_it(tmp_path):
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.engine.component_calibration import store_in_checkpoint
     from spine_det.engine.linknet_predictor import LinkNetPredictor
     from spine_det.modeling.linknet import build_seg_model

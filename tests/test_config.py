@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from spine_det.config import get_spine_cfg, spine_tasks
-from spine_det.config.linknet import get_linknet_cfg, load_linknet_config
+from spine_det.config.semseg import get_linknet_cfg, load_linknet_config
 from spine_det.config.paths import resolve_config_file
 from spine_det.config.safe import merge_yaml_text
 

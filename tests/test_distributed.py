@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent(
     """
     import sys, torch
-    from spine_det.config.linknet import get_linknet_cfg
+    from spine_det.config.semseg import get_linknet_cfg
     from spine_det.engine import distributed as du
     from detectron2.utils import comm
     from spine_det.engine.linknet_trainer import build_optimizer
@@ -125,7 +125,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     for k, v in single["params"].items():
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     torch.manual_seed(0)  # the weights moved away from the common initialisation
-    from spine_det.config.linknet import get_linknet_cfg
+    from spine_det.config.semseg import get_linknet_cfg
     from spine_det.modeling.linknet import build_seg_model
 
     cfg = get_linknet_cfg()

@@ -40,7 +40,7 @@ def _reports(report, world=2):
 
 
 def test_linknet_trains_in_two_gloo_processes(prepared, tmp_path):
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.engine.launch import launch
 
     out = tmp_path / "linknet"
@@ -63,7 +63,7 @@ def test_linknet_trains_in_two_gloo_processes(prepared, tmp_path):
 
 
 def test_classifier_trains_in_two_gloo_processes(prepared, tmp_path):
-    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.config.semseg import get_classifier_cfg, load_cfg
     from spine_det.engine.launch import launch
 
     out = tmp_path / "cls"

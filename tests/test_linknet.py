@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_cfg
+from spine_det.config.semseg import get_linknet_cfg, load_cfg
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, letterbox_mask, unletterbox
 from spine_det.modeling.linknet import LinkNet, count_parameters
 from spine_det.modeling.losses import bce_dice_loss, build_loss, dice_loss, soft_dice
@@ -222,7 +222,7 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
 def test_configs_load():
     from pathlib import Path
 
-    from spine_det.config.linknet import tasks_of
+    from spine_det.config.semseg import tasks_of
     from spine_det.tasks import TASK_NAMES, tasks_of_view
 
     root = Path(__file__).resolve().parents[1] / "configs" / "linknet"

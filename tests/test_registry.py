@@ -209,7 +209,7 @@ def test_flops_come_from_what_the_predictor_feeds_its_network():
     import torch
 
     from spine_det.benchmark.cost import count_parameters, gflops, model_flops
-    from spine_det.config.linknet import load_cfg, get_linknet_cfg
+    from spine_det.config.semseg import load_cfg, get_linknet_cfg
     from spine_det.engine.linknet_predictor import LinkNetPredictor
 
     cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])

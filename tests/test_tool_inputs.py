@@ -94,7 +94,7 @@ def test_unwritable_output_is_one_line(tmp_path):
 
 
 def _tiny_linknet_checkpoint(path: Path) -> None:
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.engine.linknet_trainer import save_checkpoint
     from spine_det.modeling.linknet import build_seg_model
 

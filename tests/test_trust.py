@@ -84,7 +84,7 @@ def test_detectron2_checkpointer_refuses_pickles(tmp_path, marker):
 
 def test_malicious_yaml_is_refused_by_every_config_loader(tmp_path, marker):
     from spine_det.config import get_spine_cfg
-    from spine_det.config.linknet import get_classifier_cfg, get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_classifier_cfg, get_linknet_cfg, load_cfg
     from spine_det.config.safe import ConfigError
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
@@ -174,7 +174,7 @@ def test_wrong_model_type_says_which_tool(tmp_path):
 
 def test_config_typos_name_the_nearest_key(tmp_path):
     from spine_det.config import get_spine_cfg
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.semseg import get_linknet_cfg, load_cfg
     from spine_det.config.safe import ConfigError
 
     typo = tmp_path / "typo.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from spine_det.benchmark.runner import Unit, file_sha1
-from spine_det.config.linknet import profile_files as yacs_profile_files
+from spine_det.config.semseg import profile_files as yacs_profile_files
 from spine_det.config.paths import config_dir, resolve_config_file
 from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 

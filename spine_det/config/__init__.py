@@ -3,7 +3,7 @@
 * :mod:`.common`   the ``SPINE`` data keys every family shares, old key names, the finalize step
 * :mod:`.profiles` the one ``--profile`` rule
 * :mod:`.maskrcnn` Detectron2's config + ``add_spine_config`` and the one Mask R-CNN load chain
-* :mod:`.linknet`  LinkNet's (and the classifier's) configs
+* :mod:`.semseg`   the segmentation config (and, for now, the classifier's)
 * :mod:`.safe`     merging without running YAML, one-line errors
 * :mod:`.paths`    where the shipped configs are
 """

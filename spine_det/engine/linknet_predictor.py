@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_linknet_config, tasks_of
+from spine_det.config.semseg import get_linknet_cfg, load_linknet_config, tasks_of
 from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
     CheckpointError,

@@ -28,7 +28,7 @@ from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
-from spine_det.config.linknet import tasks_of
+from spine_det.config.semseg import tasks_of
 from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
 from spine_det.engine.distributed import init_from_env

@@ -54,7 +54,7 @@ CHECKPOINT = "model_final.pth"  # in OUTPUT_DIR: link to nnU-Net's fold_0/checkp
 def get_nnunet_cfg() -> Any:
     """Defaults: nnU-Net's own schedule (1000 epochs x 250 iterations, GPU); the cpu profile shortens it."""
     from spine_det.config.common import add_spine_data_config
-    from spine_det.config.linknet import CN
+    from spine_det.config.semseg import CN
 
     _C = CN()
     _C.VERSION = 1
@@ -87,7 +87,7 @@ def get_nnunet_cfg() -> Any:
 
 def profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
     """``configs/nnunet/profiles/<profile>.yaml`` (``full``: none)."""
-    from spine_det.config.linknet import profile_files as yacs_profile_files
+    from spine_det.config.semseg import profile_files as yacs_profile_files
 
     if not profile or profile == "full":
         return []
@@ -97,7 +97,7 @@ def profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> 
 def load_config(config_file: Optional[str | Path] = None, profile: Optional[str] = None,
                 opts: Sequence[str] = ()) -> Any:
     """defaults <- config file <- profile <- KEY VALUE opts (frozen); checks there is one task."""
-    from spine_det.config.linknet import load_cfg
+    from spine_det.config.semseg import load_cfg
     from spine_det.config.safe import ConfigError
 
     prof = None if not profile or profile == "full" else profile

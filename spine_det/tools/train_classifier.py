@@ -34,7 +34,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.linknet import get_classifier_cfg, load_cfg
+from spine_det.config.semseg import get_classifier_cfg, load_cfg
 from spine_det.config.paths import config_dir
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.classifier_trainer import train_classifier
