@@ -77,7 +77,8 @@ def test_balanced_val_patients():
 def test_tiny_classifier_run(prepared, tmp_path):
     import torch
 
-    from spine_det.config.semseg import get_classifier_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
     from spine_det.engine.classifier_trainer import train_classifier
 
     torch.set_num_threads(1)
@@ -173,7 +174,7 @@ def test_spine_crop_dataset_shapes(prepared):
 def test_classifier_domain_randomisation_is_off_by_default_and_works_when_on(prepared):
     import torch
 
-    from spine_det.config.semseg import get_classifier_cfg
+    from spine_det.config.classifier import get_classifier_cfg
     from spine_det.engine.classifier_trainer import SpineCropDataset
 
     samples = [s for s in prepared.manifest.samples if s.view == "lat"][:1]
@@ -196,7 +197,8 @@ def test_classifier_domain_randomisation_is_off_by_default_and_works_when_on(pre
 def test_slim_backbone_builds_and_runs():
     import torch
 
-    from spine_det.config.semseg import get_classifier_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
     from spine_det.modeling.classifier import build_classifier
 
     cfg = load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "resnet10s", "MODEL.PRETRAINED", "True"])

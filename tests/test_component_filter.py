@@ -63,10 +63,11 @@ def test_relative_rule_uses_the_area_weighted_median():
 
 def _linknet_with(probs: np.ndarray, rules=None):
     """A LinkNetPredictor whose network answers ``probs`` (1, H, W) whatever the image."""
-    from spine_det.config.semseg import get_linknet_cfg, load_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.linknet_predictor import LinkNetPredictor
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
     pred = LinkNetPredictor(cfg, model=torch.nn.Identity())
     pred.predict_probs = lambda image: probs
     if rules is not None:
@@ -104,13 +105,14 @@ def test_specks_below_the_chosen_size_leave_predicts_json_not_the_mask(tmp_path)
 
 
 def test_checkpoint_stores_the_rule_as_plain_data_and_the_predictor_reads_it(tmp_path):
-    from spine_det.config.semseg import get_linknet_cfg, load_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.component_calibration import store_in_checkpoint
     from spine_det.engine.linknet_predictor import LinkNetPredictor
     from spine_det.modeling.linknet import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']",
                                             "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48"])
     path = tmp_path / "model_best.pth"
     save_plain(path, {"model": build_seg_model(cfg).state_dict(), "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME})

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from spine_det.config.semseg import get_linknet_cfg, load_cfg
+from spine_det.config.loading import load_cfg
+from spine_det.config.semseg import get_semseg_cfg
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, letterbox_mask, unletterbox
 from spine_det.modeling.linknet import LinkNet, count_parameters
 from spine_det.modeling.losses import bce_dice_loss, build_loss, dice_loss, soft_dice
@@ -69,7 +70,7 @@ def test_soft_dice_hand_made():
 
 
 def test_loss_registry():
-    cfg = get_linknet_cfg()
+    cfg = get_semseg_cfg()
     t = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
     assert build_loss(cfg)(torch.zeros_like(t), t).item() == pytest.approx(-0.5)
     cfg.LOSS.NAME = "bce_dice"
@@ -98,7 +99,7 @@ def _tiny_cfg(out_dir, epochs, **extra):
             "SPINE.TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
     for k, v in extra.items():
         opts += [k, str(v)]
-    return load_cfg(get_linknet_cfg(), opts=opts)
+    return load_cfg(get_semseg_cfg(), opts=opts)
 
 
 def test_domain_randomisation_degrades_content_not_padding():
@@ -106,7 +107,7 @@ def test_domain_randomisation_degrades_content_not_padding():
 
     from spine_det.data.seg_dataset import augment, degrade
 
-    cfg = get_linknet_cfg()
+    cfg = get_semseg_cfg()
     img = np.zeros((64, 48), np.uint8)
     img[:, 8:40] = np.tile(np.linspace(40, 220, 64, dtype=np.uint8)[:, None], (1, 32))
     img[20:30, 15:33] = 250  # an edge for blur / unsharp to change
@@ -227,7 +228,7 @@ def test_configs_load():
 
     root = Path(__file__).resolve().parents[1] / "configs" / "linknet"
     for t in TASK_NAMES:
-        cfg = load_cfg(get_linknet_cfg(), str(root / f"{t}.yaml"), "cpu")
+        cfg = load_cfg(get_semseg_cfg(), str(root / f"{t}.yaml"), "cpu")
         assert tasks_of(cfg) == [t] and cfg.MODEL.DEVICE == "cpu"
         # a task's own cpu profile (profiles/cpu/<task>.yaml): the lines get the phantom's resolution,
         # ap_vertebra the portrait of a full-spine film, the small AP structures the phantom's own pixels;
@@ -238,10 +239,10 @@ def test_configs_load():
         # measured on real films for this task only
         assert (cfg.INPUT.CLAHE, cfg.TEST.HFLIP) == ((2.0, True) if t == "ap_vertebra" else (0.0, False)), t
     for v in ("ap", "lat"):
-        cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
+        cfg = load_cfg(get_semseg_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
     with pytest.raises(ValueError):
-        tasks_of(load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
+        tasks_of(load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
 
 
 def test_init_weights_start_training_from_another_linknet(tmp_path):
@@ -323,7 +324,7 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
 
     seen = {}
     for clahe in (0.0, 2.0):
-        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['lat_vertebra']", "INPUT.HEIGHT", "96",
+        cfg = load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['lat_vertebra']", "INPUT.HEIGHT", "96",
                                                 "INPUT.WIDTH", "64", "INPUT.CLAHE", str(clahe), "MODEL.DEVICE", "cpu"])
         val = build_seg_datasets(cfg, prepared.manifest)["val"]
         rec = Recorder()
@@ -352,7 +353,7 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     img = rng.integers(0, 256, (50, 31), dtype=np.uint8)  # letterboxed into 64 x 48: odd side margins
 
     def probs(model, flip):
-        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+        cfg = load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
                                                 "TEST.HFLIP", str(flip), "MODEL.DEVICE", "cpu"])
         return LinkNetPredictor(cfg, model=model).predict_probs(img)[0]
 

@@ -1,10 +1,14 @@
-"""Configs of the LinkNet baseline and the Normal/Damaged classifier (``add_*_config`` functions).
+"""The semantic-segmentation config: LinkNet and the smp networks (``add_semseg_config``).
 
-Same system as the Mask R-CNN configs: a CfgNode gets the shared ``SPINE`` data keys
-(:func:`spine_det.config.common.add_spine_data_config`) and the family's own keys, a YAML names
-``_BASE_`` (resolved next to the YAML) and overrides keys, ``--profile`` merges by the one profile rule
-(:mod:`spine_det.config.profiles`), command-line ``KEY VALUE`` pairs come last, and
-:func:`spine_det.config.common.finalize_spine_config` derives what the tasks imply.
+One config for every network of :data:`spine_det.modeling.semseg.SEG_MODEL_REGISTRY` (``MODEL.NAME``:
+``linknet``, ``smp_unet``, ...), trained by :mod:`spine_det.engine.semseg_trainer` and predicted by
+:class:`spine_det.engine.semseg_predictor.SemSegPredictor`. Same system as the Mask R-CNN configs: a CfgNode
+gets the shared ``SPINE`` data keys (:func:`spine_det.config.common.add_spine_data_config`) and the
+family's own keys, a YAML names ``_BASE_`` (resolved next to the YAML) and overrides keys, ``--profile``
+merges by the one profile rule (:mod:`spine_det.config.profiles`), command-line ``KEY VALUE`` pairs come
+last, and :func:`spine_det.config.common.finalize_spine_config` derives what the tasks imply
+(:func:`spine_det.config.loading.load_cfg`). The shipped task configs are ``configs/linknet/<task>.yaml``
+(LinkNet) and ``configs/smp/<task>.yaml``; both use the profiles of ``configs/linknet/profiles``.
 """
 from __future__ import annotations
 
@@ -13,29 +17,30 @@ from typing import List, Optional, Sequence
 
 from fvcore.common.config import CfgNode as CN
 
-from spine_det.config.common import add_spine_data_config, finalize_spine_config, shipped_config, validate_tasks
-from spine_det.config.profiles import profile_files as _profile_files
-from spine_det.config.safe import merge_from_file, merge_from_list
+from spine_det.config.common import add_spine_data_config, shipped_config, validate_tasks
+from spine_det.config.loading import load_cfg
+from spine_det.config.profiles import profile_files
 
-__all__ = ["add_linknet_config", "get_linknet_cfg", "get_classifier_cfg", "load_cfg", "load_linknet_config",
-           "linknet_profile_files", "profile_files", "CN"]
+__all__ = ["PROFILE_DIR", "add_semseg_config", "get_semseg_cfg", "load_semseg_config", "semseg_profile_files", "tasks_of"]
+
+PROFILE_DIR = "linknet/profiles"  # the shipped profiles of every segmentation network (a config path users know)
 
 
-def get_linknet_cfg() -> CN:
-    """A fresh copy of the LinkNet defaults (the report's recipe, GPU-sized)."""
+def get_semseg_cfg() -> CN:
+    """A fresh copy of the segmentation defaults (LinkNet, the report's recipe, GPU-sized)."""
     cfg = CN()
     cfg.VERSION = 1
     add_spine_data_config(cfg)
     # one task, or several tasks of ONE view (multi-label, one sigmoid each)
     cfg.SPINE.TASKS = ["lat_vertebra"]
-    add_linknet_config(cfg)
+    add_semseg_config(cfg)
     return cfg
 
 
-def add_linknet_config(_C: CN) -> None:
-    """Add LinkNet's own keys (MODEL, INPUT, AUG, LOSS, SOLVER, EARLY_STOP, DATALOADER, TEST, OUTPUT_DIR, SEED)."""
+def add_semseg_config(_C: CN) -> None:
+    """Add the segmentation networks' own keys (MODEL, INPUT, AUG, LOSS, SOLVER, EARLY_STOP, DATALOADER, TEST, OUTPUT_DIR, SEED)."""
     _C.MODEL = CN()
-    _C.MODEL.NAME = "linknet"  # key of SEG_MODEL_REGISTRY
+    _C.MODEL.NAME = "linknet"  # key of spine_det.modeling.semseg.SEG_MODEL_REGISTRY
     _C.MODEL.IN_CHANNELS = 1  # 1: grey, ImageNet first conv summed over RGB; 3: grey replicated
     _C.MODEL.PRETRAINED = True  # ImageNet encoder when downloadable, else random init (logged)
     _C.MODEL.DEVICE = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
@@ -94,7 +99,7 @@ def add_linknet_config(_C: CN) -> None:
     _C.SOLVER.EPOCH_IMAGES = 0
     # "plateau" (ReduceLROnPlateau on val Dice) | "cosine" | "none". --resume with another MAX_EPOCHS: the
     # cosine is planned again from the LR reached down to MIN_LR at the new MAX_EPOCHS, never back up
-    # (spine_det.engine.linknet_trainer.continue_schedule).
+    # (spine_det.engine.solver.continue_schedule).
     _C.SOLVER.SCHEDULER = "plateau"
     _C.SOLVER.PLATEAU_FACTOR = 0.5
     _C.SOLVER.PLATEAU_PATIENCE = 5
@@ -128,138 +133,22 @@ def add_linknet_config(_C: CN) -> None:
     _C.SEED = 0
 
 
-def get_classifier_cfg() -> CN:
-    """A fresh copy of the classifier defaults (ResNet50, one model per view)."""
-    _C = CN()
-    _C.VERSION = 1
-    _C.VIEWS = ["ap", "lat"]
-
-    _C.MODEL = CN()
-    _C.MODEL.BACKBONE = "resnet50"  # torchvision name: resnet50 (the report) | resnet18 | resnet34
-    _C.MODEL.IN_CHANNELS = 1
-    _C.MODEL.PRETRAINED = True
-    _C.MODEL.DROPOUT = 0.2
-    _C.MODEL.DEVICE = "auto"
-    _C.MODEL.POOL = "avg"  # global pooling before the logit: "avg" (torchvision) | "max" (one bad vertebra suffices)
-
-    _C.INPUT = CN()
-    _C.INPUT.HEIGHT = 512
-    _C.INPUT.WIDTH = 512
-    _C.INPUT.RESIZE = "letterbox"
-    # Mask-free spine crop before resizing (spine_det.data.spine_crop): "none" | "column" (straight
-    # band) | "centerline" (band following the spine, straightened). Width as a fraction of the image
-    # height; rows = vertical extent kept (fractions of the height; the pelvis lies below ~0.75).
-    _C.INPUT.CROP = "centerline"
-    _C.INPUT.CROP_WIDTH = 0.3
-    _C.INPUT.CROP_ROWS = (0.0, 0.8)
-
-    _C.AUG = CN()
-    _C.AUG.ENABLED = True
-    _C.AUG.HFLIP = 0.0
-    _C.AUG.ROTATE = 5.0
-    _C.AUG.SCALE = (0.92, 1.08)
-    _C.AUG.SHIFT = 0.04
-    _C.AUG.BRIGHTNESS = 0.1
-    _C.AUG.CONTRAST = 0.1
-    _C.AUG.GAMMA = (0.85, 1.15)
-    # Domain randomisation of the imaging chain, the keys and function LinkNet uses (seg_dataset.degrade).
-    # Off (DR_PROB 0): not measured for the classifier.
-    _C.AUG.DR_PROB = 0.0
-    _C.AUG.BLUR = 1.5
-    _C.AUG.NOISE = 0.04
-    _C.AUG.UNSHARP = 0.6
-
-    _C.SOLVER = CN()
-    _C.SOLVER.OPTIMIZER = "adamw"
-    _C.SOLVER.BASE_LR = 3e-4
-    _C.SOLVER.WEIGHT_DECAY = 1e-4
-    _C.SOLVER.MOMENTUM = 0.9
-    _C.SOLVER.IMS_PER_BATCH = 16
-    _C.SOLVER.MAX_EPOCHS = 30
-    _C.SOLVER.SCHEDULER = "cosine"  # "cosine" | "plateau" | "none" (cosine on --resume: as LinkNet's)
-    _C.SOLVER.PLATEAU_FACTOR = 0.5
-    _C.SOLVER.PLATEAU_PATIENCE = 3
-    _C.SOLVER.MIN_LR = 1e-6
-    _C.SOLVER.AMP = True
-    _C.SOLVER.LABEL_SMOOTHING = 0.0  # BCE targets y * (1 - eps) + eps / 2
-
-    _C.EARLY_STOP = CN()
-    _C.EARLY_STOP.ENABLED = True
-    _C.EARLY_STOP.PATIENCE = 8
-    _C.EARLY_STOP.MIN_DELTA = 1e-4
-    # Which validation figure picks the best epoch and drives early stopping: "accuracy" (the
-    # report; ties -> AUC) or "auc" (ties -> accuracy; finer-grained on small validation sets).
-    _C.EARLY_STOP.METRIC = "accuracy"
-
-    _C.VAL = CN()
-    # "balanced": like the report (50 Damaged / 50 Normal), drawn from the Training patients (train+val
-    #   of the manifest) with seed DATA.SEED, PER_CLASS patients of each label, capped so that at least
-    #   (1 - MAX_FRACTION) of each label stays for training. "manifest": the manifest's own val split.
-    _C.VAL.MODE = "balanced"
-    _C.VAL.PER_CLASS = 50
-    _C.VAL.MAX_FRACTION = 0.2
-
-    _C.DATALOADER = CN()
-    _C.DATALOADER.NUM_WORKERS = 2
-    _C.DATALOADER.CACHE = True
-    _C.DATALOADER.SAMPLER = "random"  # "random" | "balanced" (each batch drawn with equal label odds)
-
-    _C.TEST = CN()
-    _C.TEST.SPLIT = "test"
-    _C.TEST.THRESHOLD = 0.5  # P(Damaged) >= threshold -> Damaged
-
-    _C.DATA = CN()
-    _C.DATA.ROOT = ""
-    _C.DATA.CACHE_DIR = ""
-    _C.DATA.SEED = 0
-
-    _C.OUTPUT_DIR = "./output/classifier"
-    _C.SEED = 0
-    return _C
-
-
-def profile_files(config_file: Optional[str | Path], profile: Optional[str],
-                  profile_dir: Optional[Path] = None) -> List[Path]:
-    """The profile YAMLs (:mod:`spine_det.config.profiles`: beside the config, else in ``profile_dir``)."""
-    return _profile_files(config_file, profile, profile_dir)
-
-
-def load_cfg(
-    base: CN,
-    config_file: Optional[str] = None,
-    profile: Optional[str] = None,
-    opts: Optional[Sequence[str]] = None,
-    profile_dir: Optional[Path] = None,
-) -> CN:
-    """defaults <- config file <- profile YAML <- task's profile YAML <- KEY VALUE opts <- derived keys;
-    frozen (``profile`` as in :func:`profile_files`)."""
-    cfg = base.clone()
-    if config_file:
-        merge_from_file(cfg, config_file)  # safe YAML only; one-line ConfigError
-    for p in profile_files(config_file, profile, profile_dir):
-        merge_from_file(cfg, p)
-    if opts:
-        merge_from_list(cfg, opts)
-    if "SPINE" in cfg and "TASKS" in cfg.SPINE:
-        finalize_spine_config(cfg)
-    cfg.freeze()
-    return cfg
 
 
 def tasks_of(cfg: CN) -> List[str]:
-    """Validated task list of a LinkNet config (all of one view)."""
+    """Validated task list of a segmentation config (all of one view)."""
     return validate_tasks(cfg)
 
 
-def linknet_profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
-    """Profile YAMLs of a LinkNet config: beside it, else the shipped ``configs/linknet/profiles``."""
-    return _profile_files(config_file, profile, shipped_config("linknet/profiles"))
+def semseg_profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
+    """Profile YAMLs of a segmentation config: beside it, else the shipped ``configs/linknet/profiles``."""
+    return profile_files(config_file, profile, shipped_config(PROFILE_DIR))
 
 
-def load_linknet_config(config_file: Optional[str | Path] = None, profile: Optional[str] = "full",
-                        opts: Sequence[str] = (), data_root: Optional[str | Path] = None) -> CN:
-    """The one LinkNet load chain (``spine_det.tools.train_linknet``, the predictor, the benchmark):
+def load_semseg_config(config_file: Optional[str | Path] = None, profile: Optional[str] = "full",
+                       opts: Sequence[str] = (), data_root: Optional[str | Path] = None) -> CN:
+    """The one segmentation load chain (``spine-det train-linknet``, the predictor, the benchmark):
     defaults <- config file <- profile <- ``data_root`` <- opts <- derived keys; frozen."""
     pre = ["SPINE.DATA_ROOT", str(data_root)] if data_root else []
-    return load_cfg(get_linknet_cfg(), str(config_file) if config_file else None, profile, [*pre, *opts],
-                    profile_dir=shipped_config("linknet/profiles"))
+    return load_cfg(get_semseg_cfg(), str(config_file) if config_file else None, profile, [*pre, *opts],
+                    profile_dir=shipped_config(PROFILE_DIR))

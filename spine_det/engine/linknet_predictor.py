@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from spine_det.config.semseg import get_linknet_cfg, load_linknet_config, tasks_of
+from spine_det.config.semseg import get_semseg_cfg, load_semseg_config, tasks_of
 from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
     CheckpointError,
@@ -39,7 +39,7 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
     from spine_det.config.safe import ConfigError, merge_yaml_text
 
     try:
-        return merge_yaml_text(get_linknet_cfg(), text, f"{path} (its stored config)")
+        return merge_yaml_text(get_semseg_cfg(), text, f"{path} (its stored config)")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
 
@@ -77,7 +77,7 @@ class LinkNetPredictor(SegmentationPredictor):
                         score_threshold: Optional[float] = None) -> "LinkNetPredictor":
         ck = _load(checkpoint)
         if config_file:
-            cfg = load_linknet_config(config_file)
+            cfg = load_semseg_config(config_file)
         else:
             cfg = _cfg_from_checkpoint(ck, checkpoint)
         cfg.defrost()

@@ -19,7 +19,7 @@ model is one module under :mod:`spine_det.modeling.families` plus its configs::
         label = "My U-Net"
         trainer = "spine_det.tools.train_linknet:main"
         predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-        load_config = "spine_det.config.semseg:load_linknet_config"
+        load_config = "spine_det.config.semseg:load_semseg_config"
         benchmark = BenchmarkAdapter(read_curves="spine_det.benchmark.curves:epoch_curves")
 
         def config_file(self, task):

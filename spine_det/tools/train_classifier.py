@@ -34,8 +34,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.semseg import get_classifier_cfg, load_cfg
-from spine_det.config.paths import config_dir
+from spine_det.config.classifier import DEFAULT_CONFIG, load_classifier_config
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.classifier_trainer import train_classifier
 from spine_det.engine.defaults import (
@@ -50,8 +49,6 @@ from spine_det.engine.defaults import (
 from spine_det.utils.cli import reports_user_errors
 
 logger = logging.getLogger("spine_det.train_classifier")
-
-DEFAULT_CONFIG = "classifier/Base-Classifier.yaml"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -69,10 +66,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def load_config(args: argparse.Namespace) -> Any:
     """The classifier's config: its defaults, the YAML, the profile (its own profiles folder), the overrides; frozen."""
-    return load_config_from_args(
-        args, lambda f, profile, opts: load_cfg(get_classifier_cfg(), f, profile, opts,
-                                                profile_dir=config_dir() / "classifier" / "profiles"),
-        CLASSIFIER_KEYS)
+    return load_config_from_args(args, load_classifier_config, CLASSIFIER_KEYS)
 
 
 def train(args: argparse.Namespace, cfg: Any = None) -> int:

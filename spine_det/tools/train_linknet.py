@@ -19,7 +19,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.semseg import load_linknet_config
+from spine_det.config.semseg import load_semseg_config
 from spine_det.data.prepare import prepare_dataset
 from detectron2.utils import comm
 
@@ -55,8 +55,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> Any:
-    """The one LinkNet / smp load chain (:func:`spine_det.config.semseg.load_linknet_config`), frozen."""
-    return load_config_from_args(args, load_linknet_config)
+    """The one LinkNet / smp load chain (:func:`spine_det.config.semseg.load_semseg_config`), frozen."""
+    return load_config_from_args(args, load_semseg_config)
 
 
 def train(args: argparse.Namespace, cfg: Any = None) -> int:

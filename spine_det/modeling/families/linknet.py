@@ -31,9 +31,9 @@ class LinkNetFamily(ModelFamily):
     order = 10
     trainer = "spine_det.tools.train_linknet:main"
     predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-    load_config = "spine_det.config.semseg:load_linknet_config"
+    load_config = "spine_det.config.semseg:load_semseg_config"
     recognizes = staticmethod(recognizes)
-    benchmark = BenchmarkAdapter(profile_files="spine_det.config.semseg:linknet_profile_files",
+    benchmark = BenchmarkAdapter(profile_files="spine_det.config.semseg:semseg_profile_files",
                                  read_curves=EPOCH_CURVES)
 
     def config_file(self, task: str) -> Path:

@@ -125,7 +125,7 @@ class SmpFamily(ModelFamily):
 
     trainer = "spine_det.tools.train_linknet:main"
     predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-    load_config = "spine_det.config.semseg:load_linknet_config"  # MODEL.NAME as the YAML says: see plan_opts
+    load_config = "spine_det.config.semseg:load_semseg_config"  # MODEL.NAME as the YAML says: see plan_opts
     requires = {"segmentation_models_pytorch": INSTALL_HINT}
     config_file = staticmethod(config_file)
 
@@ -135,7 +135,7 @@ class SmpFamily(ModelFamily):
         cls.extra = {"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[cls.key]}
         cls.benchmark = BenchmarkAdapter(
             default=False,  # a baseline beside the report's two models: run with --models
-            plan_opts=_plan_opts_for(cls.key), profile_files="spine_det.config.semseg:linknet_profile_files",
+            plan_opts=_plan_opts_for(cls.key), profile_files="spine_det.config.semseg:semseg_profile_files",
             read_curves=EPOCH_CURVES)
 
     def recognizes(self, data: Any) -> bool:
