@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from spine_det.data.io import read_image, read_mask
-from spine_det.engine.linknet_predictor import LinkNetPredictor
+from spine_det.engine.semseg_predictor import LinkNetPredictor
 from spine_det.evaluation.metrics import binary_scores
 
 ap = argparse.ArgumentParser()

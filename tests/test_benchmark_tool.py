@@ -51,7 +51,7 @@ def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(
     from spine_det.data.io import read_image, read_mask
     from spine_det.data.phantom import generate_dataset
     from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
     from spine_det.evaluation.metrics import binary_scores
 
     monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))

@@ -65,7 +65,7 @@ def _linknet_with(probs: np.ndarray, rules=None):
     """A LinkNetPredictor whose network answers ``probs`` (1, H, W) whatever the image."""
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
 
     cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
     pred = LinkNetPredictor(cfg, model=torch.nn.Identity())
@@ -108,7 +108,7 @@ def test_checkpoint_stores_the_rule_as_plain_data_and_the_predictor_reads_it(tmp
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.component_calibration import store_in_checkpoint
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
     from spine_det.modeling.linknet import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 

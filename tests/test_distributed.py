@@ -31,7 +31,7 @@ WORKER = textwrap.dedent(
     from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine import distributed as du
     from detectron2.utils import comm
-    from spine_det.engine.linknet_trainer import build_optimizer
+    from spine_det.engine.semseg_trainer import build_optimizer
     from spine_det.modeling.linknet import build_seg_model
     from spine_det.modeling.losses import build_loss
 

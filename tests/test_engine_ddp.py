@@ -16,7 +16,7 @@ def _linknet_worker(cfg, manifest, report):
     """One process of the launch: train, then say what this process saw."""
     from detectron2.utils import comm
 
-    from spine_det.engine.linknet_trainer import train_linknet
+    from spine_det.engine.semseg_trainer import train_linknet
 
     torch.set_num_threads(1)
     summary = train_linknet(cfg, manifest)

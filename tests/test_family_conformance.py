@@ -164,7 +164,7 @@ class _Family(ModelFamily):
     key = "check_me"
     label = "Check me"
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"
 
     def config_file(self, task):
@@ -172,7 +172,7 @@ class _Family(ModelFamily):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"predictor": "spine_det.engine.linknet_predictor:LinkNetPredicter"}, "predictor: .*defines no 'LinkNetPredicter'"),
+    ({"predictor": "spine_det.engine.semseg_predictor:LinkNetPredicter"}, "predictor: .*defines no 'LinkNetPredicter'"),
     ({"trainer": "spine_det.tools.train_linknt:main"}, "trainer: .*no module named spine_det.tools.train_linknt"),
     ({"trainer": "spine_det.tools.train_linknet"}, "trainer: .*not of the form 'package.module:attr'"),
     ({"load_config": "spine_det.config.semseg:get_semseg_cfg"}, "load_config: .*does not take 3 positional"),

@@ -134,7 +134,7 @@ def _metrics(out):
 
 @pytest.mark.slow
 def test_train_resume_evaluate_predict(prepared, tmp_path):
-    from spine_det.engine.linknet_trainer import evaluate_linknet, load_checkpoint, train_linknet
+    from spine_det.engine.semseg_trainer import evaluate_linknet, load_checkpoint, train_linknet
 
     torch.set_num_threads(1)
     manifest = prepared.manifest
@@ -249,7 +249,7 @@ def test_init_weights_start_training_from_another_linknet(tmp_path):
     """MODEL.INIT_WEIGHTS (e.g. a phantom-trained LinkNet): matching tensors copied, another head kept."""
     import torch
 
-    from spine_det.engine.linknet_trainer import init_from_checkpoint
+    from spine_det.engine.semseg_trainer import init_from_checkpoint
     from spine_det.modeling.linknet import LinkNet
     from spine_det.utils.checkpoint_io import CheckpointError, save_plain
 
@@ -274,7 +274,7 @@ def test_init_weights_start_training_from_another_linknet(tmp_path):
 def test_train_subset_is_nested_and_epoch_length_fixed(prepared, tmp_path):
     """Label-efficiency runs: nested subsets of the training split, the same number of images per epoch."""
     from spine_det.data.layout import nested_subset
-    from spine_det.engine.linknet_trainer import _loader, build_seg_datasets
+    from spine_det.engine.semseg_trainer import _loader, build_seg_datasets
 
     manifest = prepared.manifest
     train = [s for s in manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")]
@@ -314,8 +314,8 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
     """The network input of an image is the same whether the training dataset or the predictor made it,
     with CLAHE on, and CLAHE changes it (so neither path can silently skip it)."""
     from spine_det.data.io import read_image
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
-    from spine_det.engine.linknet_trainer import build_seg_datasets
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_trainer import build_seg_datasets
 
     class Recorder(torch.nn.Module):
         def forward(self, x):
@@ -338,7 +338,7 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     """TEST.HFLIP averages the image's and its mirror's probabilities: a network that commutes with
     mirroring gives exactly the unflipped result (odd letterbox margins included), and a network that
     ignores its input gives the mean of its output and that output's mirror."""
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
 
     class Identity(torch.nn.Module):  # logits = the input: commutes with mirroring
         def forward(self, x):
@@ -368,7 +368,7 @@ def test_resuming_with_more_epochs_continues_the_cosine_schedule_downwards(prepa
     """A finished cosine run resumed with SOLVER.MAX_EPOCHS raised: the LR goes on from where it was,
     never up (torch's cosine stepped past T_max climbs back towards BASE_LR); an interrupted run with
     the same MAX_EPOCHS resumes on exactly its old schedule."""
-    from spine_det.engine.linknet_trainer import build_scheduler, continue_schedule, train_linknet
+    from spine_det.engine.semseg_trainer import build_scheduler, continue_schedule, train_linknet
 
     torch.set_num_threads(1)
     out = tmp_path / "run"

@@ -183,9 +183,9 @@ def test_build_predictor_keeps_its_signature_and_errors():
 
 
 def test_engine_predictor_names_no_family_module():
-    """engine/predictor.py no longer imports linknet_predictor by a string map: the registry does."""
+    """engine/predictor.py no longer imports semseg_predictor by a string map: the registry does."""
     src = (Path(__file__).resolve().parents[1] / "spine_det" / "engine" / "predictor.py").read_text()
-    assert "linknet_predictor" not in src and "_LAZY_MODULES" not in src
+    assert "semseg_predictor" not in src and "_LAZY_MODULES" not in src
 
 
 def test_checkpoints_name_the_family_that_wrote_them(toy):
@@ -211,7 +211,7 @@ def test_flops_come_from_what_the_predictor_feeds_its_network():
     from spine_det.benchmark.cost import count_parameters, gflops, model_flops
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
 
     cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])
     pred = LinkNetPredictor(cfg)

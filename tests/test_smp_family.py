@@ -88,7 +88,7 @@ def test_refused_download_says_what_to_do(monkeypatch):
 
 def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
     from spine_det.data.io import read_image
-    from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+    from spine_det.engine.semseg_trainer import evaluate_linknet, train_linknet
     from spine_det.engine.predictor import build_predictor
 
     torch.set_num_threads(1)

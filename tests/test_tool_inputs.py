@@ -96,7 +96,7 @@ def test_unwritable_output_is_one_line(tmp_path):
 def _tiny_linknet_checkpoint(path: Path) -> None:
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.engine.linknet_trainer import save_checkpoint
+    from spine_det.engine.semseg_trainer import save_checkpoint
     from spine_det.modeling.linknet import build_seg_model
 
     cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",

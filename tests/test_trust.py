@@ -44,7 +44,7 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 
 
 def test_planted_pickle_checkpoint_is_refused_by_every_loader(tmp_path, marker):
-    from spine_det.engine.linknet_trainer import load_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
     bad = tmp_path / "model_best.pth"
@@ -115,7 +115,7 @@ def test_malicious_yaml_is_refused_by_every_config_loader(tmp_path, marker):
 def test_written_checkpoints_are_plain_data_and_rng_round_trips(tmp_path):
     import random
 
-    from spine_det.engine.linknet_trainer import load_checkpoint, save_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint, save_checkpoint
     from spine_det.utils.checkpoint_io import rng_state, set_rng_state
 
     random.seed(1)
@@ -140,7 +140,7 @@ def test_checkpoints_written_before_this_change_still_load(tmp_path):
     """numpy RNG states (raw getstate tuples) from older last_checkpoint.pth files: data only, allowed."""
     import random
 
-    from spine_det.engine.linknet_trainer import load_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint
     from spine_det.utils.checkpoint_io import set_rng_state
 
     old = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

@@ -48,7 +48,7 @@ from spine_det.data.spine_crop import CROP_MODES, crop_spine
 from spine_det.engine.distributed import init_from_env
 from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
                                             seed_everything, setup_run_logger)
-from spine_det.engine.linknet_trainer import load_checkpoint
+from spine_det.engine.semseg_trainer import load_checkpoint
 from spine_det.engine.solver import build_optimizer, build_scheduler
 from spine_det.evaluation.classification import (
     STRATEGIES,

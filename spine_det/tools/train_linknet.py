@@ -32,7 +32,7 @@ from spine_det.engine.defaults import (
     load_config_from_args,
     parse_args_for_training,
 )
-from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+from spine_det.engine.semseg_trainer import evaluate_linknet, train_linknet
 from spine_det.engine.preflight import check_seg_model_name
 from spine_det.utils.cli import reports_user_errors
 

@@ -1,7 +1,7 @@
 """LinkNet (ResNet18 encoder, the report's baseline) as a model family.
 
 Trained by ``spine_det.tools.train_linknet`` (epochs, early stopping, ``metrics.jsonl``); predicts with
-:class:`spine_det.engine.linknet_predictor.LinkNetPredictor` (letterboxed input, sigmoid per task).
+:class:`spine_det.engine.semseg_predictor.LinkNetPredictor` (letterboxed input, sigmoid per task).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class LinkNetFamily(ModelFamily):
     label = "LinkNet"
     order = 10
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"
     recognizes = staticmethod(recognizes)
     benchmark = BenchmarkAdapter(profile_files="spine_det.config.semseg:semseg_profile_files",

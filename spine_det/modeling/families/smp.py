@@ -3,7 +3,7 @@
 Each is trained by the LinkNet trainer (``spine_det.tools.train_linknet``: letterboxed grey input,
 soft-Dice loss, one sigmoid per task, best-validation checkpoint, the same cpu profile and per-task
 profile files as LinkNet, so the comparison changes the network only) and predicted by
-:class:`~spine_det.engine.linknet_predictor.LinkNetPredictor`. The network is
+:class:`~spine_det.engine.semseg_predictor.LinkNetPredictor`. The network is
 ``smp.create_model(arch, encoder_name=MODEL.SMP.ENCODER, in_channels=MODEL.IN_CHANNELS, classes=#tasks)``
 under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.linknet.SEG_MODEL_REGISTRY`, so any smp
 architecture and any of its encoders run by name::
@@ -124,7 +124,7 @@ class SmpFamily(ModelFamily):
     """An smp architecture trained and predicted as LinkNet is (the base of the registered ones below)."""
 
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"  # MODEL.NAME as the YAML says: see plan_opts
     requires = {"segmentation_models_pytorch": INSTALL_HINT}
     config_file = staticmethod(config_file)

@@ -294,7 +294,7 @@ def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, spl
     ``semantic_per_image.csv``, the same files (same metric code) as the Mask R-CNN evaluator.
     """
     from spine_det.data.io import read_image, read_mask
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import LinkNetPredictor
 
     split = split or cfg.TEST.SPLIT
     weights = weights or cfg.MODEL.WEIGHTS or str(Path(cfg.OUTPUT_DIR) / BEST_CHECKPOINT)
