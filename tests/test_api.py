@@ -25,7 +25,7 @@ def _image(h: int = 180, w: int = 120) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def linknet_checkpoint(tmp_path_factory) -> Path:
-    """A LinkNet checkpoint as train_linknet writes it (weights + its config + model name), fresh weights."""
+    """A LinkNet checkpoint as train_semseg writes it (weights + its config + model name), fresh weights."""
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
     from spine_det.modeling.linknet import build_seg_model

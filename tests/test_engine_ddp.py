@@ -16,10 +16,10 @@ def _linknet_worker(cfg, manifest, report):
     """One process of the launch: train, then say what this process saw."""
     from detectron2.utils import comm
 
-    from spine_det.engine.semseg_trainer import train_linknet
+    from spine_det.engine.semseg_trainer import train_semseg
 
     torch.set_num_threads(1)
-    summary = train_linknet(cfg, manifest)
+    summary = train_semseg(cfg, manifest)
     with open(f"{report}.rank{comm.get_rank()}", "w") as f:
         json.dump({"world": comm.get_world_size(), "summary": {k: summary[k] for k in ("iterations", "best_val_dice")}}, f)
 

@@ -164,7 +164,7 @@ class _Family(ModelFamily):
     key = "check_me"
     label = "Check me"
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"
 
     def config_file(self, task):

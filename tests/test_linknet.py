@@ -134,12 +134,12 @@ def _metrics(out):
 
 @pytest.mark.slow
 def test_train_resume_evaluate_predict(prepared, tmp_path):
-    from spine_det.engine.semseg_trainer import evaluate_linknet, load_checkpoint, train_linknet
+    from spine_det.engine.semseg_trainer import evaluate_semseg, load_checkpoint, train_semseg
 
     torch.set_num_threads(1)
     manifest = prepared.manifest
     out = tmp_path / "run"
-    s1 = train_linknet(_tiny_cfg(out, 3), manifest)
+    s1 = train_semseg(_tiny_cfg(out, 3), manifest)
     # a Mask R-CNN run's files: the pointer names the final checkpoint, model_best does not steal it
     assert (out / "model_best.pth").is_file() and (out / "last_checkpoint").read_text().strip() == "model_final.pth"
     assert {"config.yaml", "log.txt", "metrics.json", "model_best.json"} <= {f.name for f in out.iterdir()}
@@ -155,7 +155,7 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert final["trainer"]["epoch"] == 3 and final["iteration"] == 3 * ipe - 1 and final["model_name"] == "linknet"
 
     # resume: continues at epoch 4, keeps the first three epochs' lines
-    s2 = train_linknet(_tiny_cfg(out, 5), manifest, resume=True)
+    s2 = train_semseg(_tiny_cfg(out, 5), manifest, resume=True)
     recs = _metrics(out)
     assert [r["epoch"] for r in recs if "lat_vertebra/dice" in r] == [1, 2, 3, 4, 5]
     assert len({r["iteration"] for r in recs}) == len(recs)  # each iteration once
@@ -182,7 +182,7 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert s2["best_val_dice"] >= s1["best_val_dice"]
 
     # test split at original resolution, same files as the Mask R-CNN evaluator
-    res = evaluate_linknet(_tiny_cfg(out, 5), manifest)
+    res = evaluate_semseg(_tiny_cfg(out, 5), manifest)
     folder = out / "inference" / "spine_lat_vertebra_test"
     data = json.loads((folder / "semantic_metrics.json").read_text())
     assert data["dataset"] == "spine_lat_vertebra_test" and data["model"] == "linknet"
@@ -314,7 +314,7 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
     """The network input of an image is the same whether the training dataset or the predictor made it,
     with CLAHE on, and CLAHE changes it (so neither path can silently skip it)."""
     from spine_det.data.io import read_image
-    from spine_det.engine.semseg_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
     from spine_det.engine.semseg_trainer import build_seg_datasets
 
     class Recorder(torch.nn.Module):
@@ -328,7 +328,7 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
                                                 "INPUT.WIDTH", "64", "INPUT.CLAHE", str(clahe), "MODEL.DEVICE", "cpu"])
         val = build_seg_datasets(cfg, prepared.manifest)["val"]
         rec = Recorder()
-        LinkNetPredictor(cfg, model=rec).predict_probs(read_image(val.samples[0].image))
+        SemSegPredictor(cfg, model=rec).predict_probs(read_image(val.samples[0].image))
         assert torch.equal(rec.seen[0], val[0]["image"])
         seen[clahe] = rec.seen[0]
     assert not torch.equal(seen[0.0], seen[2.0])
@@ -338,7 +338,7 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     """TEST.HFLIP averages the image's and its mirror's probabilities: a network that commutes with
     mirroring gives exactly the unflipped result (odd letterbox margins included), and a network that
     ignores its input gives the mean of its output and that output's mirror."""
-    from spine_det.engine.semseg_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
 
     class Identity(torch.nn.Module):  # logits = the input: commutes with mirroring
         def forward(self, x):
@@ -355,7 +355,7 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     def probs(model, flip):
         cfg = load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
                                                 "TEST.HFLIP", str(flip), "MODEL.DEVICE", "cpu"])
-        return LinkNetPredictor(cfg, model=model).predict_probs(img)[0]
+        return SemSegPredictor(cfg, model=model).predict_probs(img)[0]
 
     plain, flipped = probs(Identity(), False), probs(Identity(), True)
     assert np.allclose(plain, flipped, atol=1e-6) and plain.std() > 0.05
@@ -368,13 +368,13 @@ def test_resuming_with_more_epochs_continues_the_cosine_schedule_downwards(prepa
     """A finished cosine run resumed with SOLVER.MAX_EPOCHS raised: the LR goes on from where it was,
     never up (torch's cosine stepped past T_max climbs back towards BASE_LR); an interrupted run with
     the same MAX_EPOCHS resumes on exactly its old schedule."""
-    from spine_det.engine.semseg_trainer import build_scheduler, continue_schedule, train_linknet
+    from spine_det.engine.semseg_trainer import build_scheduler, continue_schedule, train_semseg
 
     torch.set_num_threads(1)
     out = tmp_path / "run"
     cosine = {"SOLVER.SCHEDULER": "cosine", "SOLVER.MAX_ITERS_PER_EPOCH": 1, "SOLVER.MIN_LR": 1e-5}
-    train_linknet(_tiny_cfg(out, 1, **cosine), prepared.manifest)
-    train_linknet(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
+    train_semseg(_tiny_cfg(out, 1, **cosine), prepared.manifest)
+    train_semseg(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
     lrs = [r["lr"] for r in _metrics(out) if "lr" in r]  # one iteration per epoch
     # the finished run was at MIN_LR: it stays there (was [0.003, 1e-5, 0.003]: the cosine's second period)
     assert lrs == pytest.approx([0.003, 1e-5, 1e-5])

@@ -18,7 +18,7 @@ model is one module under :mod:`spine_det.modeling.families` plus its configs::
         key = "my_unet"
         label = "My U-Net"
         trainer = "spine_det.tools.train_linknet:main"
-        predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
+        predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
         load_config = "spine_det.config.semseg:load_semseg_config"
         benchmark = BenchmarkAdapter(read_curves="spine_det.benchmark.curves:epoch_curves")
 

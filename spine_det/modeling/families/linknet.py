@@ -1,7 +1,8 @@
 """LinkNet (ResNet18 encoder, the report's baseline) as a model family.
 
-Trained by ``spine_det.tools.train_linknet`` (epochs, early stopping, ``metrics.jsonl``); predicts with
-:class:`spine_det.engine.semseg_predictor.LinkNetPredictor` (letterboxed input, sigmoid per task).
+Trained by ``spine-det train-linknet`` (:mod:`spine_det.engine.semseg_trainer`: epochs, early stopping), as
+each smp network is; predicted by :class:`spine_det.engine.semseg_predictor.SemSegPredictor` (letterboxed
+input, sigmoid per task).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class LinkNetFamily(ModelFamily):
     label = "LinkNet"
     order = 10
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"
     recognizes = staticmethod(recognizes)
     benchmark = BenchmarkAdapter(profile_files="spine_det.config.semseg:semseg_profile_files",

@@ -1,9 +1,10 @@
 """segmentation_models_pytorch (smp) architectures as model families: U-Net, UNet++, FPN, DeepLabV3+.
 
-Each is trained by the LinkNet trainer (``spine_det.tools.train_linknet``: letterboxed grey input,
-soft-Dice loss, one sigmoid per task, best-validation checkpoint, the same cpu profile and per-task
-profile files as LinkNet, so the comparison changes the network only) and predicted by
-:class:`~spine_det.engine.semseg_predictor.LinkNetPredictor`. The network is
+Each is trained as LinkNet is, by the segmentation trainer (``spine-det train-linknet``,
+:mod:`spine_det.engine.semseg_trainer`: letterboxed grey input, soft-Dice loss, one sigmoid per task,
+best-validation checkpoint, the same cpu profile and per-task profile files as LinkNet, so the comparison
+changes the network only) and predicted by
+:class:`~spine_det.engine.semseg_predictor.SemSegPredictor`. The network is
 ``smp.create_model(arch, encoder_name=MODEL.SMP.ENCODER, in_channels=MODEL.IN_CHANNELS, classes=#tasks)``
 under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.linknet.SEG_MODEL_REGISTRY`, so any smp
 architecture and any of its encoders run by name::
@@ -29,7 +30,7 @@ from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelF
 MODULE = "spine_det.modeling.families.smp"
 INSTALL_HINT = "segmentation_models_pytorch is not installed: pip install 'spine_det[smp]'"
 
-# MODEL.NAME of each smp architecture (smp's own names, lower case) that the LinkNet trainer can build.
+# MODEL.NAME of each smp architecture (smp's own names, lower case) that the segmentation trainer can build.
 ARCHITECTURES: Dict[str, str] = {
     "smp_unet": "unet", "smp_unetplusplus": "unetplusplus", "smp_fpn": "fpn", "smp_deeplabv3plus": "deeplabv3plus",
     "smp_deeplabv3": "deeplabv3", "smp_linknet": "linknet", "smp_manet": "manet", "smp_pan": "pan",
@@ -124,7 +125,7 @@ class SmpFamily(ModelFamily):
     """An smp architecture trained and predicted as LinkNet is (the base of the registered ones below)."""
 
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.semseg_predictor:LinkNetPredictor"
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
     load_config = "spine_det.config.semseg:load_semseg_config"  # MODEL.NAME as the YAML says: see plan_opts
     requires = {"segmentation_models_pytorch": INSTALL_HINT}
     config_file = staticmethod(config_file)
@@ -139,7 +140,7 @@ class SmpFamily(ModelFamily):
             read_curves=EPOCH_CURVES)
 
     def recognizes(self, data: Any) -> bool:
-        """A LinkNet-trainer checkpoint whose network is this architecture."""
+        """A segmentation-trainer checkpoint whose network is this architecture."""
         return isinstance(data, dict) and "cfg" in data and data.get("model_name") == self.key
 
 
