@@ -28,7 +28,7 @@ def linknet_checkpoint(tmp_path_factory) -> Path:
     """A LinkNet checkpoint as train_semseg writes it (weights + its config + model name), fresh weights."""
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
     torch.manual_seed(0)

@@ -109,7 +109,7 @@ def test_checkpoint_stores_the_rule_as_plain_data_and_the_predictor_reads_it(tmp
     from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.component_calibration import store_in_checkpoint
     from spine_det.engine.semseg_predictor import SemSegPredictor
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
     cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']",

@@ -32,7 +32,7 @@ WORKER = textwrap.dedent(
     from spine_det.engine import distributed as du
     from detectron2.utils import comm
     from spine_det.engine.semseg_trainer import build_optimizer
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.modeling.losses import build_loss
 
 
@@ -126,7 +126,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     torch.manual_seed(0)  # the weights moved away from the common initialisation
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     cfg = get_semseg_cfg()
     cfg.merge_from_list(["MODEL.PRETRAINED", False, "MODEL.DEVICE", "cpu"])

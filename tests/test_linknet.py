@@ -11,8 +11,9 @@ import torch
 from spine_det.config.loading import load_cfg
 from spine_det.config.semseg import get_semseg_cfg
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, letterbox_mask, unletterbox
-from spine_det.modeling.linknet import LinkNet, count_parameters
+from spine_det.modeling.linknet import LinkNet
 from spine_det.modeling.losses import bce_dice_loss, build_loss, dice_loss, soft_dice
+from spine_det.modeling.semseg import count_parameters
 
 # segmentation_models_pytorch.Linknet(encoder_name="resnet18", encoder_weights=None, classes=1)
 SMP_LINKNET_PARAMS = 11_663_777
@@ -45,6 +46,26 @@ def test_grey_summed_conv_equals_replicated_input():
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         assert torch.allclose(grey(x), rgb(x.repeat(1, 3, 1, 1)), atol=1e-4)
+
+
+def test_linknet_is_one_network_of_the_segmentation_registry():
+    """The generic segmentation layer is named for what it is (issue 31): the registry, trainer, predictor and
+    config are ``semseg`` modules, and LinkNet is one entry, brought by its family's hook as smp's networks are."""
+    import importlib.util
+
+    from spine_det.modeling import semseg
+    from spine_det.modeling.registry import get_family, resolve
+
+    for old in ("spine_det.config.linknet", "spine_det.engine.linknet_trainer", "spine_det.engine.linknet_predictor"):
+        assert importlib.util.find_spec(old) is None, old
+    for key in ("linknet", "smp_unet"):
+        family = get_family(key)
+        assert family.reference("predictor") == "spine_det.engine.semseg_predictor:SemSegPredictor"
+        assert family.reference("load_config") == "spine_det.config.semseg:load_semseg_config"
+        resolve(family.extra["register_networks"])()
+        assert key in semseg.SEG_MODEL_REGISTRY
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False"])
+    assert cfg.MODEL.NAME == "linknet" and isinstance(semseg.build_seg_model(cfg), LinkNet)
 
 
 def test_soft_dice_hand_made():

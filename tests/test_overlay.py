@@ -157,7 +157,7 @@ def test_predict_tool_overlay_keeps_the_film_whole_and_its_json_names_the_speck_
 
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.tools import predict
     from spine_det.utils.checkpoint_io import save_plain
 

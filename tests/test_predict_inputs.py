@@ -20,7 +20,7 @@ def _linknet_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
     """A fresh LinkNet checkpoint as train-linknet writes it (weights, tasks, config), 32 x 32 input."""
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
     torch.manual_seed(seed)

@@ -43,7 +43,7 @@ def test_families_registered_and_differ_from_linknet_by_the_network_only():
 
 @pytest.mark.parametrize("key", KEYS)
 def test_network_any_input_size_one_logit_per_task(key):
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     torch.manual_seed(0)
     cfg = _cfg(key, "MODEL.SMP.ENCODER", "resnet18", "SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']")
@@ -54,7 +54,7 @@ def test_network_any_input_size_one_logit_per_task(key):
 
 
 def test_encoder_by_name_and_clear_errors():
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     n18 = sum(p.numel() for p in build_seg_model(_cfg("smp_fpn", "MODEL.SMP.ENCODER", "resnet18")).parameters())
     n34 = sum(p.numel() for p in build_seg_model(_cfg("smp_fpn", "MODEL.SMP.ENCODER", "resnet34")).parameters())
@@ -64,7 +64,7 @@ def test_encoder_by_name_and_clear_errors():
 
 
 def test_refused_download_says_what_to_do(monkeypatch):
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     calls = []
 

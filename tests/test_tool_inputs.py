@@ -97,7 +97,7 @@ def _tiny_linknet_checkpoint(path: Path) -> None:
     from spine_det.config.loading import load_cfg
     from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.semseg_trainer import save_checkpoint
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
                                             "INPUT.WIDTH", "32", "SPINE.TASKS", "['lat_vertebra']"])

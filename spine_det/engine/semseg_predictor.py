@@ -28,7 +28,7 @@ from spine_det.engine.predictor import (
     check_grey_image,
 )
 from spine_det.evaluation.component_filter import CHECKPOINT_KEY, drop_specks
-from spine_det.modeling.linknet import build_seg_model
+from spine_det.modeling.semseg import build_seg_model
 
 logger = logging.getLogger(__name__)
 

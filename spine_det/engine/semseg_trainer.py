@@ -38,7 +38,7 @@ from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard
 from spine_det.engine.solver import build_optimizer, build_scheduler, clip_gradients, continue_schedule
 from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.evaluation.score_files import write_scores
-from spine_det.modeling.linknet import build_seg_model, count_parameters
+from spine_det.modeling.semseg import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain

@@ -6,7 +6,7 @@ best-validation checkpoint, the same cpu profile and per-task profile files as L
 changes the network only) and predicted by
 :class:`~spine_det.engine.semseg_predictor.SemSegPredictor`. The network is
 ``smp.create_model(arch, encoder_name=MODEL.SMP.ENCODER, in_channels=MODEL.IN_CHANNELS, classes=#tasks)``
-under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.linknet.SEG_MODEL_REGISTRY`, so any smp
+under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.semseg.SEG_MODEL_REGISTRY`, so any smp
 architecture and any of its encoders run by name::
 
     spine-det train-linknet --config-file smp/lat_vertebra.yaml --data-root DATA --profile cpu \\
@@ -105,9 +105,9 @@ def _builder(name: str):
 
 
 def register_networks() -> None:
-    """Put the ``smp_*`` networks into the LinkNet trainer's SEG_MODEL_REGISTRY (idempotent; called by
-    :func:`spine_det.modeling.linknet.build_seg_model` for a MODEL.NAME it does not know yet)."""
-    from spine_det.modeling.linknet import SEG_MODEL_REGISTRY
+    """Put the ``smp_*`` networks into the segmentation registry, SEG_MODEL_REGISTRY (idempotent; called by
+    :func:`spine_det.modeling.semseg.build_seg_model` for a MODEL.NAME it does not know yet)."""
+    from spine_det.modeling.semseg import SEG_MODEL_REGISTRY
 
     for name in ARCHITECTURES:
         if name not in SEG_MODEL_REGISTRY:
