@@ -148,7 +148,7 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
     config = resolve_config_file("classifier/Base-Classifier.yaml")  # the tool's default config
     # always named: the tool's own default (auto) may differ from the benchmark's choice
     base = [*tool_command("train_classifier", python), "--data-root", str(data_root), "--profile", profile]
-    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
     if device:
         common += ["MODEL.DEVICE", device]
     common += list(opts)

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from fvcore.common.config import CfgNode as CN
 
-from spine_det.config.common import shipped_config
+from spine_det.config.common import add_spine_data_config, shipped_config
 from spine_det.config.loading import load_cfg
 
 __all__ = ["DEFAULT_CONFIG", "PROFILE_DIR", "add_classifier_config", "get_classifier_cfg", "load_classifier_config"]
@@ -22,13 +22,15 @@ def get_classifier_cfg() -> CN:
     """A fresh copy of the classifier defaults (ResNet50, one model per view)."""
     cfg = CN()
     cfg.VERSION = 1
+    add_spine_data_config(cfg, tasks=False)  # SPINE.DATA_ROOT, CACHE_DIR, SPLIT_SEED (both views, no tasks)
     add_classifier_config(cfg)
     return cfg
 
 
 def add_classifier_config(_C: CN) -> None:
-    """Add the classifier's keys (VIEWS, MODEL, INPUT, AUG, SOLVER, EARLY_STOP, VAL, DATALOADER, TEST, DATA,
-    OUTPUT_DIR, SEED)."""
+    """Add the classifier's own keys (VIEWS, MODEL, INPUT, AUG, SOLVER, EARLY_STOP, VAL, DATALOADER, TEST,
+    OUTPUT_DIR, SEED); the data keys are the shared ``SPINE`` ones (``DATA.ROOT`` / ``DATA.CACHE_DIR`` /
+    ``DATA.SEED`` of older configs and checkpoints are read as those, with a warning)."""
     _C.VIEWS = ["ap", "lat"]
 
     _C.MODEL = CN()
@@ -90,7 +92,7 @@ def add_classifier_config(_C: CN) -> None:
 
     _C.VAL = CN()
     # "balanced": like the report (50 Damaged / 50 Normal), drawn from the Training patients (train+val
-    #   of the manifest) with seed DATA.SEED, PER_CLASS patients of each label, capped so that at least
+    #   of the manifest) with seed SPINE.SPLIT_SEED, PER_CLASS patients of each label, capped so that at least
     #   (1 - MAX_FRACTION) of each label stays for training. "manifest": the manifest's own val split.
     _C.VAL.MODE = "balanced"
     _C.VAL.PER_CLASS = 50
@@ -104,11 +106,6 @@ def add_classifier_config(_C: CN) -> None:
     _C.TEST = CN()
     _C.TEST.SPLIT = "test"
     _C.TEST.THRESHOLD = 0.5  # P(Damaged) >= threshold -> Damaged
-
-    _C.DATA = CN()
-    _C.DATA.ROOT = ""
-    _C.DATA.CACHE_DIR = ""
-    _C.DATA.SEED = 0
 
     _C.OUTPUT_DIR = "./output/classifier"
     _C.SEED = 0
