@@ -363,7 +363,7 @@ def checkpoint_family(data: Any) -> Optional[str]:
 
 
 def same_trainer(key: str) -> List[str]:
-    """Families trained by the same tool as ``key`` (smp's networks by the LinkNet trainer): their
+    """Families trained by the same tool as ``key`` (LinkNet's and smp's networks by the segmentation trainer): their
     checkpoints share one format, so one's predictor and weight initialisation read the others'."""
     if key not in MODEL_FAMILIES._obj_map:
         return []
