@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     except ImportError:
         print("error: the benchmark needs segmentation-models-pytorch (pip install segmentation-models-pytorch)", file=sys.stderr)
         return 2
-    from spine_det.modeling.linknet import LinkNet, count_parameters
+    from spine_det.modeling.linknet import LinkNet
+    from spine_det.modeling.semseg import count_parameters
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from spine_det.data.io import read_image, read_mask
-from spine_det.engine.linknet_predictor import LinkNetPredictor
+from spine_det.engine.semseg_predictor import SemSegPredictor
 from spine_det.evaluation.metrics import binary_scores
 
 ap = argparse.ArgumentParser()
@@ -26,7 +26,7 @@ ap.add_argument("--out", type=Path)
 ap.add_argument("--overlays", type=Path)
 ap.add_argument("--n-overlays", type=int, default=8)
 a = ap.parse_args()
-pred = LinkNetPredictor.from_checkpoint(a.checkpoint)
+pred = SemSegPredictor.from_checkpoint(a.checkpoint)
 dirs = sorted(p.parent for p in (a.data_root / a.split).glob("*/AP/AP.jpg"))
 rows, t0, tiles = [], time.perf_counter(), []
 for k, d in enumerate(dirs):

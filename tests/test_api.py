@@ -25,13 +25,14 @@ def _image(h: int = 180, w: int = 120) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def linknet_checkpoint(tmp_path_factory) -> Path:
-    """A LinkNet checkpoint as train_linknet writes it (weights + its config + model name), fresh weights."""
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    """A LinkNet checkpoint as train_semseg writes it (weights + its config + model name), fresh weights."""
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
     torch.manual_seed(0)
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64",
                                             "INPUT.WIDTH", "48", "TASKS", "['lat_vertebra']"])
     model = build_seg_model(cfg)
     path = tmp_path_factory.mktemp("linknet") / "model_best.pth"

@@ -51,7 +51,7 @@ def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(
     from spine_det.data.io import read_image, read_mask
     from spine_det.data.phantom import generate_dataset
     from spine_det.data.prepare import prepare_dataset
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
     from spine_det.evaluation.metrics import binary_scores
 
     monkeypatch.setenv("SPINE_DET_CACHE", str(tmp_path / "cache"))
@@ -73,7 +73,7 @@ def test_benchmark_transfer_root_scores_the_trained_model_on_the_second_dataset(
     test = prepare_dataset(other, cache_dir=tmp_path / "cache2").manifest.select(split="test", task="lat_vertebra")
     with open(scored / "semantic_per_image.csv", newline="") as f:
         assert {r["image_id"] for r in csv.DictReader(f)} == {s.key for s in test}  # the second data set's images
-    pred = LinkNetPredictor.from_checkpoint(str(ck))
+    pred = SemSegPredictor.from_checkpoint(str(ck))
     dice = [binary_scores(pred.predict_masks(read_image(s.image))["lat_vertebra"],
                           read_mask(s.masks["lat_vertebra"], shape=read_image(s.image).shape))["dice"] for s in test]
     assert js["dice"] == pytest.approx(sum(dice) / len(dice), abs=1e-9)

@@ -77,7 +77,8 @@ def test_balanced_val_patients():
 def test_tiny_classifier_run(prepared, tmp_path):
     import torch
 
-    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
     from spine_det.engine.classifier_trainer import train_classifier
 
     torch.set_num_threads(1)
@@ -173,7 +174,7 @@ def test_spine_crop_dataset_shapes(prepared):
 def test_classifier_domain_randomisation_is_off_by_default_and_works_when_on(prepared):
     import torch
 
-    from spine_det.config.linknet import get_classifier_cfg
+    from spine_det.config.classifier import get_classifier_cfg
     from spine_det.engine.classifier_trainer import SpineCropDataset
 
     samples = [s for s in prepared.manifest.samples if s.view == "lat"][:1]
@@ -196,7 +197,8 @@ def test_classifier_domain_randomisation_is_off_by_default_and_works_when_on(pre
 def test_slim_backbone_builds_and_runs():
     import torch
 
-    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
     from spine_det.modeling.classifier import build_classifier
 
     cfg = load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "resnet10s", "MODEL.PRETRAINED", "True"])
@@ -258,3 +260,74 @@ def test_spine_centerline_follows_a_curved_band():
     assert crop_spine(img, "none") is img
     with pytest.raises(ValueError):
         crop_spine(img, "blob")
+
+
+def _old_classifier_config_text(root: str, cache: str, seed: int) -> str:
+    """A classifier config as runs before issue 31 wrote it (config.yaml, the checkpoint's "cfg"): DATA.ROOT,
+    DATA.CACHE_DIR and DATA.SEED where every family now has SPINE.DATA_ROOT, SPINE.CACHE_DIR, SPINE.SPLIT_SEED."""
+    import yaml
+
+    from spine_det.config.classifier import get_classifier_cfg
+
+    data = yaml.safe_load(get_classifier_cfg().dump())
+    data.pop("SPINE")
+    data["DATA"] = {"ROOT": root, "CACHE_DIR": cache, "SEED": seed}
+    return yaml.safe_dump(data)
+
+
+def test_classifier_reads_spine_keys_and_old_data_keys_with_a_warning(tmp_path, caplog):
+    import argparse
+    import logging
+
+    from spine_det.config.classifier import get_classifier_cfg, load_classifier_config
+    from spine_det.config.safe import merge_yaml_text
+    from spine_det.tools import train_classifier
+
+    cfg = get_classifier_cfg()
+    assert (cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.SPINE.SPLIT_SEED) == ("", "", 0)
+    assert "DATA" not in cfg and "TASKS" not in cfg.SPINE  # the classifier reads VIEWS, no tasks
+    old_yaml = tmp_path / "config.yaml"  # an old run folder's config.yaml, or a user's YAML with the old names
+    old_yaml.write_text(_old_classifier_config_text("/old/data", "/old/cache", 5))
+    with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
+        old = load_classifier_config(old_yaml)
+    assert (old.SPINE.DATA_ROOT, old.SPINE.CACHE_DIR, old.SPINE.SPLIT_SEED) == ("/old/data", "/old/cache", 5)
+    assert "DATA" not in old
+    for key, new in (("DATA.ROOT", "SPINE.DATA_ROOT"), ("DATA.CACHE_DIR", "SPINE.CACHE_DIR"),
+                     ("DATA.SEED", "SPINE.SPLIT_SEED")):
+        assert f"config key {key} is deprecated, read as {new}" in caplog.text
+    # old keys on the command line, through the tool's own load chain
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
+        cli = train_classifier.load_config(argparse.Namespace(
+            config_file=train_classifier.DEFAULT_CONFIG, profile="full", data_root=None, cache_dir=None,
+            output_dir=None, opts=["DATA.ROOT", "/d", "DATA.SEED", "7"]))
+    assert (cli.SPINE.DATA_ROOT, cli.SPINE.SPLIT_SEED) == ("/d", 7)
+    assert "DATA.SEED is deprecated, read as SPINE.SPLIT_SEED" in caplog.text
+    # the config text an old checkpoint carries
+    stored = merge_yaml_text(get_classifier_cfg(), _old_classifier_config_text("/x", "", 2), "ckpt")
+    assert stored.SPINE.SPLIT_SEED == 2 and "DATA" not in stored
+
+
+def test_an_old_classifier_checkpoint_still_predicts(prepared, tmp_path):
+    """A model_best_<view>.pth whose stored config has the old DATA.* keys: --eval-only reads and scores it."""
+    import torch
+
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.engine.classifier_trainer import _trained_view, patient_probs
+    from spine_det.modeling.classifier import build_classifier
+    from spine_det.utils.checkpoint_io import checkpoint_kind, save_plain
+
+    cfg = load_cfg(get_classifier_cfg(), opts=["MODEL.BACKBONE", "resnet10s", "MODEL.PRETRAINED", "False",
+                                               "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+                                               "OUTPUT_DIR", str(tmp_path), "SPINE.SPLIT_SEED", "2"])
+    torch.manual_seed(0)
+    ck = {"model": build_classifier(cfg).state_dict(), "view": "lat", "backbone": "resnet10s (random init)",
+          "epoch": 3, "cfg": _old_classifier_config_text(str(prepared.manifest.root), "", 2)}
+    save_plain(tmp_path / "model_best_lat.pth", ck)
+    assert checkpoint_kind(torch.load(tmp_path / "model_best_lat.pth", weights_only=True)) == "classifier"
+    assert _trained_view(cfg, "lat")["best_epoch"] == 3
+    samples = [s for s in prepared.manifest.select(split="test") if s.view == "lat"]
+    patients = [s.patient_id for s in samples]
+    probs = patient_probs(cfg, "lat", samples, patients, torch.device("cpu"))
+    assert probs.shape == (len(patients),) and np.all((probs >= 0) & (probs <= 1))

@@ -62,12 +62,13 @@ def test_relative_rule_uses_the_area_weighted_median():
 
 
 def _linknet_with(probs: np.ndarray, rules=None):
-    """A LinkNetPredictor whose network answers ``probs`` (1, H, W) whatever the image."""
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    """A SemSegPredictor whose network answers ``probs`` (1, H, W) whatever the image."""
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.engine.semseg_predictor import SemSegPredictor
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
-    pred = LinkNetPredictor(cfg, model=torch.nn.Identity())
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']"])
+    pred = SemSegPredictor(cfg, model=torch.nn.Identity())
     pred.predict_probs = lambda image: probs
     if rules is not None:
         pred.speck_filter = rules
@@ -104,21 +105,22 @@ def test_specks_below_the_chosen_size_leave_predicts_json_not_the_mask(tmp_path)
 
 
 def test_checkpoint_stores_the_rule_as_plain_data_and_the_predictor_reads_it(tmp_path):
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.component_calibration import store_in_checkpoint
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.engine.semseg_predictor import SemSegPredictor
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "SPINE.TASKS", "['lat_vertebra']",
                                             "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48"])
     path = tmp_path / "model_best.pth"
     save_plain(path, {"model": build_seg_model(cfg).state_dict(), "cfg": cfg.dump(), "model_name": cfg.MODEL.NAME})
-    assert LinkNetPredictor(cfg, weights=str(path)).speck_filter == {}  # older checkpoint: none
+    assert SemSegPredictor(cfg, weights=str(path)).speck_filter == {}  # older checkpoint: none
     rule = {"rule": VALIDATION_RULE, "min_area_share": 0.001, "iou": 0.5, "films": 2}
     store_in_checkpoint(path, {"lat_vertebra": rule})
     assert torch.load(path, weights_only=True)["component_filter"] == {"lat_vertebra": rule}
-    assert LinkNetPredictor.from_checkpoint(str(path)).speck_filter == {"lat_vertebra": rule}
+    assert SemSegPredictor.from_checkpoint(str(path)).speck_filter == {"lat_vertebra": rule}
 
 
 def test_drop_specks_keeps_everything_at_minimum_zero():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from spine_det.config import get_spine_cfg, spine_tasks
-from spine_det.config.linknet import get_linknet_cfg, load_linknet_config
+from spine_det.config.semseg import get_semseg_cfg, load_semseg_config
 from spine_det.config.paths import resolve_config_file
 from spine_det.config.safe import merge_yaml_text
 
@@ -108,9 +108,9 @@ def test_trimmed_maskrcnn_leaf_gives_the_old_final_config(tmp_path, name, profil
 @pytest.mark.parametrize("name", sorted(OLD_LINKNET))
 def test_trimmed_linknet_leaf_gives_the_old_final_config(tmp_path, name, profile, caplog):
     with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
-        old = load_linknet_config(_old_leaf(tmp_path, name, LINKNET_BASE, OLD_LINKNET[name]), profile)
+        old = load_semseg_config(_old_leaf(tmp_path, name, LINKNET_BASE, OLD_LINKNET[name]), profile)
     assert "config key TASKS is deprecated, read as SPINE.TASKS" in caplog.text
-    new = load_linknet_config(resolve_config_file(f"linknet/{name}.yaml"), profile)
+    new = load_semseg_config(resolve_config_file(f"linknet/{name}.yaml"), profile)
     assert new.dump() == old.dump()
     assert new.OUTPUT_DIR == f"./output/linknet/{name}" and new.SPINE.VIEW == name[: name.index("_")]
 
@@ -125,25 +125,25 @@ def test_finalize_derives_from_the_tasks_and_refuses_a_contradiction():
     with pytest.raises(ValueError, match="NUM_CLASSES=2 but SPINE.TASKS has 5 tasks.*derived"):
         get_spine_cfg(resolve_config_file("lat_all.yaml"), opts=["MODEL.ROI_HEADS.NUM_CLASSES", "2"])
     with pytest.raises(ValueError, match="mixes views"):
-        load_linknet_config(None, opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"])
+        load_semseg_config(None, opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"])
     bare = get_spine_cfg()  # no tasks: nothing derived, nothing refused
     assert list(bare.SPINE.TASKS) == [] and bare.MODEL.ROI_HEADS.NUM_CLASSES == 0
 
 
 def test_shared_keys_and_old_names(tmp_path, caplog):
     m = get_spine_cfg(resolve_config_file("ap_vertebra.yaml"), data_root=tmp_path, opts=["SPINE.SPLIT_SEED", "4"])
-    ln = load_linknet_config(resolve_config_file("linknet/ap_vertebra.yaml"), data_root=tmp_path,
+    ln = load_semseg_config(resolve_config_file("linknet/ap_vertebra.yaml"), data_root=tmp_path,
                              opts=["SPINE.SPLIT_SEED", "4"])
     for cfg in (m, ln):
         assert (cfg.SPINE.DATA_ROOT, cfg.SPINE.SPLIT_SEED, list(cfg.SPINE.TASKS), cfg.SPINE.VIEW) == \
                (str(tmp_path), 4, ["ap_vertebra"], "ap")
     with caplog.at_level(logging.WARNING, logger="spine_det.config.common"):
-        old = load_linknet_config(None, opts=["DATA.ROOT", "/d", "DATA.SEED", "3", "DATA.CACHE_DIR", "/c"])
+        old = load_semseg_config(None, opts=["DATA.ROOT", "/d", "DATA.SEED", "3", "DATA.CACHE_DIR", "/c"])
     assert (old.SPINE.DATA_ROOT, old.SPINE.SPLIT_SEED, old.SPINE.CACHE_DIR) == ("/d", 3, "/c")
     assert "DATA.SEED is deprecated, read as SPINE.SPLIT_SEED" in caplog.text
     # the config text stored in a LinkNet checkpoint written before the rename still loads
     stored = "TASKS: [lat_vertebra, lat_disk_height]\nDATA:\n  ROOT: /data\n  SEED: 2\n  CACHE_DIR: ''\n"
-    cfg = merge_yaml_text(get_linknet_cfg(), stored, "ckpt")
+    cfg = merge_yaml_text(get_semseg_cfg(), stored, "ckpt")
     assert list(cfg.SPINE.TASKS) == ["lat_vertebra", "lat_disk_height"] and cfg.SPINE.SPLIT_SEED == 2
     assert "DATA" not in cfg and "TASKS" not in cfg
 
@@ -152,11 +152,11 @@ def test_one_profile_rule_for_every_family(tmp_path):
     own = tmp_path / "mine.yaml"
     own.write_text("SOLVER:\n  BASE_LR: 0.123\n")
     assert get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile=str(own)).SOLVER.BASE_LR == 0.123
-    assert load_linknet_config(resolve_config_file("linknet/lat_vertebra.yaml"), str(own)).SOLVER.BASE_LR == 0.123
+    assert load_semseg_config(resolve_config_file("linknet/lat_vertebra.yaml"), str(own)).SOLVER.BASE_LR == 0.123
     # a config outside the shipped folder still finds its family's shipped profile
     leaf = tmp_path / "lat_vertebra.yaml"
     leaf.write_text(f'_BASE_: "{LINKNET_BASE}"\nSPINE:\n  TASKS: [lat_vertebra]\n')
-    assert load_linknet_config(leaf, "cpu").MODEL.DEVICE == "cpu"
+    assert load_semseg_config(leaf, "cpu").MODEL.DEVICE == "cpu"
     with pytest.raises(FileNotFoundError, match="profile 'gpu9'"):
         get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="gpu9")
     assert spine_tasks(get_spine_cfg(resolve_config_file("lat_vertebra.yaml"), profile="full")) == ["lat_vertebra"]
@@ -186,13 +186,13 @@ def test_configs_that_are_not_yaml_mappings_or_inherit_in_a_circle_are_one_line(
     (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
-        for load in (lambda name=name: get_spine_cfg(tmp_path / name), lambda name=name: load_linknet_config(tmp_path / name)):
+        for load in (lambda name=name: get_spine_cfg(tmp_path / name), lambda name=name: load_semseg_config(tmp_path / name)):
             with pytest.raises(ConfigError, match=message) as e:
                 load()
             assert "\n" not in str(e.value)
     # a plain _BASE_ chain still loads
     (tmp_path / "leaf.yaml").write_text(f'_BASE_: "{LINKNET_BASE}"\nSOLVER:\n  BASE_LR: 0.01\n')
-    assert load_linknet_config(tmp_path / "leaf.yaml").SOLVER.BASE_LR == 0.01
+    assert load_semseg_config(tmp_path / "leaf.yaml").SOLVER.BASE_LR == 0.01
     out = tmp_path / "out"
     assert train_linknet.main(["--config-file", str(tmp_path / "self.yaml"), "--data-root", str(tmp_path),
                                "OUTPUT_DIR", str(out)]) == 2

@@ -28,18 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent(
     """
     import sys, torch
-    from spine_det.config.linknet import get_linknet_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine import distributed as du
     from detectron2.utils import comm
-    from spine_det.engine.linknet_trainer import build_optimizer
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.engine.semseg_trainer import build_optimizer
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.modeling.losses import build_loss
 
 
     def main(out, halves=2, steps=3, batch=4):
         # global batch 4: 2 per rank under DDP, or 2 half-batches with averaged gradients in one process
         torch.set_num_threads(1)
-        cfg = get_linknet_cfg()
+        cfg = get_semseg_cfg()
         cfg.merge_from_list(["MODEL.PRETRAINED", False, "MODEL.DEVICE", "cpu", "SOLVER.BASE_LR", 0.01])
         device = du.init_from_env("cpu")
         rank, world = comm.get_rank(), comm.get_world_size()
@@ -125,10 +125,10 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     for k, v in single["params"].items():
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     torch.manual_seed(0)  # the weights moved away from the common initialisation
-    from spine_det.config.linknet import get_linknet_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.modeling.semseg import build_seg_model
 
-    cfg = get_linknet_cfg()
+    cfg = get_semseg_cfg()
     cfg.merge_from_list(["MODEL.PRETRAINED", False, "MODEL.DEVICE", "cpu"])
     init = dict(build_seg_model(cfg).named_parameters())
     changed = sum(not torch.equal(init[k], v) for k, v in single["params"].items())

@@ -16,10 +16,10 @@ def _linknet_worker(cfg, manifest, report):
     """One process of the launch: train, then say what this process saw."""
     from detectron2.utils import comm
 
-    from spine_det.engine.linknet_trainer import train_linknet
+    from spine_det.engine.semseg_trainer import train_semseg
 
     torch.set_num_threads(1)
-    summary = train_linknet(cfg, manifest)
+    summary = train_semseg(cfg, manifest)
     with open(f"{report}.rank{comm.get_rank()}", "w") as f:
         json.dump({"world": comm.get_world_size(), "summary": {k: summary[k] for k in ("iterations", "best_val_dice")}}, f)
 
@@ -40,11 +40,12 @@ def _reports(report, world=2):
 
 
 def test_linknet_trains_in_two_gloo_processes(prepared, tmp_path):
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.engine.launch import launch
 
     out = tmp_path / "linknet"
-    cfg = load_cfg(get_linknet_cfg(), opts=[
+    cfg = load_cfg(get_semseg_cfg(), opts=[
         "MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
         "SOLVER.MAX_EPOCHS", "2", "SOLVER.MAX_ITERS_PER_EPOCH", "2", "SOLVER.IMS_PER_BATCH", "2",
         "SOLVER.SCHEDULER", "cosine", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.CACHE", "False", "AUG.ENABLED", "False",
@@ -63,7 +64,8 @@ def test_linknet_trains_in_two_gloo_processes(prepared, tmp_path):
 
 
 def test_classifier_trains_in_two_gloo_processes(prepared, tmp_path):
-    from spine_det.config.linknet import get_classifier_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
     from spine_det.engine.launch import launch
 
     out = tmp_path / "cls"

@@ -148,7 +148,8 @@ def test_listing_families_imports_none_of_their_parts():
     code = ("import sys; from spine_det.modeling.registry import families; families(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'detectron2', 'nnunetv2', "
             "'segmentation_models_pytorch') or m.startswith(('spine_det.engine', 'spine_det.tools', "
-            "'spine_det.benchmark', 'spine_det.config.linknet', 'spine_det.config.maskrcnn'))))")
+            "'spine_det.benchmark', 'spine_det.config.semseg', 'spine_det.config.classifier', 'spine_det.config.nnunet', "
+            "'spine_det.config.loading', 'spine_det.config.maskrcnn'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
@@ -163,18 +164,18 @@ class _Family(ModelFamily):
     key = "check_me"
     label = "Check me"
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-    load_config = "spine_det.config.linknet:load_linknet_config"
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
+    load_config = "spine_det.config.semseg:load_semseg_config"
 
     def config_file(self, task):
         return f"linknet/{task}.yaml"
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"predictor": "spine_det.engine.linknet_predictor:LinkNetPredicter"}, "predictor: .*defines no 'LinkNetPredicter'"),
+    ({"predictor": "spine_det.engine.semseg_predictor:LinkNetPredicter"}, "predictor: .*defines no 'LinkNetPredicter'"),
     ({"trainer": "spine_det.tools.train_linknt:main"}, "trainer: .*no module named spine_det.tools.train_linknt"),
     ({"trainer": "spine_det.tools.train_linknet"}, "trainer: .*not of the form 'package.module:attr'"),
-    ({"load_config": "spine_det.config.linknet:get_linknet_cfg"}, "load_config: .*does not take 3 positional"),
+    ({"load_config": "spine_det.config.semseg:get_semseg_cfg"}, "load_config: .*does not take 3 positional"),
     ({"benchmark": BenchmarkAdapter(plan_opts=lambda runs, task: [])}, "plan_opts: .*does not take 4 positional"),
     ({"benchmark": BenchmarkAdapter(read_curves="spine_det.benchmark.curves:no_such")}, "read_curves: .*no_such"),
     ({"benchmark": {"default": False}}, "benchmark must be a BenchmarkAdapter"),

@@ -35,7 +35,7 @@ def test_every_writer_gives_umask_modes(tmp_path, umask_022):
     import cv2
 
     from spine_det.data.phantom import generate_dataset
-    from spine_det.engine.linknet_trainer import save_checkpoint
+    from spine_det.engine.semseg_trainer import save_checkpoint
     from spine_det.utils.fileio import atomic_path, atomic_write_json
 
     atomic_write_json(tmp_path / "metrics.json", {"dice": 0.5})

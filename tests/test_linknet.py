@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_cfg
+from spine_det.config.loading import load_cfg
+from spine_det.config.semseg import get_semseg_cfg
 from spine_det.data.seg_dataset import Letterbox, letterbox_image, letterbox_mask, unletterbox
-from spine_det.modeling.linknet import LinkNet, count_parameters
+from spine_det.modeling.linknet import LinkNet
 from spine_det.modeling.losses import bce_dice_loss, build_loss, dice_loss, soft_dice
+from spine_det.modeling.semseg import count_parameters
 
 # segmentation_models_pytorch.Linknet(encoder_name="resnet18", encoder_weights=None, classes=1)
 SMP_LINKNET_PARAMS = 11_663_777
@@ -46,6 +48,26 @@ def test_grey_summed_conv_equals_replicated_input():
         assert torch.allclose(grey(x), rgb(x.repeat(1, 3, 1, 1)), atol=1e-4)
 
 
+def test_linknet_is_one_network_of_the_segmentation_registry():
+    """The generic segmentation layer is named for what it is (issue 31): the registry, trainer, predictor and
+    config are ``semseg`` modules, and LinkNet is one entry, brought by its family's hook as smp's networks are."""
+    import importlib.util
+
+    from spine_det.modeling import semseg
+    from spine_det.modeling.registry import get_family, resolve
+
+    for old in ("spine_det.config.linknet", "spine_det.engine.linknet_trainer", "spine_det.engine.linknet_predictor"):
+        assert importlib.util.find_spec(old) is None, old
+    for key in ("linknet", "smp_unet"):
+        family = get_family(key)
+        assert family.reference("predictor") == "spine_det.engine.semseg_predictor:SemSegPredictor"
+        assert family.reference("load_config") == "spine_det.config.semseg:load_semseg_config"
+        resolve(family.extra["register_networks"])()
+        assert key in semseg.SEG_MODEL_REGISTRY
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False"])
+    assert cfg.MODEL.NAME == "linknet" and isinstance(semseg.build_seg_model(cfg), LinkNet)
+
+
 def test_soft_dice_hand_made():
     # 2x2 image, target one pixel, probability 0.5 everywhere: (2*0.5 + 1) / (2 + 1 + 1) = 0.5
     target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
@@ -69,7 +91,7 @@ def test_soft_dice_hand_made():
 
 
 def test_loss_registry():
-    cfg = get_linknet_cfg()
+    cfg = get_semseg_cfg()
     t = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
     assert build_loss(cfg)(torch.zeros_like(t), t).item() == pytest.approx(-0.5)
     cfg.LOSS.NAME = "bce_dice"
@@ -98,7 +120,7 @@ def _tiny_cfg(out_dir, epochs, **extra):
             "SPINE.TASKS", "['lat_vertebra']", "OUTPUT_DIR", str(out_dir)]
     for k, v in extra.items():
         opts += [k, str(v)]
-    return load_cfg(get_linknet_cfg(), opts=opts)
+    return load_cfg(get_semseg_cfg(), opts=opts)
 
 
 def test_domain_randomisation_degrades_content_not_padding():
@@ -106,7 +128,7 @@ def test_domain_randomisation_degrades_content_not_padding():
 
     from spine_det.data.seg_dataset import augment, degrade
 
-    cfg = get_linknet_cfg()
+    cfg = get_semseg_cfg()
     img = np.zeros((64, 48), np.uint8)
     img[:, 8:40] = np.tile(np.linspace(40, 220, 64, dtype=np.uint8)[:, None], (1, 32))
     img[20:30, 15:33] = 250  # an edge for blur / unsharp to change
@@ -133,12 +155,12 @@ def _metrics(out):
 
 @pytest.mark.slow
 def test_train_resume_evaluate_predict(prepared, tmp_path):
-    from spine_det.engine.linknet_trainer import evaluate_linknet, load_checkpoint, train_linknet
+    from spine_det.engine.semseg_trainer import evaluate_semseg, load_checkpoint, train_semseg
 
     torch.set_num_threads(1)
     manifest = prepared.manifest
     out = tmp_path / "run"
-    s1 = train_linknet(_tiny_cfg(out, 3), manifest)
+    s1 = train_semseg(_tiny_cfg(out, 3), manifest)
     # a Mask R-CNN run's files: the pointer names the final checkpoint, model_best does not steal it
     assert (out / "model_best.pth").is_file() and (out / "last_checkpoint").read_text().strip() == "model_final.pth"
     assert {"config.yaml", "log.txt", "metrics.json", "model_best.json"} <= {f.name for f in out.iterdir()}
@@ -154,7 +176,7 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert final["trainer"]["epoch"] == 3 and final["iteration"] == 3 * ipe - 1 and final["model_name"] == "linknet"
 
     # resume: continues at epoch 4, keeps the first three epochs' lines
-    s2 = train_linknet(_tiny_cfg(out, 5), manifest, resume=True)
+    s2 = train_semseg(_tiny_cfg(out, 5), manifest, resume=True)
     recs = _metrics(out)
     assert [r["epoch"] for r in recs if "lat_vertebra/dice" in r] == [1, 2, 3, 4, 5]
     assert len({r["iteration"] for r in recs}) == len(recs)  # each iteration once
@@ -181,7 +203,7 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
     assert s2["best_val_dice"] >= s1["best_val_dice"]
 
     # test split at original resolution, same files as the Mask R-CNN evaluator
-    res = evaluate_linknet(_tiny_cfg(out, 5), manifest)
+    res = evaluate_semseg(_tiny_cfg(out, 5), manifest)
     folder = out / "inference" / "spine_lat_vertebra_test"
     data = json.loads((folder / "semantic_metrics.json").read_text())
     assert data["dataset"] == "spine_lat_vertebra_test" and data["model"] == "linknet"
@@ -222,12 +244,12 @@ def test_train_resume_evaluate_predict(prepared, tmp_path):
 def test_configs_load():
     from pathlib import Path
 
-    from spine_det.config.linknet import tasks_of
+    from spine_det.config.semseg import tasks_of
     from spine_det.tasks import TASK_NAMES, tasks_of_view
 
     root = Path(__file__).resolve().parents[1] / "configs" / "linknet"
     for t in TASK_NAMES:
-        cfg = load_cfg(get_linknet_cfg(), str(root / f"{t}.yaml"), "cpu")
+        cfg = load_cfg(get_semseg_cfg(), str(root / f"{t}.yaml"), "cpu")
         assert tasks_of(cfg) == [t] and cfg.MODEL.DEVICE == "cpu"
         # a task's own cpu profile (profiles/cpu/<task>.yaml): the lines get the phantom's resolution,
         # ap_vertebra the portrait of a full-spine film, the small AP structures the phantom's own pixels;
@@ -238,17 +260,17 @@ def test_configs_load():
         # measured on real films for this task only
         assert (cfg.INPUT.CLAHE, cfg.TEST.HFLIP) == ((2.0, True) if t == "ap_vertebra" else (0.0, False)), t
     for v in ("ap", "lat"):
-        cfg = load_cfg(get_linknet_cfg(), str(root / f"{v}_all.yaml"))
+        cfg = load_cfg(get_semseg_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]
     with pytest.raises(ValueError):
-        tasks_of(load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
+        tasks_of(load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['ap_vertebra', 'lat_vertebra']"]))
 
 
 def test_init_weights_start_training_from_another_linknet(tmp_path):
     """MODEL.INIT_WEIGHTS (e.g. a phantom-trained LinkNet): matching tensors copied, another head kept."""
     import torch
 
-    from spine_det.engine.linknet_trainer import init_from_checkpoint
+    from spine_det.engine.semseg_trainer import init_from_checkpoint
     from spine_det.modeling.linknet import LinkNet
     from spine_det.utils.checkpoint_io import CheckpointError, save_plain
 
@@ -273,7 +295,7 @@ def test_init_weights_start_training_from_another_linknet(tmp_path):
 def test_train_subset_is_nested_and_epoch_length_fixed(prepared, tmp_path):
     """Label-efficiency runs: nested subsets of the training split, the same number of images per epoch."""
     from spine_det.data.layout import nested_subset
-    from spine_det.engine.linknet_trainer import _loader, build_seg_datasets
+    from spine_det.engine.semseg_trainer import _loader, build_seg_datasets
 
     manifest = prepared.manifest
     train = [s for s in manifest.select(split="train", view="lat") if s.masks.get("lat_vertebra")]
@@ -313,8 +335,8 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
     """The network input of an image is the same whether the training dataset or the predictor made it,
     with CLAHE on, and CLAHE changes it (so neither path can silently skip it)."""
     from spine_det.data.io import read_image
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
-    from spine_det.engine.linknet_trainer import build_seg_datasets
+    from spine_det.engine.semseg_predictor import SemSegPredictor
+    from spine_det.engine.semseg_trainer import build_seg_datasets
 
     class Recorder(torch.nn.Module):
         def forward(self, x):
@@ -323,11 +345,11 @@ def test_contrast_equalisation_is_the_same_in_training_and_prediction(prepared):
 
     seen = {}
     for clahe in (0.0, 2.0):
-        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['lat_vertebra']", "INPUT.HEIGHT", "96",
+        cfg = load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['lat_vertebra']", "INPUT.HEIGHT", "96",
                                                 "INPUT.WIDTH", "64", "INPUT.CLAHE", str(clahe), "MODEL.DEVICE", "cpu"])
         val = build_seg_datasets(cfg, prepared.manifest)["val"]
         rec = Recorder()
-        LinkNetPredictor(cfg, model=rec).predict_probs(read_image(val.samples[0].image))
+        SemSegPredictor(cfg, model=rec).predict_probs(read_image(val.samples[0].image))
         assert torch.equal(rec.seen[0], val[0]["image"])
         seen[clahe] = rec.seen[0]
     assert not torch.equal(seen[0.0], seen[2.0])
@@ -337,7 +359,7 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     """TEST.HFLIP averages the image's and its mirror's probabilities: a network that commutes with
     mirroring gives exactly the unflipped result (odd letterbox margins included), and a network that
     ignores its input gives the mean of its output and that output's mirror."""
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
 
     class Identity(torch.nn.Module):  # logits = the input: commutes with mirroring
         def forward(self, x):
@@ -352,9 +374,9 @@ def test_test_time_flip_maps_the_mirror_back_pixel_for_pixel():
     img = rng.integers(0, 256, (50, 31), dtype=np.uint8)  # letterboxed into 64 x 48: odd side margins
 
     def probs(model, flip):
-        cfg = load_cfg(get_linknet_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
+        cfg = load_cfg(get_semseg_cfg(), opts=["SPINE.TASKS", "['ap_vertebra']", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "48",
                                                 "TEST.HFLIP", str(flip), "MODEL.DEVICE", "cpu"])
-        return LinkNetPredictor(cfg, model=model).predict_probs(img)[0]
+        return SemSegPredictor(cfg, model=model).predict_probs(img)[0]
 
     plain, flipped = probs(Identity(), False), probs(Identity(), True)
     assert np.allclose(plain, flipped, atol=1e-6) and plain.std() > 0.05
@@ -367,13 +389,13 @@ def test_resuming_with_more_epochs_continues_the_cosine_schedule_downwards(prepa
     """A finished cosine run resumed with SOLVER.MAX_EPOCHS raised: the LR goes on from where it was,
     never up (torch's cosine stepped past T_max climbs back towards BASE_LR); an interrupted run with
     the same MAX_EPOCHS resumes on exactly its old schedule."""
-    from spine_det.engine.linknet_trainer import build_scheduler, continue_schedule, train_linknet
+    from spine_det.engine.semseg_trainer import build_scheduler, continue_schedule, train_semseg
 
     torch.set_num_threads(1)
     out = tmp_path / "run"
     cosine = {"SOLVER.SCHEDULER": "cosine", "SOLVER.MAX_ITERS_PER_EPOCH": 1, "SOLVER.MIN_LR": 1e-5}
-    train_linknet(_tiny_cfg(out, 1, **cosine), prepared.manifest)
-    train_linknet(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
+    train_semseg(_tiny_cfg(out, 1, **cosine), prepared.manifest)
+    train_semseg(_tiny_cfg(out, 3, **cosine), prepared.manifest, resume=True)
     lrs = [r["lr"] for r in _metrics(out) if "lr" in r]  # one iteration per epoch
     # the finished run was at MIN_LR: it stays there (was [0.003, 1e-5, 0.003]: the cosine's second period)
     assert lrs == pytest.approx([0.003, 1e-5, 1e-5])

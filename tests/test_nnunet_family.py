@@ -42,10 +42,11 @@ def test_registered_with_its_configs():
 
 
 def test_one_task_per_run():
+    from spine_det.config.nnunet import load_nnunet_config
     from spine_det.config.safe import ConfigError
 
     with pytest.raises(ConfigError, match="one task at a time"):
-        fam.load_config(config_file(TASK), "cpu", ["SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']"])
+        load_nnunet_config(config_file(TASK), "cpu", ["SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']"])
 
 
 def test_export_follows_the_manifest_and_leaves_the_data_root_alone(prepared, tmp_path):

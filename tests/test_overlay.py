@@ -155,13 +155,14 @@ def test_predict_tool_overlay_keeps_the_film_whole_and_its_json_names_the_speck_
     import cv2
     import torch
 
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.tools import predict
     from spine_det.utils.checkpoint_io import save_plain
 
     torch.manual_seed(0)
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "32", "INPUT.WIDTH", "32",
                                             "SPINE.TASKS", "['lat_vertebra']", "TEST.THRESHOLD", "0.5"])
     ck = tmp_path / "model_best.pth"
     save_plain(ck, {"model": build_seg_model(cfg).state_dict(), "epoch": 1, "cfg": cfg.dump(), "model_name": "linknet"})

@@ -18,12 +18,13 @@ from spine_det.tools import predict
 
 def _linknet_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
     """A fresh LinkNet checkpoint as train-linknet writes it (weights, tasks, config), 32 x 32 input."""
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.modeling.semseg import build_seg_model
     from spine_det.utils.checkpoint_io import save_plain
 
     torch.manual_seed(seed)
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
                                             "INPUT.WIDTH", "32", "SPINE.TASKS", f"['{task}']"])
     path.parent.mkdir(parents=True, exist_ok=True)
     save_plain(path, {"model": build_seg_model(cfg).state_dict(), "epoch": 1, "score": 0.5, "metric": "val_dice",

@@ -21,7 +21,7 @@ def test_version_has_one_place():
 
 
 def test_linknet_and_classifier_checkpoints_carry_the_version(tmp_path):
-    from spine_det.engine.linknet_trainer import load_checkpoint, save_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint, save_checkpoint
 
     save_checkpoint(tmp_path / "model_best.pth", {"model": {"w": torch.ones(2)}, "epoch": 1})
     raw = torch.load(tmp_path / "model_best.pth", weights_only=True)  # no allow-list: plain strings

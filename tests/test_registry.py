@@ -183,9 +183,9 @@ def test_build_predictor_keeps_its_signature_and_errors():
 
 
 def test_engine_predictor_names_no_family_module():
-    """engine/predictor.py no longer imports linknet_predictor by a string map: the registry does."""
+    """engine/predictor.py no longer imports semseg_predictor by a string map: the registry does."""
     src = (Path(__file__).resolve().parents[1] / "spine_det" / "engine" / "predictor.py").read_text()
-    assert "linknet_predictor" not in src and "_LAZY_MODULES" not in src
+    assert "semseg_predictor" not in src and "_LAZY_MODULES" not in src
 
 
 def test_checkpoints_name_the_family_that_wrote_them(toy):
@@ -209,19 +209,20 @@ def test_flops_come_from_what_the_predictor_feeds_its_network():
     import torch
 
     from spine_det.benchmark.cost import count_parameters, gflops, model_flops
-    from spine_det.config.linknet import load_cfg, get_linknet_cfg
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.engine.semseg_predictor import SemSegPredictor
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])
-    pred = LinkNetPredictor(cfg)
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "64", "INPUT.WIDTH", "32"])
+    pred = SemSegPredictor(cfg)
     image = np.zeros((100, 70), np.uint8)
     module, inputs = pred.flop_count_inputs(image)
     assert module is pred.model and tuple(inputs[0].shape) == (1, 1, 64, 32)
     g, size = model_flops(get_family("linknet"), pred, image)
     assert size == [64, 32] and g == pytest.approx(gflops(pred.model, inputs)) and g > 0
     # doubling the input area doubles the count of this fully convolutional network
-    cfg2 = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "128", "INPUT.WIDTH", "32"])
-    pred2 = LinkNetPredictor(cfg2, model=pred.model)
+    cfg2 = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "INPUT.HEIGHT", "128", "INPUT.WIDTH", "32"])
+    pred2 = SemSegPredictor(cfg2, model=pred.model)
     assert model_flops(get_family("linknet"), pred2, image)[0] == pytest.approx(2 * g, rel=1e-6)
     assert count_parameters(pred.model) == sum(p.numel() for p in pred.model.parameters()) > 0
     assert SegmentationPredictor().flop_count_inputs(image) is None and isinstance(module, torch.nn.Module)

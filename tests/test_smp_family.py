@@ -43,7 +43,7 @@ def test_families_registered_and_differ_from_linknet_by_the_network_only():
 
 @pytest.mark.parametrize("key", KEYS)
 def test_network_any_input_size_one_logit_per_task(key):
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     torch.manual_seed(0)
     cfg = _cfg(key, "MODEL.SMP.ENCODER", "resnet18", "SPINE.TASKS", "['lat_vertebra', 'lat_disk_height']")
@@ -54,7 +54,7 @@ def test_network_any_input_size_one_logit_per_task(key):
 
 
 def test_encoder_by_name_and_clear_errors():
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     n18 = sum(p.numel() for p in build_seg_model(_cfg("smp_fpn", "MODEL.SMP.ENCODER", "resnet18")).parameters())
     n34 = sum(p.numel() for p in build_seg_model(_cfg("smp_fpn", "MODEL.SMP.ENCODER", "resnet34")).parameters())
@@ -64,7 +64,7 @@ def test_encoder_by_name_and_clear_errors():
 
 
 def test_refused_download_says_what_to_do(monkeypatch):
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.modeling.semseg import build_seg_model
 
     calls = []
 
@@ -86,9 +86,9 @@ def test_refused_download_says_what_to_do(monkeypatch):
     assert not calls
 
 
-def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
+def test_train_evaluate_predict_through_the_semseg_trainer(prepared, tmp_path):
     from spine_det.data.io import read_image
-    from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+    from spine_det.engine.semseg_trainer import evaluate_semseg, train_semseg
     from spine_det.engine.predictor import build_predictor
 
     torch.set_num_threads(1)
@@ -96,9 +96,9 @@ def test_train_evaluate_predict_through_the_linknet_trainer(prepared, tmp_path):
     cfg = _cfg("smp_unet", "MODEL.SMP.ENCODER", "resnet18", "OUTPUT_DIR", str(out), "INPUT.HEIGHT", "64",
                "INPUT.WIDTH", "48", "SOLVER.MAX_EPOCHS", "2", "SOLVER.MAX_ITERS_PER_EPOCH", "2",
                "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.CACHE", "False")
-    summary = train_linknet(cfg, prepared.manifest)
+    summary = train_semseg(cfg, prepared.manifest)
     assert (out / "model_best.pth").is_file() and summary["epochs"] == 2
-    res = evaluate_linknet(cfg, prepared.manifest)["lat_vertebra"]
+    res = evaluate_semseg(cfg, prepared.manifest)["lat_vertebra"]
     data = json.loads((out / "inference" / "spine_lat_vertebra_test" / "semantic_metrics.json").read_text())
     assert data["model"] == "smp_unet" and data["counts"]["images"] > 0 and not math.isnan(res["dice"])
     from spine_det.modeling.registry import get_family

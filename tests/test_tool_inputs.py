@@ -94,11 +94,12 @@ def test_unwritable_output_is_one_line(tmp_path):
 
 
 def _tiny_linknet_checkpoint(path: Path) -> None:
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
-    from spine_det.engine.linknet_trainer import save_checkpoint
-    from spine_det.modeling.linknet import build_seg_model
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
+    from spine_det.engine.semseg_trainer import save_checkpoint
+    from spine_det.modeling.semseg import build_seg_model
 
-    cfg = load_cfg(get_linknet_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
+    cfg = load_cfg(get_semseg_cfg(), opts=["MODEL.PRETRAINED", "False", "MODEL.DEVICE", "cpu", "INPUT.HEIGHT", "32",
                                             "INPUT.WIDTH", "32", "SPINE.TASKS", "['lat_vertebra']"])
     save_checkpoint(path, {"model": build_seg_model(cfg).state_dict(), "epoch": 1, "score": 0.5, "metric": "val_dice",
                            "tasks": ["lat_vertebra"], "cfg": cfg.dump(), "model_name": "linknet"})

@@ -147,7 +147,11 @@ def test_config_overrides_put_the_flags_first_so_the_users_own_pairs_win(tmp_pat
     pairs = defaults.config_overrides(args)
     assert pairs == ["SPINE.DATA_ROOT", str(Path("d").resolve()), "SPINE.CACHE_DIR", "c", "OUTPUT_DIR", "o",
                      "OUTPUT_DIR", "mine"]
-    assert defaults.config_overrides(args, defaults.CLASSIFIER_KEYS)[:4:2] == ["DATA.ROOT", "DATA.CACHE_DIR"]
+    # the classifier's config has the same SPINE keys as every family's (it had DATA.ROOT / DATA.CACHE_DIR)
+    cfg = train_classifier.load_config(argparse.Namespace(config_file=train_classifier.DEFAULT_CONFIG, profile="full",
+                                                          data_root="d", cache_dir="c", output_dir=None, opts=[]))
+    assert (cfg.SPINE.DATA_ROOT, cfg.SPINE.CACHE_DIR, cfg.SPINE.SPLIT_SEED) == (str(Path("d").resolve()), "c", 0)
+    assert "DATA" not in cfg
     seen = {}
     defaults.load_config_from_args(argparse.Namespace(config_file="linknet/lat_vertebra.yaml", profile="cpu",
                                                       data_root=None, cache_dir=None, output_dir=None, opts=[]),

@@ -102,7 +102,7 @@ def test_unwritable_cache_dir_is_one_line_before_anything_is_written(data, tmp_p
     assert "cache: cannot write the cache here (Not a directory); choose another (--cache-dir, SPINE.CACHE_DIR" in msg
     assert train_classifier.main(["--data-root", str(data), "--profile", "cpu", "--cache-dir", str(blocker / "c"),
                                   "OUTPUT_DIR", str(out)]) == 2
-    assert "choose another (--cache-dir, DATA.CACHE_DIR" in _error_line(capsys)
+    assert "choose another (--cache-dir, SPINE.CACHE_DIR" in _error_line(capsys)
     assert train_linknet.main(["--config-file", LINKNET_CFG, "--data-root", str(data), "--profile", "cpu",
                                "--cache-dir", str(data / "cache"), "OUTPUT_DIR", str(out), *TINY]) == 2
     assert "cache folder lies inside the data root" in _error_line(capsys)

@@ -44,7 +44,7 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 
 
 def test_planted_pickle_checkpoint_is_refused_by_every_loader(tmp_path, marker):
-    from spine_det.engine.linknet_trainer import load_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
     bad = tmp_path / "model_best.pth"
@@ -84,13 +84,15 @@ def test_detectron2_checkpointer_refuses_pickles(tmp_path, marker):
 
 def test_malicious_yaml_is_refused_by_every_config_loader(tmp_path, marker):
     from spine_det.config import get_spine_cfg
-    from spine_det.config.linknet import get_classifier_cfg, get_linknet_cfg, load_cfg
+    from spine_det.config.classifier import get_classifier_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.config.safe import ConfigError
     from spine_det.engine.predictor import CheckpointError, build_predictor
 
     evil = tmp_path / "config.yaml"
     evil.write_text(_evil_yaml(marker))
-    for load in (lambda: get_spine_cfg(evil), lambda: load_cfg(get_linknet_cfg(), str(evil)),
+    for load in (lambda: get_spine_cfg(evil), lambda: load_cfg(get_semseg_cfg(), str(evil)),
                  lambda: load_cfg(get_classifier_cfg(), str(evil))):
         with pytest.raises(ConfigError, match="refused") as e:
             load()
@@ -113,7 +115,7 @@ def test_malicious_yaml_is_refused_by_every_config_loader(tmp_path, marker):
 def test_written_checkpoints_are_plain_data_and_rng_round_trips(tmp_path):
     import random
 
-    from spine_det.engine.linknet_trainer import load_checkpoint, save_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint, save_checkpoint
     from spine_det.utils.checkpoint_io import rng_state, set_rng_state
 
     random.seed(1)
@@ -138,7 +140,7 @@ def test_checkpoints_written_before_this_change_still_load(tmp_path):
     """numpy RNG states (raw getstate tuples) from older last_checkpoint.pth files: data only, allowed."""
     import random
 
-    from spine_det.engine.linknet_trainer import load_checkpoint
+    from spine_det.engine.semseg_trainer import load_checkpoint
     from spine_det.utils.checkpoint_io import set_rng_state
 
     old = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -174,24 +176,25 @@ def test_wrong_model_type_says_which_tool(tmp_path):
 
 def test_config_typos_name_the_nearest_key(tmp_path):
     from spine_det.config import get_spine_cfg
-    from spine_det.config.linknet import get_linknet_cfg, load_cfg
+    from spine_det.config.loading import load_cfg
+    from spine_det.config.semseg import get_semseg_cfg
     from spine_det.config.safe import ConfigError
 
     typo = tmp_path / "typo.yaml"
     typo.write_text("SOLVER:\n  BASE_LRR: 0.1\n")
-    for load in (lambda: get_spine_cfg(typo), lambda: load_cfg(get_linknet_cfg(), str(typo))):
+    for load in (lambda: get_spine_cfg(typo), lambda: load_cfg(get_semseg_cfg(), str(typo))):
         with pytest.raises(ConfigError, match=r"SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR\?"):
             load()
     with pytest.raises(ConfigError, match="did you mean SOLVER.MAX_EPOCHS"):
-        load_cfg(get_linknet_cfg(), opts=["SOLVER.MAX_EPOCH", "3"])
+        load_cfg(get_semseg_cfg(), opts=["SOLVER.MAX_EPOCH", "3"])
     with pytest.raises(ConfigError, match="did you mean SPINE.EVAL.SCORE_THRESHOLD"):
         get_spine_cfg(CONFIGS / "lat_vertebra.yaml", opts=["SPINE.EVAL.SCORE_TRESHOLD", "0.3"])
     with pytest.raises(ConfigError, match="Type mismatch.*SOLVER.MAX_EPOCHS"):
-        load_cfg(get_linknet_cfg(), opts=["SOLVER.MAX_EPOCHS", "abc"])
+        load_cfg(get_semseg_cfg(), opts=["SOLVER.MAX_EPOCHS", "abc"])
     with pytest.raises(ConfigError, match="config file not found"):
-        load_cfg(get_linknet_cfg(), str(tmp_path / "missing.yaml"))
+        load_cfg(get_semseg_cfg(), str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="KEY VALUE pairs"):
-        load_cfg(get_linknet_cfg(), opts=["SOLVER.MAX_EPOCHS"])
+        load_cfg(get_semseg_cfg(), opts=["SOLVER.MAX_EPOCHS"])
 
 
 def test_maskrcnn_resume_with_a_dangling_last_checkpoint_is_one_line(tmp_path):

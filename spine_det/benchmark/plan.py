@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from spine_det.benchmark.runner import Unit, file_sha1
-from spine_det.config.linknet import profile_files as yacs_profile_files
+from spine_det.config.profiles import profile_files
 from spine_det.config.paths import config_dir, resolve_config_file
 from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 
@@ -148,7 +148,7 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
     config = resolve_config_file("classifier/Base-Classifier.yaml")  # the tool's default config
     # always named: the tool's own default (auto) may differ from the benchmark's choice
     base = [*tool_command("train_classifier", python), "--data-root", str(data_root), "--profile", profile]
-    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "DATA.SEED", str(split_seed)]
+    common = ["OUTPUT_DIR", str(out), "SEED", str(seed), "SPINE.SPLIT_SEED", str(split_seed)]
     if device:
         common += ["MODEL.DEVICE", device]
     common += list(opts)
@@ -159,8 +159,8 @@ def classifier_unit(runs_dir: Path, data_root: str, profile: str, seed: int, spl
         result="classification_metrics.json",
         spec={"profile": profile, "seed": seed, "split_seed": split_seed, "data_root": str(Path(data_root).resolve()),
               "opts": list(opts), "device": device,
-              "configs": config_digest(config, yacs_profile_files(config, _profile_arg(profile),
-                                                                  config_dir() / "classifier" / "profiles"))},
+              "configs": config_digest(config, profile_files(config, _profile_arg(profile),
+                                                             config_dir() / "classifier" / "profiles"))},
     )
 
 

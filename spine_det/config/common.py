@@ -1,14 +1,16 @@
 """What every model family's config shares: the ``SPINE`` data keys, the old names they replace, and the
 finalize step that derives the task-implied keys, so leaf YAMLs say only what differs.
 
-One set of names for the same facts in every family (Mask R-CNN, LinkNet, the families of
-:mod:`spine_det.modeling.families`)::
+One set of names for the same facts in every family (Mask R-CNN, the segmentation networks, nnU-Net, the
+classifier, the families of :mod:`spine_det.modeling.families`)::
 
     SPINE.DATA_ROOT   the raw dataset folder (--data-root)
     SPINE.CACHE_DIR   where its manifest / COCO files are cached ("" = the default cache)
     SPINE.SPLIT_SEED  patient split seed
     SPINE.TASKS       task names of spine_det.tasks, all of one view (one output per task)
     SPINE.VIEW        derived from SPINE.TASKS
+
+(The classifier has the first three only: it reads both views, ``VIEWS``, and no task.)
 
 :func:`finalize_spine_config` derives from ``SPINE.TASKS`` (spine_det/tasks.py): ``SPINE.VIEW``,
 ``OUTPUT_DIR`` (a ``{tasks}`` placeholder in the base config is filled with the tasks' name) and
@@ -29,7 +31,8 @@ __all__ = ["RENAMED_KEYS", "add_spine_data_config", "finalize_spine_config", "re
            "validate_tasks"]
 
 # Old key (LinkNet / classifier configs before one config system) -> the shared key. Still read (with a
-# warning) from YAML files, command-line opts and the configs stored in older checkpoints.
+# warning) from YAML files, command-line opts, run folders' config.yaml and the configs stored in older
+# checkpoints, by every config that has the new key and not the old one.
 RENAMED_KEYS: Dict[str, str] = {
     "DATA.ROOT": "SPINE.DATA_ROOT",
     "DATA.CACHE_DIR": "SPINE.CACHE_DIR",
@@ -39,13 +42,14 @@ RENAMED_KEYS: Dict[str, str] = {
 OUTPUT_PLACEHOLDER = "{tasks}"
 
 
-def add_spine_data_config(cfg: Any) -> None:
-    """Add the shared ``cfg.SPINE`` data keys (no-op for keys already there); call before merging a YAML."""
+def add_spine_data_config(cfg: Any, tasks: bool = True) -> None:
+    """Add the shared ``cfg.SPINE`` data keys (no-op for keys already there); call before merging a YAML.
+    ``tasks`` False: the data location and split seed only, without ``TASKS`` / ``VIEW`` (the classifier)."""
     node = type(cfg)
     if "SPINE" not in cfg:
         cfg.SPINE = node()
     s = cfg.SPINE
-    defaults = {"DATA_ROOT": "", "CACHE_DIR": "", "SPLIT_SEED": 0, "VIEW": "", "TASKS": []}
+    defaults = {"DATA_ROOT": "", "CACHE_DIR": "", "SPLIT_SEED": 0, **({"VIEW": "", "TASKS": []} if tasks else {})}
     for k, v in defaults.items():
         if k not in s:
             setattr(s, k, v)

@@ -1,4 +1,4 @@
-"""Torch datasets over manifest samples for LinkNet and the classifier.
+"""Torch datasets over manifest samples for the segmentation networks (LinkNet, smp) and the classifier.
 
 Images are read with :mod:`spine_det.data.io` (DICOM, 16-bit, RGB all become
 uint8 grey), letterboxed to the network size (aspect ratio kept, zero padding,

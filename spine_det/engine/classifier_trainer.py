@@ -17,7 +17,7 @@ Validation set (``VAL.MODE``):
 
 * ``balanced`` (default, like the report's 50 Damaged / 50 Normal): from the
   Training patients (the manifest's train + val splits), ``k`` patients of each
-  label are drawn with ``random.Random(DATA.SEED)`` from the sorted patient
+  label are drawn with ``random.Random(SPINE.SPLIT_SEED)`` from the sorted patient
   ids, where ``k = min(VAL.PER_CLASS, floor(VAL.MAX_FRACTION * n_smaller_label))``
   (at least 1). Both views of a patient go to the same side. The test split is
   never touched.
@@ -48,7 +48,7 @@ from spine_det.data.spine_crop import CROP_MODES, crop_spine
 from spine_det.engine.distributed import init_from_env
 from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
                                             seed_everything, setup_run_logger)
-from spine_det.engine.linknet_trainer import load_checkpoint
+from spine_det.engine.semseg_trainer import load_checkpoint
 from spine_det.engine.solver import build_optimizer, build_scheduler
 from spine_det.evaluation.classification import (
     STRATEGIES,
@@ -110,7 +110,7 @@ def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
     if cfg.VAL.MODE != "balanced":
         raise ValueError(f"unknown VAL.MODE {cfg.VAL.MODE!r}; expected 'balanced' or 'manifest'")
     patients = list({s.patient_id: s.label for s in training}.items())
-    val_ids = set(balanced_val_patients(patients, cfg.VAL.PER_CLASS, cfg.VAL.MAX_FRACTION, cfg.DATA.SEED))
+    val_ids = set(balanced_val_patients(patients, cfg.VAL.PER_CLASS, cfg.VAL.MAX_FRACTION, cfg.SPINE.SPLIT_SEED))
     return {"train": [s for s in training if s.patient_id not in val_ids], "val": [s for s in training if s.patient_id in val_ids], "test": test}
 
 
@@ -298,7 +298,7 @@ def train_classifier(cfg: Any, manifest: Any, resume: bool = False, eval_only: b
         trained = {v: train_view(cfg, v, splits, device, resume=resume) for v in views}
 
     result: Dict[str, Any] = {"backbone": {v: trained[v]["backbone"] for v in views}, "views_trained": views,
-                              "val_mode": cfg.VAL.MODE, "seed": cfg.SEED, "split_seed": cfg.DATA.SEED,
+                              "val_mode": cfg.VAL.MODE, "seed": cfg.SEED, "split_seed": cfg.SPINE.SPLIT_SEED,
                               "threshold": cfg.TEST.THRESHOLD, "checkpoints": {v: trained[v]["checkpoint"] for v in views},
                               "best_epochs": {v: trained[v]["best_epoch"] for v in views},
                               "train_seconds": {v: trained[v]["seconds"] for v in views}}

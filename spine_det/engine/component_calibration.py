@@ -5,7 +5,7 @@ At the end of training the best checkpoint predicts every validation film at its
 the minimum component area that maximises instance F1 against the films' ground-truth instances (the
 task's instance label map where the data has one, else the mask's components, as ``eval-instances``
 reads them). The rules go into the checkpoint as plain data, so ``torch.load(weights_only=True)``
-still reads it; :class:`~spine_det.engine.linknet_predictor.LinkNetPredictor` applies them.
+still reads it; :class:`~spine_det.engine.semseg_predictor.SemSegPredictor` applies them.
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def choose_on_validation(cfg: Any, manifest: Any, weights: str) -> Dict[str, Dic
     predicts its share; all ranks get the result). A task the films cannot decide has a rule without
     a minimum and with its ``reason`` (predict then uses the relative rule and says why)."""
     from spine_det.data.io import read_image
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
     from spine_det.tasks import get_task
 
-    predictor = LinkNetPredictor(cfg, weights=weights, device=init_from_env(cfg.MODEL.DEVICE))
+    predictor = SemSegPredictor(cfg, weights=weights, device=init_from_env(cfg.MODEL.DEVICE))
     tasks = predictor.tasks
     view = get_task(tasks[0]).view
     samples = [s for s in manifest.select(split="val", view=view) if any(s.masks.get(t) for t in tasks)]

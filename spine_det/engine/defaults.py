@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -44,24 +42,11 @@ from spine_det.utils.fileio import atomic_write_text
 from spine_det.utils.logs import setup_logging
 from spine_det.utils.paths import prepare_output, refuse_inside
 
-__all__ = ["CLASSIFIER_KEYS", "DataKeys", "SPINE_KEYS", "check_inputs", "config_overrides", "default_argument_parser",
+__all__ = ["check_inputs", "config_overrides", "default_argument_parser",
            "default_setup", "launch_from_args", "load_config_from_args", "parse_args_for_training", "process_rank",
            "write_run_config"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DataKeys:
-    """Where a family's config names its data root, cache folder and patient split seed."""
-
-    root: str = "SPINE.DATA_ROOT"
-    cache: str = "SPINE.CACHE_DIR"
-    split_seed: str = "SPINE.SPLIT_SEED"
-
-
-SPINE_KEYS = DataKeys()
-CLASSIFIER_KEYS = DataKeys("DATA.ROOT", "DATA.CACHE_DIR", "DATA.SEED")  # the classifier's config has its own names
 
 
 def _distributed_epilog(command: str) -> str:
@@ -79,7 +64,7 @@ Config overrides come last, as KEY VALUE pairs: every flag goes before the first
 
 def default_argument_parser(description: str, command: str, *, config_file: Optional[str] = None,
                             config_help: str = "a YAML file or the name of a shipped config",
-                            data_key: Optional[str] = SPINE_KEYS.root, full_means: str = "the config as written",
+                            full_means: str = "the config as written",
                             resume_help: str = "continue the run in OUTPUT_DIR from its last checkpoint",
                             eval_only_help: str = "train nothing: score MODEL.WEIGHTS") -> argparse.ArgumentParser:
     """The flags every training tool takes (Detectron2's ``default_argument_parser`` and spine_det's):
@@ -91,7 +76,7 @@ def default_argument_parser(description: str, command: str, *, config_file: Opti
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", metavar="FILE", required=config_file is None, default=config_file,
                    help=config_help + (f" (default {config_file})" if config_file else ""))
-    add_data_args(p, config_key=data_key)
+    add_data_args(p)  # the data root may also be SPINE.DATA_ROOT, in every family's config
     p.add_argument("--output-dir", metavar="DIR", help="the run folder (or OUTPUT_DIR DIR; default: the config's)")
     add_profile_argument(p, full_means=full_means)
     p.add_argument("--resume", action="store_true", help=resume_help)
@@ -118,32 +103,26 @@ def parse_args_for_training(parser: argparse.ArgumentParser, argv: Optional[List
     return args
 
 
-def cfg_value(cfg: Any, key: str) -> Any:
-    """``cfg_value(cfg, "SPINE.DATA_ROOT")`` = ``cfg.SPINE.DATA_ROOT``."""
-    return reduce(getattr, key.split("."), cfg)
-
-
-def config_overrides(args: argparse.Namespace, keys: DataKeys = SPINE_KEYS) -> List[str]:
-    """``--data-root``, ``--cache-dir`` and ``--output-dir`` as ``KEY VALUE`` pairs, followed by the
-    user's own overrides (the later pair wins)."""
+def config_overrides(args: argparse.Namespace) -> List[str]:
+    """``--data-root``, ``--cache-dir`` and ``--output-dir`` as ``KEY VALUE`` pairs (the shared ``SPINE``
+    keys of every family's config), followed by the user's own overrides (the later pair wins)."""
     pre: List[str] = []
     if getattr(args, "data_root", None):
-        pre += [keys.root, str(Path(args.data_root).expanduser().resolve())]
+        pre += ["SPINE.DATA_ROOT", str(Path(args.data_root).expanduser().resolve())]
     if getattr(args, "cache_dir", None):
-        pre += [keys.cache, args.cache_dir]
+        pre += ["SPINE.CACHE_DIR", args.cache_dir]
     if getattr(args, "output_dir", None):
         pre += ["OUTPUT_DIR", args.output_dir]
     return pre + list(args.opts or [])
 
 
-def load_config_from_args(args: argparse.Namespace, load: Callable[[str, Optional[str], List[str]], Any],
-                          keys: DataKeys = SPINE_KEYS) -> Any:
+def load_config_from_args(args: argparse.Namespace, load: Callable[[str, Optional[str], List[str]], Any]) -> Any:
     """``load(config file, profile, overrides)``: the family's own load chain (safe YAML, the profile, the
     overrides), given the resolved ``--config-file`` and :func:`config_overrides`."""
-    return load(str(resolve_config_file(args.config_file)), args.profile, config_overrides(args, keys))
+    return load(str(resolve_config_file(args.config_file)), args.profile, config_overrides(args))
 
 
-def check_inputs(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEYS) -> Path:
+def check_inputs(cfg: Any, args: argparse.Namespace) -> Path:
     """What the run needs, checked once before :func:`launch_from_args` starts any process and before
     anything is written to the run folder: the GPUs ``--num-gpus`` asks for, the data root, ``MODEL.DEVICE``,
     the cache folder, the output folder's place (never inside the data root), the data itself (its scan,
@@ -152,11 +131,11 @@ def check_inputs(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEYS
     locked later by rank 0's :func:`default_setup`: a lock held here would shut out a spawned rank 0).
     Returns the output folder."""
     check_gpu_count(args.num_gpus, cfg.MODEL.DEVICE)
-    root = check_data_root(cfg_value(cfg, keys.root), keys.root)
+    root = check_data_root(cfg.SPINE.DATA_ROOT, "SPINE.DATA_ROOT")
     check_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
-    cache = check_cache_dir(cfg_value(cfg, keys.cache), root, keys.cache)
+    cache = check_cache_dir(cfg.SPINE.CACHE_DIR, root, "SPINE.CACHE_DIR")
     refuse_inside(cfg.OUTPUT_DIR, root)
-    prepare_dataset(root, cache_dir=cache, seed=cfg_value(cfg, keys.split_seed), convert=False)
+    prepare_dataset(root, cache_dir=cache, seed=cfg.SPINE.SPLIT_SEED, convert=False)
     return prepare_output(cfg.OUTPUT_DIR, root, lock=False)
 
 
@@ -195,7 +174,7 @@ def write_run_config(cfg: Any, output_dir: os.PathLike | str, eval_only: bool = 
     return path
 
 
-def default_setup(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEYS) -> logging.Logger:
+def default_setup(cfg: Any, args: argparse.Namespace) -> logging.Logger:
     """In each process, at the start of the run (Detectron2's ``default_setup``, for every family): rank 0
     prepares and locks the output folder; every rank logs to the console (rank 0) and
     ``OUTPUT_DIR/log.txt`` (rank k: ``log.txt.rank<k>``); the environment, the command line and the
@@ -209,7 +188,7 @@ def default_setup(cfg: Any, args: argparse.Namespace, keys: DataKeys = SPINE_KEY
     rank = process_rank()
     out = Path(cfg.OUTPUT_DIR)
     if rank == 0:  # outside the data root, writable, one writer at a time (ranks > 0 write under its lock)
-        prepare_output(out, cfg_value(cfg, keys.root))
+        prepare_output(out, cfg.SPINE.DATA_ROOT)
     log = setup_logging(out, rank)
     logger.info("Rank of current process: %d. World size: %d", rank, _world_size())
     logger.info("Environment info:\n%s", collect_env_info())

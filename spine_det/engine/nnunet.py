@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from spine_det.config.paths import resolve_config_file
+from spine_det.config.nnunet import get_nnunet_cfg, load_nnunet_config, task_of
 from spine_det.engine.predictor import SegmentationPredictor
 from spine_det.modeling.families.nnunet import INSTALL_HINT, KEY, available  # noqa: F401  (re-exported)
 
@@ -46,75 +46,6 @@ FOLD = 0
 META_FILE = "spine_det_nnunet.json"  # beside nnU-Net's plans.json: task, export size, config
 METRICS_LOG = "metrics.jsonl"
 CHECKPOINT = "model_final.pth"  # in OUTPUT_DIR: link to nnU-Net's fold_0/checkpoint_final.pth
-
-
-# --------------------------------------------------------------------------- config
-
-
-def get_nnunet_cfg() -> Any:
-    """Defaults: nnU-Net's own schedule (1000 epochs x 250 iterations, GPU); the cpu profile shortens it."""
-    from spine_det.config.common import add_spine_data_config
-    from spine_det.config.linknet import CN
-
-    _C = CN()
-    _C.VERSION = 1
-    add_spine_data_config(_C)  # SPINE.DATA_ROOT, CACHE_DIR, SPLIT_SEED, TASKS, VIEW
-    _C.SPINE.TASKS = ["lat_vertebra"]  # exactly one task (label 1 of the nnU-Net dataset)
-    _C.MODEL = CN()
-    _C.MODEL.NAME = "nnunet"
-    _C.MODEL.DEVICE = "auto"  # "auto" | "cpu" | "cuda"
-    _C.MODEL.WEIGHTS = ""  # checkpoint for --eval-only; "" = OUTPUT_DIR/model_final.pth
-    _C.NNUNET = CN()
-    _C.NNUNET.DATASET_ID = 900  # nnU-Net dataset id inside the run's own work folder
-    _C.NNUNET.CONFIGURATION = "2d"
-    _C.NNUNET.PLANNER = "ExperimentPlanner"  # or nnUNetPlannerResEncM (residual encoder presets)
-    _C.NNUNET.PLANS = "nnUNetPlans"  # plans identifier the planner writes (ResEnc presets: nnUNetResEncUNetMPlans)
-    _C.NNUNET.EPOCHS = 1000
-    _C.NNUNET.ITERS_PER_EPOCH = 250
-    _C.NNUNET.VAL_ITERS_PER_EPOCH = 50
-    _C.NNUNET.BATCH_SIZE = 0  # 0: as planned
-    _C.NNUNET.MAX_SIDE = 0  # >0: export images with their longer side scaled down to this (CPU); 0: as they are
-    _C.NNUNET.NUM_PROCESSES = 2  # preprocessing and data-augmentation workers (0: augmentation in-process)
-    _C.NNUNET.MIRRORING = True  # test-time mirroring (nnU-Net's default)
-    _C.NNUNET.TILE_STEP = 0.5  # sliding-window step, fraction of the patch
-    _C.NNUNET.COMPILE = False  # torch.compile on CUDA (nnU-Net's default is on; it costs minutes up front)
-    _C.TEST = CN()
-    _C.TEST.SPLIT = "test"
-    _C.OUTPUT_DIR = "./output/nnunet/{tasks}"  # {tasks}: filled in by finalize_spine_config
-    _C.SEED = 0
-    return _C
-
-
-def profile_files(config_file: Optional[str | Path], profile: Optional[str]) -> List[Path]:
-    """``configs/nnunet/profiles/<profile>.yaml`` (``full``: none)."""
-    from spine_det.config.linknet import profile_files as yacs_profile_files
-
-    if not profile or profile == "full":
-        return []
-    return yacs_profile_files(config_file, profile, resolve_config_file("nnunet/profiles/cpu.yaml").parent)
-
-
-def load_config(config_file: Optional[str | Path] = None, profile: Optional[str] = None,
-                opts: Sequence[str] = ()) -> Any:
-    """defaults <- config file <- profile <- KEY VALUE opts (frozen); checks there is one task."""
-    from spine_det.config.linknet import load_cfg
-    from spine_det.config.safe import ConfigError
-
-    prof = None if not profile or profile == "full" else profile
-    try:
-        cfg = load_cfg(get_nnunet_cfg(), str(config_file) if config_file else None, prof, list(opts),
-                       profile_dir=resolve_config_file("nnunet/profiles/cpu.yaml").parent)
-    except ConfigError:
-        raise
-    except (KeyError, ValueError) as e:  # an unknown task, tasks of two views
-        raise ConfigError(f"{config_file}: {e.args[0] if e.args else e}") from None
-    if len(cfg.SPINE.TASKS) != 1:
-        raise ConfigError(f"{config_file}: nnU-Net runs one task at a time; SPINE.TASKS is {list(cfg.SPINE.TASKS)}")
-    return cfg
-
-
-def task_of(cfg: Any) -> str:
-    return str(cfg.SPINE.TASKS[0])
 
 
 def resolve_device(name: str) -> Any:
@@ -456,7 +387,7 @@ class NNUNetPredictor(SegmentationPredictor):
             raise CheckpointError(f"{path}: not inside an nnU-Net model folder (no plans.json / dataset.json in {model_dir})")
         meta_p = model_dir / META_FILE
         if config_file:
-            cfg = load_config(config_file)
+            cfg = load_nnunet_config(config_file)
             meta = {"task": task_of(cfg), "max_side": int(cfg.NNUNET.MAX_SIDE)}
         elif meta_p.is_file():
             meta = json.loads(meta_p.read_text(encoding="utf-8"))

@@ -49,15 +49,11 @@ def check_cache_dir(cache_dir: Optional[PathLike], data_root: PathLike, key: str
 
 
 def seg_model_names() -> List[str]:
-    """Every ``MODEL.NAME`` the LinkNet trainer can build: LinkNet and the networks of the model
-    families (e.g. ``smp_*``), registered as :func:`spine_det.modeling.linknet.build_seg_model` does."""
-    from spine_det.modeling.linknet import SEG_MODEL_REGISTRY
-    from spine_det.modeling.registry import families, resolve
+    """Every ``MODEL.NAME`` the segmentation trainer can build: the networks every family registers
+    (``linknet``, ``smp_*``, ...: :func:`spine_det.modeling.semseg.registered_networks`)."""
+    from spine_det.modeling.semseg import registered_networks
 
-    for spec in families():
-        if "register_networks" in spec.extra:
-            resolve(spec.extra["register_networks"])()
-    return sorted(name for name, _ in SEG_MODEL_REGISTRY)
+    return registered_networks()
 
 
 def check_seg_model_name(name: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from spine_det.modeling.families.linknet import recognizes
-from spine_det.modeling.linknet import GREY_MEAN, GREY_STD
+from spine_det.modeling.imagenet import GREY_MEAN, GREY_STD
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain
 
 logger = logging.getLogger(__name__)

@@ -6,18 +6,14 @@ validation set; that rule and every figure reported live in :mod:`spine_det.eval
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from spine_det.modeling.linknet import WEIGHTS_UNAVAILABLE, adapt_first_conv
-
-logger = logging.getLogger(__name__)
+from spine_det.modeling.imagenet import adapt_first_conv, imagenet_resnet
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 SLIM_BACKBONES = {"resnet10s": (16, 32, 64, 128), "resnet10m": (24, 48, 96, 192)}
@@ -91,16 +87,7 @@ def build_classifier(cfg: Any) -> nn.Module:
         model.imagenet_init = False
         model.fc = nn.Sequential(nn.Dropout(cfg.MODEL.DROPOUT), nn.Linear(model.fc.in_features, 1))
         return model
-    ctor = getattr(torchvision.models, name)
-    model = None
-    if cfg.MODEL.PRETRAINED:
-        try:
-            model = ctor(weights="IMAGENET1K_V1")
-        except WEIGHTS_UNAVAILABLE as exc:
-            logger.warning("ImageNet weights for %s unavailable (%s): random initialisation", name, type(exc).__name__)
-    imagenet = model is not None
-    if model is None:
-        model = ctor(weights=None)
+    model, imagenet = imagenet_resnet(name, cfg.MODEL.PRETRAINED)
     adapt_first_conv(model, cfg.MODEL.IN_CHANNELS)
     model.avgpool = global_pool(cfg.MODEL.POOL)  # torchvision's attribute name, whatever the kind
     model.imagenet_init = imagenet  # for labelling outputs

@@ -17,31 +17,17 @@ cropped back.
 """
 from __future__ import annotations
 
-import logging
-import pickle
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchvision
-from fvcore.common.registry import Registry
 from torch import nn
 
-from spine_det.modeling.registry import families, resolve
+from spine_det.modeling.families.linknet import KEY  # its MODEL.NAME is its family's key
+from spine_det.modeling.imagenet import adapt_first_conv, imagenet_resnet
+from spine_det.modeling.semseg import SEG_MODEL_REGISTRY
 
-logger = logging.getLogger(__name__)
-
-# What fetching torchvision's ImageNet weights raises when they cannot be had: no network, a proxy or timeout
-# (URLError and socket errors are OSErrors), a download that fails its hash check (RuntimeError), a cached
-# file cut short (RuntimeError, EOFError, UnpicklingError). Training then starts from random init.
-WEIGHTS_UNAVAILABLE = (OSError, RuntimeError, EOFError, pickle.UnpicklingError)
-
-SEG_MODEL_REGISTRY = Registry("SEG_MODEL")
-SEG_MODEL_REGISTRY.__doc__ = "Semantic segmentation models (LinkNet, ...) built from a LinkNet config."
-
-# ImageNet mean/std averaged over RGB: the grey input replicated to three channels.
-GREY_MEAN = 0.449
-GREY_STD = 0.226
+__all__ = ["LinkNet", "build_linknet", "register_networks", "resnet18_encoder"]
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, transposed: bool = False, stride: int = 1) -> nn.Sequential:
@@ -70,30 +56,10 @@ class DecoderBlock(nn.Module):
 
 def resnet18_encoder(pretrained: bool = True, in_channels: int = 1) -> nn.Module:
     """torchvision ResNet18 with ImageNet weights when they can be had, grey first conv summed."""
-    model = None
-    if pretrained:
-        try:
-            model = torchvision.models.resnet18(weights="IMAGENET1K_V1")
-        except WEIGHTS_UNAVAILABLE as exc:
-            logger.warning("ImageNet weights for resnet18 unavailable (%s): random initialisation", type(exc).__name__)
-    if model is None:
-        model = torchvision.models.resnet18(weights=None)
+    model, _ = imagenet_resnet("resnet18", pretrained)
     adapt_first_conv(model, in_channels)
     model.fc = nn.Identity()
     return model
-
-
-def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
-    """Make ``model.conv1`` take ``in_channels`` by summing (1) or keeping (3) the RGB kernels."""
-    if in_channels == 3:
-        return
-    if in_channels != 1:
-        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
-    old = model.conv1
-    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
-    with torch.no_grad():
-        new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
-    model.conv1 = new
 
 
 class LinkNet(nn.Module):
@@ -135,23 +101,13 @@ class LinkNet(nn.Module):
         return out[..., :h, :w]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-@SEG_MODEL_REGISTRY.register()
-def linknet(cfg: Any) -> nn.Module:
-    """LinkNet from ``cfg.MODEL`` (NUM_CLASSES = number of tasks)."""
+def build_linknet(cfg: Any) -> nn.Module:
+    """LinkNet from ``cfg.MODEL`` (one output channel per task of ``cfg.SPINE.TASKS``)."""
     return LinkNet(num_classes=len(cfg.SPINE.TASKS), in_channels=cfg.MODEL.IN_CHANNELS, pretrained=cfg.MODEL.PRETRAINED)
 
 
-def build_seg_model(cfg: Any, device: Optional[torch.device | str] = None) -> nn.Module:
-    """Build the model named by ``cfg.MODEL.NAME`` from :data:`SEG_MODEL_REGISTRY`."""
-    if cfg.MODEL.NAME not in SEG_MODEL_REGISTRY:  # networks a family module brings (e.g. smp_*)
-        for spec in families():
-            if "register_networks" in spec.extra:
-                resolve(spec.extra["register_networks"])()
-    model = SEG_MODEL_REGISTRY.get(cfg.MODEL.NAME)(cfg)
-    if device is not None:
-        model = model.to(device)
-    return model
+def register_networks() -> None:
+    """Put ``linknet`` into :data:`~spine_det.modeling.semseg.SEG_MODEL_REGISTRY` (idempotent; the LinkNet
+    family's hook, called by :func:`spine_det.modeling.semseg.build_seg_model` for a name it does not know yet)."""
+    if KEY not in SEG_MODEL_REGISTRY:
+        SEG_MODEL_REGISTRY._do_register(KEY, build_linknet)

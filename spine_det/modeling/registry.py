@@ -18,8 +18,8 @@ model is one module under :mod:`spine_det.modeling.families` plus its configs::
         key = "my_unet"
         label = "My U-Net"
         trainer = "spine_det.tools.train_linknet:main"
-        predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-        load_config = "spine_det.config.linknet:load_linknet_config"
+        predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
+        load_config = "spine_det.config.semseg:load_semseg_config"
         benchmark = BenchmarkAdapter(read_curves="spine_det.benchmark.curves:epoch_curves")
 
         def config_file(self, task):
@@ -363,7 +363,7 @@ def checkpoint_family(data: Any) -> Optional[str]:
 
 
 def same_trainer(key: str) -> List[str]:
-    """Families trained by the same tool as ``key`` (smp's networks by the LinkNet trainer): their
+    """Families trained by the same tool as ``key`` (LinkNet's and smp's networks by the segmentation trainer): their
     checkpoints share one format, so one's predictor and weight initialisation read the others'."""
     if key not in MODEL_FAMILIES._obj_map:
         return []

@@ -22,7 +22,7 @@ COMMANDS: Dict[str, str] = {
     "convert_to_coco": "binary masks -> COCO instances per task/view and split",
     "visualize_data": "draw masks or COCO instances over the X-rays",
     "train_net": "Mask R-CNN (Detectron2) training / evaluation",
-    "train_linknet": "LinkNet baseline training / evaluation",
+    "train_linknet": "LinkNet baseline (and smp networks) training / evaluation",
     "train_nnunet": "nnU-Net v2 training / evaluation on one task (needs the nnunet extra)",
     "train_classifier": "ResNet50 Normal/Damaged classifier (AP, LAT, average)",
     "predict": "masks, instances and overlays for new images (PNG/JPEG/TIFF/DICOM)",

@@ -20,12 +20,14 @@ More patients, for example:
   spine-det make-phantom --out datasets/phantom360 --patients 360 --size 512
   spine-det train-classifier --data-root datasets/phantom360 --profile cpu
 
---resume continues an interrupted run, --eval-only re-scores its checkpoints. Per-epoch figures
-go to metrics_<view>.jsonl and to TensorBoard event files in OUTPUT_DIR/tensorboard/<view>.
+--resume continues an interrupted run, --eval-only re-scores its checkpoints. Each view trains in
+OUTPUT_DIR/<view>/ (model_best.pth, model_final.pth, last_checkpoint, metrics.json, TensorBoard
+events), as every family's run folder.
 
-Writes model_best_ap.pth, model_best_lat.pth and classification_metrics.json
-(accuracy, sensitivity, specificity, ROC-AUC, confusion matrix for AP, LAT and
-their average, and which one validation selected) to OUTPUT_DIR.
+Writes classification_metrics.json (accuracy, sensitivity, specificity, ROC-AUC, confusion matrix for
+AP, LAT and their average, and which one validation selected) to OUTPUT_DIR. The data keys are the
+shared SPINE.DATA_ROOT, SPINE.CACHE_DIR and SPINE.SPLIT_SEED (the balanced validation draw); the
+older DATA.ROOT, DATA.CACHE_DIR and DATA.SEED are still read, with a warning.
 """
 from __future__ import annotations
 
@@ -34,12 +36,10 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.linknet import get_classifier_cfg, load_cfg
-from spine_det.config.paths import config_dir
+from spine_det.config.classifier import DEFAULT_CONFIG, load_classifier_config
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.classifier_trainer import train_classifier
 from spine_det.engine.defaults import (
-    CLASSIFIER_KEYS,
     check_inputs,
     default_argument_parser,
     default_setup,
@@ -51,16 +51,15 @@ from spine_det.utils.cli import reports_user_errors
 
 logger = logging.getLogger("spine_det.train_classifier")
 
-DEFAULT_CONFIG = "classifier/Base-Classifier.yaml"
-
 
 def get_parser() -> argparse.ArgumentParser:
     return default_argument_parser(
         __doc__, "train-classifier", config_file=DEFAULT_CONFIG,
-        config_help="a YAML file, or a config shipped with the package", data_key=None,
+        config_help="a YAML file, or a config shipped with the package",
         full_means="the config as written (ResNet50, ImageNet weights, 512 x 512)",
-        resume_help="continue each view from OUTPUT_DIR/last_checkpoint_<view>.pth (a finished view is not retrained)",
-        eval_only_help="train nothing: score OUTPUT_DIR/model_best_<view>.pth on val (strategy) and test")
+        resume_help="continue each view from the checkpoint OUTPUT_DIR/<view>/last_checkpoint names (a finished view "
+                    "is not retrained)",
+        eval_only_help="train nothing: score OUTPUT_DIR/<view>/model_best.pth on val (strategy) and test")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -69,18 +68,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def load_config(args: argparse.Namespace) -> Any:
     """The classifier's config: its defaults, the YAML, the profile (its own profiles folder), the overrides; frozen."""
-    return load_config_from_args(
-        args, lambda f, profile, opts: load_cfg(get_classifier_cfg(), f, profile, opts,
-                                                profile_dir=config_dir() / "classifier" / "profiles"),
-        CLASSIFIER_KEYS)
+    return load_config_from_args(args, load_classifier_config)
 
 
 def train(args: argparse.Namespace, cfg: Any = None) -> int:
     """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it); ``cfg``: the config
     :func:`main` checked (None: load it here)."""
     cfg = load_config(args) if cfg is None else cfg
-    default_setup(cfg, args, CLASSIFIER_KEYS)
-    prepared = prepare_dataset(cfg.DATA.ROOT, cache_dir=cfg.DATA.CACHE_DIR or None, seed=cfg.DATA.SEED, convert=False)
+    default_setup(cfg, args)
+    prepared = prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
+                               convert=False)
     logger.info("data: %s", prepared.manifest.summary())
     train_classifier(cfg, prepared.manifest, resume=args.resume, eval_only=args.eval_only)
     return 0
@@ -91,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the command line), check every input, then train."""
     args = parse_args_for_training(get_parser(), argv)
     cfg = load_config(args)
-    check_inputs(cfg, args, CLASSIFIER_KEYS)  # before anything is written: GPUs, data root, device, cache, output
+    check_inputs(cfg, args)  # before anything is written: GPUs, data root, device, cache, output
     launch_from_args(train, args, cfg)
     return 0
 

@@ -1,14 +1,16 @@
-"""Train and evaluate the LinkNet baseline on one task (or one view, multi-label).
+"""Train and evaluate the LinkNet baseline, or any smp network, on one task (or one view, multi-label).
 
   spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA
   spine-det train-linknet --config-file linknet/lat_vertebra.yaml --data-root DATA --eval-only
   spine-det train-linknet --config-file linknet/ap_all.yaml --data-root DATA --num-gpus 4
+  spine-det train-linknet --config-file smp/lat_vertebra.yaml --data-root DATA MODEL.NAME smp_fpn
   torchrun --nproc_per_node 4 --no-python spine-det train-linknet --config-file linknet/ap_all.yaml --data-root DATA
 
 --profile auto (the default) trains the cpu profile (small inputs, random init, a few epochs) when no CUDA
 device is found and the full profile (the config as written) on a GPU; the log says which.
 
---config-file is a YAML path or the name of a shipped config (linknet/<task>.yaml). After training,
+--config-file is a YAML path or the name of a shipped config: linknet/<task>.yaml (LinkNet) or smp/<task>.yaml
+(an smp network: MODEL.NAME smp_unet, smp_fpn, ...; needs the smp extra). After training,
 the best-validation checkpoint (model_best.pth) is scored on the test split at the original
 resolution: <OUTPUT_DIR>/inference/spine_<task>_test/.
 """
@@ -19,7 +21,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from spine_det.config.linknet import load_linknet_config
+from spine_det.config.semseg import load_semseg_config
 from spine_det.data.prepare import prepare_dataset
 from detectron2.utils import comm
 
@@ -32,7 +34,7 @@ from spine_det.engine.defaults import (
     load_config_from_args,
     parse_args_for_training,
 )
-from spine_det.engine.linknet_trainer import evaluate_linknet, train_linknet
+from spine_det.engine.semseg_trainer import evaluate_semseg, train_semseg
 from spine_det.engine.preflight import check_seg_model_name
 from spine_det.utils.cli import reports_user_errors
 
@@ -55,8 +57,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> Any:
-    """The one LinkNet / smp load chain (:func:`spine_det.config.linknet.load_linknet_config`), frozen."""
-    return load_config_from_args(args, load_linknet_config)
+    """The one segmentation (LinkNet / smp) load chain (:func:`spine_det.config.semseg.load_semseg_config`), frozen."""
+    return load_config_from_args(args, load_semseg_config)
 
 
 def train(args: argparse.Namespace, cfg: Any = None) -> int:
@@ -79,14 +81,14 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
     logger.info("data: %s", prepared.manifest.summary())
     try:
         if not args.eval_only:
-            summary = train_linknet(cfg, prepared.manifest, resume=args.resume)
+            summary = train_semseg(cfg, prepared.manifest, resume=args.resume)
             logger.info("training done: %s", summary)
             if args.no_test:
                 return 0
             weights = summary["best_checkpoint"]
         else:
             weights = None
-        evaluate_linknet(cfg, prepared.manifest, weights=weights)
+        evaluate_semseg(cfg, prepared.manifest, weights=weights)
     finally:
         du.cleanup()
     return 0

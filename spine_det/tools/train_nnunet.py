@@ -19,6 +19,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
+from spine_det.config.nnunet import load_nnunet_config
 from spine_det.data.prepare import prepare_dataset
 from spine_det.engine import nnunet
 from spine_det.engine.defaults import (
@@ -50,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> Any:
-    """nnU-Net's load chain (:func:`spine_det.engine.nnunet.load_config`), frozen."""
-    return load_config_from_args(args, nnunet.load_config)
+    """nnU-Net's load chain (:func:`spine_det.config.nnunet.load_nnunet_config`), frozen."""
+    return load_config_from_args(args, load_nnunet_config)
 
 
 def train(args: argparse.Namespace, cfg: Any = None) -> int:

@@ -1,7 +1,10 @@
 """LinkNet (ResNet18 encoder, the report's baseline) as a model family.
 
-Trained by ``spine_det.tools.train_linknet`` (epochs, early stopping, ``metrics.jsonl``); predicts with
-:class:`spine_det.engine.linknet_predictor.LinkNetPredictor` (letterboxed input, sigmoid per task).
+One network of the segmentation registry (:mod:`spine_det.modeling.semseg`), as each smp network is: the
+network is :mod:`spine_det.modeling.linknet` (put into the registry by its ``register_networks`` hook),
+trained by ``spine-det train-linknet`` (:mod:`spine_det.engine.semseg_trainer`: epochs, early stopping)
+and predicted by :class:`spine_det.engine.semseg_predictor.SemSegPredictor` (letterboxed input, sigmoid
+per task).
 """
 from __future__ import annotations
 
@@ -30,10 +33,12 @@ class LinkNetFamily(ModelFamily):
     label = "LinkNet"
     order = 10
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-    load_config = "spine_det.config.linknet:load_linknet_config"
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
+    load_config = "spine_det.config.semseg:load_semseg_config"
     recognizes = staticmethod(recognizes)
-    benchmark = BenchmarkAdapter(profile_files="spine_det.config.linknet:linknet_profile_files",
+    # its network, one entry of the segmentation registry as each smp network is
+    extra = {"register_networks": "spine_det.modeling.linknet:register_networks"}
+    benchmark = BenchmarkAdapter(profile_files="spine_det.config.semseg:semseg_profile_files",
                                  read_curves=EPOCH_CURVES)
 
     def config_file(self, task: str) -> Path:

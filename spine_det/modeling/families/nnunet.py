@@ -43,12 +43,12 @@ class NNUNetFamily(ModelFamily):
     order = 40
     trainer = "spine_det.tools.train_nnunet:main"
     predictor = "spine_det.engine.nnunet:NNUNetPredictor"
-    load_config = "spine_det.engine.nnunet:load_config"
+    load_config = "spine_det.config.nnunet:load_nnunet_config"
     checkpoints = ("model_final.pth",)
     recognizes = staticmethod(recognizes)
     config_file = staticmethod(config_file)
     requires = {"nnunetv2": INSTALL_HINT}
     benchmark = BenchmarkAdapter(
         default=False,  # a long self-configuring baseline: run with --models
-        done_markers=("model_final.pth",), profile_files="spine_det.engine.nnunet:profile_files",
+        done_markers=("model_final.pth",), profile_files="spine_det.config.nnunet:nnunet_profile_files",
         read_curves=EPOCH_CURVES)

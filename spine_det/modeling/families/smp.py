@@ -1,11 +1,12 @@
 """segmentation_models_pytorch (smp) architectures as model families: U-Net, UNet++, FPN, DeepLabV3+.
 
-Each is trained by the LinkNet trainer (``spine_det.tools.train_linknet``: letterboxed grey input,
-soft-Dice loss, one sigmoid per task, best-validation checkpoint, the same cpu profile and per-task
-profile files as LinkNet, so the comparison changes the network only) and predicted by
-:class:`~spine_det.engine.linknet_predictor.LinkNetPredictor`. The network is
+Each is trained as LinkNet is, by the segmentation trainer (``spine-det train-linknet``,
+:mod:`spine_det.engine.semseg_trainer`: letterboxed grey input, soft-Dice loss, one sigmoid per task,
+best-validation checkpoint, the same cpu profile and per-task profile files as LinkNet, so the comparison
+changes the network only) and predicted by
+:class:`~spine_det.engine.semseg_predictor.SemSegPredictor`. The network is
 ``smp.create_model(arch, encoder_name=MODEL.SMP.ENCODER, in_channels=MODEL.IN_CHANNELS, classes=#tasks)``
-under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.linknet.SEG_MODEL_REGISTRY`, so any smp
+under ``MODEL.NAME`` ``smp_<arch>`` in :data:`spine_det.modeling.semseg.SEG_MODEL_REGISTRY`, so any smp
 architecture and any of its encoders run by name::
 
     spine-det train-linknet --config-file smp/lat_vertebra.yaml --data-root DATA --profile cpu \\
@@ -29,7 +30,7 @@ from spine_det.modeling.registry import MODEL_FAMILIES, BenchmarkAdapter, ModelF
 MODULE = "spine_det.modeling.families.smp"
 INSTALL_HINT = "segmentation_models_pytorch is not installed: pip install 'spine_det[smp]'"
 
-# MODEL.NAME of each smp architecture (smp's own names, lower case) that the LinkNet trainer can build.
+# MODEL.NAME of each smp architecture (smp's own names, lower case) that the segmentation trainer can build.
 ARCHITECTURES: Dict[str, str] = {
     "smp_unet": "unet", "smp_unetplusplus": "unetplusplus", "smp_fpn": "fpn", "smp_deeplabv3plus": "deeplabv3plus",
     "smp_deeplabv3": "deeplabv3", "smp_linknet": "linknet", "smp_manet": "manet", "smp_pan": "pan",
@@ -104,9 +105,9 @@ def _builder(name: str):
 
 
 def register_networks() -> None:
-    """Put the ``smp_*`` networks into the LinkNet trainer's SEG_MODEL_REGISTRY (idempotent; called by
-    :func:`spine_det.modeling.linknet.build_seg_model` for a MODEL.NAME it does not know yet)."""
-    from spine_det.modeling.linknet import SEG_MODEL_REGISTRY
+    """Put the ``smp_*`` networks into the segmentation registry, SEG_MODEL_REGISTRY (idempotent; called by
+    :func:`spine_det.modeling.semseg.build_seg_model` for a MODEL.NAME it does not know yet)."""
+    from spine_det.modeling.semseg import SEG_MODEL_REGISTRY
 
     for name in ARCHITECTURES:
         if name not in SEG_MODEL_REGISTRY:
@@ -124,8 +125,8 @@ class SmpFamily(ModelFamily):
     """An smp architecture trained and predicted as LinkNet is (the base of the registered ones below)."""
 
     trainer = "spine_det.tools.train_linknet:main"
-    predictor = "spine_det.engine.linknet_predictor:LinkNetPredictor"
-    load_config = "spine_det.config.linknet:load_linknet_config"  # MODEL.NAME as the YAML says: see plan_opts
+    predictor = "spine_det.engine.semseg_predictor:SemSegPredictor"
+    load_config = "spine_det.config.semseg:load_semseg_config"  # MODEL.NAME as the YAML says: see plan_opts
     requires = {"segmentation_models_pytorch": INSTALL_HINT}
     config_file = staticmethod(config_file)
 
@@ -135,11 +136,11 @@ class SmpFamily(ModelFamily):
         cls.extra = {"register_networks": f"{MODULE}:register_networks", "architecture": ARCHITECTURES[cls.key]}
         cls.benchmark = BenchmarkAdapter(
             default=False,  # a baseline beside the report's two models: run with --models
-            plan_opts=_plan_opts_for(cls.key), profile_files="spine_det.config.linknet:linknet_profile_files",
+            plan_opts=_plan_opts_for(cls.key), profile_files="spine_det.config.semseg:semseg_profile_files",
             read_curves=EPOCH_CURVES)
 
     def recognizes(self, data: Any) -> bool:
-        """A LinkNet-trainer checkpoint whose network is this architecture."""
+        """A segmentation-trainer checkpoint whose network is this architecture."""
         return isinstance(data, dict) and "cfg" in data and data.get("model_name") == self.key
 
 

@@ -1,4 +1,5 @@
-"""LinkNet as a :class:`SegmentationPredictor`: grey X-ray in, one mask per task out.
+"""Every semantic-segmentation network (LinkNet, the smp networks) as a :class:`SegmentationPredictor`: grey
+X-ray in, one mask per task out.
 
 The image is letterboxed to the training size, the sigmoid probabilities are
 mapped back to the original pixels (bilinear) and thresholded there, so masks
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from spine_det.config.linknet import get_linknet_cfg, load_linknet_config, tasks_of
+from spine_det.config.semseg import get_semseg_cfg, load_semseg_config, tasks_of
 from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
     CheckpointError,
@@ -27,7 +28,7 @@ from spine_det.engine.predictor import (
     check_grey_image,
 )
 from spine_det.evaluation.component_filter import CHECKPOINT_KEY, drop_specks
-from spine_det.modeling.linknet import build_seg_model
+from spine_det.modeling.semseg import build_seg_model
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,13 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
     from spine_det.config.safe import ConfigError, merge_yaml_text
 
     try:
-        return merge_yaml_text(get_linknet_cfg(), text, f"{path} (its stored config)")
+        return merge_yaml_text(get_semseg_cfg(), text, f"{path} (its stored config)")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
 
 
-class LinkNetPredictor(SegmentationPredictor):
-    """``LinkNetPredictor(cfg, weights)(grey_uint8) -> {task: TaskPrediction}``."""
+class SemSegPredictor(SegmentationPredictor):
+    """``SemSegPredictor(cfg, weights)(grey_uint8) -> {task: TaskPrediction}``."""
 
     from spine_det.modeling.families.linknet import KEY as family_key
 
@@ -74,10 +75,10 @@ class LinkNetPredictor(SegmentationPredictor):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str, config_file: Optional[str] = None, device: str = "cpu",
-                        score_threshold: Optional[float] = None) -> "LinkNetPredictor":
+                        score_threshold: Optional[float] = None) -> "SemSegPredictor":
         ck = _load(checkpoint)
         if config_file:
-            cfg = load_linknet_config(config_file)
+            cfg = load_semseg_config(config_file)
         else:
             cfg = _cfg_from_checkpoint(ck, checkpoint)
         cfg.defrost()
@@ -136,12 +137,13 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 
 
 def _load(path: str) -> Dict[str, Any]:
-    """A LinkNet checkpoint, read with ``weights_only=True`` (a planted pickle is refused, never run)."""
+    """A segmentation checkpoint (LinkNet's or an smp network's), read with ``weights_only=True`` (a planted
+    pickle is refused, never run)."""
     from spine_det.modeling.registry import require_family
     from spine_det.utils.checkpoint_io import load_plain
 
     ck = load_plain(path)
-    require_family(ck, LinkNetPredictor.family_key, path)
+    require_family(ck, SemSegPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:
-        raise CheckpointError(f"{path}: not a spine_det LinkNet checkpoint (no 'model' entry)")
+        raise CheckpointError(f"{path}: not a spine_det segmentation checkpoint (no 'model' entry)")
     return ck

@@ -1,4 +1,5 @@
-"""Training of the LinkNet baseline and the smp networks, as the report describes it and a bit more.
+"""Training of every semantic-segmentation network (``MODEL.NAME`` of :data:`spine_det.modeling.semseg.SEG_MODEL_REGISTRY`:
+the LinkNet baseline, the smp networks), as the report describes LinkNet's and a bit more.
 
 The report: negative soft Dice loss, 90:10 train/validation split of the
 training patients, up to 200 epochs, a checkpoint whenever validation Dice
@@ -11,7 +12,7 @@ folder holds what a Mask R-CNN run's does (``log.txt``, ``metrics.json``, Tensor
 
 Validation Dice is measured per image at the *network* resolution on the
 letterbox content (cheap, every ``TEST.EVAL_PERIOD`` epochs); the test-set figures of
-:func:`evaluate_linknet` are measured at the original resolution against the
+:func:`evaluate_semseg` are measured at the original resolution against the
 original mask files.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
-from spine_det.config.linknet import tasks_of
+from spine_det.config.semseg import tasks_of
 from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
 from spine_det.engine.distributed import init_from_env
@@ -37,15 +38,15 @@ from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard
 from spine_det.engine.solver import build_optimizer, build_scheduler, clip_gradients, continue_schedule
 from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.evaluation.score_files import write_scores
-from spine_det.modeling.linknet import build_seg_model, count_parameters
+from spine_det.modeling.semseg import build_seg_model, count_parameters
 from spine_det.modeling.losses import build_loss
 from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.fileio import atomic_write_text
 
 __all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets", "build_seg_trainer",
-           "continue_schedule", "evaluate_linknet", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",
-           "train_linknet", "validate"]
+           "continue_schedule", "evaluate_semseg", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",
+           "train_semseg", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> Dict[str, An
     return ck
 
 
-# --------------------------------------------------------------------------- LinkNet
+# --------------------------------------------------------------------------- training
 
 
 def build_seg_datasets(cfg: Any, manifest: Any) -> Dict[str, SegmentationDataset]:
@@ -191,7 +192,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu")
     return {"loaded": sorted(take), "kept": kept}
 
 
-def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
+def train_semseg(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
     """Train on the manifest's train split, select on val; returns a summary (best score, epochs run).
 
     ``resume``: continue from the checkpoint ``OUTPUT_DIR/last_checkpoint`` names (also a finished run given
@@ -226,7 +227,7 @@ def train_linknet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, An
 
 
 def build_seg_trainer(cfg: Any, manifest: Any, device: torch.device, resume: bool = False) -> Tuple[EpochTrainer, bool]:
-    """The trainer of a LinkNet/smp config with its hooks, and whether it validates (an empty validation split:
+    """The trainer of a segmentation config (LinkNet, smp) with its hooks, and whether it validates (an empty validation split:
     selection and early stopping on the training loss instead)."""
     tasks, world = tasks_of(cfg), comm.get_world_size()
     datasets = build_seg_datasets(cfg, manifest)
@@ -287,19 +288,19 @@ def _epoch_loss(trainer: EpochTrainer) -> float:
     return float(comm.all_gather(mean)[0])
 
 
-def evaluate_linknet(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+def evaluate_semseg(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     """Score ``weights`` on a split at the ORIGINAL resolution; writes one folder per task.
 
     ``<OUTPUT_DIR>/inference/spine_<task>_<split>/semantic_metrics.json`` and
     ``semantic_per_image.csv``, the same files (same metric code) as the Mask R-CNN evaluator.
     """
     from spine_det.data.io import read_image, read_mask
-    from spine_det.engine.linknet_predictor import LinkNetPredictor
+    from spine_det.engine.semseg_predictor import SemSegPredictor
 
     split = split or cfg.TEST.SPLIT
     weights = weights or cfg.MODEL.WEIGHTS or str(Path(cfg.OUTPUT_DIR) / BEST_CHECKPOINT)
     device = init_from_env(cfg.MODEL.DEVICE)
-    predictor = LinkNetPredictor(cfg, weights=weights, device=device)
+    predictor = SemSegPredictor(cfg, weights=weights, device=device)
     tasks = predictor.tasks
     view = get_task(tasks[0]).view
     samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
