@@ -27,6 +27,10 @@ from spine_det.utils.cli import non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_path, atomic_write_json
 from spine_det.utils.logs import setup_logging
 from spine_det.utils.provenance import provenance
+from spine_det.data.io import read_image
+from spine_det.engine.predictor import build_predictor
+from spine_det.modeling.registry import family_keys, get_family
+from spine_det.data.layout import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +114,6 @@ def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], devic
     """Build the registered predictor ``name``, count params/GFLOPs, time it on test images, save a few masks."""
     import cv2
 
-    from spine_det.data.io import read_image
-    from spine_det.engine.predictor import build_predictor
-    from spine_det.modeling.registry import get_family
-
     t0 = time.perf_counter()
     predictor = build_predictor(name, checkpoint, device=device)
     load_s = time.perf_counter() - t0
@@ -146,8 +146,6 @@ def _safe(key: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from spine_det.modeling.registry import family_keys
-
     p = argparse.ArgumentParser(description="Measure one trained model's inference cost (run by the benchmark).")
     p.add_argument("--model", required=True, choices=family_keys(), help="a registered model family")
     p.add_argument("--checkpoint", required=True)
@@ -160,7 +158,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", required=True, help="folder for benchmark_cost.json and the saved masks")
     args = p.parse_args(argv)
     setup_logging()  # the one logging setup of every tool (spine_det.utils.logs)
-    from spine_det.data.layout import Manifest
 
     manifest = Manifest.load(args.manifest)
     samples = manifest.select(split=args.split, task=args.task)

@@ -25,6 +25,8 @@ from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import git_commit
 from spine_det.version import __version__
+from spine_det.modeling.registry import families
+from importlib import metadata, util
 
 OURS = "this run"
 OTSU = "otsu"  # the benchmark's untrained reference column (spine_det.benchmark.baselines), not a model family
@@ -37,8 +39,6 @@ CLS_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
 def model_names() -> Dict[str, str]:
     """Display name of every model key: Otsu, the registered families' labels, the classifier."""
-    from spine_det.modeling.registry import families
-
     return {OTSU: FIXED_NAMES[OTSU], **{s.key: s.label for s in families()}, "classifier": FIXED_NAMES["classifier"]}
 
 
@@ -61,8 +61,6 @@ def seg_models(results: Mapping[str, Any]) -> Dict[str, str]:
 
 def versions() -> Dict[str, str]:
     """Versions of what the numbers depend on (package metadata: nothing heavy is imported)."""
-    from importlib import metadata, util
-
     out = {"python": platform.python_version()}
     for mod, dists in (("spine_det", ["spine_det", "spine-det"]), ("torch", ["torch"]), ("torchvision", ["torchvision"]),
                        ("detectron2", ["detectron2", "pb1-detectron2"]), ("numpy", ["numpy"]),

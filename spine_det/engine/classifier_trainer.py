@@ -60,6 +60,7 @@ from spine_det.modeling.classifier import build_classifier, describe_backbone, p
 from spine_det.tasks import LABELS, VIEWS
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import provenance
+from spine_det.data.io import DataError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ def balanced_val_patients(patients: Sequence[Tuple[str, str]], per_class: int, m
 def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
     """{"train", "val", "test"} -> ViewSamples, per the VAL.MODE rule."""
     if not manifest.labelled:
-        from spine_det.data.io import DataError
-
         raise DataError(manifest.root, "the classifier needs every patient in a Normal/ or Damaged/ folder; this "
                                        "dataset has unlabelled patients (segmentation only)")
     test = manifest.select(split=cfg.TEST.SPLIT)
@@ -130,8 +129,6 @@ class SpineCropDataset(ViewImageDataset):
         super().__init__(samples, size, *args, **kwargs)
 
     def _load(self, i: int) -> np.ndarray:
-        from spine_det.data.io import read_image
-
         img = crop_spine(read_image(self.samples[i].image), self.crop, self.crop_width, self.crop_rows)
         return letterbox_image(img, Letterbox.fit(img.shape, self.size, self.resize))
 

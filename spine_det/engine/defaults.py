@@ -41,6 +41,9 @@ from spine_det.utils.cli import ArgumentParser, add_data_args, non_negative_int,
 from spine_det.utils.fileio import atomic_write_text
 from spine_det.utils.logs import setup_logging
 from spine_det.utils.paths import prepare_output, refuse_inside
+import spine_det.compat  # noqa: F401  (shims before detectron2)
+from detectron2.utils.collect_env import collect_env_info
+from detectron2.utils.env import seed_all_rng
 
 __all__ = ["check_inputs", "config_overrides", "default_argument_parser",
            "default_setup", "launch_from_args", "load_config_from_args", "parse_args_for_training", "process_rank",
@@ -181,10 +184,6 @@ def default_setup(cfg: Any, args: argparse.Namespace) -> logging.Logger:
     config are logged; rank 0 writes ``config.yaml`` (:func:`write_run_config`); the random generators are
     seeded with ``SEED + rank`` (``SEED`` < 0: randomly)."""
     # Detectron2 is an optional dependency of the package (spine-det install-detectron2); shims first.
-    import spine_det.compat  # noqa: F401
-    from detectron2.utils.collect_env import collect_env_info
-    from detectron2.utils.env import seed_all_rng
-
     rank = process_rank()
     out = Path(cfg.OUTPUT_DIR)
     if rank == 0:  # outside the data root, writable, one writer at a time (ranks > 0 write under its lock)

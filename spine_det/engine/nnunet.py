@@ -34,8 +34,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spine_det.config.nnunet import get_nnunet_cfg, load_nnunet_config, task_of
-from spine_det.engine.predictor import SegmentationPredictor
+from spine_det.engine.predictor import SegmentationPredictor, TaskPrediction, check_grey_image
 from spine_det.modeling.families.nnunet import INSTALL_HINT, KEY, available  # noqa: F401  (re-exported)
+import random
+from spine_det.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import provenance
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+from spine_det.config.safe import merge_yaml_text
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +112,6 @@ def _scaled(shape: Sequence[int], max_side: int) -> tuple:
 def _write_png(path: Path, a: np.ndarray) -> None:
     import cv2
 
-    from spine_det.utils.fileio import atomic_write_bytes
-
     ok, buf = cv2.imencode(".png", a)
     if not ok:
         raise OSError(f"could not encode {path}")
@@ -125,7 +128,6 @@ def export_task(manifest: Any, task: str, raw_root: Path, dataset_id: int = 900,
     import cv2
 
     from spine_det.data.io import read_image, read_mask
-    from spine_det.utils.fileio import atomic_write_json
 
     root = Path(raw_root) / dataset_name(dataset_id, task)
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
@@ -171,8 +173,6 @@ def export_task(manifest: Any, task: str, raw_root: Path, dataset_id: int = 900,
 def write_splits(preprocessed_dataset: Path, cases: Dict[str, Dict[str, str]]) -> List[Dict[str, List[str]]]:
     """nnU-Net's ``splits_final.json`` with one fold: the manifest's train and val splits.
     With an empty val split nnU-Net validates on the training cases (said in the log)."""
-    from spine_det.utils.fileio import atomic_write_json
-
     train, val = sorted(cases["train"]), sorted(cases["val"])
     if not val:
         logger.warning("the manifest has no validation images of this task: nnU-Net validates on the training cases")
@@ -224,8 +224,6 @@ def link_checkpoint(out_dir: Path, target: Path) -> Path:
 
 
 def _seed(seed: int) -> None:
-    import random
-
     import torch
 
     random.seed(seed)
@@ -236,9 +234,6 @@ def _seed(seed: int) -> None:
 def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
     """nnU-Net's per-epoch log (train/val loss, pseudo Dice on val patches, epoch time) as ``metrics.jsonl``,
     each line naming the spine_det version that wrote it."""
-    from spine_det.utils.fileio import atomic_write_text
-    from spine_det.utils.provenance import provenance
-
     log = trainer.logger.local_logger.my_fantastic_logging if hasattr(trainer.logger, "local_logger") \
         else trainer.logger.my_fantastic_logging
     n = min(len(log.get("train_losses", [])), len(log.get("epoch_end_timestamps", [])))
@@ -257,8 +252,6 @@ def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
 def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
     """Export, plan/preprocess, train; returns a summary with the final checkpoint's path."""
     require_nnunet()
-    from spine_det.utils.fileio import atomic_write_json, atomic_write_text
-    from spine_det.utils.provenance import provenance
 
     out = Path(cfg.OUTPUT_DIR)
     out.mkdir(parents=True, exist_ok=True)
@@ -376,8 +369,6 @@ class NNUNetPredictor(SegmentationPredictor):
     def from_checkpoint(cls, checkpoint: str, config_file: Optional[str] = None, device: str = "cpu",
                         score_threshold: Optional[float] = None) -> "NNUNetPredictor":
         """``checkpoint``: nnU-Net's ``fold_<k>/checkpoint_*.pth`` inside a model folder trained here."""
-        from spine_det.utils.checkpoint_io import CheckpointError, load_plain
-
         require_nnunet()
         path = Path(checkpoint).resolve()  # model_final.pth links into nnU-Net's model folder
         model_dir = path.parent.parent
@@ -398,8 +389,6 @@ class NNUNetPredictor(SegmentationPredictor):
             raise CheckpointError(f"{path}: not an nnU-Net v2 checkpoint (no network_weights / init_args)")
         mirroring, tile = True, 0.5
         if meta.get("cfg"):
-            from spine_det.config.safe import merge_yaml_text
-
             stored = merge_yaml_text(get_nnunet_cfg(), meta["cfg"], f"{meta_p} (its stored config)")
             mirroring, tile = bool(stored.NNUNET.MIRRORING), float(stored.NNUNET.TILE_STEP)
         return cls(model_dir, ck, meta, device=device, mirroring=mirroring, tile_step=tile)
@@ -427,8 +416,6 @@ class NNUNetPredictor(SegmentationPredictor):
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         import cv2
 
-        from spine_det.engine.predictor import check_grey_image
-
         image = check_grey_image(image)
         h, w = _scaled(image.shape, self.max_side)
         x = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -439,8 +426,6 @@ class NNUNetPredictor(SegmentationPredictor):
         return {self.tasks[0]: seg == 1}
 
     def __call__(self, image: np.ndarray) -> Dict[str, Any]:
-        from spine_det.engine.predictor import TaskPrediction
-
         return {t: TaskPrediction(mask=m, instances=_components(m)) for t, m in self.predict_masks(image).items()}
 
 

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from spine_det.config import get_spine_cfg, spine_tasks
+from spine_det.modeling.registry import UnknownModelError as UnknownPredictorError  # noqa: F401  (old name)
+from spine_det.modeling.registry import get_family, require_family
 from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
+from spine_det.utils.checkpoint_io import load_plain
 
 logger = logging.getLogger(__name__)
-
-from spine_det.modeling.registry import UnknownModelError as UnknownPredictorError  # noqa: E402,F401  (old name)
 
 
 class BoxMasks:
@@ -135,8 +138,6 @@ def check_grey_image(image: np.ndarray) -> np.ndarray:
 
 def get_predictor_class(name: str):
     """The predictor class of the model family ``name`` (imported on first use)."""
-    from spine_det.modeling.registry import get_family
-
     return get_family(name).predictor_class()
 
 
@@ -166,9 +167,6 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    from spine_det.modeling.registry import require_family
-    from spine_det.utils.checkpoint_io import load_plain
-
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
@@ -208,12 +206,10 @@ class MaskRCNNPredictor(SegmentationPredictor):
         from detectron2.data import transforms as T
         from detectron2.modeling import build_model
 
-        from spine_det.config import spine_tasks
-
         self.cfg = cfg
         self.tasks = spine_tasks(cfg)
         if score_threshold is None:  # < 0 in the config: the one tuned on val (thresholds.json beside the checkpoint)
-            from spine_det.evaluation.thresholds import score_threshold_for
+            from spine_det.evaluation.thresholds import score_threshold_for  # lazy: loads Detectron2 (start-up)
 
             score_threshold = score_threshold_for(cfg, self.tasks)
         self.score_threshold = float(score_threshold)
@@ -231,11 +227,6 @@ class MaskRCNNPredictor(SegmentationPredictor):
         score_threshold: Optional[float] = None,
         opts: Sequence[str] = (),
     ) -> "MaskRCNNPredictor":
-        from spine_det.config import get_spine_cfg
-
-        from spine_det.modeling.registry import require_family
-        from spine_det.utils.checkpoint_io import load_plain
-
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         data = None
@@ -249,7 +240,8 @@ class MaskRCNNPredictor(SegmentationPredictor):
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
         load_model_weights(pred.model, checkpoint, config_name=config_file, data=data)
-        from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+
+        from spine_det.evaluation.thresholds import with_tuned_mask_threshold  # lazy: loads Detectron2 (start-up)
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
