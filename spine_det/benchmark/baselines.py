@@ -14,9 +14,9 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
+from spine_det.data.io import read_image, read_mask
 from spine_det.evaluation.metrics import ScoreTable
 from spine_det.evaluation.score_files import write_scores
-from spine_det.data.io import read_image, read_mask
 from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)

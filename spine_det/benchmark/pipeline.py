@@ -29,12 +29,12 @@ from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
 from spine_det.benchmark.tables import OTSU, make_header, model_names, write_results
+from spine_det.data.io import read_image
+from spine_det.data.prepare import prepare_dataset
+from spine_det.engine.predictor import build_predictor
+from spine_det.evaluation.metrics import ScoreTable
 from spine_det.modeling.registry import ModelFamily, families, get_family, unit_dir
 from spine_det.utils.fileio import atomic_write_json
-from spine_det.data.prepare import prepare_dataset
-from spine_det.evaluation.metrics import ScoreTable
-from spine_det.data.io import read_image
-from spine_det.engine.predictor import build_predictor
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _cost_device(opts: BenchmarkOptions) -> str:
         return opts.device
     if opts.profile == "cpu":
         return "cpu"
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

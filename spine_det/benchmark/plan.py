@@ -7,18 +7,19 @@ for every family.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from spine_det.benchmark.runner import Unit, file_sha1
-from spine_det.config.profiles import profile_files
-from spine_det.config.paths import config_dir, resolve_config_file
-from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
-import importlib.util
-import hashlib
-import json
 import yaml
+
+from spine_det.benchmark.runner import Unit, file_sha1
+from spine_det.config.paths import config_dir, resolve_config_file
+from spine_det.config.profiles import profile_files
+from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 
 TOOLS_PACKAGE = "spine_det.tools"
 

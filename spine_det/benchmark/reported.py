@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from spine_det.tasks import get_task
 from spine_det.modeling.registry import families, family_keys
+from spine_det.tasks import get_task
 
 REPORTED_LABEL = "reported on the private dataset"
 REPORTED_CITATION = "Raman & Kapoor, 'Segmentation of a Novel Spine Dataset' (seed report), test set, mean per image"

@@ -16,17 +16,17 @@ import math
 import os
 import platform
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from importlib import metadata, util
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE
 from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
+from spine_det.modeling.registry import families
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import git_commit
 from spine_det.version import __version__
-from spine_det.modeling.registry import families
-from importlib import metadata, util
 
 OURS = "this run"
 OTSU = "otsu"  # the benchmark's untrained reference column (spine_det.benchmark.baselines), not a model family
@@ -80,7 +80,7 @@ def versions() -> Dict[str, str]:
 
 
 def device_description(device: str = "cpu") -> str:
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), {torch.cuda.device_count()} GPU(s)"

@@ -22,9 +22,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 from fvcore.common.checkpoint import Checkpointer
 
+from spine_det.modeling.backbone_init import convert_loaded
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.provenance import provenance
-from spine_det.modeling.backbone_init import convert_loaded
 
 TRUST_ENV = "SPINE_DET_TRUST_PICKLE"
 MODEL_ZOO_PREFIXES = (

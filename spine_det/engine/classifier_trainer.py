@@ -43,6 +43,7 @@ from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
+from spine_det.data.io import DataError, read_image
 from spine_det.data.seg_dataset import Letterbox, ViewImageDataset, letterbox_image
 from spine_det.data.spine_crop import CROP_MODES, crop_spine
 from spine_det.engine.distributed import init_from_env
@@ -60,7 +61,6 @@ from spine_det.modeling.classifier import build_classifier, describe_backbone, p
 from spine_det.tasks import LABELS, VIEWS
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import provenance
-from spine_det.data.io import DataError, read_image
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,14 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-import numpy as np
-
 import spine_det.compat  # noqa: F401  (shims before detectron2)
+import numpy as np
 from detectron2.utils import comm
 
-from spine_det.engine.distributed import init_from_env
-from spine_det.evaluation.component_filter import CHECKPOINT_KEY, choose_min_area, component_areas, validation_film
 from spine_det.data.io import read_image, read_label_map, read_mask
+from spine_det.engine.distributed import init_from_env
 from spine_det.engine.semseg_predictor import SemSegPredictor
+from spine_det.evaluation.component_filter import CHECKPOINT_KEY, choose_min_area, component_areas, validation_film
 from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import load_plain, save_plain
 

@@ -28,8 +28,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 import torch
 import torch.distributed as dist
+from detectron2.utils.collect_env import collect_env_info
+from detectron2.utils.env import seed_all_rng
 
 from spine_det.config.paths import resolve_config_file
 from spine_det.config.profiles import add_profile_argument, resolve_profile
@@ -41,9 +44,6 @@ from spine_det.utils.cli import ArgumentParser, add_data_args, non_negative_int,
 from spine_det.utils.fileio import atomic_write_text
 from spine_det.utils.logs import setup_logging
 from spine_det.utils.paths import prepare_output, refuse_inside
-import spine_det.compat  # noqa: F401  (shims before detectron2)
-from detectron2.utils.collect_env import collect_env_info
-from detectron2.utils.env import seed_all_rng
 
 __all__ = ["check_inputs", "config_overrides", "default_argument_parser",
            "default_setup", "launch_from_args", "load_config_from_args", "parse_args_for_training", "process_rank",
@@ -183,7 +183,6 @@ def default_setup(cfg: Any, args: argparse.Namespace) -> logging.Logger:
     ``OUTPUT_DIR/log.txt`` (rank k: ``log.txt.rank<k>``); the environment, the command line and the
     config are logged; rank 0 writes ``config.yaml`` (:func:`write_run_config`); the random generators are
     seeded with ``SEED + rank`` (``SEED`` < 0: randomly)."""
-    # Detectron2 is an optional dependency of the package (spine-det install-detectron2); shims first.
     rank = process_rank()
     out = Path(cfg.OUTPUT_DIR)
     if rank == 0:  # outside the data root, writable, one writer at a time (ranks > 0 write under its lock)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -34,13 +35,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spine_det.config.nnunet import get_nnunet_cfg, load_nnunet_config, task_of
+from spine_det.config.safe import merge_yaml_text
 from spine_det.engine.predictor import SegmentationPredictor, TaskPrediction, check_grey_image
 from spine_det.modeling.families.nnunet import INSTALL_HINT, KEY, available  # noqa: F401  (re-exported)
-import random
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain
 from spine_det.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import provenance
-from spine_det.utils.checkpoint_io import CheckpointError, load_plain
-from spine_det.config.safe import merge_yaml_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ CHECKPOINT = "model_final.pth"  # in OUTPUT_DIR: link to nnU-Net's fold_0/checkp
 
 
 def resolve_device(name: str) -> Any:
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     from spine_det.engine.distributed import check_device
 
@@ -110,7 +110,7 @@ def _scaled(shape: Sequence[int], max_side: int) -> tuple:
 
 
 def _write_png(path: Path, a: np.ndarray) -> None:
-    import cv2
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     ok, buf = cv2.imencode(".png", a)
     if not ok:
@@ -125,7 +125,7 @@ def export_task(manifest: Any, task: str, raw_root: Path, dataset_id: int = 900,
     mask of the task go to ``imagesTs``. Case ids are ``case_NNNN`` / ``test_NNNN`` (nnU-Net wants
     plain names); ``cases.json`` maps them back to the manifest's image keys.
     """
-    import cv2
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     from spine_det.data.io import read_image, read_mask
 
@@ -187,6 +187,7 @@ def write_splits(preprocessed_dataset: Path, cases: Dict[str, Dict[str, str]]) -
 
 def plan_and_preprocess(cfg: Any, dataset_id: int) -> str:
     """Fingerprint, plan and preprocess (the config's nnU-Net configuration only); returns the plans name."""
+    # lazy: optional dependency (nnunet extra)
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
                                                                       preprocess)
 
@@ -224,7 +225,7 @@ def link_checkpoint(out_dir: Path, target: Path) -> Path:
 
 
 def _seed(seed: int) -> None:
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -262,7 +263,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
         logger.info("--resume: %s exists, training is finished", final)
         return {"checkpoint": str(link_checkpoint(out, final)), "resumed": True}
     paths = bind_paths(out / WORK_DIR, cfg.NNUNET.COMPILE)
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     threads = torch.get_num_threads()
     # the planner sets torch's thread count from nnUNet_n_proc_DA (which must then be > 0)
@@ -279,7 +280,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
     torch.set_num_threads(threads)
     os.environ["nnUNet_n_proc_DA"] = str(max(0, int(cfg.NNUNET.NUM_PROCESSES)))  # 0: augmentation in-process
 
-    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from batchgenerators.utilities.file_and_folder_operations import load_json  # lazy: optional dependency (nnunet extra)
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     plans = load_json(str(pre / f"{plans_name}.json"))
@@ -317,7 +318,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
 
 
 def _components(mask: np.ndarray) -> List[Dict[str, Any]]:
-    import cv2
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     return [{"score": 1.0, "bbox": [int(v) for v in stats[k][:4]], "area": int(stats[k][4])} for k in range(1, n)]
@@ -338,7 +339,7 @@ class NNUNetPredictor(SegmentationPredictor):
         require_nnunet()
         for k in ENV_KEYS:  # prediction needs none of them; set, nnunetv2's import does not warn that they are not
             os.environ.setdefault(k, str(model_dir))
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
         from batchgenerators.utilities.file_and_folder_operations import load_json
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -396,6 +397,7 @@ class NNUNetPredictor(SegmentationPredictor):
     def sliding_windows(self, image: np.ndarray) -> int:
         """Forward passes of one patch per image: sliding-window tiles (an image smaller than the patch
         is padded to it) times the mirrored copies of test-time mirroring."""
+        # lazy: optional dependency (nnunet extra)
         from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
         p = self.predictor
@@ -408,13 +410,13 @@ class NNUNetPredictor(SegmentationPredictor):
     def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
         """The network on every patch it runs for ``image`` (one batch of :meth:`sliding_windows` patches),
         so that a FLOP count is per image."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         patch = [int(v) for v in self.predictor.configuration_manager.patch_size]
         return self.model, (torch.zeros(self.sliding_windows(image), 1, *patch, device=self.device),)
 
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        import cv2
+        import cv2  # lazy: start-up (cv2; this module stays light)
 
         image = check_grey_image(image)
         h, w = _scaled(image.shape, self.max_side)
@@ -432,7 +434,7 @@ class NNUNetPredictor(SegmentationPredictor):
 def evaluate_nnunet(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Any]:
     """Score the checkpoint on a split at the original resolution with the package's ScoreTable:
     ``<OUTPUT_DIR>/inference/spine_<task>_<split>/semantic_metrics.json`` and ``semantic_per_image.csv``."""
-    from spine_det.data.io import read_image, read_mask
+    from spine_det.data.io import read_image, read_mask  # lazy: start-up (cv2; this module stays light)
     from spine_det.evaluation.metrics import ScoreTable
     from spine_det.evaluation.score_files import write_scores
 

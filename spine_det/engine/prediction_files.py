@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spine_det.data.films import OUTPUT_SUFFIXES
-from spine_det.utils.fileio import atomic_write_json, file_sha1
 from spine_det.tasks import TASK_NAMES
+from spine_det.utils.fileio import atomic_write_json, file_sha1
 from spine_det.version import __version__
 
 RECORD_NAME = "predicted_by.json"

@@ -89,7 +89,7 @@ class TaskPrediction:
         """uint16 (H, W): 0 background, k = instance k (1-based, ``instances`` order); where
         instances overlap the higher score wins. Without instance masks: connected components."""
         if self.instance_masks is None:
-            import cv2
+            import cv2  # lazy: start-up (cv2; this module stays light)
 
             return cv2.connectedComponents(self.mask.astype(np.uint8), connectivity=8)[1].astype(np.uint16)
         if len(self.instance_masks) >= np.iinfo(np.uint16).max:
@@ -171,6 +171,7 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     if not checkpoint.endswith(".pth"):  # a model-zoo .pkl (pickle): only the known, downloaded files
+        # lazy: start-up (torch/Detectron2; this module stays light)
         from spine_det.engine.checkpointer import SafeDetectionCheckpointer
 
         SafeDetectionCheckpointer(model).load(checkpoint)
@@ -202,7 +203,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
     from spine_det.modeling.families.maskrcnn import KEY as family_key
 
     def __init__(self, cfg, model=None, score_threshold: Optional[float] = None) -> None:
-        import spine_det.compat  # noqa: F401
+        import spine_det.compat  # noqa: F401  (shims before detectron2; lazy: start-up, this module stays light)
         from detectron2.data import transforms as T
         from detectron2.modeling import build_model
 
@@ -248,7 +249,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _network_input(self, image: np.ndarray):
         """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -258,7 +259,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _model_input(self, tensor, grey: np.ndarray) -> dict:
         """One input dict of the model; with the spine strip on it carries the film for the second pass."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         x = {"image": tensor, "height": grey.shape[0], "width": grey.shape[1]}
         if self.cfg.SPINE.INPUT.STRIP.ENABLED:
@@ -269,7 +270,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
         it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
         caffe2 in v0.6)."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         class _Inference(torch.nn.Module):
             def __init__(self, m: Any) -> None:
@@ -287,7 +288,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def predict_instances(self, image: np.ndarray):
         """Detectron2 ``Instances`` (CPU) at the image's size."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -304,7 +305,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         """Detectron2 ``Instances`` (CPU) with boxes at the image's size but masks still the mask
         head's M x M probabilities (``pred_masks`` (N, 1, M, M)): what :func:`detector_postprocess`
         does, except pasting every mask at full size at once."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -316,7 +317,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         base = getattr(self.model, "model", self.model)  # the tuned-mask-threshold wrapper holds the model
         with torch.no_grad():
             raw = base.inference([self._model_input(tensor, grey)], do_postprocess=False)[0].to("cpu")
-        from detectron2.structures import Instances
+        from detectron2.structures import Instances  # lazy: start-up (torch/Detectron2; this module stays light)
 
         boxes = raw.pred_boxes.clone()
         boxes.scale(w / raw.image_size[1], h / raw.image_size[0])
@@ -327,7 +328,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _paste_one(self, probs, box, shape) -> tuple:
         """(y0, x0, bool crop) of one M x M mask pasted into its box (as Detectron2 pastes on CPU)."""
-        from detectron2.layers.mask_ops import _do_paste_mask
+        from detectron2.layers.mask_ops import _do_paste_mask  # lazy: start-up (torch/Detectron2; this module stays light)
 
         m, (sy, sx) = _do_paste_mask(probs[None, None], box[None], shape[0], shape[1], skip_empty=True)
         thr = float(getattr(self.model, "mask_threshold", 0.5))

@@ -13,12 +13,13 @@ import os
 from pathlib import Path
 from typing import List, Optional, Union
 
-from spine_det.engine.distributed import check_device
-from spine_det.utils.errors import DataError, UserError
 import torch
+
 from spine_det.data.prepare import CACHE_ENV, default_cache_dir
-from spine_det.utils.paths import OutputLocationError, ensure_writable, prepare_output, refuse_inside
+from spine_det.engine.distributed import check_device
 from spine_det.modeling.semseg import registered_networks
+from spine_det.utils.errors import DataError, UserError
+from spine_det.utils.paths import OutputLocationError, ensure_writable, prepare_output, refuse_inside
 
 PathLike = Union[str, os.PathLike]
 logger = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from spine_det.config.safe import ConfigError, merge_yaml_text
 from spine_det.config.semseg import get_semseg_cfg, load_semseg_config, tasks_of
 from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
@@ -28,9 +29,8 @@ from spine_det.engine.predictor import (
     check_grey_image,
 )
 from spine_det.evaluation.component_filter import CHECKPOINT_KEY, drop_specks
-from spine_det.modeling.semseg import build_seg_model
-from spine_det.config.safe import ConfigError, merge_yaml_text
 from spine_det.modeling.registry import require_family
+from spine_det.modeling.semseg import build_seg_model
 from spine_det.utils.checkpoint_io import load_plain
 
 logger = logging.getLogger(__name__)

@@ -30,26 +30,26 @@ from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from spine_det.config.semseg import tasks_of
+from spine_det.data.io import read_image, read_mask
 from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
+from spine_det.engine.component_calibration import calibrate_checkpoint
 from spine_det.engine.distributed import init_from_env
 from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
                                             seed_everything, setup_run_logger)
+from spine_det.engine.preflight import check_seg_model_name
+from spine_det.engine.semseg_predictor import SemSegPredictor
 from spine_det.engine.solver import build_optimizer, build_scheduler, clip_gradients, continue_schedule
 from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.evaluation.score_files import write_scores
-from spine_det.modeling.semseg import build_seg_model, count_parameters
+from spine_det.modeling.families.linknet import KEY
 from spine_det.modeling.losses import build_loss
+from spine_det.modeling.registry import require_family
+from spine_det.modeling.semseg import build_seg_model, count_parameters
 from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.fileio import atomic_write_text
-from spine_det.modeling.families.linknet import KEY
-from spine_det.modeling.registry import require_family
-from spine_det.engine.preflight import check_seg_model_name
-from spine_det.data.io import read_image, read_mask
-from spine_det.engine.semseg_predictor import SemSegPredictor
 from spine_det.utils.progress import progress as progress_bar
-from spine_det.engine.component_calibration import calibrate_checkpoint
 
 __all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets", "build_seg_trainer",
            "continue_schedule", "evaluate_semseg", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",

@@ -12,21 +12,21 @@ from detectron2.data import (DatasetCatalog, MetadataCatalog, build_detection_te
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
+from detectron2.utils.file_io import PathManager
 
 from spine_det.config import best_metric_key, spine_tasks, split_dataset_names
-from spine_det.data.mapper import SpineDatasetMapper
-from spine_det.engine.hooks import SpineBestCheckpointer
-from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
-from detectron2.utils.file_io import PathManager
-from spine_det.data.prepare import prepare_dataset
-from spine_det.data.register import register_spine_datasets
 from spine_det.data.instances import definitions_from_cfg
 from spine_det.data.layout import nested_keys
-from spine_det.engine.predictor import load_model_weights
-from spine_det.evaluation.thresholds import with_tuned_mask_threshold
-from spine_det.engine.writers import stamp_json_writers
+from spine_det.data.mapper import SpineDatasetMapper
+from spine_det.data.prepare import prepare_dataset
+from spine_det.data.register import register_spine_datasets
 from spine_det.engine.checkpointer import check_trusted_weights, harden
+from spine_det.engine.hooks import SpineBestCheckpointer
+from spine_det.engine.predictor import load_model_weights
+from spine_det.engine.writers import stamp_json_writers
+from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
 from spine_det.evaluation.threshold_tuning import tune_on_val
+from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 from spine_det.utils.checkpoint_io import CheckpointError
 
 spine_det.compat.patch_cpu_ddp()  # --num-gpus N without CUDA: DDP of a CPU model (compat shim 3)
