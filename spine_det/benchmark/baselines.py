@@ -14,8 +14,10 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
+from spine_det.data.io import read_image, read_mask
 from spine_det.evaluation.metrics import ScoreTable
 from spine_det.evaluation.score_files import write_scores
+from spine_det.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ def otsu_predict(image: np.ndarray) -> np.ndarray:
 
 def score_otsu(samples: Iterable[Any], task: str, table: Optional[ScoreTable] = None) -> ScoreTable:
     """Score Otsu on ``samples`` (ViewSamples having ``task``'s mask): one ScoreTable row each."""
-    from spine_det.data.io import read_image, read_mask
-
     table = table if table is not None else ScoreTable()
     for s in samples:
         img = read_image(s.image)
@@ -63,8 +63,6 @@ def run_otsu(manifest: Any, tasks: Sequence[str], out_root: Path | str, split: s
     ``<out_root>/<task>/inference/spine_<task>_<split>/semantic_metrics.json`` (+ per-image CSV);
     returns ``{task: summary}``. Cheap, so it is simply recomputed on every run.
     """
-    from spine_det.utils.progress import progress as progress_bar
-
     out_root = Path(out_root)
     results: Dict[str, Dict[str, Any]] = {}
     for task in tasks:

@@ -20,9 +20,14 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from spine_det.benchmark.curves import read_jsonl  # noqa: F401  (its old home)
+from spine_det.data.io import read_image
+from spine_det.data.layout import Manifest
+from spine_det.engine.predictor import build_predictor
+from spine_det.modeling.registry import family_keys, get_family
 from spine_det.utils.cli import non_negative_int, positive_int
 from spine_det.utils.fileio import atomic_path, atomic_write_json
 from spine_det.utils.logs import setup_logging
@@ -49,7 +54,7 @@ def peak_rss_mb() -> float:
 
 def peak_memory(device: str) -> Dict[str, Any]:
     """Peak memory of this process: CUDA allocator peak on CUDA, else RSS."""
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return {"peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20, "memory_kind": "cuda max_memory_allocated"}
@@ -58,7 +63,7 @@ def peak_memory(device: str) -> Dict[str, Any]:
 
 def gflops(model: Any, inputs: Any) -> Optional[float]:
     """fvcore FLOP count of one forward pass, in GFLOPs (None if the model cannot be traced)."""
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
     from fvcore.nn import FlopCountAnalysis
 
     try:
@@ -86,7 +91,7 @@ def model_flops(spec: Any, predictor: Any, image: np.ndarray) -> Tuple[Optional[
 
 def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) -> Dict[str, Any]:
     """Images per second of ``predict`` on ``images`` (after ``warmup`` untimed calls); returns the outputs too."""
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     for img in images[:warmup]:
         predict(img)
@@ -108,12 +113,6 @@ def time_inference(predict: Any, images: Sequence[np.ndarray], warmup: int = 1) 
 def measure(name: str, checkpoint: str, task: str, samples: Sequence[Any], device: str = "cpu",
             pred_dir: Optional[Path] = None, n_images: int = 8, keep_predictions: int = 4) -> Dict[str, Any]:
     """Build the registered predictor ``name``, count params/GFLOPs, time it on test images, save a few masks."""
-    import cv2
-
-    from spine_det.data.io import read_image
-    from spine_det.engine.predictor import build_predictor
-    from spine_det.modeling.registry import get_family
-
     t0 = time.perf_counter()
     predictor = build_predictor(name, checkpoint, device=device)
     load_s = time.perf_counter() - t0
@@ -146,8 +145,6 @@ def _safe(key: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from spine_det.modeling.registry import family_keys
-
     p = argparse.ArgumentParser(description="Measure one trained model's inference cost (run by the benchmark).")
     p.add_argument("--model", required=True, choices=family_keys(), help="a registered model family")
     p.add_argument("--checkpoint", required=True)
@@ -160,7 +157,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", required=True, help="folder for benchmark_cost.json and the saved masks")
     args = p.parse_args(argv)
     setup_logging()  # the one logging setup of every tool (spine_det.utils.logs)
-    from spine_det.data.layout import Manifest
 
     manifest = Manifest.load(args.manifest)
     samples = manifest.select(split=args.split, task=args.task)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import yaml
 
 __all__ = ["read_jsonl", "detectron2_curves", "detectron2_lr_steps", "detectron2_max_mem", "epoch_curves",
            "epoch_metrics_curves", "iters_per_epoch", "late_gain", "LATE_GAIN_TOLERANCE"]
@@ -61,7 +62,6 @@ def _run_solver(out_dir: Path) -> Optional[Dict[str, Any]]:
     p = Path(out_dir) / "config.yaml"
     if not p.is_file():
         return None
-    import yaml
 
     return (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("SOLVER", {}) or {}
 

@@ -8,8 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import cv2
 import numpy as np
 
+from spine_det.benchmark.cost import _safe
+from spine_det.data.io import read_image, read_mask
 from spine_det.evaluation.metrics import binary_scores
 from spine_det.utils.fileio import atomic_path
 from spine_det.utils.overlay import overlay_gt_pred
@@ -18,10 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: start-up (matplotlib only for figures), and use("Agg") must precede pyplot
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg")
 
     return plt
 
@@ -40,8 +43,6 @@ def overlay_grid(task: str, samples: Sequence[Any], predictions: Mapping[str, Ma
 
     ``predictions``: ``{model: {sample key: bool mask}}`` (a model missing an image shows '–').
     """
-    from spine_det.data.io import read_image, read_mask
-
     samples = [s for s in samples if any(s.key in p for p in predictions.values())][:max_images] or list(samples)[:max_images]
     if not samples:
         return None
@@ -121,10 +122,6 @@ def training_curves(task: str, curves: Mapping[str, Mapping[str, Any]], out_path
 
 def load_predictions(pred_dir: Path, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     """Masks the cost step saved (``<safe key>.png``) for the sample keys that have one."""
-    import cv2
-
-    from spine_det.benchmark.cost import _safe
-
     out: Dict[str, np.ndarray] = {}
     for k in keys:
         p = Path(pred_dir) / f"{_safe(k)}.png"

@@ -22,14 +22,18 @@ from typing import Any, Dict, List, Optional
 
 from spine_det.benchmark import cost as cost_mod
 from spine_det.benchmark import figures, plan
-from spine_det.benchmark.baselines import run_otsu
+from spine_det.benchmark.baselines import otsu_predict, run_otsu
 from spine_det.benchmark.records import (RECORDS_DIR, RecordStore, ResultRecord, cost_rows, segmentation_rows,
                                          training_curves, transfer_rows)
 from spine_det.benchmark.reported import reported_rows
 from spine_det.benchmark.runner import (Unit, UnitError, run_logged, run_unit, train_cpu_s, train_peak_rss_mb,
                                         train_wall_s)
 from spine_det.benchmark.tables import OTSU, make_header, model_names, write_results
-from spine_det.modeling.registry import ModelFamily, families, get_family
+from spine_det.data.io import read_image
+from spine_det.data.prepare import prepare_dataset
+from spine_det.engine.predictor import build_predictor
+from spine_det.evaluation.metrics import ScoreTable
+from spine_det.modeling.registry import ModelFamily, families, get_family, unit_dir
 from spine_det.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -72,7 +76,7 @@ def _cost_device(opts: BenchmarkOptions) -> str:
         return opts.device
     if opts.profile == "cpu":
         return "cpu"
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -158,8 +162,6 @@ class Benchmark:
 
     # -- steps -------------------------------------------------------------------------
     def prepare(self) -> None:
-        from spine_det.data.prepare import prepare_dataset
-
         self.prepared = prepare_dataset(self.o.data_root, seed=self.o.split_seed, convert=False)
         logger.info("data: %s", self.prepared.manifest.summary())
         missing = [t for t in self.o.tasks if not self.prepared.manifest.select(split="test", task=t)]
@@ -377,7 +379,6 @@ class Benchmark:
         records = list(self.records)
         rows = segmentation_rows(records, self.o.tasks, self.model_keys, self.seeds,
                                  _test_images(self.manifest, self.o.tasks))
-        from spine_det.evaluation.metrics import ScoreTable
 
         conv = "Convention: " + ScoreTable().summary()["convention"] + "."
         header = make_header(self.o.data_root, self.manifest, self.o.tasks, self.o.seed, self.o.split_seed,
@@ -419,8 +420,6 @@ class Benchmark:
             samples = self.manifest.select(split="test", task=t)
             keys = [s.key for s in samples]
             preds: Dict[str, Dict[str, Any]] = {}
-            from spine_det.benchmark.baselines import otsu_predict
-            from spine_det.data.io import read_image
 
             chosen = samples[: self.o.figure_images]
             preds[OTSU] = {s.key: otsu_predict(read_image(s.image)) for s in chosen}
@@ -451,11 +450,6 @@ class Benchmark:
     def draw_transfer(self, task: str, fig_dir: Path) -> Optional[Path]:
         """``<task>_on_<name>_overlays.png``: the first seed's models on the transfer data set's first test
         images (predicted here, with the same checkpoints and thresholds as its table)."""
-        from spine_det.benchmark.baselines import otsu_predict
-        from spine_det.data.io import read_image
-        from spine_det.engine.predictor import build_predictor
-        from spine_det.modeling.registry import unit_dir
-
         samples = self.transfer_prepared.manifest.select(split="test", task=task)[: self.o.figure_images]
         images = {s.key: read_image(s.image) for s in samples}
         preds: Dict[str, Dict[str, Any]] = {OTSU: {k: otsu_predict(img) for k, img in images.items()}}

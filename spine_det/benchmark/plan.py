@@ -7,13 +7,18 @@ for every family.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import yaml
+
 from spine_det.benchmark.runner import Unit, file_sha1
-from spine_det.config.profiles import profile_files
 from spine_det.config.paths import config_dir, resolve_config_file
+from spine_det.config.profiles import profile_files
 from spine_det.modeling.registry import ModelFamily, seed_suffix, unit_dir  # noqa: F401  (seed_suffix: its old home)
 
 TOOLS_PACKAGE = "spine_det.tools"
@@ -31,8 +36,6 @@ def tool_command(name: str, python: str = sys.executable) -> List[str]:
 
 def tool_available(name: str) -> bool:
     """Whether this installation has the tool ``spine_det.tools.<name>``."""
-    import importlib.util
-
     try:
         return importlib.util.find_spec(tool_module(name)) is not None
     except (ImportError, ValueError):
@@ -44,11 +47,6 @@ def config_digest(config_file: Path, profile_yamls: Sequence[Path]) -> Dict[str,
     merges, and the ``_BASE_`` chain of each), for its spec: changing one makes the unit unfinished, so a
     re-run does not reuse a model trained under the old settings. The parsed YAML is hashed, so
     editing a comment retrains nothing."""
-    import hashlib
-    import json
-
-    import yaml
-
     root = config_dir().resolve()
     digest: Dict[str, str] = {}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from spine_det.modeling.registry import families, family_keys
 from spine_det.tasks import get_task
 
 REPORTED_LABEL = "reported on the private dataset"
@@ -20,8 +21,6 @@ RESOURCE = Path(__file__).resolve().parent.parent / "resources" / "reported_resu
 
 def model_keys() -> Dict[str, str]:
     """Model names in the report's CSV -> our model keys: a registered family's label (or its key)."""
-    from spine_det.modeling.registry import families
-
     out: Dict[str, str] = {}
     for s in families():
         out[s.label] = out[s.key] = s.key
@@ -65,7 +64,5 @@ def load_reported(path: Optional[Path | str] = None) -> Dict[Tuple[str, str], Re
 
 def reported_rows(tasks: List[str], path: Optional[Path | str] = None) -> List[ReportedScore]:
     """The report's rows for ``tasks``, in task then model (registry) order."""
-    from spine_det.modeling.registry import family_keys
-
     table = load_reported(path)
     return [table[(m, t)] for t in tasks for m in family_keys() if (m, t) in table]

@@ -16,12 +16,14 @@ import math
 import os
 import platform
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from importlib import metadata, util
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from spine_det.benchmark.curves import LATE_GAIN_TOLERANCE
 from spine_det.benchmark.reported import REPORTED_CITATION, REPORTED_LABEL
+from spine_det.modeling.registry import families
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.provenance import git_commit
 from spine_det.version import __version__
@@ -37,8 +39,6 @@ CLS_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
 def model_names() -> Dict[str, str]:
     """Display name of every model key: Otsu, the registered families' labels, the classifier."""
-    from spine_det.modeling.registry import families
-
     return {OTSU: FIXED_NAMES[OTSU], **{s.key: s.label for s in families()}, "classifier": FIXED_NAMES["classifier"]}
 
 
@@ -61,8 +61,6 @@ def seg_models(results: Mapping[str, Any]) -> Dict[str, str]:
 
 def versions() -> Dict[str, str]:
     """Versions of what the numbers depend on (package metadata: nothing heavy is imported)."""
-    from importlib import metadata, util
-
     out = {"python": platform.python_version()}
     for mod, dists in (("spine_det", ["spine_det", "spine-det"]), ("torch", ["torch"]), ("torchvision", ["torchvision"]),
                        ("detectron2", ["detectron2", "pb1-detectron2"]), ("numpy", ["numpy"]),
@@ -82,7 +80,7 @@ def versions() -> Dict[str, str]:
 
 
 def device_description(device: str = "cpu") -> str:
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), {torch.cuda.device_count()} GPU(s)"

@@ -22,6 +22,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 from fvcore.common.checkpoint import Checkpointer
 
+from spine_det.modeling.backbone_init import convert_loaded
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.provenance import provenance
 
@@ -119,7 +120,6 @@ class SafeDetectionCheckpointer(PlainCheckpointer, DetectionCheckpointer):
         if is_pickle_weights(filename):  # reached only through load(), after the check above
             return DetectionCheckpointer._load_file(self, filename)
         loaded = super()._load_file(filename)
-        from spine_det.modeling.backbone_init import convert_loaded
 
         converted = convert_loaded(loaded)  # a LinkNet checkpoint: its encoder as the R18 backbone
         return converted if converted is not None else loaded

@@ -43,6 +43,7 @@ from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
+from spine_det.data.io import DataError, read_image
 from spine_det.data.seg_dataset import Letterbox, ViewImageDataset, letterbox_image
 from spine_det.data.spine_crop import CROP_MODES, crop_spine
 from spine_det.engine.distributed import init_from_env
@@ -99,8 +100,6 @@ def balanced_val_patients(patients: Sequence[Tuple[str, str]], per_class: int, m
 def split_patients(cfg: Any, manifest: Any) -> Dict[str, List[Any]]:
     """{"train", "val", "test"} -> ViewSamples, per the VAL.MODE rule."""
     if not manifest.labelled:
-        from spine_det.data.io import DataError
-
         raise DataError(manifest.root, "the classifier needs every patient in a Normal/ or Damaged/ folder; this "
                                        "dataset has unlabelled patients (segmentation only)")
     test = manifest.select(split=cfg.TEST.SPLIT)
@@ -130,8 +129,6 @@ class SpineCropDataset(ViewImageDataset):
         super().__init__(samples, size, *args, **kwargs)
 
     def _load(self, i: int) -> np.ndarray:
-        from spine_det.data.io import read_image
-
         img = crop_spine(read_image(self.samples[i].image), self.crop, self.crop_width, self.crop_rows)
         return letterbox_image(img, Letterbox.fit(img.shape, self.size, self.resize))
 

@@ -13,22 +13,22 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-import numpy as np
-
 import spine_det.compat  # noqa: F401  (shims before detectron2)
+import numpy as np
 from detectron2.utils import comm
 
+from spine_det.data.io import read_image, read_label_map, read_mask
 from spine_det.engine.distributed import init_from_env
-from spine_det.evaluation.component_filter import CHECKPOINT_KEY, choose_min_area, validation_film
+from spine_det.engine.semseg_predictor import SemSegPredictor
+from spine_det.evaluation.component_filter import CHECKPOINT_KEY, choose_min_area, component_areas, validation_film
+from spine_det.tasks import get_task
+from spine_det.utils.checkpoint_io import load_plain, save_plain
 
 logger = logging.getLogger(__name__)
 
 
 def ground_truth_instances(sample: Any, task: str, shape: Tuple[int, int]) -> np.ndarray:
     """The task's ground-truth instances of one film as a label map (0 = background)."""
-    from spine_det.data.io import read_label_map, read_mask
-    from spine_det.evaluation.component_filter import component_areas
-
     mask = read_mask(sample.masks[task], shape=shape)
     if task in getattr(sample, "instance_maps", {}):
         return read_label_map(sample.instance_maps[task], shape=shape) * mask
@@ -39,10 +39,6 @@ def choose_on_validation(cfg: Any, manifest: Any, weights: str) -> Dict[str, Dic
     """``{task: rule}`` chosen on the manifest's validation films of the config's view (every rank
     predicts its share; all ranks get the result). A task the films cannot decide has a rule without
     a minimum and with its ``reason`` (predict then uses the relative rule and says why)."""
-    from spine_det.data.io import read_image
-    from spine_det.engine.semseg_predictor import SemSegPredictor
-    from spine_det.tasks import get_task
-
     predictor = SemSegPredictor(cfg, weights=weights, device=init_from_env(cfg.MODEL.DEVICE))
     tasks = predictor.tasks
     view = get_task(tasks[0]).view
@@ -72,8 +68,6 @@ def choose_on_validation(cfg: Any, manifest: Any, weights: str) -> Dict[str, Dic
 
 def store_in_checkpoint(path: Path, rules: Dict[str, Dict[str, Any]]) -> None:
     """Add the rules to a checkpoint (main process; atomic, plain data)."""
-    from spine_det.utils.checkpoint_io import load_plain, save_plain
-
     if not comm.is_main_process():
         return
     ck = load_plain(path)

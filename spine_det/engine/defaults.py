@@ -28,8 +28,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
+import spine_det.compat  # noqa: F401  (shims before detectron2)
 import torch
 import torch.distributed as dist
+from detectron2.utils.collect_env import collect_env_info
+from detectron2.utils.env import seed_all_rng
 
 from spine_det.config.paths import resolve_config_file
 from spine_det.config.profiles import add_profile_argument, resolve_profile
@@ -180,11 +183,6 @@ def default_setup(cfg: Any, args: argparse.Namespace) -> logging.Logger:
     ``OUTPUT_DIR/log.txt`` (rank k: ``log.txt.rank<k>``); the environment, the command line and the
     config are logged; rank 0 writes ``config.yaml`` (:func:`write_run_config`); the random generators are
     seeded with ``SEED + rank`` (``SEED`` < 0: randomly)."""
-    # Detectron2 is an optional dependency of the package (spine-det install-detectron2); shims first.
-    import spine_det.compat  # noqa: F401
-    from detectron2.utils.collect_env import collect_env_info
-    from detectron2.utils.env import seed_all_rng
-
     rank = process_rank()
     out = Path(cfg.OUTPUT_DIR)
     if rank == 0:  # outside the data root, writable, one writer at a time (ranks > 0 write under its lock)

@@ -36,7 +36,7 @@ def _gloo_worker(local_rank: int, main_func: Callable[..., Any], world_size: int
                  machine_rank: int, dist_url: str, args: Sequence[Any], timeout: timedelta = DEFAULT_TIMEOUT) -> Any:
     """Detectron2's ``_distributed_worker`` with gloo where there is no CUDA (v0.6's asserts CUDA): the process
     group, the local (per-machine) group ``comm.get_local_rank`` reads, a barrier, then ``main_func(*args)``."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: start-up (torch/Detectron2; this module stays light)
     from detectron2.utils import comm
 
     global_rank = machine_rank * num_gpus_per_machine + local_rank
@@ -60,7 +60,7 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         return main_func(*args)
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
     import torch.multiprocessing as mp
     from detectron2.engine.launch import _distributed_worker, _find_free_port
 

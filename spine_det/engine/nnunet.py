@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -34,8 +35,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spine_det.config.nnunet import get_nnunet_cfg, load_nnunet_config, task_of
-from spine_det.engine.predictor import SegmentationPredictor
+from spine_det.config.safe import merge_yaml_text
+from spine_det.engine.predictor import SegmentationPredictor, TaskPrediction, check_grey_image
 from spine_det.modeling.families.nnunet import INSTALL_HINT, KEY, available  # noqa: F401  (re-exported)
+from spine_det.utils.checkpoint_io import CheckpointError, load_plain
+from spine_det.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from spine_det.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ CHECKPOINT = "model_final.pth"  # in OUTPUT_DIR: link to nnU-Net's fold_0/checkp
 
 
 def resolve_device(name: str) -> Any:
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     from spine_det.engine.distributed import check_device
 
@@ -105,9 +110,7 @@ def _scaled(shape: Sequence[int], max_side: int) -> tuple:
 
 
 def _write_png(path: Path, a: np.ndarray) -> None:
-    import cv2
-
-    from spine_det.utils.fileio import atomic_write_bytes
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     ok, buf = cv2.imencode(".png", a)
     if not ok:
@@ -122,10 +125,9 @@ def export_task(manifest: Any, task: str, raw_root: Path, dataset_id: int = 900,
     mask of the task go to ``imagesTs``. Case ids are ``case_NNNN`` / ``test_NNNN`` (nnU-Net wants
     plain names); ``cases.json`` maps them back to the manifest's image keys.
     """
-    import cv2
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     from spine_det.data.io import read_image, read_mask
-    from spine_det.utils.fileio import atomic_write_json
 
     root = Path(raw_root) / dataset_name(dataset_id, task)
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
@@ -171,8 +173,6 @@ def export_task(manifest: Any, task: str, raw_root: Path, dataset_id: int = 900,
 def write_splits(preprocessed_dataset: Path, cases: Dict[str, Dict[str, str]]) -> List[Dict[str, List[str]]]:
     """nnU-Net's ``splits_final.json`` with one fold: the manifest's train and val splits.
     With an empty val split nnU-Net validates on the training cases (said in the log)."""
-    from spine_det.utils.fileio import atomic_write_json
-
     train, val = sorted(cases["train"]), sorted(cases["val"])
     if not val:
         logger.warning("the manifest has no validation images of this task: nnU-Net validates on the training cases")
@@ -187,6 +187,7 @@ def write_splits(preprocessed_dataset: Path, cases: Dict[str, Dict[str, str]]) -
 
 def plan_and_preprocess(cfg: Any, dataset_id: int) -> str:
     """Fingerprint, plan and preprocess (the config's nnU-Net configuration only); returns the plans name."""
+    # lazy: optional dependency (nnunet extra)
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
                                                                       preprocess)
 
@@ -224,9 +225,7 @@ def link_checkpoint(out_dir: Path, target: Path) -> Path:
 
 
 def _seed(seed: int) -> None:
-    import random
-
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -236,9 +235,6 @@ def _seed(seed: int) -> None:
 def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
     """nnU-Net's per-epoch log (train/val loss, pseudo Dice on val patches, epoch time) as ``metrics.jsonl``,
     each line naming the spine_det version that wrote it."""
-    from spine_det.utils.fileio import atomic_write_text
-    from spine_det.utils.provenance import provenance
-
     log = trainer.logger.local_logger.my_fantastic_logging if hasattr(trainer.logger, "local_logger") \
         else trainer.logger.my_fantastic_logging
     n = min(len(log.get("train_losses", [])), len(log.get("epoch_end_timestamps", [])))
@@ -257,8 +253,6 @@ def write_metrics_log(trainer: Any, path: Path, iters_per_epoch: int) -> None:
 def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
     """Export, plan/preprocess, train; returns a summary with the final checkpoint's path."""
     require_nnunet()
-    from spine_det.utils.fileio import atomic_write_json, atomic_write_text
-    from spine_det.utils.provenance import provenance
 
     out = Path(cfg.OUTPUT_DIR)
     out.mkdir(parents=True, exist_ok=True)
@@ -269,7 +263,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
         logger.info("--resume: %s exists, training is finished", final)
         return {"checkpoint": str(link_checkpoint(out, final)), "resumed": True}
     paths = bind_paths(out / WORK_DIR, cfg.NNUNET.COMPILE)
-    import torch
+    import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
     threads = torch.get_num_threads()
     # the planner sets torch's thread count from nnUNet_n_proc_DA (which must then be > 0)
@@ -286,7 +280,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
     torch.set_num_threads(threads)
     os.environ["nnUNet_n_proc_DA"] = str(max(0, int(cfg.NNUNET.NUM_PROCESSES)))  # 0: augmentation in-process
 
-    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from batchgenerators.utilities.file_and_folder_operations import load_json  # lazy: optional dependency (nnunet extra)
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     plans = load_json(str(pre / f"{plans_name}.json"))
@@ -324,7 +318,7 @@ def train_nnunet(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
 
 
 def _components(mask: np.ndarray) -> List[Dict[str, Any]]:
-    import cv2
+    import cv2  # lazy: start-up (cv2; this module stays light)
 
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     return [{"score": 1.0, "bbox": [int(v) for v in stats[k][:4]], "area": int(stats[k][4])} for k in range(1, n)]
@@ -345,7 +339,7 @@ class NNUNetPredictor(SegmentationPredictor):
         require_nnunet()
         for k in ENV_KEYS:  # prediction needs none of them; set, nnunetv2's import does not warn that they are not
             os.environ.setdefault(k, str(model_dir))
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
         from batchgenerators.utilities.file_and_folder_operations import load_json
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -376,8 +370,6 @@ class NNUNetPredictor(SegmentationPredictor):
     def from_checkpoint(cls, checkpoint: str, config_file: Optional[str] = None, device: str = "cpu",
                         score_threshold: Optional[float] = None) -> "NNUNetPredictor":
         """``checkpoint``: nnU-Net's ``fold_<k>/checkpoint_*.pth`` inside a model folder trained here."""
-        from spine_det.utils.checkpoint_io import CheckpointError, load_plain
-
         require_nnunet()
         path = Path(checkpoint).resolve()  # model_final.pth links into nnU-Net's model folder
         model_dir = path.parent.parent
@@ -398,8 +390,6 @@ class NNUNetPredictor(SegmentationPredictor):
             raise CheckpointError(f"{path}: not an nnU-Net v2 checkpoint (no network_weights / init_args)")
         mirroring, tile = True, 0.5
         if meta.get("cfg"):
-            from spine_det.config.safe import merge_yaml_text
-
             stored = merge_yaml_text(get_nnunet_cfg(), meta["cfg"], f"{meta_p} (its stored config)")
             mirroring, tile = bool(stored.NNUNET.MIRRORING), float(stored.NNUNET.TILE_STEP)
         return cls(model_dir, ck, meta, device=device, mirroring=mirroring, tile_step=tile)
@@ -407,6 +397,7 @@ class NNUNetPredictor(SegmentationPredictor):
     def sliding_windows(self, image: np.ndarray) -> int:
         """Forward passes of one patch per image: sliding-window tiles (an image smaller than the patch
         is padded to it) times the mirrored copies of test-time mirroring."""
+        # lazy: optional dependency (nnunet extra)
         from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
         p = self.predictor
@@ -419,15 +410,13 @@ class NNUNetPredictor(SegmentationPredictor):
     def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
         """The network on every patch it runs for ``image`` (one batch of :meth:`sliding_windows` patches),
         so that a FLOP count is per image."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         patch = [int(v) for v in self.predictor.configuration_manager.patch_size]
         return self.model, (torch.zeros(self.sliding_windows(image), 1, *patch, device=self.device),)
 
     def predict_masks(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        import cv2
-
-        from spine_det.engine.predictor import check_grey_image
+        import cv2  # lazy: start-up (cv2; this module stays light)
 
         image = check_grey_image(image)
         h, w = _scaled(image.shape, self.max_side)
@@ -439,15 +428,13 @@ class NNUNetPredictor(SegmentationPredictor):
         return {self.tasks[0]: seg == 1}
 
     def __call__(self, image: np.ndarray) -> Dict[str, Any]:
-        from spine_det.engine.predictor import TaskPrediction
-
         return {t: TaskPrediction(mask=m, instances=_components(m)) for t, m in self.predict_masks(image).items()}
 
 
 def evaluate_nnunet(cfg: Any, manifest: Any, weights: Optional[str] = None, split: Optional[str] = None) -> Dict[str, Any]:
     """Score the checkpoint on a split at the original resolution with the package's ScoreTable:
     ``<OUTPUT_DIR>/inference/spine_<task>_<split>/semantic_metrics.json`` and ``semantic_per_image.csv``."""
-    from spine_det.data.io import read_image, read_mask
+    from spine_det.data.io import read_image, read_mask  # lazy: start-up (cv2; this module stays light)
     from spine_det.evaluation.metrics import ScoreTable
     from spine_det.evaluation.score_files import write_scores
 

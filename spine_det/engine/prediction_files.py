@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spine_det.data.films import OUTPUT_SUFFIXES
-from spine_det.utils.fileio import file_sha1
 from spine_det.tasks import TASK_NAMES
+from spine_det.utils.fileio import atomic_write_json, file_sha1
+from spine_det.version import __version__
 
 RECORD_NAME = "predicted_by.json"
 # the record's entries that decide whether two runs write the same files (the paths and the version do not)
@@ -51,8 +52,6 @@ def predictor_threshold(predictor: Any) -> Optional[float]:
 def make_record(model: str, checkpoint: Union[str, Path], predictor: Any,
                 config_file: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
     """What made a run's outputs: the record written beside them."""
-    from spine_det.version import __version__
-
     return {
         "model": model,
         "tasks": list(predictor.tasks),
@@ -122,8 +121,6 @@ def clear_outputs(folder: Union[str, Path]) -> List[Path]:
 def start_folder(folder: Union[str, Path], record: Dict[str, Any], replace: bool) -> None:
     """Make ``folder`` ready for this run's outputs: with ``replace``, this tool's old files go first;
     then the record is written (before the outputs, so it always says what the folder holds)."""
-    from spine_det.utils.fileio import atomic_write_json
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if replace:

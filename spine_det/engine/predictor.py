@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from spine_det.config import get_spine_cfg, spine_tasks
+from spine_det.modeling.registry import UnknownModelError as UnknownPredictorError  # noqa: F401  (old name)
+from spine_det.modeling.registry import get_family, require_family
 from spine_det.utils.checkpoint_io import CheckpointError  # noqa: F401  (re-exported: one line naming the file)
+from spine_det.utils.checkpoint_io import load_plain
 
 logger = logging.getLogger(__name__)
-
-from spine_det.modeling.registry import UnknownModelError as UnknownPredictorError  # noqa: E402,F401  (old name)
 
 
 class BoxMasks:
@@ -86,7 +89,7 @@ class TaskPrediction:
         """uint16 (H, W): 0 background, k = instance k (1-based, ``instances`` order); where
         instances overlap the higher score wins. Without instance masks: connected components."""
         if self.instance_masks is None:
-            import cv2
+            import cv2  # lazy: start-up (cv2; this module stays light)
 
             return cv2.connectedComponents(self.mask.astype(np.uint8), connectivity=8)[1].astype(np.uint16)
         if len(self.instance_masks) >= np.iinfo(np.uint16).max:
@@ -135,8 +138,6 @@ def check_grey_image(image: np.ndarray) -> np.ndarray:
 
 def get_predictor_class(name: str):
     """The predictor class of the model family ``name`` (imported on first use)."""
-    from spine_det.modeling.registry import get_family
-
     return get_family(name).predictor_class()
 
 
@@ -166,13 +167,11 @@ def load_model_weights(model, checkpoint: str | Path, config_name: str = "the co
     Detectron2's checkpointer only warns about shape mismatches (it is made for
     fine-tuning); a trained model evaluated with the wrong config must fail.
     """
-    from spine_det.modeling.registry import require_family
-    from spine_det.utils.checkpoint_io import load_plain
-
     checkpoint = str(checkpoint)
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     if not checkpoint.endswith(".pth"):  # a model-zoo .pkl (pickle): only the known, downloaded files
+        # lazy: start-up (torch/Detectron2; this module stays light)
         from spine_det.engine.checkpointer import SafeDetectionCheckpointer
 
         SafeDetectionCheckpointer(model).load(checkpoint)
@@ -204,16 +203,14 @@ class MaskRCNNPredictor(SegmentationPredictor):
     from spine_det.modeling.families.maskrcnn import KEY as family_key
 
     def __init__(self, cfg, model=None, score_threshold: Optional[float] = None) -> None:
-        import spine_det.compat  # noqa: F401
+        import spine_det.compat  # noqa: F401  (shims before detectron2; lazy: start-up, this module stays light)
         from detectron2.data import transforms as T
         from detectron2.modeling import build_model
-
-        from spine_det.config import spine_tasks
 
         self.cfg = cfg
         self.tasks = spine_tasks(cfg)
         if score_threshold is None:  # < 0 in the config: the one tuned on val (thresholds.json beside the checkpoint)
-            from spine_det.evaluation.thresholds import score_threshold_for
+            from spine_det.evaluation.thresholds import score_threshold_for  # lazy: loads Detectron2 (start-up)
 
             score_threshold = score_threshold_for(cfg, self.tasks)
         self.score_threshold = float(score_threshold)
@@ -231,11 +228,6 @@ class MaskRCNNPredictor(SegmentationPredictor):
         score_threshold: Optional[float] = None,
         opts: Sequence[str] = (),
     ) -> "MaskRCNNPredictor":
-        from spine_det.config import get_spine_cfg
-
-        from spine_det.modeling.registry import require_family
-        from spine_det.utils.checkpoint_io import load_plain
-
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
         data = None
@@ -249,14 +241,15 @@ class MaskRCNNPredictor(SegmentationPredictor):
         cfg.freeze()
         pred = cls(cfg, score_threshold=score_threshold)
         load_model_weights(pred.model, checkpoint, config_name=config_file, data=data)
-        from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+
+        from spine_det.evaluation.thresholds import with_tuned_mask_threshold  # lazy: loads Detectron2 (start-up)
 
         pred.model = with_tuned_mask_threshold(cfg, pred.model)  # as the evaluator does (no-op unless tuned)
         return pred
 
     def _network_input(self, image: np.ndarray):
         """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -266,7 +259,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _model_input(self, tensor, grey: np.ndarray) -> dict:
         """One input dict of the model; with the spine strip on it carries the film for the second pass."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         x = {"image": tensor, "height": grey.shape[0], "width": grey.shape[1]}
         if self.cfg.SPINE.INPUT.STRIP.ENABLED:
@@ -277,7 +270,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         """Mask R-CNN's inference as a module from an image tensor to tensors, so fvcore's tracer can run
         it (Detectron2's own ``FlopCountAnalysis`` goes through ``detectron2.export``, which imports
         caffe2 in v0.6)."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         class _Inference(torch.nn.Module):
             def __init__(self, m: Any) -> None:
@@ -295,7 +288,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def predict_instances(self, image: np.ndarray):
         """Detectron2 ``Instances`` (CPU) at the image's size."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -312,7 +305,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         """Detectron2 ``Instances`` (CPU) with boxes at the image's size but masks still the mask
         head's M x M probabilities (``pred_masks`` (N, 1, M, M)): what :func:`detector_postprocess`
         does, except pasting every mask at full size at once."""
-        import torch
+        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
         from spine_det.data.mapper import grey_to_model_format
 
@@ -324,7 +317,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
         base = getattr(self.model, "model", self.model)  # the tuned-mask-threshold wrapper holds the model
         with torch.no_grad():
             raw = base.inference([self._model_input(tensor, grey)], do_postprocess=False)[0].to("cpu")
-        from detectron2.structures import Instances
+        from detectron2.structures import Instances  # lazy: start-up (torch/Detectron2; this module stays light)
 
         boxes = raw.pred_boxes.clone()
         boxes.scale(w / raw.image_size[1], h / raw.image_size[0])
@@ -335,7 +328,7 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _paste_one(self, probs, box, shape) -> tuple:
         """(y0, x0, bool crop) of one M x M mask pasted into its box (as Detectron2 pastes on CPU)."""
-        from detectron2.layers.mask_ops import _do_paste_mask
+        from detectron2.layers.mask_ops import _do_paste_mask  # lazy: start-up (torch/Detectron2; this module stays light)
 
         m, (sy, sx) = _do_paste_mask(probs[None, None], box[None], shape[0], shape[1], skip_empty=True)
         thr = float(getattr(self.model, "mask_threshold", 0.5))

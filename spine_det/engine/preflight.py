@@ -13,8 +13,13 @@ import os
 from pathlib import Path
 from typing import List, Optional, Union
 
+import torch
+
+from spine_det.data.prepare import CACHE_ENV, default_cache_dir
 from spine_det.engine.distributed import check_device
+from spine_det.modeling.semseg import registered_networks
 from spine_det.utils.errors import DataError, UserError
+from spine_det.utils.paths import OutputLocationError, ensure_writable, prepare_output, refuse_inside
 
 PathLike = Union[str, os.PathLike]
 logger = logging.getLogger(__name__)
@@ -36,9 +41,6 @@ def check_data_root(data_root: Optional[PathLike], key: str = "SPINE.DATA_ROOT")
 def check_cache_dir(cache_dir: Optional[PathLike], data_root: PathLike, key: str = "SPINE.CACHE_DIR") -> Path:
     """The cache folder the scan will write (``cache_dir``, else the default one of ``data_root``):
     outside the data root and writable, or one line why. Not locked: the cache has its own lock."""
-    from spine_det.data.prepare import CACHE_ENV, default_cache_dir
-    from spine_det.utils.paths import OutputLocationError, ensure_writable, refuse_inside
-
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(data_root)
     refuse_inside(cache, data_root, what="cache folder")
     try:
@@ -51,8 +53,6 @@ def check_cache_dir(cache_dir: Optional[PathLike], data_root: PathLike, key: str
 def seg_model_names() -> List[str]:
     """Every ``MODEL.NAME`` the segmentation trainer can build: the networks every family registers
     (``linknet``, ``smp_*``, ...: :func:`spine_det.modeling.semseg.registered_networks`)."""
-    from spine_det.modeling.semseg import registered_networks
-
     return registered_networks()
 
 
@@ -72,7 +72,6 @@ def check_gpu_count(num_gpus: int, device: str = "auto") -> None:
     ``MODEL.DEVICE`` cpu or auto, ``--num-gpus N`` starts N CPU processes (gloo): accepted."""
     if num_gpus <= 1:
         return
-    import torch
 
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if have == 0 and str(device).split(":")[0] in ("cpu", "auto"):
@@ -90,8 +89,6 @@ def check_training_inputs(output_dir: PathLike, data_root: Optional[PathLike], c
     root is a folder, ``device`` exists here, the cache folder is writable and outside the data root;
     last, the output folder is prepared (:func:`spine_det.utils.paths.prepare_output`: outside the data
     root, writable, and locked unless ``lock`` is False). Returns the output folder."""
-    from spine_det.utils.paths import prepare_output
-
     root = check_data_root(data_root, data_key)
     check_device(device, "MODEL.DEVICE")
     check_cache_dir(cache_dir, root, cache_key)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from spine_det.config.safe import ConfigError, merge_yaml_text
 from spine_det.config.semseg import get_semseg_cfg, load_semseg_config, tasks_of
 from spine_det.data.seg_dataset import network_image, normalize, unletterbox
 from spine_det.engine.predictor import (
@@ -28,7 +29,9 @@ from spine_det.engine.predictor import (
     check_grey_image,
 )
 from spine_det.evaluation.component_filter import CHECKPOINT_KEY, drop_specks
+from spine_det.modeling.registry import require_family
 from spine_det.modeling.semseg import build_seg_model
+from spine_det.utils.checkpoint_io import load_plain
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,6 @@ def _cfg_from_checkpoint(ck: Dict[str, Any], path: str) -> Any:
     text = ck.get("cfg")
     if not text:
         raise CheckpointError(f"{path}: no config inside the checkpoint; pass --config-file")
-    from spine_det.config.safe import ConfigError, merge_yaml_text
 
     try:
         return merge_yaml_text(get_semseg_cfg(), text, f"{path} (its stored config)")
@@ -139,9 +141,6 @@ def _components(mask: np.ndarray, prob: np.ndarray) -> List[Dict[str, Any]]:
 def _load(path: str) -> Dict[str, Any]:
     """A segmentation checkpoint (LinkNet's or an smp network's), read with ``weights_only=True`` (a planted
     pickle is refused, never run)."""
-    from spine_det.modeling.registry import require_family
-    from spine_det.utils.checkpoint_io import load_plain
-
     ck = load_plain(path)
     require_family(ck, SemSegPredictor.family_key, path)
     if not isinstance(ck, dict) or "model" not in ck:

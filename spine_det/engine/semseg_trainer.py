@@ -30,19 +30,26 @@ from detectron2.utils import comm
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from spine_det.config.semseg import tasks_of
+from spine_det.data.io import read_image, read_mask
 from spine_det.data.layout import nested_subset
 from spine_det.data.seg_dataset import SegmentationDataset, collate_letterbox
+from spine_det.engine.component_calibration import calibrate_checkpoint
 from spine_det.engine.distributed import init_from_env
 from spine_det.engine.epoch_trainer import (EpochLoader, EpochTrainer, RankShard, refuse_epoch_loop_checkpoint,
                                             seed_everything, setup_run_logger)
+from spine_det.engine.preflight import check_seg_model_name
+from spine_det.engine.semseg_predictor import SemSegPredictor
 from spine_det.engine.solver import build_optimizer, build_scheduler, clip_gradients, continue_schedule
 from spine_det.evaluation.metrics import METRICS, ScoreTable
 from spine_det.evaluation.score_files import write_scores
-from spine_det.modeling.semseg import build_seg_model, count_parameters
+from spine_det.modeling.families.linknet import KEY
 from spine_det.modeling.losses import build_loss
+from spine_det.modeling.registry import require_family
+from spine_det.modeling.semseg import build_seg_model, count_parameters
 from spine_det.tasks import get_task
 from spine_det.utils.checkpoint_io import CheckpointError, load_plain, save_plain
 from spine_det.utils.fileio import atomic_write_text
+from spine_det.utils.progress import progress as progress_bar
 
 __all__ = ["BEST_CHECKPOINT", "FINAL_CHECKPOINT", "build_optimizer", "build_scheduler", "build_seg_datasets", "build_seg_trainer",
            "continue_schedule", "evaluate_semseg", "init_from_checkpoint", "load_checkpoint", "save_checkpoint",
@@ -173,9 +180,6 @@ def _loader(ds, batch: int, train: bool, workers: int, seed: int, drop_last: boo
 def init_from_checkpoint(model: torch.nn.Module, path: str, device: Any = "cpu") -> Dict[str, List[str]]:
     """Start from another LinkNet checkpoint's weights (``MODEL.INIT_WEIGHTS``): every tensor whose name and
     shape match is copied; the rest (e.g. the last layer for another number of tasks) keep their init."""
-    from spine_det.modeling.families.linknet import KEY
-    from spine_det.modeling.registry import require_family
-
     ck = load_checkpoint(path, map_location=device)
     require_family(ck, KEY, path)
     src = ck.get("model", ck) if isinstance(ck, dict) else None
@@ -197,8 +201,6 @@ def train_semseg(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
 
     ``resume``: continue from the checkpoint ``OUTPUT_DIR/last_checkpoint`` names (also a finished run given
     more SOLVER.MAX_EPOCHS: a cosine schedule then goes on down from the LR reached)."""
-    from spine_det.engine.preflight import check_seg_model_name
-
     check_seg_model_name(cfg.MODEL.NAME)  # before config.yaml is written
     device = init_from_env(cfg.MODEL.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
@@ -216,8 +218,6 @@ def train_semseg(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any
     speck_filter = {}
     if validated and (out_dir / BEST_CHECKPOINT).is_file():
         # the instance list's minimum component size, chosen on validation and stored in the best checkpoint
-        from spine_det.engine.component_calibration import calibrate_checkpoint
-
         speck_filter = calibrate_checkpoint(cfg, manifest, out_dir / BEST_CHECKPOINT)
     best = trainer.best()
     return {"best_val_dice": best["value"] if validated else trainer.early_stopping.best, "best_epoch": best["epoch"],
@@ -294,9 +294,6 @@ def evaluate_semseg(cfg: Any, manifest: Any, weights: Optional[str] = None, spli
     ``<OUTPUT_DIR>/inference/spine_<task>_<split>/semantic_metrics.json`` and
     ``semantic_per_image.csv``, the same files (same metric code) as the Mask R-CNN evaluator.
     """
-    from spine_det.data.io import read_image, read_mask
-    from spine_det.engine.semseg_predictor import SemSegPredictor
-
     split = split or cfg.TEST.SPLIT
     weights = weights or cfg.MODEL.WEIGHTS or str(Path(cfg.OUTPUT_DIR) / BEST_CHECKPOINT)
     device = init_from_env(cfg.MODEL.DEVICE)
@@ -306,7 +303,6 @@ def evaluate_semseg(cfg: Any, manifest: Any, weights: Optional[str] = None, spli
     samples = [s for s in manifest.select(split=split, view=view) if any(s.masks.get(t) for t in tasks)]
     mine = samples[comm.get_rank():: comm.get_world_size()]
     rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in tasks}
-    from spine_det.utils.progress import progress as progress_bar
 
     for s in progress_bar(mine, desc=f"evaluating {split}", leave=False, disable=not comm.is_main_process()):
         image = read_image(s.image)

@@ -7,15 +7,27 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import spine_det.compat  # noqa: F401  (shims before detectron2)
-from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader,
+                             get_detection_dataset_dicts)
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
+from detectron2.utils.file_io import PathManager
 
 from spine_det.config import best_metric_key, spine_tasks, split_dataset_names
+from spine_det.data.instances import definitions_from_cfg
+from spine_det.data.layout import nested_keys
 from spine_det.data.mapper import SpineDatasetMapper
+from spine_det.data.prepare import prepare_dataset
+from spine_det.data.register import register_spine_datasets
+from spine_det.engine.checkpointer import check_trusted_weights, harden
 from spine_det.engine.hooks import SpineBestCheckpointer
+from spine_det.engine.predictor import load_model_weights
+from spine_det.engine.writers import stamp_json_writers
 from spine_det.evaluation.semantic_evaluator import build_spine_evaluator
+from spine_det.evaluation.threshold_tuning import tune_on_val
+from spine_det.evaluation.thresholds import with_tuned_mask_threshold
+from spine_det.utils.checkpoint_io import CheckpointError
 
 spine_det.compat.patch_cpu_ddp()  # --num-gpus N without CUDA: DDP of a CPU model (compat shim 3)
 
@@ -30,7 +42,6 @@ def ensure_weights_available(weights: str) -> Optional[str]:
     """Local path of ``MODEL.WEIGHTS`` (downloading it once); one clear line if impossible."""
     if not weights:
         return None
-    from detectron2.utils.file_io import PathManager
 
     hint = (
         f"download {Path(weights).name} on a machine with internet and pass `MODEL.WEIGHTS /path/to/{Path(weights).name}` "
@@ -49,13 +60,9 @@ def ensure_weights_available(weights: str) -> Optional[str]:
 
 def register_datasets(cfg):
     """Scan + convert ``SPINE.DATA_ROOT`` once (cached) and register its datasets; checks the config fits."""
-    from spine_det.data.prepare import prepare_dataset
-    from spine_det.data.register import register_spine_datasets
-
     if not cfg.SPINE.DATA_ROOT:
         raise ValueError("no dataset: pass --data-root DIR (or SPINE.DATA_ROOT DIR)")
     tasks = spine_tasks(cfg)
-    from spine_det.data.instances import definitions_from_cfg
 
     prepared = prepare_dataset(
         cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED, tasks=tasks,
@@ -74,10 +81,6 @@ def register_datasets(cfg):
 def train_subset(cfg) -> list:
     """The training dataset dicts of ``DATALOADER.TRAIN_SUBSET`` films (spine_det.data.layout.nested_keys
     over the training images, drawn with ``SEED``), empty-annotation filtering as Detectron2 applies it."""
-    from detectron2.data import get_detection_dataset_dicts
-
-    from spine_det.data.layout import nested_keys
-
     dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
     keep = set(nested_keys({d["image_id"] for d in dicts}, cfg.DATALOADER.TRAIN_SUBSET, cfg.SEED))
     subset = [d for d in dicts if d["image_id"] in keep]
@@ -113,8 +116,6 @@ class SpineTrainer(DefaultTrainer):
 
     def build_writers(self):
         """Detectron2's writers; ``metrics.json`` lines also name the spine_det version and commit."""
-        from spine_det.engine.writers import stamp_json_writers
-
         return stamp_json_writers(super().build_writers())
 
     def build_hooks(self):
@@ -126,12 +127,8 @@ class SpineTrainer(DefaultTrainer):
         return ret
 
     def resume_or_load(self, resume: bool = True):
-        from spine_det.engine.checkpointer import check_trusted_weights, harden
-
         harden(self)  # .pth with weights_only=True, .pkl only from the model zoo
         if resume and self.checkpointer.has_checkpoint():
-            from spine_det.utils.checkpoint_io import CheckpointError
-
             target = self.checkpointer.get_checkpoint_file()
             if not Path(target).is_file():
                 raise CheckpointError(f"{Path(self.cfg.OUTPUT_DIR) / 'last_checkpoint'} names {target}, which does not exist; "
@@ -166,12 +163,9 @@ def _has_images(name: str) -> bool:
 
 def load_for_eval(trainer_cls, cfg, checkpoint: str):
     """A model built from ``cfg`` holding ``checkpoint`` (clear error on a mismatch)."""
-    from spine_det.engine.predictor import load_model_weights
-
     model = trainer_cls.build_model(cfg)
     load_model_weights(model, checkpoint, config_name="the config")
     model.eval()
-    from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
     return with_tuned_mask_threshold(cfg, model)  # the mask threshold tuned on val, if the config asks for it
 
@@ -185,11 +179,8 @@ def final_evaluation(trainer_cls, cfg) -> Dict[str, Any]:
         ckpt = out / "model_final.pth"
     model = load_for_eval(trainer_cls, cfg, str(ckpt))
     if cfg.SPINE.EVAL.SCORE_THRESHOLD < 0 and comm.is_main_process():  # "tuned": choose on val, save with the model
-        from spine_det.evaluation.threshold_tuning import tune_on_val
-
         tune_on_val(trainer_cls, cfg, model)
     comm.synchronize()
-    from spine_det.evaluation.thresholds import with_tuned_mask_threshold
 
     model = with_tuned_mask_threshold(cfg, model)  # a no-op unless SCORE_THRESHOLD < 0 (thresholds.json)
     logger.info("Final evaluation of %s on %s", ckpt, list(cfg.SPINE.EVAL.SPLITS))
