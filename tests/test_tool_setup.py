@@ -57,7 +57,7 @@ def test_num_gpus_reaches_launch_with_the_checked_config(name, phantom_copy, tmp
     tool, required, tiny = TRAINERS[name]
     calls = []
     monkeypatch.setattr(defaults, "launch", lambda main_func, num_gpus, **kw: calls.append((main_func, num_gpus, kw)))
-    monkeypatch.setattr(defaults, "check_gpu_count", lambda n: None)  # a CPU machine: as if it had the GPUs
+    monkeypatch.setattr(defaults, "check_gpu_count", lambda n, device="auto": None)  # a CPU machine: as if it had the GPUs
     out = tmp_path / "run"
     rc = tool.main([*required, "--data-root", str(phantom_copy), "--profile", "cpu", "--num-gpus", "2",
                     "--num-machines", "2", "--machine-rank", "1", "--dist-url", "tcp://127.0.0.1:12345",

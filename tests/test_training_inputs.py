@@ -79,7 +79,7 @@ def test_train_net_checks_its_inputs_before_writing_anything(data, tmp_path, cap
     assert train_net.main(["--config-file", "lat_vertebra.yaml", "--profile", "cpu", "--data-root", str(data),
                            "OUTPUT_DIR", str(out), "SPINE.CACHE_DIR", str(blocker / "cache")]) == 2
     assert "cannot write the cache here (Not a directory); choose another" in _error_line(capsys)
-    if torch.cuda.device_count() < 2:
+    if torch.cuda.is_available() and torch.cuda.device_count() < 2:  # without CUDA: 2 CPU processes (test_maskrcnn_ddp)
         assert train_net.main(["--config-file", "lat_vertebra.yaml", "--profile", "cpu", "--data-root", str(data),
                                "--num-gpus", "2", "OUTPUT_DIR", str(out)]) == 2
         assert re.search(r"--num-gpus 2 asks for 2 GPUs, but this machine has \d", _error_line(capsys))
@@ -160,3 +160,21 @@ def test_linknet_and_classifier_runs_write_their_log_txt(data, tmp_path):
             for h in set(lg.handlers) - set(kept):
                 lg.removeHandler(h)
                 h.close()
+
+
+def test_num_gpus_counts_cuda_devices_or_cpu_processes(monkeypatch):
+    """--num-gpus N: N CUDA devices where CUDA is, N CPU processes (gloo) where it is not and the device is the CPU."""
+    from spine_det.engine.preflight import check_gpu_count
+    from spine_det.utils.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match="--num-gpus 2 asks for 2 GPUs, but this machine has 1; use --num-gpus 1"):
+        check_gpu_count(2, "auto")
+    check_gpu_count(1, "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    check_gpu_count(2, "cpu")
+    check_gpu_count(2, "auto")
+    with pytest.raises(UserError, match="has 0"):
+        check_gpu_count(2, "cuda")
