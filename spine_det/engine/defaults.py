@@ -31,6 +31,7 @@ from typing import Any, Callable, List, Optional
 import spine_det.compat  # noqa: F401  (shims before detectron2)
 import torch
 import torch.distributed as dist
+from detectron2.utils import comm
 from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
 
@@ -46,7 +47,7 @@ from spine_det.utils.logs import setup_logging
 from spine_det.utils.paths import prepare_output, refuse_inside
 
 __all__ = ["check_inputs", "config_overrides", "default_argument_parser",
-           "default_setup", "launch_from_args", "load_config_from_args", "parse_args_for_training", "process_rank",
+           "default_setup", "launch_from_args", "setup_run", "load_config_from_args", "parse_args_for_training", "process_rank",
            "write_run_config"]
 
 logger = logging.getLogger(__name__)
@@ -200,3 +201,19 @@ def default_setup(cfg: Any, args: argparse.Namespace) -> logging.Logger:
         torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     return log
 
+
+def setup_run(cfg: Any, args: argparse.Namespace) -> Any:
+    """:func:`default_setup`, then the data set every trainer reads: rank 0 scans the data root first (the
+    manifest is cached), the other ranks then read that scan. Returns the prepared data set."""
+    default_setup(cfg, args)
+
+    def prepare() -> Any:
+        return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
+                               convert=False)
+
+    prepared = prepare() if comm.is_main_process() else None
+    comm.synchronize()
+    if prepared is None:
+        prepared = prepare()
+    logger.info("data: %s", prepared.manifest.summary())
+    return prepared

@@ -37,15 +37,14 @@ import sys
 from typing import Any, List, Optional
 
 from spine_det.config.classifier import DEFAULT_CONFIG, load_classifier_config
-from spine_det.data.prepare import prepare_dataset
 from spine_det.engine.classifier_trainer import train_classifier
 from spine_det.engine.defaults import (
     check_inputs,
     default_argument_parser,
-    default_setup,
     launch_from_args,
     load_config_from_args,
     parse_args_for_training,
+    setup_run,
 )
 from spine_det.utils.cli import reports_user_errors
 
@@ -75,10 +74,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
     """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it); ``cfg``: the config
     :func:`main` checked (None: load it here)."""
     cfg = load_config(args) if cfg is None else cfg
-    default_setup(cfg, args)
-    prepared = prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
-                               convert=False)
-    logger.info("data: %s", prepared.manifest.summary())
+    prepared = setup_run(cfg, args)
     train_classifier(cfg, prepared.manifest, resume=args.resume, eval_only=args.eval_only)
     return 0
 

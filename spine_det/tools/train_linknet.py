@@ -22,17 +22,14 @@ import sys
 from typing import Any, List, Optional
 
 from spine_det.config.semseg import load_semseg_config
-from spine_det.data.prepare import prepare_dataset
-from detectron2.utils import comm
-
 from spine_det.engine import distributed as du
 from spine_det.engine.defaults import (
     check_inputs,
     default_argument_parser,
-    default_setup,
     launch_from_args,
     load_config_from_args,
     parse_args_for_training,
+    setup_run,
 )
 from spine_det.engine.semseg_trainer import evaluate_semseg, train_semseg
 from spine_det.engine.preflight import check_seg_model_name
@@ -66,19 +63,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
     the config :func:`main` checked (None: load it here)."""
     cfg = load_config(args) if cfg is None else cfg
     du.init_from_env(cfg.MODEL.DEVICE)  # torchrun's process group (Detectron2's launch has joined one already)
-    default_setup(cfg, args)
-
-    def prepare():
-        return prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
-                               convert=False)
-
-    # Rank 0 scans first (cached manifest), the others then read it.
-    if comm.is_main_process():
-        prepared = prepare()
-    comm.synchronize()
-    if not comm.is_main_process():
-        prepared = prepare()
-    logger.info("data: %s", prepared.manifest.summary())
+    prepared = setup_run(cfg, args)
     try:
         if not args.eval_only:
             summary = train_semseg(cfg, prepared.manifest, resume=args.resume)

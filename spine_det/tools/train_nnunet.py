@@ -20,15 +20,14 @@ import sys
 from typing import Any, List, Optional
 
 from spine_det.config.nnunet import load_nnunet_config
-from spine_det.data.prepare import prepare_dataset
 from spine_det.engine import nnunet
 from spine_det.engine.defaults import (
     check_inputs,
     default_argument_parser,
-    default_setup,
     launch_from_args,
     load_config_from_args,
     parse_args_for_training,
+    setup_run,
 )
 from spine_det.utils.cli import reports_user_errors
 from spine_det.utils.errors import UserError
@@ -59,10 +58,7 @@ def train(args: argparse.Namespace, cfg: Any = None) -> int:
     """One process's run (:func:`spine_det.engine.defaults.launch_from_args` starts it); ``cfg``: the config
     :func:`main` checked (None: load it here)."""
     cfg = load_config(args) if cfg is None else cfg
-    default_setup(cfg, args)
-    prepared = prepare_dataset(cfg.SPINE.DATA_ROOT, cache_dir=cfg.SPINE.CACHE_DIR or None, seed=cfg.SPINE.SPLIT_SEED,
-                               convert=False)
-    logger.info("data: %s", prepared.manifest.summary())
+    prepared = setup_run(cfg, args)
     weights = None
     if not args.eval_only:
         weights = nnunet.train_nnunet(cfg, prepared.manifest, resume=args.resume)["checkpoint"]
