@@ -41,7 +41,7 @@ def main() -> None:
         boxes = {f"mask-free column, {f:.2f} x height": find_spine_column(grey, f) for f in (0.2, 0.25, 0.3)}
         if pred is not None:
             with torch.no_grad():
-                x = {"image": pred._network_input(grey), "film": torch.as_tensor(grey)}
+                x = pred._model_input(grey)
                 boxes["pass 1 of the trained model (default)"] = pred.model.strip_columns_for(x)
         for name, (x0, x1) in boxes.items():
             rows.setdefault(name, []).append((cols[x0:x1].sum() / total, (x1 - x0) / w))

@@ -43,6 +43,11 @@ def grey_to_model_format(grey: np.ndarray, image_format: str) -> np.ndarray:
     raise ValueError(f"INPUT.FORMAT {image_format!r} is not supported for grey X-rays (use BGR, RGB or L)")
 
 
+def grey_to_model_tensor(grey: np.ndarray, image_format: str) -> torch.Tensor:
+    """(H, W) uint8 grey -> the (C, H, W) tensor a Detectron2 model takes as ``"image"``."""
+    return torch.as_tensor(np.ascontiguousarray(grey_to_model_format(grey, image_format).transpose(2, 0, 1)))
+
+
 def crop_after_resize_size(cfg) -> tuple:
     """``SPINE.INPUT.CROP_AFTER_RESIZE`` as (height, width) ints; (0, 0) = off. Rejects half-set values."""
     size = tuple(int(v) for v in cfg.SPINE.INPUT.CROP_AFTER_RESIZE)

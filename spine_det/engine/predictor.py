@@ -249,19 +249,16 @@ class MaskRCNNPredictor(SegmentationPredictor):
 
     def _network_input(self, image: np.ndarray):
         """The image as the network sees it: resized to INPUT.MIN/MAX_SIZE_TEST, (C, H, W) in INPUT.FORMAT."""
+        from spine_det.data.mapper import grey_to_model_tensor
+
+        return grey_to_model_tensor(self.resize.get_transform(image).apply_image(image), self.input_format)
+
+    def _model_input(self, grey: np.ndarray) -> dict:
+        """One input dict of the model for a grey film; with the spine strip on it carries the film for the
+        second pass."""
         import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
-        from spine_det.data.mapper import grey_to_model_format
-
-        x = self.resize.get_transform(image).apply_image(image)
-        x = grey_to_model_format(x, self.input_format)
-        return torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
-
-    def _model_input(self, tensor, grey: np.ndarray) -> dict:
-        """One input dict of the model; with the spine strip on it carries the film for the second pass."""
-        import torch  # lazy: start-up (torch/Detectron2; this module stays light)
-
-        x = {"image": tensor, "height": grey.shape[0], "width": grey.shape[1]}
+        x = {"image": self._network_input(grey), "height": grey.shape[0], "width": grey.shape[1]}
         if self.cfg.SPINE.INPUT.STRIP.ENABLED:
             x["film"] = torch.as_tensor(np.ascontiguousarray(grey))
         return x
@@ -290,15 +287,9 @@ class MaskRCNNPredictor(SegmentationPredictor):
         """Detectron2 ``Instances`` (CPU) at the image's size."""
         import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
-        from spine_det.data.mapper import grey_to_model_format
-
         grey = check_grey_image(image)
-        h, w = grey.shape
-        x = self.resize.get_transform(grey).apply_image(grey)
-        x = grey_to_model_format(x, self.input_format)
-        tensor = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
         with torch.no_grad():
-            out = self.model([self._model_input(tensor, grey)])[0]
+            out = self.model([self._model_input(grey)])[0]
         return out["instances"].to("cpu")
 
     def predict_raw(self, image: np.ndarray):
@@ -307,16 +298,11 @@ class MaskRCNNPredictor(SegmentationPredictor):
         does, except pasting every mask at full size at once."""
         import torch  # lazy: start-up (torch/Detectron2; this module stays light)
 
-        from spine_det.data.mapper import grey_to_model_format
-
         grey = check_grey_image(image)
         h, w = grey.shape
-        x = self.resize.get_transform(grey).apply_image(grey)
-        x = grey_to_model_format(x, self.input_format)
-        tensor = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)))
         base = getattr(self.model, "model", self.model)  # the tuned-mask-threshold wrapper holds the model
         with torch.no_grad():
-            raw = base.inference([self._model_input(tensor, grey)], do_postprocess=False)[0].to("cpu")
+            raw = base.inference([self._model_input(grey)], do_postprocess=False)[0].to("cpu")
         from detectron2.structures import Instances  # lazy: start-up (torch/Detectron2; this module stays light)
 
         boxes = raw.pred_boxes.clone()

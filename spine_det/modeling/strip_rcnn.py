@@ -25,7 +25,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.structures import Boxes, Instances
 
-from spine_det.data.mapper import grey_to_model_format
+from spine_det.data.mapper import grey_to_model_tensor
 from spine_det.data.spine_strip import ResizeLongSide, strip_boxes_to_film, strip_columns
 
 __all__ = ["SpineStripRCNN"]
@@ -74,9 +74,7 @@ class SpineStripRCNN(GeneralizedRCNN):
         x0, x1 = self.strip_columns_for(x)
         strip = np.ascontiguousarray(film[:, x0:x1])
         resized = self.strip_resize.get_transform(strip).apply_image(strip)
-        image = grey_to_model_format(resized, self.input_format)
-        tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        fine = super().inference([{"image": tensor}], do_postprocess=False)[0]
+        fine = super().inference([{"image": grey_to_model_tensor(resized, self.input_format)}], do_postprocess=False)[0]
         fine_h, fine_w = fine.image_size
         boxes = strip_boxes_to_film(fine.pred_boxes.tensor.detach().cpu().numpy(), x0, (fine_w / (x1 - x0), fine_h / film_h))
         out = Instances((int(film_h), int(film_w)))
