@@ -13,18 +13,19 @@ from spine_det.data.phantom.anatomy import (
 )
 from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.ap_render import render_ap
-from spine_det.data.phantom.render import render_lat
+from spine_det.data.phantom.lat_render import render_lat3d
 from spine_det.tasks import LABELS
 
 SCHEMA_VERSION = 3  # 3: LAT fields and postures (lat_field, lat_posture, lat_bend_deg, lat_levels)
 
 
 def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
-    """Render one view; returns an (H, W) uint8 grey radiograph. AP is the full-spine painter
-    (:func:`ap_render.render_ap`, built on :mod:`render`'s painters), LAT the 2-D painter (:func:`render.render_lat`)."""
+    """Render one view; returns an (H, W) uint8 grey radiograph. Both views integrate attenuation along rays
+    through the same 3-D solids and form the image through :mod:`xray`: AP by :func:`ap_render.render_ap`,
+    LAT by :func:`lat_render.render_lat3d`."""
     if fr.view == "ap":
         return render_ap(spine, fr, rng, patient_id)
-    return render_lat(spine, fr, rng, patient_id)
+    return render_lat3d(spine, fr, rng, patient_id)
 
 
 def patient_id(index: int) -> str:

@@ -36,10 +36,13 @@ def _blur_low(x: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def expose(A: np.ndarray, scale: float, rng: np.random.Generator, thick: Optional[np.ndarray] = None) -> np.ndarray:
+def expose(A: np.ndarray, scale: float, rng: np.random.Generator, thick: Optional[np.ndarray] = None,
+           scatter_mask: Optional[np.ndarray] = None) -> np.ndarray:
     """Attenuation line integrals (H, W) -> processed display image, float in [0, 1] (bone bright).
 
-    ``thick``: the soft-tissue integral; scatter grows with it (thick abdomen: more scatter, less contrast)."""
+    ``thick``: the soft-tissue integral; scatter grows with it (thick abdomen: more scatter, less contrast).
+    ``scatter_mask`` (0..1): where the body scatters; scatter is then the local mean primary inside it, so
+    the open beam beside a body (behind the back of a LAT film) does not fog the spine. Default: everywhere."""
     h, w = A.shape
     rows = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
     heel = 1.0 + np.float32(rng.uniform(0.05, 0.3) * rng.choice([-1, 1])) * rows
@@ -48,7 +51,12 @@ def expose(A: np.ndarray, scale: float, rng: np.random.Generator, thick: Optiona
     if thick is not None:
         t = _blur_low(thick.astype(np.float32), 20 * scale)
         spr = spr * np.clip(t / max(float(np.median(t)), 1e-3), 0.3, 3.0) ** np.float32(rng.uniform(1.0, 2.5))
-    i = ip + spr * _blur_low(ip, rng.uniform(20, 45) * scale)
+    sig = rng.uniform(20, 45) * scale
+    if scatter_mask is None:
+        i = ip + spr * _blur_low(ip, sig)
+    else:
+        m = scatter_mask.astype(np.float32)
+        i = ip + spr * m * _blur_low(ip * m, sig) / np.maximum(_blur_low(m, sig), np.float32(1e-3))
     i = cv2.GaussianBlur(i, (0, 0), rng.uniform(0.2, 0.55) * scale + 0.35)
     # photons per pixel in the open beam: N0 per mm^2 times the pixel's area
     n0 = 10 ** rng.uniform(4.8, 6.0) / max(scale * scale, 1e-6)
