@@ -36,6 +36,7 @@ CHECKPOINT_EXAMPLES: Dict[str, Dict[str, Any]] = {
     "linknet": {"model": {"encoder.conv1.weight": 0}, "cfg": "SPINE: {}", "model_name": "linknet"},
     "maskrcnn": {"model": {"backbone.bottom_up.stem.conv1.weight": 0}, "iteration": 3},
     "nnunet": {"network_weights": {}, "init_args": {}, "trainer_name": "nnUNetTrainer"},
+    "landmark": {"model": {"stem.0.weight": 0}, "cfg": "SPINE: {}", "model_name": "landmark"},
     **{k: {"model": {"encoder.conv1.weight": 0}, "cfg": "SPINE: {}", "model_name": k}
        for k in ("smp_unet", "smp_unetplusplus", "smp_fpn", "smp_deeplabv3plus")},
 }
@@ -44,9 +45,9 @@ CLASSIFIER_CHECKPOINT = {"model": {}, "view": "ap", "backbone": "resnet18", "cfg
 
 def check_config_builds(family: ModelFamily) -> None:
     """Each task the family has a config for builds, in both profiles, for that task alone; a family
-    shipped with the package has a config for every task."""
+    shipped with the package has a config for every task it learns (``tasks``; () = all of them)."""
     built = []
-    for task in TASK_NAMES:
+    for task in family.tasks or TASK_NAMES:
         try:
             config = resolve_config_file(family.config_file(task))
         except FileNotFoundError:

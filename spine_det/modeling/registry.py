@@ -127,6 +127,9 @@ class ModelFamily:
     # whether its predictions carry instance masks (TaskPrediction.instance_masks): then predict writes
     # <task>_instances.png and morphometry measures those (touching vertebrae stay apart)
     instance_masks: bool = False
+    # the tasks it can learn (the landmark family: the vertebra tasks, whose ground truth has corners);
+    # () = every task. ``config_file`` of another task raises FileNotFoundError.
+    tasks: Tuple[str, ...] = ()
     # optional dependencies: importable top-level module -> the line saying it is missing and how to install it
     requires: Mapping[str, str] = MappingProxyType({})
     extra: Mapping[str, Any] = MappingProxyType({})  # family-specific facts ("register_networks": a reference)

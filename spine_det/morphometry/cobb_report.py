@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -19,7 +20,7 @@ import numpy as np
 from spine_det.data.aasce import VERTEBRA_NAMES, read_landmarks_file
 from spine_det.morphometry.cobb import ANGLE_NAMES, CobbResult, angle_scores, cobb_angles, smape_per_image
 from spine_det.morphometry.levels import LevelAssignment, assign_levels, kept_masks
-from spine_det.morphometry.quads import _split, quads_from_instances, quads_from_mask, quads_of_ordered
+from spine_det.morphometry.quads import _split, fill_quad, quads_from_instances, quads_from_mask, quads_of_ordered
 
 # BGR per angle, as drawn on the overlay
 ANGLE_COLOURS = {"PT": (60, 60, 255), "MT": (60, 220, 60), "TL": (255, 150, 40)}
@@ -62,6 +63,32 @@ def levelled_corners(pred, method: str = "endplates", scores: Optional[Sequence[
     a = assign_levels(pieces, scores, names)
     ordered = list(zip(kept_masks(pieces, a), a.groups))
     return quads_of_ordered(ordered, method, fits), list(a.names), a
+
+
+def read_predicted_quads(path: Union[str, Path]) -> Tuple[np.ndarray, List[float]]:
+    """The corners a landmark model predicted (``<task>_instances.json`` of ``spine-det predict``, each
+    instance's ``quad``: TL, TR, BL, BR in film pixels) and their scores; ValueError when it has none."""
+    d = json.loads(Path(path).read_text(encoding="utf-8"))
+    inst = [i for i in d.get("instances") or [] if isinstance(i, dict)]
+    if inst and not all("quad" in i for i in inst):
+        raise ValueError(f"{path}: its instances carry no 'quad' corners (predicted by a landmark model?); "
+                         f"use --source instances")
+    quads = np.asarray([i["quad"] for i in inst], dtype=np.float64).reshape(-1, 4, 2)
+    return quads, [float(i.get("score", 1.0)) for i in inst]
+
+
+def levelled_quads(quads: np.ndarray, scores: Optional[Sequence[float]], shape: Tuple[int, int],
+                   names: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, List[str], Optional[LevelAssignment]]:
+    """Predicted corners after the order-aware post-processing of :func:`levelled_corners` (run on the
+    filled quadrilaterals): at most one per level (the best-scoring of a level's group), top to bottom,
+    each named. The corners are kept as predicted, not fitted again."""
+    quads = np.asarray(quads, dtype=np.float64).reshape(-1, 4, 2)
+    if len(quads) == 0:
+        return np.zeros((0, 4, 2)), [], None
+    sc = np.ones(len(quads)) if scores is None else np.asarray(scores, dtype=np.float64)
+    a = assign_levels([fill_quad(q, shape) for q in quads], sc, list(names or VERTEBRA_NAMES))
+    kept = [max(g, key=lambda k: sc[k]) for g in a.groups]
+    return quads[kept] if kept else np.zeros((0, 4, 2)), list(a.names), a
 
 
 def measure_one(corners: np.ndarray, image_height: float, true: Optional[Sequence[float]] = None,

@@ -23,6 +23,7 @@ COMMANDS: Dict[str, str] = {
     "visualize_data": "draw masks or COCO instances over the X-rays",
     "train_net": "Mask R-CNN (Detectron2) training / evaluation",
     "train_linknet": "LinkNet baseline (and smp networks) training / evaluation",
+    "train_landmark": "vertebra landmarks (centre heatmap + corners) training / evaluation, vertebra tasks",
     "train_nnunet": "nnU-Net v2 training / evaluation on one task (needs the nnunet extra)",
     "train_classifier": "ResNet50 Normal/Damaged classifier (AP, LAT, average)",
     "predict": "masks, instances and overlays for new images (PNG/JPEG/TIFF/DICOM)",

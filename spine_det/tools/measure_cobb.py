@@ -22,6 +22,8 @@ Inputs
               data root's Ap_Vertebra_instances.png; each vertebra's corners are fitted
   mask        one binary mask, split into vertebrae at the discs: the predicted mask
               (LinkNet), or (no --pred-dir) the data root's Ap_Vertebra.png
+  quads       the corners a landmark model predicted (--model landmark; each instance's "quad" in
+              ap_vertebra_instances.json), measured as they are: no corner fit
 
 Outputs (in --out, never inside the data root or prediction folder)
   cobb_angles.csv    per image: angles, end vertebrae of each curve, S-curve, vertebrae found,
@@ -36,6 +38,8 @@ Examples
       --pred-dir out/pred_maskrcnn --out out/cobb_maskrcnn
   spine-det measure-cobb --data-root data/aasce --split test --source mask \\
       --pred-dir out/pred_linknet --out out/cobb_linknet
+  spine-det measure-cobb --data-root data/aasce --split test --source quads \\
+      --pred-dir out/pred_landmark --out out/cobb_landmark
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import cv2
+import numpy as np
 
 from spine_det.data.io import IMAGE_SUFFIXES, DataError, image_size, read_image, read_mask
 from spine_det.data.prepare import prepare_dataset
@@ -54,7 +59,9 @@ from spine_det.morphometry.cobb_report import (
     corners_from_prediction,
     draw_overlay,
     levelled_corners,
+    levelled_quads,
     measure_one,
+    read_predicted_quads,
     read_landmarks_json,
     records_csv,
     summarise,
@@ -154,10 +161,22 @@ def find_pred_file(pred_dir: Path, item: Dict[str, object], instances: bool) -> 
     return None
 
 
+def find_quads_file(pred_dir: Optional[Path], item: Dict[str, object]) -> Optional[Path]:
+    """The ``ap_vertebra_instances.json`` of an item (for --source quads), or None."""
+    name = f"{TASK}_instances.json"
+    folders = [Path(item["pred_folder"])] if item.get("pred_folder") is not None else []
+    if pred_dir is not None:
+        key = str(item["key"])
+        folders += [pred_dir / key] + ([pred_dir / (key[:-3] + "/AP")] if key.endswith("/ap") else [])
+    return next((f / name for f in folders if (f / name).is_file()), None)
+
+
 def missing_predictions(items: List[Dict[str, object]], source: str, pred_dir: Optional[Path]) -> List[str]:
     """Keys of the items with no prediction file under ``pred_dir`` (none without one, or for --source gt)."""
     if pred_dir is None or source == "gt":
         return []
+    if source == "quads":
+        return [str(it["key"]) for it in items if find_quads_file(pred_dir, it) is None]
     return [str(it["key"]) for it in items if find_pred_file(pred_dir, it, instances=(source == "instances")) is None]
 
 
@@ -184,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None, help="imported dataset (see Inputs above)")
     p.add_argument("--pred-dir", type=Path, default=None, help="spine-det predict's --output folder (see Inputs above)")
-    p.add_argument("--source", choices=("gt", "instances", "mask"), default="gt", help="what to measure (see above)")
+    p.add_argument("--source", choices=("gt", "instances", "mask", "quads"), default="gt", help="what to measure (see above)")
     p.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
                    help="with --data-root: Training/ (train), Test/ (test) or both (default: test); val: the "
                         "package's validation films (drawn from Training/ with --seed, as by every other tool), "
@@ -212,8 +231,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise UserError("give --data-root, --pred-dir, or both")
     if args.source == "gt" and args.data_root is None:
         raise UserError("--source gt needs --data-root (the landmarks)")
-    if args.data_root is None and args.source not in ("instances", "mask"):
-        raise UserError("without --data-root, --source must be instances or mask")
+    if args.data_root is None and args.source not in ("instances", "mask", "quads"):
+        raise UserError("without --data-root, --source must be instances, mask or quads")
+    if args.source == "quads" and args.pred_dir is None:
+        raise UserError("--source quads needs --pred-dir (a landmark model's predictions)")
     for folder in (args.data_root, args.pred_dir):
         if folder is not None and not folder.is_dir():
             raise UserError(f"folder not found: {folder}")
@@ -250,6 +271,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             names = None
             if args.source == "gt":
                 corners, names = lm["corners"], lm["names"]
+            elif args.source == "quads":
+                qf = find_quads_file(args.pred_dir, it)
+                quads, scores = read_predicted_quads(qf) if qf is not None else (None, None)
+                if quads is None:
+                    logger.warning("%s: no quads prediction; scored as 0 vertebrae", it["key"])
+                    corners = np.zeros((0, 4, 2))
+                elif args.levels:
+                    corners, names, assignment = levelled_quads(quads, scores, (h, w))
+                    rec["missing_levels"] = " ".join(assignment.missing) if assignment else ""
+                else:
+                    corners = quads[np.argsort(quads[:, :, 1].mean(axis=1), kind="stable")] if len(quads) else quads
             else:
                 pred = load_source(it, args.source, args.pred_dir, (h, w))
                 scores = None
