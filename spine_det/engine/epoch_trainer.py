@@ -31,13 +31,13 @@ from detectron2.engine import hooks as d2_hooks
 from detectron2.engine.train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, TensorboardXWriter
-from detectron2.utils.logger import setup_logger
 from torch.utils.data import DataLoader, Sampler
 
 from spine_det.engine.checkpointer import PlainCheckpointer
 from spine_det.engine.hooks import (EarlyStopping, EpochCheckpointer, EpochEvalHook, EpochLRScheduler, EpochWriter,
                                     SpineBestCheckpointer)
 from spine_det.engine.writers import StampedJSONWriter, trim_metrics_json
+from spine_det.utils.logs import setup_logging
 from spine_det.utils.checkpoint_io import CheckpointError, rng_state, set_rng_state
 from spine_det.utils.errors import UserError
 
@@ -51,12 +51,10 @@ WRITE_PERIOD = 20  # iterations between metrics.json / TensorBoard / console lin
 
 def setup_run_logger(output_dir: str) -> None:
     """``OUTPUT_DIR/log.txt`` (``log.txt.rank<k>`` for the other processes) through Detectron2's
-    ``setup_logger``, for the loggers Mask R-CNN's setup names (fvcore, detectron2, spine_det). Cached by
-    Detectron2: a second call with the same folder adds nothing."""
-    rank = comm.get_rank()
-    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
-    setup_logger(output_dir, distributed_rank=rank)
-    setup_logger(output=output_dir, distributed_rank=rank, name="spine_det", abbrev_name="spine")
+    ``setup_logger``, for the loggers Mask R-CNN's setup names (fvcore, detectron2, spine_det). The tool's
+    ``default_setup`` has done this already in the launching process; :func:`setup_logging` replaces what
+    it set up, so every record reaches log.txt and the console once (a worker process starts afresh)."""
+    setup_logging(output_dir, comm.get_rank())
 
 
 def seed_everything(seed: int) -> None:
