@@ -24,7 +24,7 @@ MODEL:
   ROI_HEADS:
     NUM_CLASSES: 1
 INPUT:
-  RANDOM_FLIP: "none"
+  RANDOM_FLIP: "horizontal"  # was "none": changed after the trim (real lateral films face either way)
 DATASETS:
   TRAIN: ("spine_lat_vertebra_train",)
   TEST: ("spine_lat_vertebra_val",)
@@ -55,7 +55,7 @@ MODEL:
     POOLER_RESOLUTION: 28
     NAME: "DiceMaskRCNNHead"  # not in the old leaf: a setting added after the trim
 INPUT:
-  RANDOM_FLIP: "none"
+  RANDOM_FLIP: "horizontal"  # was "none": changed after the trim (real lateral films face either way)
 DATASETS:
   TRAIN: ("spine_lat_anterior_line_train",)
   TEST: ("spine_lat_anterior_line_val",)
@@ -74,6 +74,8 @@ OLD_LINKNET = {
 TASKS: ["lat_vertebra", "lat_disk_height", "lat_spinous_process", "lat_anterior_line", "lat_posterior_line"]
 LOSS:
   NAME: "bce_dice"
+AUG:
+  HFLIP: 0.5  # not in the old leaf: changed after the trim (real lateral films face either way)
 OUTPUT_DIR: "./output/linknet/lat_all"
 """,
     "ap_vertebra": """

@@ -259,6 +259,8 @@ def test_configs_load():
         assert (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH) == want, t
         # measured on real films for this task only
         assert (cfg.INPUT.CLAHE, cfg.TEST.HFLIP) == ((2.0, True) if t == "ap_vertebra" else (0.0, False)), t
+        # real lateral films face either way: every LAT task trains on mirrored films half the time
+        assert cfg.AUG.HFLIP == 0.5 if t.startswith("lat") else True, t
     for v in ("ap", "lat"):
         cfg = load_cfg(get_semseg_cfg(), str(root / f"{v}_all.yaml"))
         assert tasks_of(cfg) == [t.name for t in tasks_of_view(v)]

@@ -66,7 +66,7 @@ def add_semseg_config(_C: CN) -> None:
 
     _C.AUG = CN()
     _C.AUG.ENABLED = True
-    _C.AUG.HFLIP = 0.0  # probability; off by default (lateral views face one way)
+    _C.AUG.HFLIP = 0.0  # probability; the LAT task configs set 0.5 (real lateral films face either way)
     _C.AUG.ROTATE = 7.0  # degrees, uniform +-
     _C.AUG.SCALE = (0.9, 1.1)
     _C.AUG.SHIFT = 0.05  # fraction of the size
