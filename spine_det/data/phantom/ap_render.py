@@ -280,7 +280,8 @@ def _fractured_body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: fl
     band_px = COMPACTION_BAND_MM * ct / 2
     inside, compacted, plates, slabs = (np.zeros_like(u) for _ in range(4))
     for tk in (np.arange(DEPTH_SAMPLES) + 0.5) / DEPTH_SAMPLES * 2 - 1:
-        crosses = (s * s + tk * tk <= 1.0).astype(np.float32)  # the ray at u runs through this slab
+        # the ray at u runs through this slab (the two middle slabs reach the lateral rim)
+        crosses = (s * s + tk * tk <= 1.0).astype(np.float32) if abs(tk) > 1.0 / DEPTH_SAMPLES else np.ones_like(s)
         h = body_height(v, s, tk)
         hh = h * ct / 2
         slabs += crosses
