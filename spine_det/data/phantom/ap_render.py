@@ -9,7 +9,9 @@ Every structure adds its line integral (e-folds) to one map ``A``:
   stomach / bowel gas likewise shape it;
 * vertebral bodies C7..L5: elliptic cylinders with a cortical shell (bright
   walls where rays run tangentially), trabecular cores with a vertical-streaked
-  texture and endplates that widen into ellipses with the sagittal tilt;
+  texture and endplates that widen into ellipses with the sagittal tilt; a fractured body is drawn from its
+  solid, each slab of its depth at its own height (a wedge's endplate doubles into a band, a biconcave one's
+  dishes, a crush lowers it all), with the compacted trabeculae of the lost height as a sclerotic band;
 * pedicles: cortical tubes seen end-on (ring-like ovals), moved by the axial
   rotation of scoliosis; laminae, spinous and transverse processes;
 * ribs (posterior arcs and fainter anterior ones) and clavicles: cortical tubes
