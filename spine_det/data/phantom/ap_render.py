@@ -9,7 +9,9 @@ Every structure adds its line integral (e-folds) to one map ``A``:
   stomach / bowel gas likewise shape it;
 * vertebral bodies C7..L5: elliptic cylinders with a cortical shell (bright
   walls where rays run tangentially), trabecular cores with a vertical-streaked
-  texture and endplates that widen into ellipses with the sagittal tilt;
+  texture and endplates that widen into ellipses with the sagittal tilt; a fractured body is drawn from its
+  solid, each slab of its depth at its own height (a wedge's endplate doubles into a band, a biconcave one's
+  dishes, a crush lowers it all), with the compacted trabeculae of the lost height as a sclerotic band;
 * pedicles: cortical tubes seen end-on (ring-like ovals), moved by the axial
   rotation of scoliosis; laminae, spinous and transverse processes;
 * ribs (posterior arcs and fainter anterior ones) and clavicles: cortical tubes
@@ -226,6 +228,75 @@ def _body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float, tex: 
     A[y0:y1, x0:x1] += val.astype(np.float32)
 
 
+DEPTH_SAMPLES = 32  # slabs of a fractured body's depth, each at its own height
+COMPACTION_SHARE = 0.5  # share of the trabecular bone of the lost height that stays, compacted, under the endplate
+COMPACTION_BAND_MM = 4.0  # thickness of that sclerotic band
+
+
+def body_height(v: Vertebra, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Body height (mm, along its axis) at (s, t) of its elliptic cross-section: s across the width (-1..1), t along
+    the depth (anterior -1 .. posterior +1), s^2 + t^2 <= 1. On the mid-sagittal plane (s = 0) it is the LAT profile
+    through ``ha``, ``hm``, ``hp`` (:meth:`Vertebra.profile`); the depression ``(ha + hp) / 2 - hm`` of the endplates
+    is a dish, so the lateral rims (s = +-1) stand at ``(ha + hp) / 2`` as :func:`ap_body_outline`'s corners do."""
+    side = 0.5 * (v.ha + v.hp)
+    r2 = np.clip(s * s + t * t, 0.0, 1.0)
+    return v.hm + 0.5 * (v.hp - v.ha) * t + (side - v.hm) * r2
+
+
+def _fractured_body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float, tex: np.ndarray,
+                    waist: float = 0.07) -> None:
+    """A fractured body, drawn as :func:`_body` draws every body but from its real solid: each slab of the depth
+    (anterior -> posterior) stands at its own height (:func:`body_height`), so the rays add up the slabs they
+    cross. A wedge's anterior height loss leaves only the posterior slabs near the endplates (a shorter dense body
+    whose endplate contour doubles into a band from the anterior to the posterior rim), a biconcave one's dished
+    endplates leave the rays near the centre of the endplates short of bone (concave inner contours), a crush
+    lowers it all. The trabecular bone of the lost height (``h_exp`` - height) is partly kept, compacted in a
+    sclerotic band under the superior endplate (the impaction zone of a recent fracture). With flat endplates at
+    ``h_exp`` it draws what :func:`_body` draws."""
+    pxm = 1.0 / fr.scale
+    a = v.width / 2
+    ct, st = math.cos(v.theta), abs(math.sin(v.theta))
+    side = 0.5 * (v.ha + v.hp)
+    h_top = max(v.ha, v.hm, v.hp, side)
+    hb_max = 0.5 * v.depth * st + 1.0
+    corners = fr.local(v, np.array([[-a, -h_top * ct / 2 - hb_max], [a, -h_top * ct / 2 - hb_max],
+                                    [-a, h_top * ct / 2 + hb_max], [a, h_top * ct / 2 + hb_max]]))
+    box = _box(fr, corners, 2)
+    if box is None:
+        return
+    cols, rows = _grid(box)
+    u, w = fr.to_local(v, cols, rows)
+    hh0 = max(side * ct / 2, 1e-3)
+    a = a * (1.0 - waist * np.clip(1 - (w / hh0) ** 2, 0, 1))  # concave lateral walls
+    q = np.clip(1 - (u / a) ** 2, 0, None)
+    shell = 1.2
+    ai = a - shell
+    t_o = v.depth * np.sqrt(q)
+    t_i = (v.depth - 2 * shell) * np.sqrt(np.clip(1 - (u / ai) ** 2, 0, None))
+    cu = _cov(a - np.abs(u), pxm)
+    x0, y0, x1, y1 = box
+    trab = mu_t * t_i * (1.0 + 0.2 * tex[y0:y1, x0:x1])
+    core = trab + mu_c * (t_o - t_i)
+    hb = np.maximum(0.5 * v.depth * st * np.sqrt(q), 0.6 * pxm) + 0.4
+    s = np.clip(u / a, -1, 1)
+    band_px = COMPACTION_BAND_MM * ct / 2
+    inside, compacted, plates, slabs = (np.zeros_like(u) for _ in range(4))
+    for tk in (np.arange(DEPTH_SAMPLES) + 0.5) / DEPTH_SAMPLES * 2 - 1:
+        # the ray at u runs through this slab (the two middle slabs reach the lateral rim)
+        crosses = (s * s + tk * tk <= 1.0).astype(np.float32) if abs(tk) > 1.0 / DEPTH_SAMPLES else np.ones_like(s)
+        h = body_height(v, s, tk)
+        hh = h * ct / 2
+        slabs += crosses
+        inside += crosses * _cov(hh - np.abs(w), pxm)
+        lost = np.clip(v.h_exp - h, 0, None)
+        compacted += crosses * _cov(band_px - np.abs(w + hh - band_px), pxm) * lost
+        plates += crosses * (_cov(hb - np.abs(w - hh), pxm) + _cov(hb - np.abs(w + hh), pxm))
+    slabs = np.maximum(slabs, 1.0)
+    val = cu * (inside * core + compacted * trab * (COMPACTION_SHARE / COMPACTION_BAND_MM)) / slabs
+    val += cu * plates / slabs * mu_c * t_o / (2 * hb)
+    A[y0:y1, x0:x1] += val.astype(np.float32)
+
+
 def _pedicles(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float) -> None:
     """Two cortical tubes seen end-on: bright ovals with a fainter centre."""
     pxm = 1.0 / fr.scale
@@ -351,7 +422,8 @@ def render_ap(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str
     k_lum = rng.uniform(0.8, 2.2)
     for v in spine.vertebrae:
         f = (24.0 / v.depth) ** k_lum  # big lumbar bodies are more porous: less excess density per mm of path
-        _body(A, fr, v, mu_t * f, mu_c * f, tex, waist)
+        draw_body = _body if v.fracture == "none" else _fractured_body  # unfractured bodies stay as they were
+        draw_body(A, fr, v, mu_t * f, mu_c * f, tex, waist)
         _pedicles(A, fr, v, mu_t * f, mu_c * f)
         _posterior(post, fr, v, rng, wb["post"])
     A += post.a
