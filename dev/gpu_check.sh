@@ -9,7 +9,8 @@
 # 3. Mask R-CNN, full profile (R50-FPN), random init (the device has no network: no COCO download),
 #    200 iterations through --num-gpus 1 (Detectron2's launch), evaluated: s/iter and Dice;
 # 4. each default family's training and inference speed on the same data: the benchmark's cost table
-#    (LinkNet and Mask R-CNN, cpu-profile schedules shortened, on CUDA): images/s side by side.
+#    (LinkNet, Mask R-CNN and the vertebra-landmark family, cpu-profile schedules shortened, on CUDA):
+#    images/s side by side.
 # Every step writes its log under OUT and goes on if one fails; the summary is OUT/summary.txt.
 # CPU-only machines: GPU_CHECK_DEVICE=cpu GPU_CHECK_ITERS=4 runs the same steps as a smoke test.
 set -uo pipefail
@@ -38,9 +39,9 @@ step maskrcnn_full "$py" -m spine_det.tools train-net --config-file configs/lat_
 grep -h -A1 "copypaste: dice,jaccard,tpr" "$out/maskrcnn_full.log" | tail -n 1 | sed 's/.*copypaste: /maskrcnn_full dice,jaccard,tpr: /' | tee -a "$summary"
 grep -h "Overall training speed" "$out/maskrcnn_full.log" | tail -n 1 | sed 's/.*\]: /maskrcnn_full: /' | tee -a "$summary"
 step families "$py" -m spine_det.tools benchmark --profile cpu --device "$device" --data-root "$out/phantom" \
-    --out "$out/bench" --tasks lat_vertebra --skip-classifier --cost-images 8 \
+    --out "$out/bench" --tasks lat_vertebra --models linknet,maskrcnn,landmark --skip-classifier --cost-images 8 \
     --maskrcnn-opts SOLVER.MAX_ITER "$iters" SOLVER.STEPS "($(( iters * 8 / 10 )),)" SOLVER.WARMUP_ITERS $(( iters / 10 )) \
         TEST.EVAL_PERIOD "$iters" SOLVER.CHECKPOINT_PERIOD "$iters" \
-    --linknet-opts SOLVER.MAX_EPOCHS 2
+    --linknet-opts SOLVER.MAX_EPOCHS 2 --landmark-opts SOLVER.MAX_EPOCHS 2
 sed -n '/^## Cost/,/^## Classification/p' "$out/bench/results.md" 2>/dev/null | head -n 8 | tee -a "$summary"
 echo "summary: $summary"
