@@ -3,16 +3,17 @@ that follows the solids, and plausible film statistics."""
 from __future__ import annotations
 
 import copy
+import json
 
 import cv2
 import numpy as np
 import pytest
 
-from spine_det.data.phantom import generate_patient
+from spine_det.data.phantom import generate_dataset, generate_patient
 from spine_det.data.phantom.anatomy import build_spine, make_frames, pose_for_lat
 from spine_det.data.phantom.ap_render import render_ap
 from spine_det.data.phantom.lat_render import _body, render_lat3d
-from spine_det.data.phantom.patient import patient_rng
+from spine_det.data.phantom.patient import DEFAULT_LAT_RENDERER, LAT_RENDERERS, patient_rng
 
 SIZE = 384
 
@@ -25,7 +26,7 @@ def _setup(index: int, seed: int = 7, label: str = "Damaged"):
 
 @pytest.fixture(scope="module")
 def films():
-    return [generate_patient(i, 3, 512, "Normal" if i % 2 == 0 else "Damaged") for i in range(8)]
+    return [generate_patient(i, 3, 512, "Normal" if i % 2 == 0 else "Damaged", lat_renderer="3d") for i in range(8)]
 
 
 def test_lat_render_is_deterministic_and_leaves_the_ap_film_alone():
@@ -40,7 +41,7 @@ def test_lat_render_is_deterministic_and_leaves_the_ap_film_alone():
     render_lat3d(lat, frames["lat"], np.random.default_rng(5))
     assert repr(before) == repr((spine, lat, frames))
     # the AP film of a patient is what render_ap makes of its own stream, whatever the LAT renderer is
-    p = generate_patient(1, 7, SIZE, "Damaged")
+    p = generate_patient(1, 7, SIZE, "Damaged", lat_renderer="3d")
     ap = render_ap(spine, frames["ap"], patient_rng(7, 1, 10), p.patient_id)
     assert np.array_equal(p.grey("ap"), ap)
     assert np.array_equal(p.grey("lat"), render_lat3d(lat, frames["lat"], patient_rng(7, 1, 11), p.patient_id))
@@ -53,7 +54,7 @@ def test_lat_ground_truth_follows_the_solid_bodies(index):
     posterior lines run along the solids' walls."""
     spine, lat, frames = _setup(index)
     fr = frames["lat"]
-    p = generate_patient(index, 7, SIZE, "Damaged")
+    p = generate_patient(index, 7, SIZE, "Damaged", lat_renderer="3d")
     for v in lat.vertebrae:  # seen without the coronal tilt of scoliosis, which spreads an endplate into a band
         v.beta = 0.0
     solid = np.zeros((fr.height, fr.width), bool)
@@ -104,3 +105,19 @@ def test_lat_film_statistics_are_plausible(films):
         n += 1
         longer += net[at["L3"][1], at["L3"][0]] > net[at["T8"][1], at["T8"][0]]
     assert n >= 3 and longer == n
+
+
+def test_lat_renderer_changes_the_lat_film_only_and_is_recorded(tmp_path):
+    """--lat-renderer draws the LAT film another way; the AP film, every mask and the ground truth are the
+    same, the manifest says which renderer drew the films, and a rerun with the other one is refused."""
+    a, b = (generate_patient(4, 2, 128, "Damaged", lat_renderer=r) for r in ("painted", "3d"))
+    assert not np.array_equal(a.grey("lat"), b.grey("lat")) and np.array_equal(a.grey("ap"), b.grey("ap"))
+    assert all(np.array_equal(a.masks[k], b.masks[k]) for k in a.masks) and a.gt == b.gt
+    with pytest.raises(ValueError, match="LAT renderer"):
+        generate_patient(4, 2, 128, "Damaged", lat_renderer="raytraced")
+    assert DEFAULT_LAT_RENDERER in LAT_RENDERERS
+    out = tmp_path / "ph"
+    generate_dataset(out, 2, 0, 96, workers=1, progress=False, lat_renderer="3d")
+    assert json.loads((out / "phantom_manifest.json").read_text())["lat_renderer"] == "3d"
+    with pytest.raises(FileExistsError, match="lat_renderer"):
+        generate_dataset(out, 2, 0, 96, workers=1, progress=False, lat_renderer="painted")

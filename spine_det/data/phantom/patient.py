@@ -14,18 +14,28 @@ from spine_det.data.phantom.anatomy import (
 from spine_det.data.phantom.masks import draw_masks
 from spine_det.data.phantom.ap_render import render_ap
 from spine_det.data.phantom.lat_render import render_lat3d
+from spine_det.data.phantom.render import render_lat
 from spine_det.tasks import LABELS
 
 SCHEMA_VERSION = 3  # 3: LAT fields and postures (lat_field, lat_posture, lat_bend_deg, lat_levels)
 
 
-def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "") -> np.ndarray:
-    """Render one view; returns an (H, W) uint8 grey radiograph. Both views integrate attenuation along rays
-    through the same 3-D solids and form the image through :mod:`xray`: AP by :func:`ap_render.render_ap`,
-    LAT by :func:`lat_render.render_lat3d`."""
+# How the LAT film is drawn ("lat_renderer"): the same solids, masks and ground truth either way; only the
+# LAT film differs. "painted": 2-D shapes drawn per structure (render.render_lat). "3d": attenuation integrated
+# along rays through the solids and the X-ray chain, as AP (lat_render.render_lat3d). The default is the one
+# whose phantom-trained model scores higher on real lateral films (results/phantom/README.md).
+LAT_RENDERERS = {"painted": render_lat, "3d": render_lat3d}
+DEFAULT_LAT_RENDERER = "painted"
+
+
+def render_view(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: str = "",
+                lat_renderer: str = DEFAULT_LAT_RENDERER) -> np.ndarray:
+    """Render one view; returns an (H, W) uint8 grey radiograph. AP integrates attenuation along rays through
+    the 3-D solids and forms the image through :mod:`xray` (:func:`ap_render.render_ap`); LAT is drawn by
+    ``LAT_RENDERERS[lat_renderer]``."""
     if fr.view == "ap":
         return render_ap(spine, fr, rng, patient_id)
-    return render_lat3d(spine, fr, rng, patient_id)
+    return LAT_RENDERERS[lat_renderer](spine, fr, rng, patient_id)
 
 
 def patient_id(index: int) -> str:
@@ -157,10 +167,12 @@ def film_kind(gt: Dict[str, Any], view: str) -> str:
 
 
 def generate_patient(index: int, seed: int, size: int = 1024, label: str = "Normal",
-                     split: Optional[str] = None) -> PatientSample:
-    """Build one patient in memory; deterministic in (index, seed, size, label)."""
+                     split: Optional[str] = None, lat_renderer: str = DEFAULT_LAT_RENDERER) -> PatientSample:
+    """Build one patient in memory; deterministic in (index, seed, size, label, lat_renderer)."""
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}; expected one of {LABELS}")
+    if lat_renderer not in LAT_RENDERERS:
+        raise ValueError(f"unknown LAT renderer {lat_renderer!r}; expected one of {sorted(LAT_RENDERERS)}")
     if size < 64:
         raise ValueError(f"size must be >= 64 px, got {size}")
     spine = build_spine(patient_rng(seed, index, 0), label)
@@ -169,7 +181,7 @@ def generate_patient(index: int, seed: int, size: int = 1024, label: str = "Norm
     pid = patient_id(index)
     images = {}
     for k, view in enumerate(("ap", "lat")):
-        grey = render_view(posed[view], frames[view], patient_rng(seed, index, 10 + k), pid)
+        grey = render_view(posed[view], frames[view], patient_rng(seed, index, 10 + k), pid, lat_renderer)
         images[view] = np.repeat(grey[..., None], 3, axis=2)
     masks = draw_masks(spine, frames, patient_rng(seed, index, 20), posed["lat"])
     gt = ground_truth(spine, frames, index, seed, size, split, posed["lat"])

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from spine_det.data.phantom.patient import SCHEMA_VERSION, generate_patient, patient_id
+from spine_det.data.phantom.patient import DEFAULT_LAT_RENDERER, LAT_RENDERERS, SCHEMA_VERSION, generate_patient, patient_id
 from spine_det.tasks import VIEW_FOLDER, VIEW_IMAGE_STEM, tasks_of_view
 from spine_det.utils.fileio import atomic_write_bytes, atomic_write_json
 from spine_det.utils.progress import progress as progress_bar
@@ -49,11 +49,11 @@ def patient_dir(out: Path, index: int, label: str, split: str) -> Path:
     return Path(out) / split / label / patient_id(index)
 
 
-def write_patient(args: Tuple[str, int, int, int, str, str]) -> Dict[str, Any]:
+def write_patient(args: Tuple[str, int, int, int, str, str, str]) -> Dict[str, Any]:
     """Generate patient ``index`` and write its files atomically (runs in a worker process)."""
-    out, index, seed, size, label, split = args
+    out, index, seed, size, label, split, lat_renderer = args
     cv2.setNumThreads(1)
-    p = generate_patient(index, seed, size, label, split=split)
+    p = generate_patient(index, seed, size, label, split=split, lat_renderer=lat_renderer)
     root = patient_dir(Path(out), index, label, split)
     for view in ("ap", "lat"):
         vdir = root / VIEW_FOLDER[view]
@@ -88,7 +88,8 @@ def _check_out(out: Path, manifest: Dict[str, Any]) -> None:
         old = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise FileExistsError(f"{marker}: unreadable phantom manifest ({e}); refusing to write") from None
-    keys = ("schema_version", "patients", "seed", "size", "test_fraction")
+    keys = ("schema_version", "patients", "seed", "size", "test_fraction", "lat_renderer")
+    old = {"lat_renderer": "painted", **old}  # manifests from before the choice: the painted LAT films
     diff = [k for k in keys if old.get(k) != manifest.get(k)]
     if diff:
         raise FileExistsError(
@@ -96,23 +97,27 @@ def _check_out(out: Path, manifest: Dict[str, Any]) -> None:
 
 
 def generate_dataset(out: PathLike, patients: int, seed: int, size: int = 1024, test_fraction: float = 0.2,
-                     workers: Optional[int] = None, progress: bool = True) -> Dict[str, Any]:
+                     workers: Optional[int] = None, progress: bool = True,
+                     lat_renderer: str = DEFAULT_LAT_RENDERER) -> Dict[str, Any]:
     """Write ``patients`` synthetic patients under ``out``; returns a summary dict.
 
-    Every patient depends only on (seed, index, size), so the files are
+    Every patient depends only on (seed, index, size, lat_renderer), so the files are
     byte-identical whatever ``workers`` is.
     """
+    if lat_renderer not in LAT_RENDERERS:
+        raise ValueError(f"unknown LAT renderer {lat_renderer!r}; expected one of {sorted(LAT_RENDERERS)}")
     out = Path(out)
     plan = assign_patients(patients, seed, test_fraction)
     manifest = {"generator": "spine_det.data.phantom", "schema_version": SCHEMA_VERSION, "patients": int(patients),
                 "seed": int(seed), "size": int(size), "test_fraction": float(test_fraction),
+                "lat_renderer": str(lat_renderer),
                 "patient_dirs": [str(patient_dir(Path("."), i, lab, sp).as_posix()) for i, (lab, sp) in enumerate(plan)]}
     _check_out(out, manifest)
     out.mkdir(parents=True, exist_ok=True)
     # "complete": false until the last patient is written: a run stopped half-way (Ctrl-C, a full disk)
     # leaves a folder that the dataset scan refuses and a rerun with the same arguments completes.
     atomic_write_json(out / MARKER, {**manifest, "complete": False})
-    jobs = [(str(out), i, int(seed), int(size), lab, sp) for i, (lab, sp) in enumerate(plan)]
+    jobs = [(str(out), i, int(seed), int(size), lab, sp, str(lat_renderer)) for i, (lab, sp) in enumerate(plan)]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs)))
     t0 = time.perf_counter()
 
