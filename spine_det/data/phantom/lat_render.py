@@ -377,10 +377,13 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     tex = cv2.resize(n, (w, h), interpolation=cv2.INTER_LINEAR)
     tex_amp = rng.uniform(0.15, 0.35)
     k_lum = rng.uniform(0.2, 1.0)
-    shell, plate = rng.uniform(0.8, 1.3), rng.uniform(0.8, 1.4)
+    shell, plate = rng.uniform(1.0, 1.6), rng.uniform(1.0, 1.8)
+    # adult and elderly bodies: the trabecular core loses density first (osteopenia), the cortical shell and
+    # the endplates keep theirs, so a body reads as a bright rim around an interior little denser than soft tissue
+    core_f, shell_f = rng.uniform(0.3, 0.75), rng.uniform(1.2, 1.7)
     for v in spine.vertebrae:
         f = (24.0 / v.depth) ** k_lum  # big lumbar bodies are more porous
-        _body(A, fr, v, mu_t * f, mu_c * f, tex, tex_amp, shell, plate)
+        _body(A, fr, v, mu_t * f * core_f, mu_c * f * shell_f, tex, tex_amp, shell, plate)
         _posterior(A, fr, v, rng, mu_t * f, mu_c * f)
     back = _back_y(spine, np.array([spine.level("T6").centre[2]]))[0] + 30
     front = back - 2 * rng.uniform(95, 120)
