@@ -40,6 +40,7 @@ from spine_det.data.phantom.ap_render import MU_WATER, _box, _cov, _grid, _tube,
 from spine_det.data.phantom.render import Canvas, bezier, fix
 from spine_det.data.phantom.xray import burn_in, expose, to_uint8
 
+GAMMA_LO, GAMMA_HI = 1.6, 2.6  # the LAT display gamma: real lateral films have their median grey near 75
 _S = (np.arange(8) + 0.5) / 8 * 2 - 1  # sample positions across a body's width (midpoints of 8 slices)
 
 
@@ -395,7 +396,9 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     aec = float(np.median(soft[::8, ::8])) - rng.uniform(3.0, 4.2)
     body = np.clip(soft / np.float32(1.0), 0, 1)  # where the trunk is (and scatters)
     x = expose(A - np.float32(max(aec, 0.0)), fr.scale, rng, thick=soft, scatter_mask=body)
-    x = np.power(x, np.float32(rng.uniform(1.1, 1.8)))  # lateral films are displayed darker than AP ones
+    # lateral films are displayed darker than AP ones (the soft tissue in the low greys, air black) and with
+    # headroom above the densest bone: real lateral films rarely saturate
+    x = np.power(x, np.float32(rng.uniform(GAMMA_LO, GAMMA_HI))) * np.float32(rng.uniform(0.82, 0.95))
     img = to_uint8(x, rng)
     marker = str(rng.choice(["L", "R"]))
     lines = [patient_id.replace("(", "").replace(")", ""), "LAT",
