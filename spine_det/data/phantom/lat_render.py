@@ -258,8 +258,8 @@ def _posterior(A: np.ndarray, fr: Frame, v: Vertebra, rng: np.random.Generator, 
     h, half = v.h_axis, v.depth / 2
     for sh in (-dd, dd):
         off = np.array([sh, sh * 0.2])
-        _plate(A, fr, fr.local(v, pe["pedicle"] + off), v.ped_w, mu_t, mu_c, 0.9)
-        _plate(A, fr, fr.local(v, pe["pillar"] + off), rng.uniform(8, 12), mu_t, mu_c, 0.9)
+        _plate(A, fr, fr.local(v, pe["pedicle"] + off), v.ped_w, mu_t, mu_c, 1.5)  # a cortical tube
+        _plate(A, fr, fr.local(v, pe["pillar"] + off), rng.uniform(10, 15), mu_t, mu_c, 1.2)
         # the transverse process points along the ray: a dense oval where it leaves the pillar
         tp = np.array([half + 9.0 + 0.2 * half + 3, -0.05 * h]) + off
         cx = fr.local(v, tp)
@@ -267,7 +267,7 @@ def _posterior(A: np.ndarray, fr: Frame, v: Vertebra, rng: np.random.Generator, 
         pts = cv2.ellipse2Poly((0, 0), (100, 100), 0, 0, 360, 20).astype(np.float64) / 100.0
         oval = cx + pts * np.array(ax)
         _plate(A, fr, oval, 0.45 * v.tp_len, mu_t, mu_c, 0.7, edge=2.0)
-    _plate(A, fr, fr.local(v, lat_spinous(v)), rng.uniform(6, 9), mu_t, mu_c, 0.8)
+    _plate(A, fr, fr.local(v, lat_spinous(v)), rng.uniform(7, 11), mu_t, mu_c, 1.2)
 
 
 def _ribs(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, y_front: float, y_back: float,
@@ -382,10 +382,11 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     # adult and elderly bodies: the trabecular core loses density first (osteopenia), the cortical shell and
     # the endplates keep theirs, so a body reads as a bright rim around an interior little denser than soft tissue
     core_f, shell_f = rng.uniform(0.3, 0.75), rng.uniform(1.2, 1.7)
+    post_f = rng.uniform(1.3, 2.0)  # the posterior arch is compact bone: pedicles, facets and laminae stand out
     for v in spine.vertebrae:
         f = (24.0 / v.depth) ** k_lum  # big lumbar bodies are more porous
         _body(A, fr, v, mu_t * f * core_f, mu_c * f * shell_f, tex, tex_amp, shell, plate)
-        _posterior(A, fr, v, rng, mu_t * f, mu_c * f)
+        _posterior(A, fr, v, rng, mu_t * f * post_f, mu_c * f * post_f)
     back = _back_y(spine, np.array([spine.level("T6").centre[2]]))[0] + 30
     front = back - 2 * rng.uniform(95, 120)
     _ribs(A, spine, fr, rng, front, back - 25, mu_t, mu_c)
