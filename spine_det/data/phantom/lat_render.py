@@ -40,7 +40,6 @@ from spine_det.data.phantom.ap_render import MU_WATER, _box, _cov, _grid, _tube,
 from spine_det.data.phantom.render import Canvas, bezier, fix
 from spine_det.data.phantom.xray import burn_in, expose, to_uint8
 
-GAMMA_LO, GAMMA_HI = 1.6, 2.6  # the LAT display gamma: real lateral films have their median grey near 75
 _S = (np.arange(8) + 0.5) / 8 * 2 - 1  # sample positions across a body's width (midpoints of 8 slices)
 
 
@@ -397,9 +396,13 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     aec = float(np.median(soft[::8, ::8])) - rng.uniform(3.0, 4.2)
     body = np.clip(soft / np.float32(1.0), 0, 1)  # where the trunk is (and scatters)
     x = expose(A - np.float32(max(aec, 0.0)), fr.scale, rng, thick=soft, scatter_mask=body)
-    # lateral films are displayed darker than AP ones (the soft tissue in the low greys, air black) and with
-    # headroom above the densest bone: real lateral films rarely saturate
-    x = np.power(x, np.float32(rng.uniform(GAMMA_LO, GAMMA_HI))) * np.float32(rng.uniform(0.82, 0.95))
+    # lateral films are displayed darker than AP ones and with a wider grey range: the processing stretches the
+    # film about its median (air black, bone bright), a gamma puts the soft tissue in the low greys, and the
+    # window leaves headroom above the densest bone (real lateral films rarely saturate). Calibrated on real
+    # lateral lumbar films: grey p25/p50/p75/p95 near 30/70/120/180, a quarter of the film below 20
+    m = np.float32(np.median(x[::4, ::4]))
+    x = np.clip(m + (x - m) * np.float32(rng.uniform(1.3, 1.7)), 0.0, 1.0)
+    x = np.power(x, np.float32(rng.uniform(1.8, 2.8))) * np.float32(rng.uniform(0.8, 0.92))
     img = to_uint8(x, rng)
     marker = str(rng.choice(["L", "R"]))
     lines = [patient_id.replace("(", "").replace(")", ""), "LAT",
