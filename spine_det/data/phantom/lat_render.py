@@ -15,15 +15,21 @@ length across the trunk; :mod:`xray` then forms the image as it does for AP.
 * vertebral bodies C7..L5: the LAT outline of :mod:`anatomy` extruded across
   the body's width (round anterior, flat posterior cross-section), with a
   cortical shell that is bright where the rays run tangentially (walls,
-  endplates), a trabecular core with streaked texture, dish-shaped endplates
+  endplates) around a trabecular core of adult-to-elderly density, little
+  denser than soft tissue (on real films a body reads as its rim), with
+  streaked texture, dish-shaped endplates
   (the central profile the masks follow, the rim a little higher or lower) and
   the coronal tilt of scoliosis that turns an endplate into a band;
 * pedicles, articular pillars (facets and laminae) and transverse processes of
   both sides, offset by the axial rotation, and the spinous process, as rounded
-  plates of the masks' polygons; discs are soft tissue (nothing above water);
+  plates of compact bone on the masks' polygons; discs are soft tissue;
 * ribs of both sides (the far side magnified more), sternum, scapulae, humeral
-  heads and arms over the upper thoracic levels; sacrum, iliac wings with their
-  crests and femoral heads over the lumbosacral ones.
+  heads and arms over the upper thoracic levels; sacrum, iliac wings (their
+  crests arching over L4-L5 and the pelvic brim as bright curved lines) and
+  femoral heads over the lumbosacral ones;
+* display: darker than AP and stretched about the median, calibrated on real
+  lateral lumbar films (dev/lat_real_stats.py): median grey near 70, a quarter
+  of the film near-black, little saturation.
 """
 from __future__ import annotations
 
@@ -349,9 +355,10 @@ def _pelvis(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, mu
     cz = spine.crest_z
     for _ in range(2):
         dy, dz = rng.uniform(-8, 8), rng.uniform(-8, 8)
-        asis = np.array([y_ant - rng.uniform(35, 55), cz + 40])
-        psis = np.array([y_post + 25, cz + 30])
-        top = np.array([y_ant + 15, cz - 15])
+        # the crest arches over L4-L5 (its top at or above the L4/L5 disc), from the ASIS to the PSIS
+        asis = np.array([y_ant - rng.uniform(40, 70), cz + rng.uniform(25, 45)])
+        psis = np.array([y_post + rng.uniform(20, 40), cz + rng.uniform(15, 35)])
+        top = np.array([y_ant + rng.uniform(0, 30), cz - rng.uniform(20, 45)])
         crest = bezier(asis, top, psis, 14)
         back = bezier(psis, [y_post + 30, 55], [y_post + 5, 75], 8)
         low = bezier([y_post + 5, 75], [y_ant + 20, 95], [y_ant + 5, 125], 8)
@@ -359,7 +366,9 @@ def _pelvis(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, mu
         wing = np.concatenate([crest, back, low, front]) + [dy, dz]
         wpx = fr.px(np.stack([np.zeros(len(wing)), wing[:, 0], wing[:, 1]], -1))
         _plate(A, fr, wpx, rng.uniform(7, 11), mu_t, 0.6 * mu_c, 1.0, edge=15.0, tex=tex)
-        _tube(A, fr, wpx[:14], rng.uniform(3.0, 4.0), mu_t, mu_c, shell=1.0, depth=rng.uniform(0.8, 1.6))  # crest
+        # the crest's thick rim and the pelvic brim (arcuate line) run along the ray: bright curved lines
+        _tube(A, fr, wpx[:14], rng.uniform(3.0, 4.5), mu_t, mu_c, shell=1.2, depth=rng.uniform(1.5, 3.0))
+        _tube(A, fr, wpx[22:30], rng.uniform(2.0, 3.0), mu_t, mu_c, shell=1.0, depth=rng.uniform(1.0, 2.0))
         fh = fr.px(np.array([0, y_ant - 10 + dy, rng.uniform(125, 140) + dz]))
         _ball(A, fr, fh, rng.uniform(22, 26), mu_t, mu_c, 2.5)
 
