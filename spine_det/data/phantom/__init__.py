@@ -14,9 +14,13 @@ layout, so every model, test and benchmark runs without it::
 Each patient is one 3-D spine C7..L5 + sacrum/pelvis with lordosis/kyphosis,
 a scoliosis (none, single or double curve, Cobb 0-90 deg, apical vertebrae
 axially rotated toward the convexity), size variation, a rib cage, clavicles,
-lungs, heart and diaphragm (``anatomy``). The LAT view is painted as 2-D shapes
-(``render``) over a field drawn at random: full spine (T1 near the top, with
-ribs, lungs, heart, trachea, sternum, scapulae and raised arms), thoracolumbar
+lungs, heart and diaphragm (``anatomy``). The LAT view is a radiograph formed from
+attenuation integrated along left-right rays through the same 3-D solids seen from
+the side (``lat_render``: bodies with a cortical rim around a lighter trabecular
+core, pedicles, facets and spinous processes, ribs, lungs, heart, bowel gas,
+iliac crests and femoral heads) and the same image chain as AP (``xray``), displayed
+darker as lateral films are, over a field drawn at random: full spine (T1 near the
+top, with ribs, lungs, heart, trachea, sternum, scapulae and raised arms), thoracolumbar
 (from T3-T8), or the lumbar series' field (T9 cut by the top edge); 30 % of the
 LAT films are functional views of that series, the lumbar spine bent forward
 (flexion, 4-9 deg per disc from L5/S1 to T12/L1) or backward (extension, 2-5 deg)

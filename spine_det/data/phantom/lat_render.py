@@ -15,15 +15,21 @@ length across the trunk; :mod:`xray` then forms the image as it does for AP.
 * vertebral bodies C7..L5: the LAT outline of :mod:`anatomy` extruded across
   the body's width (round anterior, flat posterior cross-section), with a
   cortical shell that is bright where the rays run tangentially (walls,
-  endplates), a trabecular core with streaked texture, dish-shaped endplates
+  endplates) around a trabecular core of adult-to-elderly density, little
+  denser than soft tissue (on real films a body reads as its rim), with
+  streaked texture, dish-shaped endplates
   (the central profile the masks follow, the rim a little higher or lower) and
   the coronal tilt of scoliosis that turns an endplate into a band;
 * pedicles, articular pillars (facets and laminae) and transverse processes of
   both sides, offset by the axial rotation, and the spinous process, as rounded
-  plates of the masks' polygons; discs are soft tissue (nothing above water);
+  plates of compact bone on the masks' polygons; discs are soft tissue;
 * ribs of both sides (the far side magnified more), sternum, scapulae, humeral
-  heads and arms over the upper thoracic levels; sacrum, iliac wings with their
-  crests and femoral heads over the lumbosacral ones.
+  heads and arms over the upper thoracic levels; sacrum, iliac wings (their
+  crests arching over L4-L5 and the pelvic brim as bright curved lines) and
+  femoral heads over the lumbosacral ones;
+* display: darker than AP and stretched about the median, calibrated on real
+  lateral lumbar films (dev/lat_real_stats.py): median grey near 70, a quarter
+  of the film near-black, little saturation.
 """
 from __future__ import annotations
 
@@ -257,8 +263,8 @@ def _posterior(A: np.ndarray, fr: Frame, v: Vertebra, rng: np.random.Generator, 
     h, half = v.h_axis, v.depth / 2
     for sh in (-dd, dd):
         off = np.array([sh, sh * 0.2])
-        _plate(A, fr, fr.local(v, pe["pedicle"] + off), v.ped_w, mu_t, mu_c, 0.9)
-        _plate(A, fr, fr.local(v, pe["pillar"] + off), rng.uniform(8, 12), mu_t, mu_c, 0.9)
+        _plate(A, fr, fr.local(v, pe["pedicle"] + off), v.ped_w, mu_t, mu_c, 1.5)  # a cortical tube
+        _plate(A, fr, fr.local(v, pe["pillar"] + off), rng.uniform(10, 15), mu_t, mu_c, 1.2)
         # the transverse process points along the ray: a dense oval where it leaves the pillar
         tp = np.array([half + 9.0 + 0.2 * half + 3, -0.05 * h]) + off
         cx = fr.local(v, tp)
@@ -266,7 +272,7 @@ def _posterior(A: np.ndarray, fr: Frame, v: Vertebra, rng: np.random.Generator, 
         pts = cv2.ellipse2Poly((0, 0), (100, 100), 0, 0, 360, 20).astype(np.float64) / 100.0
         oval = cx + pts * np.array(ax)
         _plate(A, fr, oval, 0.45 * v.tp_len, mu_t, mu_c, 0.7, edge=2.0)
-    _plate(A, fr, fr.local(v, lat_spinous(v)), rng.uniform(6, 9), mu_t, mu_c, 0.8)
+    _plate(A, fr, fr.local(v, lat_spinous(v)), rng.uniform(7, 11), mu_t, mu_c, 1.2)
 
 
 def _ribs(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, y_front: float, y_back: float,
@@ -349,9 +355,10 @@ def _pelvis(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, mu
     cz = spine.crest_z
     for _ in range(2):
         dy, dz = rng.uniform(-8, 8), rng.uniform(-8, 8)
-        asis = np.array([y_ant - rng.uniform(35, 55), cz + 40])
-        psis = np.array([y_post + 25, cz + 30])
-        top = np.array([y_ant + 15, cz - 15])
+        # the crest arches over L4-L5 (its top at or above the L4/L5 disc), from the ASIS to the PSIS
+        asis = np.array([y_ant - rng.uniform(40, 70), cz + rng.uniform(25, 45)])
+        psis = np.array([y_post + rng.uniform(20, 40), cz + rng.uniform(15, 35)])
+        top = np.array([y_ant + rng.uniform(0, 30), cz - rng.uniform(20, 45)])
         crest = bezier(asis, top, psis, 14)
         back = bezier(psis, [y_post + 30, 55], [y_post + 5, 75], 8)
         low = bezier([y_post + 5, 75], [y_ant + 20, 95], [y_ant + 5, 125], 8)
@@ -359,7 +366,9 @@ def _pelvis(A: np.ndarray, spine: Spine, fr: Frame, rng: np.random.Generator, mu
         wing = np.concatenate([crest, back, low, front]) + [dy, dz]
         wpx = fr.px(np.stack([np.zeros(len(wing)), wing[:, 0], wing[:, 1]], -1))
         _plate(A, fr, wpx, rng.uniform(7, 11), mu_t, 0.6 * mu_c, 1.0, edge=15.0, tex=tex)
-        _tube(A, fr, wpx[:14], rng.uniform(3.0, 4.0), mu_t, mu_c, shell=1.0, depth=rng.uniform(0.8, 1.6))  # crest
+        # the crest's thick rim and the pelvic brim (arcuate line) run along the ray: bright curved lines
+        _tube(A, fr, wpx[:14], rng.uniform(3.0, 4.5), mu_t, mu_c, shell=1.2, depth=rng.uniform(1.5, 3.0))
+        _tube(A, fr, wpx[22:30], rng.uniform(2.0, 3.0), mu_t, mu_c, shell=1.0, depth=rng.uniform(1.0, 2.0))
         fh = fr.px(np.array([0, y_ant - 10 + dy, rng.uniform(125, 140) + dz]))
         _ball(A, fr, fh, rng.uniform(22, 26), mu_t, mu_c, 2.5)
 
@@ -377,11 +386,15 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     tex = cv2.resize(n, (w, h), interpolation=cv2.INTER_LINEAR)
     tex_amp = rng.uniform(0.15, 0.35)
     k_lum = rng.uniform(0.2, 1.0)
-    shell, plate = rng.uniform(0.8, 1.3), rng.uniform(0.8, 1.4)
+    shell, plate = rng.uniform(1.0, 1.6), rng.uniform(1.0, 1.8)
+    # adult and elderly bodies: the trabecular core loses density first (osteopenia), the cortical shell and
+    # the endplates keep theirs, so a body reads as a bright rim around an interior little denser than soft tissue
+    core_f, shell_f = rng.uniform(0.3, 0.75), rng.uniform(1.2, 1.7)
+    post_f = rng.uniform(1.3, 2.0)  # the posterior arch is compact bone: pedicles, facets and laminae stand out
     for v in spine.vertebrae:
         f = (24.0 / v.depth) ** k_lum  # big lumbar bodies are more porous
-        _body(A, fr, v, mu_t * f, mu_c * f, tex, tex_amp, shell, plate)
-        _posterior(A, fr, v, rng, mu_t * f, mu_c * f)
+        _body(A, fr, v, mu_t * f * core_f, mu_c * f * shell_f, tex, tex_amp, shell, plate)
+        _posterior(A, fr, v, rng, mu_t * f * post_f, mu_c * f * post_f)
     back = _back_y(spine, np.array([spine.level("T6").centre[2]]))[0] + 30
     front = back - 2 * rng.uniform(95, 120)
     _ribs(A, spine, fr, rng, front, back - 25, mu_t, mu_c)
@@ -392,7 +405,13 @@ def render_lat3d(spine: Spine, fr: Frame, rng: np.random.Generator, patient_id: 
     aec = float(np.median(soft[::8, ::8])) - rng.uniform(3.0, 4.2)
     body = np.clip(soft / np.float32(1.0), 0, 1)  # where the trunk is (and scatters)
     x = expose(A - np.float32(max(aec, 0.0)), fr.scale, rng, thick=soft, scatter_mask=body)
-    x = np.power(x, np.float32(rng.uniform(1.1, 1.8)))  # lateral films are displayed darker than AP ones
+    # lateral films are displayed darker than AP ones and with a wider grey range: the processing stretches the
+    # film about its median (air black, bone bright), a gamma puts the soft tissue in the low greys, and the
+    # window leaves headroom above the densest bone (real lateral films rarely saturate). Calibrated on real
+    # lateral lumbar films: grey p25/p50/p75/p95 near 30/70/120/180, a quarter of the film below 20
+    m = np.float32(np.median(x[::4, ::4]))
+    x = np.clip(m + (x - m) * np.float32(rng.uniform(1.3, 1.7)), 0.0, 1.0)
+    x = np.power(x, np.float32(rng.uniform(1.8, 2.8))) * np.float32(rng.uniform(0.8, 0.92))
     img = to_uint8(x, rng)
     marker = str(rng.choice(["L", "R"]))
     lines = [patient_id.replace("(", "").replace(")", ""), "LAT",
