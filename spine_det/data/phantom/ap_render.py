@@ -21,6 +21,7 @@ Every structure adds its line integral (e-folds) to one map ``A``:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -194,34 +195,62 @@ def _breasts(spine: Spine, fr: Frame, rng: np.random.Generator, x_t: float) -> n
 
 
 # ------------------------------------------------------------------ bones
-def _body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float, tex: np.ndarray, waist: float = 0.07) -> None:
-    """Elliptic-cylinder body with a cortical shell and endplates, integrated along AP rays."""
+class _BodySection(NamedTuple):
+    """The pixels around a vertebral body and its cross-section along AP rays, which the intact and the
+    fractured drawings share: local coordinates (u across, w along the body's axis), the half-width with the
+    concave waist, the ray's path through the whole body (t_o) and its trabecular core (t_i), the coverage of
+    the lateral walls and the endplate band's half-height."""
+
+    pxm: float
+    ct: float
+    side: float
+    box: Tuple[int, int, int, int]
+    u: np.ndarray
+    w: np.ndarray
+    a: np.ndarray
+    t_o: np.ndarray
+    t_i: np.ndarray
+    cu: np.ndarray
+    hb: np.ndarray
+
+
+def _body_section(fr: Frame, v: Vertebra, h_box: float, waist: float) -> Optional[_BodySection]:
+    """The section of ``v`` over the pixels of a body ``h_box`` mm tall; None when it is off the film."""
     pxm = 1.0 / fr.scale
     a = v.width / 2
     ct, st = math.cos(v.theta), abs(math.sin(v.theta))
     side = 0.5 * (v.ha + v.hp)
     hb_max = 0.5 * v.depth * st + 1.0
-    corners = fr.local(v, np.array([[-a, -side * ct / 2 - hb_max], [a, -side * ct / 2 - hb_max],
-                                    [-a, side * ct / 2 + hb_max], [a, side * ct / 2 + hb_max]]))
+    corners = fr.local(v, np.array([[-a, -h_box * ct / 2 - hb_max], [a, -h_box * ct / 2 - hb_max],
+                                    [-a, h_box * ct / 2 + hb_max], [a, h_box * ct / 2 + hb_max]]))
     box = _box(fr, corners, 2)
     if box is None:
-        return
+        return None
     cols, rows = _grid(box)
     u, w = fr.to_local(v, cols, rows)
     hh0 = max(side * ct / 2, 1e-3)
     a = a * (1.0 - waist * np.clip(1 - (w / hh0) ** 2, 0, 1))  # concave lateral walls
-    uu = np.clip(np.abs(u) / a, 0, 1)
-    hh = (v.hm + (side - v.hm) * uu * uu) * ct / 2
     q = np.clip(1 - (u / a) ** 2, 0, None)
     shell = 1.2
     ai = a - shell
     t_o = v.depth * np.sqrt(q)
     t_i = (v.depth - 2 * shell) * np.sqrt(np.clip(1 - (u / ai) ** 2, 0, None))
     cu = _cov(a - np.abs(u), pxm)
-    x0, y0, x1, y1 = box
+    hb = np.maximum(0.5 * v.depth * st * np.sqrt(q), 0.6 * pxm) + 0.4
+    return _BodySection(pxm, ct, side, box, u, w, a, t_o, t_i, cu, hb)
+
+
+def _body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: float, tex: np.ndarray, waist: float = 0.07) -> None:
+    """Elliptic-cylinder body with a cortical shell and endplates, integrated along AP rays."""
+    sec = _body_section(fr, v, 0.5 * (v.ha + v.hp), waist)
+    if sec is None:
+        return
+    pxm, u, w, a, t_o, t_i, cu, hb = sec.pxm, sec.u, sec.w, sec.a, sec.t_o, sec.t_i, sec.cu, sec.hb
+    uu = np.clip(np.abs(u) / a, 0, 1)
+    hh = (v.hm + (sec.side - v.hm) * uu * uu) * sec.ct / 2
+    x0, y0, x1, y1 = sec.box
     core = mu_t * t_i * (1.0 + 0.2 * tex[y0:y1, x0:x1]) + mu_c * (t_o - t_i)
     val = cu * _cov(hh - np.abs(w), pxm) * core
-    hb = np.maximum(0.5 * v.depth * st * np.sqrt(q), 0.6 * pxm) + 0.4
     for sgn in (-1.0, 1.0):
         band = _cov(hb - np.abs(w - sgn * hh), pxm)
         val += cu * band * mu_c * t_o * 1.0 / (2 * hb)
@@ -253,31 +282,13 @@ def _fractured_body(A: np.ndarray, fr: Frame, v: Vertebra, mu_t: float, mu_c: fl
     lowers it all. The trabecular bone of the lost height (``h_exp`` - height) is partly kept, compacted in a
     sclerotic band under the superior endplate (the impaction zone of a recent fracture). With flat endplates at
     ``h_exp`` it draws what :func:`_body` draws."""
-    pxm = 1.0 / fr.scale
-    a = v.width / 2
-    ct, st = math.cos(v.theta), abs(math.sin(v.theta))
-    side = 0.5 * (v.ha + v.hp)
-    h_top = max(v.ha, v.hm, v.hp, side)
-    hb_max = 0.5 * v.depth * st + 1.0
-    corners = fr.local(v, np.array([[-a, -h_top * ct / 2 - hb_max], [a, -h_top * ct / 2 - hb_max],
-                                    [-a, h_top * ct / 2 + hb_max], [a, h_top * ct / 2 + hb_max]]))
-    box = _box(fr, corners, 2)
-    if box is None:
+    sec = _body_section(fr, v, max(v.ha, v.hm, v.hp, 0.5 * (v.ha + v.hp)), waist)
+    if sec is None:
         return
-    cols, rows = _grid(box)
-    u, w = fr.to_local(v, cols, rows)
-    hh0 = max(side * ct / 2, 1e-3)
-    a = a * (1.0 - waist * np.clip(1 - (w / hh0) ** 2, 0, 1))  # concave lateral walls
-    q = np.clip(1 - (u / a) ** 2, 0, None)
-    shell = 1.2
-    ai = a - shell
-    t_o = v.depth * np.sqrt(q)
-    t_i = (v.depth - 2 * shell) * np.sqrt(np.clip(1 - (u / ai) ** 2, 0, None))
-    cu = _cov(a - np.abs(u), pxm)
-    x0, y0, x1, y1 = box
+    pxm, ct, u, w, a, t_o, t_i, cu, hb = sec.pxm, sec.ct, sec.u, sec.w, sec.a, sec.t_o, sec.t_i, sec.cu, sec.hb
+    x0, y0, x1, y1 = sec.box
     trab = mu_t * t_i * (1.0 + 0.2 * tex[y0:y1, x0:x1])
     core = trab + mu_c * (t_o - t_i)
-    hb = np.maximum(0.5 * v.depth * st * np.sqrt(q), 0.6 * pxm) + 0.4
     s = np.clip(u / a, -1, 1)
     band_px = COMPACTION_BAND_MM * ct / 2
     inside, compacted, plates, slabs = (np.zeros_like(u) for _ in range(4))
