@@ -188,3 +188,21 @@ def test_scored_instances_keep_the_npz_threshold_and_read_scores_beside_a_label_
     (tmp_path / "ap_vertebra_instances.json").write_text(json.dumps({"instances": [{"score": v} for v in (0.9, 0.2, 0.7, 0.5)]}))
     got, scores = load_scored_instances(png)
     assert scores == [0.9, 0.2, 0.7, 0.5] and len(got) == 4  # the label map is kept whole
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_level_hints_name_a_spine_whose_ends_are_missing(seed):
+    """T1, T2 and L5 not found: gaps and sizes alone cannot tell which end is short (seeds 1 and 2 shift
+    every name by one without hints); a model's noisy level numbers can, and one wild hint does not undo it."""
+    rng = np.random.default_rng(seed)
+    _, masks = scoliotic_spine(rng, scale=rng.uniform(2.2, 3.0))
+    masks, truth = masks[2:-1], list(VERTEBRA_NAMES)[2:-1]
+    hints = np.arange(3.0, 17.0) + rng.normal(0, 0.4, len(masks))  # level numbers: T1 = 1, ..., L5 = 17
+    assert assign_levels(masks, level_hints=hints).names == truth
+    hints[5] += 4.0  # one wild hint (T8 called L1)
+    a = assign_levels(masks, level_hints=hints)
+    assert a.names == truth and a.missing == []
+    if seed in (1, 2):
+        assert assign_levels(masks).names != truth
+    with pytest.raises(ValueError, match="level hints"):
+        assign_levels(masks, level_hints=hints[:-1])

@@ -23,9 +23,10 @@ from torch.utils.data import Dataset
 from spine_det.data.aasce import read_landmarks
 from spine_det.data.io import DataError, read_image
 from spine_det.data.seg_dataset import Letterbox, degrade, jitter_intensity, network_image, normalize, random_affine
+from spine_det.data.phantom.anatomy import ALL_LEVELS
 
 __all__ = ["LandmarkDataset", "PHANTOM_CORNER_KEYS", "quads_to_film", "quads_to_network", "read_vertebra_corners",
-           "samples_with_corners"]
+           "level_numbers", "read_vertebra_names", "samples_with_corners"]
 
 PHANTOM_GT = "ground_truth.json"
 # the phantom's corner names in TL, TR, BL, BR order, per view
@@ -54,6 +55,34 @@ def read_vertebra_corners(sample: Any) -> Optional[np.ndarray]:
         raise DataError(gt, f"no {levels_key}/{corners_key} corners ({type(e).__name__}: {e})") from None
 
 
+def read_vertebra_names(sample: Any) -> Optional[List[str]]:
+    """The level name of each vertebra of :func:`read_vertebra_corners` (same order: ``vertebrae`` of an
+    AASCE ``landmarks.json``, ``name`` of the phantom's levels), or None when the dataset names none."""
+    view_dir = Path(sample.image).parent
+    lm = read_landmarks(view_dir)
+    if lm is not None:
+        names = lm.get("vertebrae")
+        return [str(n) for n in names] if names else None
+    gt = view_dir.parent / PHANTOM_GT
+    if not gt.is_file():
+        return None
+    try:
+        levels = json.loads(gt.read_text(encoding="utf-8"))[PHANTOM_CORNER_KEYS[sample.view][0]]
+        return [str(lv["name"]) for lv in levels]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def level_numbers(names: Optional[Sequence[str]], n: int) -> np.ndarray:
+    """(n,) level numbers of vertebra names, C7 = 0, T1 = 1, ..., L5 = 17 (the landmark network's level
+    channel); NaN for a name outside that list, all NaN without names."""
+    out = np.full(int(n), np.nan)
+    for k, name in enumerate(list(names or [])[: int(n)]):
+        if name in ALL_LEVELS:
+            out[k] = float(ALL_LEVELS.index(name))
+    return out
+
+
 def quads_to_network(quads: np.ndarray, lb: Letterbox) -> np.ndarray:
     """Film pixels -> network-input pixels of the letterbox ``lb`` (pixel centres kept: x' + 0.5 = (x + 0.5) s)."""
     q = np.asarray(quads, dtype=np.float64).reshape(-1, 4, 2)
@@ -76,9 +105,9 @@ def _warp_quads(quads: np.ndarray, m: np.ndarray, flipped: bool) -> np.ndarray:
 
 
 class LandmarkDataset(Dataset):
-    """One item per film: ``image`` (C, H, W), ``index`` and the targets ``encode(quads in network pixels)``
-    returns as ``(heatmap, regression, weight)`` arrays; ``quads(i)`` gives a film's corners in network
-    pixels (validation)."""
+    """One item per film: ``image`` (C, H, W), ``index`` and the targets ``encode(quads in network pixels,
+    levels=level numbers)`` returns as ``(heatmap, regression, weight)`` arrays; ``quads(i)`` gives a film's
+    corners in network pixels (validation), ``levels(i)`` their level numbers (NaN where unnamed)."""
 
     def __init__(self, samples: Sequence[Any], size: Tuple[int, int], encode: Callable[[np.ndarray], tuple],
                  aug: Any = None, in_channels: int = 1, clahe: float = 0.0, seed: int = 0,
@@ -88,6 +117,7 @@ class LandmarkDataset(Dataset):
         self.in_channels, self.clahe, self.resize = in_channels, float(clahe), resize
         self.seed, self.epoch = int(seed), 0
         self._cache: Dict[int, Tuple[np.ndarray, np.ndarray, Letterbox]] = {}
+        self._levels: Dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -104,10 +134,15 @@ class LandmarkDataset(Dataset):
                 raise DataError(s.image, "no vertebra corners (landmarks.json or the phantom's ground_truth.json)")
             img, lb = network_image(read_image(s.image), self.size, self.resize, self.clahe)
             self._cache[i] = (img, quads_to_network(corners, lb), lb)
+            self._levels[i] = level_numbers(read_vertebra_names(s), len(corners))
         return self._cache[i]
 
     def quads(self, i: int) -> np.ndarray:
         return self.load(i)[1]
+
+    def levels(self, i: int) -> np.ndarray:
+        self.load(i)
+        return self._levels[i]
 
     def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
         img, quads, _ = self.load(i)
@@ -119,7 +154,7 @@ class LandmarkDataset(Dataset):
                 img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
                 quads = _warp_quads(quads, m, flipped=np.linalg.det(m[:, :2]) < 0)
             img = jitter_intensity(degrade(img, self.aug, rng), self.aug, rng)
-        heat, reg, weight = self.encode(quads)
+        heat, reg, weight = self.encode(quads, levels=self.levels(i))
         return {"image": normalize(img, self.in_channels), "heatmap": torch.from_numpy(heat),
                 "regression": torch.from_numpy(reg), "weight": torch.from_numpy(weight), "index": i}
 

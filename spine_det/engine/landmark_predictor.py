@@ -3,7 +3,8 @@ out, each drawn as one instance mask.
 
 The film is letterboxed as in training, the stride-4 maps are decoded (:func:`decode_maps`: 3 x 3 peak
 NMS, top-k, score threshold) and the corners mapped back to film pixels. Each instance dict carries its
-``quad`` (TL, TR, BL, BR, film pixels), so ``spine-det predict`` writes the corners into
+``quad`` (TL, TR, BL, BR, film pixels) and, from a network with the level channel, its ``level_number`` (C7 = 0,
+T1 = 1, ..., L5 = 17; the post-processing's hint), so ``spine-det predict`` writes them into
 ``<task>_instances.json`` and the Cobb route (``spine-det measure-cobb --source quads``) takes them as
 they are; the instance masks (filled quadrilaterals) and their union are what the evaluator scores.
 """
@@ -23,11 +24,11 @@ from spine_det.data.seg_dataset import network_image, normalize
 from spine_det.engine.predictor import BoxMasks, CheckpointError, SegmentationPredictor, TaskPrediction, check_grey_image
 from spine_det.modeling.families.landmark import KEY
 from spine_det.modeling.landmark_net import build_landmark_net
-from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, OFFSET, decode_maps
+from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, LEVEL, OFFSET, Peak, decode_maps
 from spine_det.modeling.registry import require_family
 from spine_det.utils.checkpoint_io import load_plain
 
-__all__ = ["LandmarkPredictor", "quad_box_mask", "load_landmark_checkpoint"]
+__all__ = ["LandmarkPredictor", "checkpoint_has_levels", "merge_mirrored_peaks", "unmirror_quad", "quad_box_mask", "load_landmark_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ def load_landmark_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(ck, dict) or "model" not in ck:
         raise CheckpointError(f"{path}: not a spine_det landmark checkpoint (no 'model' entry)")
     return ck
+
+
+def checkpoint_has_levels(ck: Dict[str, Any]) -> bool:
+    """Whether a landmark checkpoint's head has the level channel (older checkpoints have 11 outputs)."""
+    last = ck.get("model", {}).get("head.1.weight")  # LandmarkNet.head[-1], the 1 x 1 output convolution
+    return last is not None and int(last.shape[0]) > LEVEL.start
 
 
 def quad_box_mask(quad: np.ndarray, shape: Tuple[int, int]) -> Optional[Tuple[int, int, np.ndarray]]:
@@ -59,6 +66,46 @@ def quad_box_mask(quad: np.ndarray, shape: Tuple[int, int]) -> Optional[Tuple[in
     return y0, x0, crop.astype(bool)
 
 
+def unmirror_quad(quad: np.ndarray, width: int) -> np.ndarray:
+    """A quadrilateral found on the mirrored image (``width`` px wide) in the image's own pixels: x -> width - 1 - x,
+    and left and right corners swapped back (TL <-> TR, BL <-> BR)."""
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2).copy()
+    q[:, 0] = width - 1 - q[:, 0]
+    return q[[1, 0, 3, 2]]
+
+
+def merge_mirrored_peaks(direct: List[Peak], mirrored: List[Peak], max_instances: int, threshold: float) -> List[Peak]:
+    """The test-time flip's answer: each vertebra of the direct pass paired with the mirrored pass's nearest one
+    (centres closer than half the vertebra's height, best scores first, one-to-one) and averaged (score,
+    corners, level number); a vertebra only one pass found keeps half its score, as if the other said 0.
+    Then the score threshold and the top ``max_instances`` again."""
+    def centre(p: Peak) -> np.ndarray:
+        return p.quad.mean(axis=0)
+
+    def height(p: Peak) -> float:
+        q = p.quad
+        return 0.5 * float(np.linalg.norm(q[2] - q[0]) + np.linalg.norm(q[3] - q[1]))
+
+    free = list(range(len(mirrored)))
+    out: List[Peak] = []
+    for a in direct:
+        best, best_d = None, 0.5 * height(a)
+        for j in free:
+            d = float(np.linalg.norm(centre(mirrored[j]) - centre(a)))
+            if d < best_d:
+                best, best_d = j, d
+        if best is None:
+            out.append(a._replace(score=a.score / 2))
+            continue
+        free.remove(best)
+        b = mirrored[best]
+        levels = [v for v in (a.level, b.level) if np.isfinite(v)]
+        out.append(Peak((a.score + b.score) / 2, (a.quad + b.quad) / 2, float(np.mean(levels)) if levels else float("nan")))
+    out += [mirrored[j]._replace(score=mirrored[j].score / 2) for j in free]
+    out = [p for p in out if p.score >= threshold]
+    return sorted(out, key=lambda p: -p.score)[: max(0, int(max_instances))]
+
+
 class LandmarkPredictor(SegmentationPredictor):
     """``LandmarkPredictor(cfg, weights)(grey_uint8) -> {task: TaskPrediction}`` with instance masks."""
 
@@ -76,9 +123,9 @@ class LandmarkPredictor(SegmentationPredictor):
             cfg_pre = cfg.clone()
             cfg_pre.defrost()
             cfg_pre.MODEL.PRETRAINED = False  # weights come from the checkpoint
-            model = build_landmark_net(cfg_pre)
-            if weights:
-                ck = load_landmark_checkpoint(weights)
+            ck = load_landmark_checkpoint(weights) if weights else None
+            model = build_landmark_net(cfg_pre, levels=checkpoint_has_levels(ck) if ck else None)
+            if ck is not None:
                 try:
                     model.load_state_dict(ck["model"])
                 except RuntimeError as e:
@@ -107,30 +154,42 @@ class LandmarkPredictor(SegmentationPredictor):
 
     @torch.no_grad()
     def raw_maps(self, net_image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(heatmap probabilities (h, w), regression (10, h, w)) of one letterboxed network image."""
+        """(heatmap probabilities (h, w), regression (10 or 11 with levels, h, w)) of one letterboxed network image."""
         x = normalize(net_image, self.cfg.MODEL.IN_CHANNELS).unsqueeze(0).to(self.device)
         out = self.model(x)[0].float()
         heat = torch.sigmoid(out[HEATMAP][0]).cpu().numpy()
-        reg = torch.cat([out[OFFSET], out[CORNERS]]).cpu().numpy()
-        return heat, reg
+        parts = [out[OFFSET], out[CORNERS]] + ([out[LEVEL]] if out.shape[0] > LEVEL.start else [])
+        return heat, torch.cat(parts).cpu().numpy()
 
-    def decode_network(self, net_image: np.ndarray) -> List[Tuple[float, np.ndarray]]:
-        """(score, quad in network pixels) of one letterboxed network image, best first."""
+    def decode_network(self, net_image: np.ndarray) -> List[Peak]:
+        """(score, quad in network pixels, level number) of one letterboxed network image, best first; with
+        ``TEST.HFLIP`` the film and its mirror, merged (:func:`merge_mirrored_peaks`)."""
+        k = int(self.cfg.LANDMARK.MAX_INSTANCES)
         heat, reg = self.raw_maps(net_image)
-        return decode_maps(heat, reg, self.model.stride, int(self.cfg.LANDMARK.MAX_INSTANCES), self.threshold)
+        if not bool(self.cfg.TEST.HFLIP):
+            return decode_maps(heat, reg, self.model.stride, k, self.threshold)
+        # each pass down to half the threshold: a vertebra one pass sees at 0.5 and the other at 0.15 averages 0.33
+        direct = decode_maps(heat, reg, self.model.stride, 2 * k, self.threshold / 2)
+        heat_m, reg_m = self.raw_maps(np.ascontiguousarray(net_image[:, ::-1]))
+        mirrored = [p._replace(quad=unmirror_quad(p.quad, net_image.shape[1]))
+                    for p in decode_maps(heat_m, reg_m, self.model.stride, 2 * k, self.threshold / 2)]
+        return merge_mirrored_peaks(direct, mirrored, k, self.threshold)
 
-    def predict_quads(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """((N, 4, 2) corners in film pixels, TL TR BL BR; (N,) scores), best first."""
+    def predict_quads(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """((N, 4, 2) corners in film pixels, TL TR BL BR; (N,) scores; (N,) level numbers, NaN without the
+        level channel), best first."""
         cfg = self.cfg
         net, lb = network_image(check_grey_image(image), (cfg.INPUT.HEIGHT, cfg.INPUT.WIDTH), cfg.INPUT.RESIZE,
                                 float(cfg.INPUT.CLAHE))
         found = self.decode_network(net)
         if not found:
-            return np.zeros((0, 4, 2)), np.zeros((0,))
-        return quads_to_film(np.stack([q for _, q in found]), lb), np.array([s for s, _ in found])
+            return np.zeros((0, 4, 2)), np.zeros((0,)), np.zeros((0,))
+        return (quads_to_film(np.stack([p.quad for p in found]), lb), np.array([p.score for p in found]),
+                np.array([p.level for p in found]))
 
     def flop_count_inputs(self, image: np.ndarray) -> Tuple[Any, tuple]:
-        x = torch.zeros(1, int(self.cfg.MODEL.IN_CHANNELS), int(self.cfg.INPUT.HEIGHT), int(self.cfg.INPUT.WIDTH),
+        n = 2 if self.cfg.TEST.HFLIP else 1  # the test-time flip runs the network twice per film
+        x = torch.zeros(n, int(self.cfg.MODEL.IN_CHANNELS), int(self.cfg.INPUT.HEIGHT), int(self.cfg.INPUT.WIDTH),
                         device=self.device)
         return self.model, (x,)
 
@@ -138,16 +197,19 @@ class LandmarkPredictor(SegmentationPredictor):
         return {t: p.mask for t, p in self(image).items()}
 
     def __call__(self, image: np.ndarray) -> Dict[str, TaskPrediction]:
-        quads, scores = self.predict_quads(image)
+        quads, scores, levels = self.predict_quads(image)
         shape = image.shape[:2]
         crops, instances = [], []
-        for q, s in zip(quads, scores):
+        for q, s, lv in zip(quads, scores, levels):
             c = quad_box_mask(q, shape)
             if c is None:
                 continue
             y0, x0, m = c
             crops.append(c)
-            instances.append({"score": round(float(s), 4), "bbox": [x0, y0, int(m.shape[1]), int(m.shape[0])],
-                              "area": int(m.sum()), "quad": [[round(float(v), 2) for v in p] for p in q]})
+            inst = {"score": round(float(s), 4), "bbox": [x0, y0, int(m.shape[1]), int(m.shape[0])],
+                    "area": int(m.sum()), "quad": [[round(float(v), 2) for v in p] for p in q]}
+            if np.isfinite(lv):
+                inst["level_number"] = round(float(lv), 3)
+            instances.append(inst)
         masks = BoxMasks(shape, crops)
         return {self.task: TaskPrediction(mask=masks.union(), instances=instances, instance_masks=masks)}

@@ -7,11 +7,14 @@ the network and the loss:
 
 * the centre heatmap: CenterNet's penalty-reduced focal loss (alpha 2, beta 4), over the number of vertebrae;
 * the centre offset and the corners relative to the centre: L1 at each vertebra's centre cell, weighted
-  ``LANDMARK.OFFSET_WEIGHT`` and ``LANDMARK.CORNER_WEIGHT``.
+  ``LANDMARK.OFFSET_WEIGHT`` and ``LANDMARK.CORNER_WEIGHT``;
+* with ``LANDMARK.LEVEL_WEIGHT`` > 0, the level number (C7 = 0 .. L5 = 17): L1 at the centre cells of the
+  vertebrae whose level the dataset names.
 
 Validation decodes each validation film and scores the drawn quadrilaterals against the drawn true ones at
 network resolution (Dice, ``<task>/dice``, the selection metric; vertebrae found at IoU >= 0.5,
-``<task>/detected``). The test figures of :func:`evaluate_landmark` are the shared ScoreTable's at the
+``<task>/detected``; with levels, ``<task>/level_error``, the mean absolute error of the predicted level
+number against the nearest true vertebra's). The test figures of :func:`evaluate_landmark` are the shared ScoreTable's at the
 film's own resolution against its mask file (``semantic_metrics.json``, as every family writes), plus the
 vertebrae found per film against its instance label map (``instance_metrics.json``).
 """
@@ -44,7 +47,7 @@ from spine_det.evaluation.metrics import ScoreTable
 from spine_det.evaluation.score_files import write_scores
 from spine_det.modeling.families.landmark import KEY
 from spine_det.modeling.landmark_net import build_landmark_net
-from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, OFFSET, encode_quads
+from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, LEVEL, OFFSET, encode_quads, quad_centres
 from spine_det.modeling.semseg import count_parameters
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.progress import progress as progress_bar
@@ -70,8 +73,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, b
 
 
 def landmark_loss(out: torch.Tensor, batch: Dict[str, Any], offset_weight: float = 1.0,
-                  corner_weight: float = 0.1) -> torch.Tensor:
-    """Focal heatmap loss + weighted L1 of the centre offset and the corners at the centre cells."""
+                  corner_weight: float = 0.1, level_weight: float = 0.0) -> torch.Tensor:
+    """Focal heatmap loss + weighted L1 of the centre offset, the corners and (``level_weight`` > 0, a network
+    with the level channel) the level number at the centre cells."""
     device = out.device
     heat = batch["heatmap"].to(device, non_blocking=True)
     reg = batch["regression"].to(device, non_blocking=True)
@@ -79,8 +83,14 @@ def landmark_loss(out: torch.Tensor, batch: Dict[str, Any], offset_weight: float
     n = w.sum().clamp(min=1.0)
     l_heat = focal_loss(out[:, HEATMAP], heat)
     l_off = ((out[:, OFFSET] - reg[:, :2]).abs() * w).sum() / n
-    l_corner = ((out[:, CORNERS] - reg[:, 2:]).abs() * w).sum() / n
-    return l_heat + offset_weight * l_off + corner_weight * l_corner
+    l_corner = ((out[:, CORNERS] - reg[:, 2:10]).abs() * w).sum() / n
+    total = l_heat + offset_weight * l_off + corner_weight * l_corner
+    if level_weight > 0 and out.shape[1] > LEVEL.start:
+        target = reg[:, 10:11]
+        known = w * torch.isfinite(target).float()
+        err = (out[:, LEVEL] - torch.nan_to_num(target)).abs() * known
+        total = total + level_weight * err.sum() / known.sum().clamp(min=1.0)
+    return total
 
 
 def _encoder(cfg: Any, stride: int):
@@ -121,15 +131,24 @@ def label_map_of_quads(quads: np.ndarray, shape) -> np.ndarray:
 
 @torch.no_grad()
 def validate(predictor: LandmarkPredictor, ds: LandmarkDataset) -> Dict[str, float]:
-    """Dice (drawn quadrilaterals vs drawn truth) and vertebrae found (IoU >= 0.5) per validation film,
-    at network resolution; means over the films."""
-    table, found, true = ScoreTable(), [], []
+    """Dice (drawn quadrilaterals vs drawn truth), vertebrae found (IoU >= 0.5) and, with levels, the level
+    number's absolute error (against the true vertebra with the nearest centre) per validation film, at
+    network resolution; means over the films."""
+    table, found, true, level_err = ScoreTable(), [], [], []
     mine = range(comm.get_rank(), len(ds), comm.get_world_size())
     with inference_context(predictor.model):
         for i in mine:
             img, gt_quads, _ = ds.load(i)
-            pred = [q for _, q in predictor.decode_network(img)]
+            peaks = predictor.decode_network(img)
+            pred = [p.quad for p in peaks]
             p_lab = label_map_of_quads(np.array(pred).reshape(-1, 4, 2), img.shape)
+            true_levels = ds.levels(i)
+            if peaks and len(gt_quads) and np.isfinite([p.level for p in peaks]).any():
+                gc = quad_centres(gt_quads)
+                for p in peaks:
+                    k = int(np.argmin(np.linalg.norm(gc - quad_centres(p.quad[None])[0], axis=1)))
+                    if np.isfinite(p.level) and np.isfinite(true_levels[k]):
+                        level_err.append(abs(p.level - true_levels[k]))
             g_lab = label_map_of_quads(gt_quads, img.shape)
             table.add(i, p_lab > 0, g_lab > 0)
             m = match_instances(g_lab, p_lab)
@@ -138,11 +157,15 @@ def validate(predictor: LandmarkPredictor, ds: LandmarkDataset) -> Dict[str, flo
     rows = [r for part in comm.all_gather(table.rows) for r in part]
     found = [v for part in comm.all_gather(found) for v in part]
     true = [v for part in comm.all_gather(true) for v in part]
+    level_err = [v for part in comm.all_gather(level_err) for v in part]
     whole = ScoreTable()
     whole.extend(rows)
     s = whole.summary() if rows else {}
-    return {"dice": float(s.get("dice", math.nan)), "detected": float(np.mean(found)) if found else math.nan,
-            "all_detected": float(np.mean([f >= t > 0 for f, t in zip(found, true)])) if found else math.nan}
+    out = {"dice": float(s.get("dice", math.nan)), "detected": float(np.mean(found)) if found else math.nan,
+           "all_detected": float(np.mean([f >= t > 0 for f, t in zip(found, true)])) if found else math.nan}
+    if level_err:
+        out["level_error"] = float(np.mean(level_err))
+    return out
 
 
 def train_landmark(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, Any]:
@@ -178,7 +201,7 @@ def train_landmark(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, A
     optimizer = build_optimizer(cfg.SOLVER, net.parameters())
     clip_gradients(optimizer, cfg.SOLVER.GRAD_CLIP)
     loss = functools.partial(landmark_loss, offset_weight=float(cfg.LANDMARK.OFFSET_WEIGHT),
-                             corner_weight=float(cfg.LANDMARK.CORNER_WEIGHT))
+                             corner_weight=float(cfg.LANDMARK.CORNER_WEIGHT), level_weight=float(cfg.LANDMARK.LEVEL_WEIGHT))
     trainer = EpochTrainer(net, loss, data, optimizer, build_scheduler(cfg.SOLVER, optimizer),
                            max_epochs=cfg.SOLVER.MAX_EPOCHS, output_dir=cfg.OUTPUT_DIR, device=device,
                            amp=bool(cfg.SOLVER.AMP) and device.type == "cuda",
@@ -190,8 +213,9 @@ def train_landmark(cfg: Any, manifest: Any, resume: bool = False) -> Dict[str, A
         def evaluate() -> Dict[str, Any]:
             r = validate(predictor, datasets["val"])
             net.train()
-            logger.info("epoch %d/%d: validation %s %.4f, vertebrae found %.2f per film, all found %.2f",
-                        trainer.epoch, trainer.max_epochs, metric, r["dice"], r["detected"], r["all_detected"])
+            logger.info("epoch %d/%d: validation %s %.4f, vertebrae found %.2f per film, all found %.2f%s",
+                        trainer.epoch, trainer.max_epochs, metric, r["dice"], r["detected"], r["all_detected"],
+                        f", level error {r['level_error']:.2f}" if "level_error" in r else "")
             return {task: r}
     else:
         logger.warning("validation split is empty: selecting and early-stopping on the training loss instead")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spine_det.modeling.landmark_targets import CHANNELS, HEATMAP
+from spine_det.modeling.landmark_targets import HEATMAP, LEVEL, network_channels
 from spine_det.modeling.imagenet import adapt_first_conv, imagenet_resnet
 from spine_det.utils.errors import UserError
 
@@ -19,6 +19,7 @@ __all__ = ["LandmarkNet", "build_landmark_net"]
 
 # CenterNet's heatmap bias: sigmoid(-2.19) = 0.1, so the focal loss starts small on a mostly empty map
 HEATMAP_PRIOR_BIAS = -2.19
+LEVEL_PRIOR_BIAS = 9.0  # the level channel starts at the middle of C7 (0) .. L5 (17)
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -26,14 +27,16 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 
 class LandmarkNet(nn.Module):
-    """ResNet18 features at strides 4-32, summed top-down to stride 4; returns (N, 11, H/4, W/4) raw maps
-    (heatmap logit, centre offset, corners - centre)."""
+    """ResNet18 features at strides 4-32, summed top-down to stride 4; returns (N, 11 or 12, H/4, W/4) raw maps
+    (heatmap logit, centre offset, corners - centre, and with ``levels`` the level number)."""
 
     size_divisibility = 32
     stride = 4
 
-    def __init__(self, in_channels: int = 1, pretrained: bool = False, width: int = 64, head_width: int = 64) -> None:
+    def __init__(self, in_channels: int = 1, pretrained: bool = False, width: int = 64, head_width: int = 64,
+                 levels: bool = False) -> None:
         super().__init__()
+        self.levels = bool(levels)
         enc, loaded = imagenet_resnet("resnet18", pretrained)  # LinkNet's encoder
         if pretrained and not loaded:
             raise UserError("MODEL.PRETRAINED: torchvision's ImageNet ResNet18 weights could not be had on this machine "
@@ -44,10 +47,12 @@ class LandmarkNet(nn.Module):
         self.encoder1, self.encoder2, self.encoder3, self.encoder4 = enc.layer1, enc.layer2, enc.layer3, enc.layer4
         self.lateral = nn.ModuleList([nn.Conv2d(c, width, 1) for c in (64, 128, 256, 512)])
         self.smooth = _conv(width, width)
-        self.head = nn.Sequential(_conv(width, head_width), nn.Conv2d(head_width, CHANNELS, 1))
+        self.head = nn.Sequential(_conv(width, head_width), nn.Conv2d(head_width, network_channels(self.levels), 1))
         with torch.no_grad():
             self.head[-1].bias.zero_()
             self.head[-1].bias[HEATMAP] = HEATMAP_PRIOR_BIAS
+            if self.levels:
+                self.head[-1].bias[LEVEL] = LEVEL_PRIOR_BIAS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -67,7 +72,10 @@ class LandmarkNet(nn.Module):
         return out[..., : (h + s - 1) // s, : (w + s - 1) // s]
 
 
-def build_landmark_net(cfg: Any) -> nn.Module:
-    """The network of a landmark config (``cfg.MODEL``, ``cfg.LANDMARK``)."""
+def build_landmark_net(cfg: Any, levels: Any = None) -> nn.Module:
+    """The network of a landmark config (``cfg.MODEL``, ``cfg.LANDMARK``); the level channel when
+    ``LANDMARK.LEVEL_WEIGHT`` > 0, unless ``levels`` says otherwise (a checkpoint's own head decides)."""
+    if levels is None:
+        levels = float(cfg.LANDMARK.LEVEL_WEIGHT) > 0
     return LandmarkNet(in_channels=cfg.MODEL.IN_CHANNELS, pretrained=bool(cfg.MODEL.PRETRAINED),
-                       width=int(cfg.LANDMARK.WIDTH), head_width=int(cfg.LANDMARK.WIDTH))
+                       width=int(cfg.LANDMARK.WIDTH), head_width=int(cfg.LANDMARK.WIDTH), levels=bool(levels))

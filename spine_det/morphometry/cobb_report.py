@@ -19,7 +19,7 @@ import numpy as np
 
 from spine_det.data.aasce import VERTEBRA_NAMES, read_landmarks_file
 from spine_det.morphometry.cobb import ANGLE_NAMES, CobbResult, angle_scores, cobb_angles, smape_per_image
-from spine_det.morphometry.levels import LevelAssignment, assign_levels, kept_masks
+from spine_det.morphometry.levels import LevelAssignment, assign_levels, instance_level_hints, kept_masks
 from spine_det.morphometry.quads import _split, fill_quad, quads_from_instances, quads_from_mask, quads_of_ordered
 
 # BGR per angle, as drawn on the overlay
@@ -65,28 +65,31 @@ def levelled_corners(pred, method: str = "endplates", scores: Optional[Sequence[
     return quads_of_ordered(ordered, method, fits), list(a.names), a
 
 
-def read_predicted_quads(path: Union[str, Path]) -> Tuple[np.ndarray, List[float]]:
+def read_predicted_quads(path: Union[str, Path]) -> Tuple[np.ndarray, List[float], Optional[List[float]]]:
     """The corners a landmark model predicted (``<task>_instances.json`` of ``spine-det predict``, each
-    instance's ``quad``: TL, TR, BL, BR in film pixels) and their scores; ValueError when it has none."""
+    instance's ``quad``: TL, TR, BL, BR in film pixels), their scores and level numbers (None when the model
+    has no level channel); ValueError when it has no corners."""
     d = json.loads(Path(path).read_text(encoding="utf-8"))
     inst = [i for i in d.get("instances") or [] if isinstance(i, dict)]
     if inst and not all("quad" in i for i in inst):
         raise ValueError(f"{path}: its instances carry no 'quad' corners (predicted by a landmark model?); "
                          f"use --source instances")
     quads = np.asarray([i["quad"] for i in inst], dtype=np.float64).reshape(-1, 4, 2)
-    return quads, [float(i.get("score", 1.0)) for i in inst]
+    return quads, [float(i.get("score", 1.0)) for i in inst], instance_level_hints(inst)
 
 
 def levelled_quads(quads: np.ndarray, scores: Optional[Sequence[float]], shape: Tuple[int, int],
-                   names: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, List[str], Optional[LevelAssignment]]:
+                   names: Optional[Sequence[str]] = None, level_hints: Optional[Sequence[float]] = None
+                   ) -> Tuple[np.ndarray, List[str], Optional[LevelAssignment]]:
     """Predicted corners after the order-aware post-processing of :func:`levelled_corners` (run on the
-    filled quadrilaterals): at most one per level (the best-scoring of a level's group), top to bottom,
-    each named. The corners are kept as predicted, not fitted again."""
+    filled quadrilaterals, with the model's level numbers as hints where it gives them): at most one per
+    level (the best-scoring of a level's group), top to bottom, each named. The corners are kept as
+    predicted, not fitted again."""
     quads = np.asarray(quads, dtype=np.float64).reshape(-1, 4, 2)
     if len(quads) == 0:
         return np.zeros((0, 4, 2)), [], None
     sc = np.ones(len(quads)) if scores is None else np.asarray(scores, dtype=np.float64)
-    a = assign_levels([fill_quad(q, shape) for q in quads], sc, list(names or VERTEBRA_NAMES))
+    a = assign_levels([fill_quad(q, shape) for q in quads], sc, list(names or VERTEBRA_NAMES), level_hints=level_hints)
     kept = [max(g, key=lambda k: sc[k]) for g in a.groups]
     return quads[kept] if kept else np.zeros((0, 4, 2)), list(a.names), a
 

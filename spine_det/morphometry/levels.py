@@ -15,11 +15,14 @@ to the expected list of levels before they measure. This module does that in thr
    (body + disc heights, the mean adult table the phantom draws from, times one scale per film, searched
    on a grid), and how well the change of their areas fits the change of the levels' body areas (a
    scale-free term). A candidate may be left out (cost grows with its score), a level may be missing
-   (cost per level, less at the ends of the list, where a film's field may stop).
+   (cost per level, less at the ends of the list, where a film's field may stop). Where the model itself
+   says which level a candidate is (the landmark family's level number), matching it elsewhere costs
+   ((level - hint) / ``LEVEL_HINT_TOL``)^2, at most ``LEVEL_HINT_CAP``: the gaps and sizes cannot tell
+   which end of the list is missing, the hints can, and one wild hint is outvoted by its neighbours.
 3. **Result.** Per input candidate its level name or None (rejected), and the kept candidates in
    level order, with the names the Cobb report then prints ("T5-T11").
 
-Everything is a function of the candidates and their scores: no image, no training.
+Everything is a function of the candidates, their scores and hints: no image, no training.
 """
 from __future__ import annotations
 
@@ -46,6 +49,9 @@ REJECT_COST = (0.5, 4.0)  # leaving a candidate out costs a + b x score
 # correctly 53 % -> 74 % (the detector misses L5 in 38 % of films, so a bottom-anchored count shifts the names)
 MAX_CANDIDATES_PER_LEVEL = 3  # more candidates than this x levels: only the highest-scoring ones enter the fit
 SCALE_STEPS = 41  # scales (px per mm along the spine) tried per film
+LEVEL_HINT_TOL = 1.0  # sd, in levels, of a model's level number around the true level; of 0.25 / 0.5 / 1 the one
+# naming most vertebrae right on the 48 AASCE validation films (landmarks with levels, seed 0: 74 / 77 / 80 %)
+LEVEL_HINT_CAP = 4.0  # a hint costs at most this (a truncated quadratic): one wild hint cannot move the fit
 
 
 @dataclass
@@ -95,13 +101,15 @@ def _scale_free_costs(t: np.ndarray, log_area: np.ndarray, reject: np.ndarray, p
 
 
 def _dp(fixed: np.ndarray, gap: np.ndarray, dpos: np.ndarray, cum: np.ndarray,
-        scale: float) -> Tuple[float, List[Tuple[int, int]]]:
-    """Best matching (candidate i -> level l, both increasing) at one scale: (cost, [(i, l), ...])."""
+        scale: float, unary: Optional[np.ndarray] = None) -> Tuple[float, List[Tuple[int, int]]]:
+    """Best matching (candidate i -> level l, both increasing) at one scale: (cost, [(i, l), ...]);
+    ``unary`` (i, l): an extra cost of matching candidate i to level l (the level hints)."""
     n, L = gap.shape[0], dpos.shape[0]
+    u = np.zeros((n, L)) if unary is None else unary
     expected = scale * dpos[None, :, None, :]
     g = (gap[:, None, :, None] - expected) / (GAP_TOL * expected)
-    trans = fixed + g ** 2  # (i', l', i, l)
-    cost = cum[:-1][:, None] + END_COST[0] * np.arange(L)[None, :]  # start: i first matched, at level l
+    trans = fixed + g ** 2 + u[None, None, :, :]  # (i', l', i, l)
+    cost = cum[:-1][:, None] + END_COST[0] * np.arange(L)[None, :] + u  # start: i first matched, at level l
     back = np.full((n, L, 2), -1, dtype=np.int64)
     for i in range(1, n):
         cand = cost[:i, :, None] + trans[:i, :, i, :]  # (i', l', l)
@@ -122,14 +130,30 @@ def _dp(fixed: np.ndarray, gap: np.ndarray, dpos: np.ndarray, cum: np.ndarray,
     return total, path[::-1]
 
 
+def hint_costs(hints: np.ndarray, names: Sequence[str], tol: float = LEVEL_HINT_TOL) -> np.ndarray:
+    """(candidates, levels) cost of each candidate at each level of ``names`` given its hint (a level number
+    on ALL_LEVELS: C7 = 0, T1 = 1, ..., L5 = 17): ((number of the level - hint) / tol)^2; 0 where the hint is
+    NaN or the name is not in ALL_LEVELS; at most ``LEVEL_HINT_CAP``."""
+    num = np.array([float(ALL_LEVELS.index(n)) if n in ALL_LEVELS else np.nan for n in names])
+    d = (num[None, :] - np.asarray(hints, dtype=np.float64).reshape(-1, 1)) / float(tol)
+    return np.minimum(np.nan_to_num(d ** 2, nan=0.0), LEVEL_HINT_CAP)
+
+
 def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]] = None,
-                  names: Sequence[str] = VERTEBRA_NAMES, off_curve: float = OFF_CURVE) -> LevelAssignment:
+                  names: Sequence[str] = VERTEBRA_NAMES, off_curve: float = OFF_CURVE,
+                  level_hints: Optional[Sequence[float]] = None, hint_tol: Optional[float] = None) -> LevelAssignment:
     """Fit vertebra candidates (boolean masks of one film, any order) to the level list ``names`` (top to
-    bottom); see the module docstring. ``scores``: the detector's confidence per mask (None: all 1)."""
+    bottom); see the module docstring. ``scores``: the detector's confidence per mask (None: all 1);
+    ``level_hints``: the model's level number per mask (C7 = 0 .. L5 = 17; NaN or None: no hint), trusted
+    to ``hint_tol`` levels (None: ``LEVEL_HINT_TOL``)."""
     n_in = len(masks)
+    hint_tol = LEVEL_HINT_TOL if hint_tol is None else float(hint_tol)
     sc = np.ones(n_in) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(sc) != n_in:
         raise ValueError(f"{len(sc)} scores for {n_in} masks")
+    hints = np.full(n_in, np.nan) if level_hints is None else np.asarray(level_hints, dtype=np.float64).reshape(-1)
+    if len(hints) != n_in:
+        raise ValueError(f"{len(hints)} level hints for {n_in} masks")
     if len(names) == 0:
         raise ValueError("an empty level list")
     out = LevelAssignment(levels=[None] * n_in)
@@ -164,7 +188,9 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
     t, areas = t[order], areas[order]
     pos, body = level_centres_mm(names)
     if len(cands) == 1:
-        path = [(0, int(np.argmin(np.abs(np.log(body / body.mean())))))]
+        h = hints[max(cands[0][1], key=lambda j: sc[j])]
+        path = [(0, int(np.argmin(hint_costs(np.array([h]), names, hint_tol)[0])) if np.isfinite(h)
+                 else int(np.argmin(np.abs(np.log(body / body.mean())))))]
         scale = float("nan")
     else:
         reject = np.array([REJECT_COST[0] + REJECT_COST[1] * c[2] for c in cands])
@@ -173,9 +199,11 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
         steps = np.diff(pos)
         lo, hi = 0.5 * med_gap / steps.max(), 1.6 * med_gap / steps.min()
         fixed, gap, dpos, cum = _scale_free_costs(t, np.log(areas), reject, pos, np.log(body))
+        cand_hints = np.array([hints[max(o, key=lambda j: sc[j])] for _, o, _ in cands])
+        unary = hint_costs(cand_hints, names, hint_tol) if np.isfinite(cand_hints).any() else None
         best = (np.inf, [], float("nan"))
         for scale in np.geomspace(lo, hi, SCALE_STEPS):
-            total, p = _dp(fixed, gap, dpos, cum, float(scale))
+            total, p = _dp(fixed, gap, dpos, cum, float(scale), unary)
             if total < best[0]:
                 best = (total, p, float(scale))
         _, path, scale = best
@@ -205,6 +233,14 @@ def kept_masks(masks: Sequence[np.ndarray], assignment: LevelAssignment) -> List
     return out
 
 
+def instance_level_hints(instances: Sequence[object]) -> Optional[List[float]]:
+    """The ``level_number`` of each instance dict (a landmark model's hint; NaN where absent), or None when
+    no instance carries one."""
+    hints = [float(i["level_number"]) if isinstance(i, dict) and i.get("level_number") is not None else float("nan")
+             for i in instances]
+    return hints if np.isfinite(hints).any() else None
+
+
 def name_instance_levels(task: str, prediction) -> Dict[str, object]:
     """A predictor's vertebra instances (``prediction.instances`` dicts with their ``score``, and
     ``prediction.instance_masks``): each dict gets its ``level`` (T1..L5; None when the post-processing
@@ -214,7 +250,8 @@ def name_instance_levels(task: str, prediction) -> Dict[str, object]:
     if getattr(prediction, "instance_masks", None) is None or not task.endswith("_vertebra") or not prediction.instances:
         return {}
     a = assign_levels([prediction.instance_masks[k] for k in range(len(prediction.instances))],
-                      [float(i.get("score", 1.0)) for i in prediction.instances])
+                      [float(i.get("score", 1.0)) for i in prediction.instances],
+                      level_hints=instance_level_hints(prediction.instances))
     for inst, level in zip(prediction.instances, a.levels):
         inst["level"] = level
     rec = a.as_dict()
@@ -222,4 +259,5 @@ def name_instance_levels(task: str, prediction) -> Dict[str, object]:
     return {"levels": rec}
 
 
-__all__ = ["LevelAssignment", "assign_levels", "kept_masks", "level_centres_mm", "name_instance_levels"]
+__all__ = ["LEVEL_HINT_CAP", "LEVEL_HINT_TOL", "LevelAssignment", "assign_levels", "hint_costs", "instance_level_hints", "kept_masks",
+           "level_centres_mm", "name_instance_levels"]

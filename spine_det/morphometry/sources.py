@@ -98,6 +98,26 @@ def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[Lis
     return masks, [float(inst[v - 1].get("score", 1.0)) if isinstance(inst[v - 1], dict) else 1.0 for v in ids]
 
 
+def load_level_hints(path: Path) -> Optional[List[float]]:
+    """The ``level_number`` a landmark model gave each instance of an ``_instances.png`` (from the
+    ``_instances.json`` beside it; in the order of :func:`load_scored_instances`' masks, NaN where absent),
+    or None when no instance carries one (every other model)."""
+    if not path.name.endswith("_instances.png"):
+        return None
+    side = path.with_name(path.name[: -len("_instances.png")] + "_instances.json")
+    try:
+        inst = json.loads(side.read_text(encoding="utf-8")).get("instances") if side.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(inst, list) or not any(isinstance(i, dict) and i.get("level_number") is not None for i in inst):
+        return None
+    _, ids = _label_png(path)
+    if ids and max(ids) > len(inst):
+        return None
+    return [float(inst[v - 1]["level_number"]) if isinstance(inst[v - 1], dict) and inst[v - 1].get("level_number")
+            is not None else float("nan") for v in ids]
+
+
 def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, instances: bool) -> Optional[Path]:
     """The first prediction file for (image key, task) in the convention above, or None."""
     folder = Path(pred_dir) / key

@@ -33,7 +33,7 @@ from spine_det.data.prepare import prepare_dataset
 from spine_det.evaluation.instance_quality import match_instances, summarise
 from spine_det.morphometry.levels import assign_levels, kept_masks
 from spine_det.morphometry.quads import split_semantic
-from spine_det.morphometry.sources import load_scored_instances
+from spine_det.morphometry.sources import load_level_hints, load_scored_instances
 from spine_det.tasks import get_task
 from spine_det.utils.cli import as_user_error, fraction_closed_right, non_negative_int, reports_user_errors
 from spine_det.utils.errors import UserError
@@ -53,16 +53,18 @@ def levelled_label_map(inst: Path, sem: Path, shape, split_mask: bool):
     """(label map of the kept vertebrae, k = k-th kept top to bottom; their level names; what was read)
     after order-aware post-processing (spine_det.morphometry.levels) of the instances, or of the
     semantic mask's pieces (split at the discs with ``split_mask``, else its components)."""
+    hints = None
     if inst.is_file():
         masks, scores = load_scored_instances(inst)
-        kind = "instances, levels"
+        hints = load_level_hints(inst)
+        kind = "instances, levels" + (" (the model's level numbers as hints)" if hints else "")
     else:
         mask = read_mask(sem, shape=shape)
         lab = components(mask)
         masks = split_semantic(mask) if split_mask else [lab == v for v in range(1, int(lab.max()) + 1)]
         scores = None
         kind = "mask split at the discs, levels" if split_mask else "mask components, levels"
-    a = assign_levels(masks, scores)
+    a = assign_levels(masks, scores, level_hints=hints)
     return label_map(kept_masks(masks, a), shape), list(a.names), kind
 
 

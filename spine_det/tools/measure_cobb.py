@@ -273,12 +273,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 corners, names = lm["corners"], lm["names"]
             elif args.source == "quads":
                 qf = find_quads_file(args.pred_dir, it)
-                quads, scores = read_predicted_quads(qf) if qf is not None else (None, None)
+                quads, scores, hints = read_predicted_quads(qf) if qf is not None else (None, None, None)
                 if quads is None:
                     logger.warning("%s: no quads prediction; scored as 0 vertebrae", it["key"])
                     corners = np.zeros((0, 4, 2))
                 elif args.levels:
-                    corners, names, assignment = levelled_quads(quads, scores, (h, w))
+                    corners, names, assignment = levelled_quads(quads, scores, (h, w), level_hints=hints)
                     rec["missing_levels"] = " ".join(assignment.missing) if assignment else ""
                 else:
                     corners = quads[np.argsort(quads[:, :, 1].mean(axis=1), kind="stable")] if len(quads) else quads
