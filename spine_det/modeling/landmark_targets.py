@@ -20,7 +20,7 @@ Plain numpy, so the round trip is tested without a network (tests/test_landmark.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
