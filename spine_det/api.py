@@ -151,11 +151,12 @@ def check_config_fits_checkpoint(predictor: Any, checkpoint: Union[str, os.PathL
 
 def load_predictor(checkpoint: Union[str, os.PathLike], config_file: Optional[Union[str, os.PathLike]] = None,
                    device: str = "auto", model: Optional[str] = None, score_threshold: Optional[float] = None,
-                   how_to_choose: str = "pass model=<family>") -> "Predictor":
+                   how_to_choose: str = "pass model=<family>", test_flip: Optional[bool] = None) -> "Predictor":
     """The one way ``spine-det predict`` and :meth:`Predictor.from_checkpoint` load a model: the same
     rules for every argument (spine_det.utils.arguments), ``config_file`` resolved as a path or a shipped
     config name, ``device="auto"`` to the GPU when there is one, and a config that contradicts the
-    checkpoint's tasks refused."""
+    checkpoint's tasks refused; ``test_flip`` (None: the checkpoint's setting) turns the test-time flip
+    (``TEST.HFLIP``) on or off for the families that have one (LinkNet, smp, landmark)."""
     from spine_det.engine.predictor import build_predictor
 
     if score_threshold is not None:
@@ -171,6 +172,13 @@ def load_predictor(checkpoint: Union[str, os.PathLike], config_file: Optional[Un
     predictor = build_predictor(name, str(checkpoint), **kwargs)
     if config is not None:
         check_config_fits_checkpoint(predictor, checkpoint, config)
+    if test_flip is not None:
+        cfg = getattr(predictor, "cfg", None)
+        if cfg is None or "HFLIP" not in getattr(cfg, "TEST", {}):
+            raise ValueError(f"test_flip: the {name} family has no test-time flip (LinkNet, smp and landmark models have)")
+        cfg.defrost()
+        cfg.TEST.HFLIP = bool(test_flip)
+        cfg.freeze()
     return Predictor(predictor, name, checkpoint=Path(checkpoint), config_file=config)
 
 
@@ -215,6 +223,7 @@ class Predictor:
         device: str = "auto",
         model: Optional[str] = None,
         score_threshold: Optional[float] = None,
+        test_flip: Optional[bool] = None,
     ) -> "Predictor":
         """Load a checkpoint written by ``spine-det train-net`` / ``train-linknet`` (``model_best.pth``).
 
@@ -224,8 +233,10 @@ class Predictor:
         ``"cuda"`` or ``"cuda:N"``. ``model``: the family, read from the checkpoint when not given.
         ``score_threshold``: Mask R-CNN's instance score / LinkNet's probability threshold, in [0, 1]
         (default: the config's, or the one tuned on validation). A value outside these rules is a
-        ValueError naming the argument, as ``spine-det predict`` refuses it."""
-        return load_predictor(path, config_file=config_file, device=device, model=model, score_threshold=score_threshold)
+        ValueError naming the argument, as ``spine-det predict`` refuses it. ``test_flip``: the image and its
+        mirror averaged (True) or not (False) for LinkNet, smp and landmark models; default: the checkpoint's."""
+        return load_predictor(path, config_file=config_file, device=device, model=model, score_threshold=score_threshold,
+                              test_flip=test_flip)
 
     @property
     def tasks(self) -> List[str]:

@@ -239,3 +239,22 @@ def test_a_checkpoint_with_levels_writes_level_numbers_the_post_processing_reads
     assert inst and all(i["level_number"] == 7.25 for i in inst)
     hints = load_level_hints(f.parent / "ap_vertebra_instances.png")
     assert hints is not None and len(hints) >= 1 and set(hints) == {7.25}
+
+
+def test_test_flip_is_switched_per_load_for_the_families_that_have_it(trained, monkeypatch):
+    from spine_det.api import Predictor
+
+    monkeypatch.setenv("SPINE_DET_CACHE", str(trained / "cache"))
+    ck = trained / "run" / "model_best.pth"
+    assert Predictor.from_checkpoint(ck, device="cpu").predictor.cfg.TEST.HFLIP  # the family's default: on
+    off = Predictor.from_checkpoint(ck, device="cpu", test_flip=False)
+    assert not off.predictor.cfg.TEST.HFLIP
+    calls = []
+    raw = off.predictor.raw_maps
+    monkeypatch.setattr(off.predictor, "raw_maps", lambda img: calls.append(img.shape) or raw(img))
+    off.predictor(np.full((256, 96), 90, np.uint8))
+    assert len(calls) == 1  # one pass without the flip
+    on = Predictor.from_checkpoint(ck, device="cpu", test_flip=True)
+    monkeypatch.setattr(on.predictor, "raw_maps", lambda img: calls.append(img.shape) or raw(img))
+    on.predictor(np.full((256, 96), 90, np.uint8))
+    assert len(calls) == 3  # the film and its mirror

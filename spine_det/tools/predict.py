@@ -210,11 +210,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--score-threshold", type=argparse_type(check_probability), default=None,
                     help="the predictor's threshold in [0, 1] (instance models: paste instances with score ≥ this; "
                          "semantic models: probability threshold)")
+    ap.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
+                    help="LinkNet, smp and landmark models: predict each image and its mirror and average them "
+                         "(twice the inference), or not (--no-test-flip); default: the checkpoint's own setting")
     args = ap.parse_args(argv)
 
     with as_user_error(KeyError, ValueError):  # the API's loader: the same argument, config, device and task checks
         loaded = load_predictor(args.checkpoint, config_file=args.config_file, device=args.device, model=args.model,
-                                score_threshold=args.score_threshold, how_to_choose="give --model")
+                                score_threshold=args.score_threshold, how_to_choose="give --model",
+                                test_flip=args.test_flip)
     predictor, model = loaded.predictor, loaded.model
     view = loaded.view if args.view is None else (None if args.view == "all" else args.view)
     jobs = dataset_inputs(args, view) if args.data_root is not None else folder_inputs(args, view)
