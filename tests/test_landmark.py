@@ -219,7 +219,7 @@ def test_level_channel_learns_the_phantom_level_numbers(prepared):
 def test_a_checkpoint_with_levels_writes_level_numbers_the_post_processing_reads(trained, phantom_root, load_tool,
                                                                                monkeypatch, tmp_path):
     from spine_det.engine.landmark_predictor import checkpoint_has_levels
-    from spine_det.morphometry.sources import load_level_hints
+    from spine_det.morphometry.sources import load_hinted_instances, load_scored_instances
     from spine_det.utils.checkpoint_io import load_plain, save_plain
 
     monkeypatch.setenv("SPINE_DET_CACHE", str(trained / "cache"))
@@ -237,8 +237,9 @@ def test_a_checkpoint_with_levels_writes_level_numbers_the_post_processing_reads
     f = sorted(pred.rglob("ap_vertebra_instances.json"))[0]
     inst = json.loads(f.read_text())["instances"]
     assert inst and all(i["level_number"] == 7.25 for i in inst)
-    hints = load_level_hints(f.parent / "ap_vertebra_instances.png")
-    assert hints is not None and len(hints) >= 1 and set(hints) == {7.25}
+    masks, scores, hints = load_hinted_instances(f.parent / "ap_vertebra_instances.png")
+    assert hints is not None and len(hints) == len(masks) >= 1 and set(hints) == {7.25}
+    assert scores == load_scored_instances(f.parent / "ap_vertebra_instances.png")[1]
 
 
 def test_test_flip_is_switched_per_load_for_the_families_that_have_it(trained, monkeypatch):

@@ -26,7 +26,7 @@ from spine_det.data.seg_dataset import Letterbox, degrade, jitter_intensity, net
 from spine_det.data.phantom.anatomy import ALL_LEVELS
 
 __all__ = ["LandmarkDataset", "PHANTOM_CORNER_KEYS", "quads_to_film", "quads_to_network", "read_vertebra_corners",
-           "level_numbers", "read_vertebra_names", "samples_with_corners"]
+           "level_numbers", "read_vertebrae", "samples_with_corners"]
 
 PHANTOM_GT = "ground_truth.json"
 # the phantom's corner names in TL, TR, BL, BR order, per view
@@ -37,40 +37,33 @@ PHANTOM_CORNER_KEYS = {
 }
 
 
-def read_vertebra_corners(sample: Any) -> Optional[np.ndarray]:
-    """(N, 4, 2) corners of the vertebrae of one ViewSample in film pixels (TL, TR, BL, BR), or None when
-    its dataset has none (neither ``landmarks.json`` nor the phantom's ``ground_truth.json``)."""
-    view_dir = Path(sample.image).parent
-    lm = read_landmarks(view_dir)
-    if lm is not None:
-        return np.asarray(lm["corners"], dtype=np.float64)
-    gt = view_dir.parent / PHANTOM_GT
-    if not gt.is_file():
-        return None
-    levels_key, corners_key, names = PHANTOM_CORNER_KEYS[sample.view]
-    try:
-        levels = json.loads(gt.read_text(encoding="utf-8"))[levels_key]
-        return np.array([[lv[corners_key][n] for n in names] for lv in levels], dtype=np.float64).reshape(-1, 4, 2)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(gt, f"no {levels_key}/{corners_key} corners ({type(e).__name__}: {e})") from None
-
-
-def read_vertebra_names(sample: Any) -> Optional[List[str]]:
-    """The level name of each vertebra of :func:`read_vertebra_corners` (same order: ``vertebrae`` of an
-    AASCE ``landmarks.json``, ``name`` of the phantom's levels), or None when the dataset names none."""
+def read_vertebrae(sample: Any) -> Optional[Tuple[np.ndarray, Optional[List[str]]]]:
+    """((N, 4, 2) corners of the vertebrae of one ViewSample in film pixels (TL, TR, BL, BR), the level name of
+    each or None when the dataset names none), from one read of ``landmarks.json`` (``corners``,
+    ``vertebrae``) or the phantom's ``ground_truth.json`` (each level's corners and ``name``); None when the
+    dataset has neither."""
     view_dir = Path(sample.image).parent
     lm = read_landmarks(view_dir)
     if lm is not None:
         names = lm.get("vertebrae")
-        return [str(n) for n in names] if names else None
+        return np.asarray(lm["corners"], dtype=np.float64), ([str(n) for n in names] if names else None)
     gt = view_dir.parent / PHANTOM_GT
     if not gt.is_file():
         return None
+    levels_key, corners_key, keys = PHANTOM_CORNER_KEYS[sample.view]
     try:
-        levels = json.loads(gt.read_text(encoding="utf-8"))[PHANTOM_CORNER_KEYS[sample.view][0]]
-        return [str(lv["name"]) for lv in levels]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        levels = json.loads(gt.read_text(encoding="utf-8"))[levels_key]
+        corners = np.array([[lv[corners_key][k] for k in keys] for lv in levels], dtype=np.float64).reshape(-1, 4, 2)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(gt, f"no {levels_key}/{corners_key} corners ({type(e).__name__}: {e})") from None
+    names = [lv.get("name") for lv in levels]
+    return corners, ([str(n) for n in names] if all(n is not None for n in names) else None)
+
+
+def read_vertebra_corners(sample: Any) -> Optional[np.ndarray]:
+    """The corners of :func:`read_vertebrae`, or None when the dataset has none."""
+    found = read_vertebrae(sample)
+    return None if found is None else found[0]
 
 
 def level_numbers(names: Optional[Sequence[str]], n: int) -> np.ndarray:
@@ -129,12 +122,13 @@ class LandmarkDataset(Dataset):
         """(network image uint8, quads in network pixels, letterbox), cached."""
         if i not in self._cache:
             s = self.samples[i]
-            corners = read_vertebra_corners(s)
-            if corners is None:
+            found = read_vertebrae(s)
+            if found is None:
                 raise DataError(s.image, "no vertebra corners (landmarks.json or the phantom's ground_truth.json)")
             img, lb = network_image(read_image(s.image), self.size, self.resize, self.clahe)
+            corners, names = found
             self._cache[i] = (img, quads_to_network(corners, lb), lb)
-            self._levels[i] = level_numbers(read_vertebra_names(s), len(corners))
+            self._levels[i] = level_numbers(names, len(corners))
         return self._cache[i]
 
     def quads(self, i: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from spine_det.data.seg_dataset import network_image, normalize
 from spine_det.engine.predictor import BoxMasks, CheckpointError, SegmentationPredictor, TaskPrediction, check_grey_image
 from spine_det.modeling.families.landmark import KEY
 from spine_det.modeling.landmark_net import build_landmark_net
-from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, LEVEL, OFFSET, Peak, decode_maps
+from spine_det.modeling.landmark_targets import HEATMAP, LEVEL, OFFSET, Peak, decode_maps
 from spine_det.modeling.registry import require_family
 from spine_det.utils.checkpoint_io import load_plain
 
@@ -158,8 +158,7 @@ class LandmarkPredictor(SegmentationPredictor):
         x = normalize(net_image, self.cfg.MODEL.IN_CHANNELS).unsqueeze(0).to(self.device)
         out = self.model(x)[0].float()
         heat = torch.sigmoid(out[HEATMAP][0]).cpu().numpy()
-        parts = [out[OFFSET], out[CORNERS]] + ([out[LEVEL]] if out.shape[0] > LEVEL.start else [])
-        return heat, torch.cat(parts).cpu().numpy()
+        return heat, out[OFFSET.start:].cpu().numpy()  # the regression layout: OFFSET, CORNERS (and LEVEL) in order
 
     def decode_network(self, net_image: np.ndarray) -> List[Peak]:
         """(score, quad in network pixels, level number) of one letterboxed network image, best first; with

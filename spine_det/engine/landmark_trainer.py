@@ -47,7 +47,8 @@ from spine_det.evaluation.metrics import ScoreTable
 from spine_det.evaluation.score_files import write_scores
 from spine_det.modeling.families.landmark import KEY
 from spine_det.modeling.landmark_net import build_landmark_net
-from spine_det.modeling.landmark_targets import CORNERS, HEATMAP, LEVEL, OFFSET, encode_quads, quad_centres
+from spine_det.modeling.landmark_targets import (CORNERS, HEATMAP, LEVEL, OFFSET, REG_CORNERS, REG_LEVEL, REG_OFFSET,
+                                                 encode_quads, quad_centres)
 from spine_det.modeling.semseg import count_parameters
 from spine_det.utils.fileio import atomic_write_json, atomic_write_text
 from spine_det.utils.progress import progress as progress_bar
@@ -82,11 +83,11 @@ def landmark_loss(out: torch.Tensor, batch: Dict[str, Any], offset_weight: float
     w = batch["weight"].to(device, non_blocking=True).unsqueeze(1)
     n = w.sum().clamp(min=1.0)
     l_heat = focal_loss(out[:, HEATMAP], heat)
-    l_off = ((out[:, OFFSET] - reg[:, :2]).abs() * w).sum() / n
-    l_corner = ((out[:, CORNERS] - reg[:, 2:10]).abs() * w).sum() / n
+    l_off = ((out[:, OFFSET] - reg[:, REG_OFFSET]).abs() * w).sum() / n
+    l_corner = ((out[:, CORNERS] - reg[:, REG_CORNERS]).abs() * w).sum() / n
     total = l_heat + offset_weight * l_off + corner_weight * l_corner
     if level_weight > 0 and out.shape[1] > LEVEL.start:
-        target = reg[:, 10:11]
+        target = reg[:, REG_LEVEL]
         known = w * torch.isfinite(target).float()
         err = (out[:, LEVEL] - torch.nan_to_num(target)).abs() * known
         total = total + level_weight * err.sum() / known.sum().clamp(min=1.0)

@@ -26,7 +26,7 @@ import numpy as np
 
 from spine_det.data.phantom.anatomy import ALL_LEVELS
 
-__all__ = ["CHANNELS", "HEATMAP", "OFFSET", "CORNERS", "LEVEL", "LEVEL_NAMES", "Peak", "encode_quads", "decode_maps",
+__all__ = ["CHANNELS", "HEATMAP", "OFFSET", "CORNERS", "LEVEL", "REG_CORNERS", "REG_LEVEL", "REG_OFFSET", "LEVEL_NAMES", "Peak", "encode_quads", "decode_maps",
            "network_channels", "quad_centres"]
 
 # output channels: 0 heatmap (logit), 1-2 centre offset (x, y), 3-10 corners - centre (x0, y0, ..., x3, y3),
@@ -36,6 +36,9 @@ OFFSET = slice(1, 3)
 CORNERS = slice(3, 11)
 LEVEL = slice(11, 12)
 CHANNELS = 11
+# the regression targets (encode_quads' second array, decode_maps' ``reg``) are the output channels from OFFSET on,
+# in the same order: these are their slices of that array
+REG_OFFSET, REG_CORNERS, REG_LEVEL = (slice(c.start - OFFSET.start, c.stop - OFFSET.start) for c in (OFFSET, CORNERS, LEVEL))
 LEVEL_NAMES = ALL_LEVELS  # level number k = LEVEL_NAMES[k]: C7, T1, ..., L5
 
 
@@ -74,7 +77,7 @@ def encode_quads(quads: np.ndarray, out_hw: Tuple[int, int], stride: int, sigma_
     cell, the later one's targets are kept."""
     h, w = int(out_hw[0]), int(out_hw[1])
     heat = np.zeros((1, h, w), np.float32)
-    reg = np.zeros((LEVEL.stop - OFFSET.start, h, w), np.float32)
+    reg = np.zeros((REG_LEVEL.stop, h, w), np.float32)
     weight = np.zeros((h, w), np.float32)
     quads = np.asarray(quads, dtype=np.float64).reshape(-1, 4, 2)
     lv = np.full(len(quads), np.nan) if levels is None else np.asarray(levels, dtype=np.float64).reshape(-1)
@@ -93,9 +96,9 @@ def encode_quads(quads: np.ndarray, out_hw: Tuple[int, int], stride: int, sigma_
         g = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2.0 * sigma ** 2)).astype(np.float32)
         np.maximum(heat[0], g, out=heat[0])
         heat[0, iy, ix] = 1.0
-        reg[0:2, iy, ix] = (c[0] - ix, c[1] - iy)
-        reg[2:10, iy, ix] = (qc - c).reshape(-1)
-        reg[10, iy, ix] = level
+        reg[REG_OFFSET, iy, ix] = (c[0] - ix, c[1] - iy)
+        reg[REG_CORNERS, iy, ix] = (qc - c).reshape(-1)
+        reg[REG_LEVEL.start, iy, ix] = level
         weight[iy, ix] = 1.0
     return heat, reg, weight
 
@@ -121,7 +124,7 @@ def decode_maps(heat: np.ndarray, reg: np.ndarray, stride: int, max_instances: i
     for k in order:
         y, x = int(iy[k]), int(ix[k])
         c = np.array([x + reg[0, y, x], y + reg[1, y, x]], dtype=np.float64)
-        q = c[None, :] + reg[2:10, y, x].astype(np.float64).reshape(4, 2)
-        level = float(reg[10, y, x]) if reg.shape[0] > 10 else float("nan")
+        q = c[None, :] + reg[REG_CORNERS, y, x].astype(np.float64).reshape(4, 2)
+        level = float(reg[REG_LEVEL.start, y, x]) if reg.shape[0] > REG_LEVEL.start else float("nan")
         out.append(Peak(float(heat[y, x]), q * float(stride), level))
     return out

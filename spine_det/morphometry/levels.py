@@ -187,9 +187,10 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
     cands = [cands[k] for k in order]
     t, areas = t[order], areas[order]
     pos, body = level_centres_mm(names)
+    cand_hints = np.array([hints[max(o, key=lambda j: sc[j])] for _, o, _ in cands])  # the best-scoring member's
+    unary = hint_costs(cand_hints, names, hint_tol) if np.isfinite(cand_hints).any() else None
     if len(cands) == 1:
-        h = hints[max(cands[0][1], key=lambda j: sc[j])]
-        path = [(0, int(np.argmin(hint_costs(np.array([h]), names, hint_tol)[0])) if np.isfinite(h)
+        path = [(0, int(np.argmin(unary[0])) if unary is not None
                  else int(np.argmin(np.abs(np.log(body / body.mean())))))]
         scale = float("nan")
     else:
@@ -199,8 +200,6 @@ def assign_levels(masks: Sequence[np.ndarray], scores: Optional[Sequence[float]]
         steps = np.diff(pos)
         lo, hi = 0.5 * med_gap / steps.max(), 1.6 * med_gap / steps.min()
         fixed, gap, dpos, cum = _scale_free_costs(t, np.log(areas), reject, pos, np.log(body))
-        cand_hints = np.array([hints[max(o, key=lambda j: sc[j])] for _, o, _ in cands])
-        unary = hint_costs(cand_hints, names, hint_tol) if np.isfinite(cand_hints).any() else None
         best = (np.inf, [], float("nan"))
         for scale in np.geomspace(lo, hi, SCALE_STEPS):
             total, p = _dp(fixed, gap, dpos, cum, float(scale), unary)

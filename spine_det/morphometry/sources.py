@@ -27,6 +27,7 @@ import numpy as np
 
 from spine_det.data.io import DataError, read_mask
 from spine_det.modeling.registry import family_keys, get_family
+from spine_det.morphometry.levels import instance_level_hints
 from spine_det.tasks import get_task
 
 logger = logging.getLogger(__name__)
@@ -80,13 +81,9 @@ def _scored_npz(path: Path, score_threshold: float) -> Tuple[List[np.ndarray], O
             None if scores is None else [float(scores[k]) for k in keep])
 
 
-def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[List[np.ndarray], Optional[List[float]]]:
-    """Instance masks with the model's score of each: an ``.npz`` with "scores" (instances below
-    ``score_threshold`` left out, as :func:`load_prediction` does), or an ``_instances.png`` label map (kept
-    whole: it is already the model's pasted output) with the ``_instances.json`` that ``predict`` writes
-    beside it (label k = its k-th instance). Scores are None where the files carry none."""
-    if path.name.endswith("_instances.npz"):
-        return _scored_npz(path, score_threshold)
+def _png_instances(path: Path) -> Tuple[List[np.ndarray], List[int], Optional[List[object]]]:
+    """(one mask per label, the labels, the ``instances`` of the ``_instances.json`` beside it or None when
+    it is absent, unreadable or lists fewer instances than the labels) of an ``_instances.png``."""
     masks, ids = _label_png(path)
     side = path.with_name(path.name[: -len("_instances.png")] + "_instances.json")
     try:
@@ -94,28 +91,31 @@ def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[Lis
     except (OSError, ValueError, AttributeError):
         inst = None
     if not isinstance(inst, list) or (ids and max(ids) > len(inst)):
-        return masks, None
-    return masks, [float(inst[v - 1].get("score", 1.0)) if isinstance(inst[v - 1], dict) else 1.0 for v in ids]
+        inst = None
+    return masks, ids, inst
 
 
-def load_level_hints(path: Path) -> Optional[List[float]]:
-    """The ``level_number`` a landmark model gave each instance of an ``_instances.png`` (from the
-    ``_instances.json`` beside it; in the order of :func:`load_scored_instances`' masks, NaN where absent),
-    or None when no instance carries one (every other model)."""
-    if not path.name.endswith("_instances.png"):
-        return None
-    side = path.with_name(path.name[: -len("_instances.png")] + "_instances.json")
-    try:
-        inst = json.loads(side.read_text(encoding="utf-8")).get("instances") if side.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(inst, list) or not any(isinstance(i, dict) and i.get("level_number") is not None for i in inst):
-        return None
-    _, ids = _label_png(path)
-    if ids and max(ids) > len(inst):
-        return None
-    return [float(inst[v - 1]["level_number"]) if isinstance(inst[v - 1], dict) and inst[v - 1].get("level_number")
-            is not None else float("nan") for v in ids]
+def load_hinted_instances(path: Path, score_threshold: float = 0.5
+                          ) -> Tuple[List[np.ndarray], Optional[List[float]], Optional[List[float]]]:
+    """:func:`load_scored_instances` plus the ``level_number`` a landmark model gave each instance (NaN where
+    absent; None when no instance carries one, as for every other model and for ``.npz`` files), from one
+    read of the files."""
+    if path.name.endswith("_instances.npz"):
+        return (*_scored_npz(path, score_threshold), None)
+    masks, ids, inst = _png_instances(path)
+    if inst is None:
+        return masks, None, None
+    mine = [inst[v - 1] for v in ids]
+    scores = [float(i.get("score", 1.0)) if isinstance(i, dict) else 1.0 for i in mine]
+    return masks, scores, instance_level_hints(mine)
+
+
+def load_scored_instances(path: Path, score_threshold: float = 0.5) -> Tuple[List[np.ndarray], Optional[List[float]]]:
+    """Instance masks with the model's score of each: an ``.npz`` with "scores" (instances below
+    ``score_threshold`` left out, as :func:`load_prediction` does), or an ``_instances.png`` label map (kept
+    whole: it is already the model's pasted output) with the ``_instances.json`` that ``predict`` writes
+    beside it (label k = its k-th instance). Scores are None where the files carry none."""
+    return load_hinted_instances(path, score_threshold)[:2]
 
 
 def find_prediction(pred_dir: Union[str, os.PathLike], key: str, task: str, instances: bool) -> Optional[Path]:

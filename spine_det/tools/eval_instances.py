@@ -33,7 +33,7 @@ from spine_det.data.prepare import prepare_dataset
 from spine_det.evaluation.instance_quality import match_instances, summarise
 from spine_det.morphometry.levels import assign_levels, kept_masks
 from spine_det.morphometry.quads import split_semantic
-from spine_det.morphometry.sources import load_level_hints, load_scored_instances
+from spine_det.morphometry.sources import load_hinted_instances
 from spine_det.tasks import get_task
 from spine_det.utils.cli import as_user_error, fraction_closed_right, non_negative_int, reports_user_errors
 from spine_det.utils.errors import UserError
@@ -55,8 +55,7 @@ def levelled_label_map(inst: Path, sem: Path, shape, split_mask: bool):
     semantic mask's pieces (split at the discs with ``split_mask``, else its components)."""
     hints = None
     if inst.is_file():
-        masks, scores = load_scored_instances(inst)
-        hints = load_level_hints(inst)
+        masks, scores, hints = load_hinted_instances(inst)
         kind = "instances, levels" + (" (the model's level numbers as hints)" if hints else "")
     else:
         mask = read_mask(sem, shape=shape)
